@@ -1,0 +1,98 @@
+# kiln — build, test, install, demo.  `make` builds bin/; `make test` runs everything.
+#
+#   make            build every program into bin/
+#   make deps       install the Debian packages kiln needs (as root), or print the apt-get line
+#   make test       deps + build + unit, stage and flow tests
+#   make san        the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make demo       deps + build + the main job on the committed data
+#   make bench      the benchmarks in bench/ (slow; prints tables for the README)
+#   make format     clang-format the tree
+
+CC      ?= cc
+OPT     ?= -O2 -march=native
+CFLAGS  ?= -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+STD     := -std=c11 -D_GNU_SOURCE
+LDLIBS  := -lmsgpackc -lzmq -lopenblas -lpng16 -lz -lm -lpthread
+VERSION := 0.1.0
+
+# A build variant lives in its own tree so sanitizer objects never mix with release ones.
+BUILD   ?= build/rel
+BINDIR  ?= bin
+SANFLAGS ?=
+
+ALL_CFLAGS = $(STD) $(OPT) $(CFLAGS) $(WARN) $(SANFLAGS) -Ilib -DKILN_VERSION='"$(VERSION)"' -MMD -MP
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A     := $(BUILD)/libkiln.a
+STAGE_SRC := $(sort $(filter-out stages/kiln.c,$(wildcard stages/*.c)))
+STAGES    := $(STAGE_SRC:stages/%.c=$(BINDIR)/kiln-%)
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNITS     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PROGS     := $(BINDIR)/kiln $(STAGES)
+
+all: $(PROGS) $(UNITS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BINDIR)/kiln: $(BUILD)/stages/kiln.o $(LIB_A)
+	@mkdir -p $(@D)
+	@$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/kiln-%: $(BUILD)/stages/%.o $(LIB_A)
+	@mkdir -p $(@D)
+	@$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
+	@mkdir -p $(@D)
+	@$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- dependencies: Debian packages only -------------------------------------------------
+DEPS_BUILD := gcc make pkg-config libzmq3-dev libmsgpack-dev libopenblas-dev libpng-dev zlib1g-dev
+DEPS_DATA  := dataset-fashion-mnist
+DEPS_TEST  := jq python3 python3-numpy python3-torch
+deps:
+	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA)
+test-deps:
+	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_TEST)
+
+# ---- tests --------------------------------------------------------------------------------
+test: test-deps
+	@$(MAKE) -s all
+	@KILN_BIN=$(abspath $(BINDIR)) KILN_UNITS=$(abspath $(BUILD)/tests) tests/run.sh
+
+# Sanitizer suite: a separate build tree and bin directory, same runner.
+san: test-deps
+	@$(MAKE) -s all BUILD=build/san BINDIR=build/san/bin OPT=-O1 \
+	    SANFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined'
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    KILN_SAN=1 KILN_BIN=$(abspath build/san/bin) KILN_UNITS=$(abspath build/san/tests) tests/run.sh
+
+demo: deps
+	@$(MAKE) -s all
+	@examples/demo.sh
+
+bench: all
+	@bench/run.sh
+
+format:
+	@clang-format -i lib/*.c lib/*.h stages/*.c tests/unit/*.c tests/unit/*.h
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin
+
+clean:
+	rm -rf build bin
+
+.PHONY: all deps test-deps test san demo bench format install clean

@@ -1,0 +1,66 @@
+/* util — what every kiln program shares: its name in messages, exit codes, checked
+ * allocation, number parsing and the interrupt flag that SIGINT/SIGTERM set. */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Exit codes (DESIGN.md §5). */
+enum {
+    EX_KILN_OK = 0,
+    EX_KILN_USAGE = 2,     /* bad options */
+    EX_KILN_DATA = 65,     /* bad input data */
+    EX_KILN_SOFTWARE = 70, /* internal error, out of memory */
+    EX_KILN_IO = 74,       /* I/O error or truncated stream */
+    EX_KILN_SIGINT = 130,  /* interrupted by SIGINT after a clean flush */
+    EX_KILN_SIGTERM = 143, /* interrupted by SIGTERM after a clean flush */
+};
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
+
+#define KILN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* The program name used as the prefix of every message ("kiln-load"). */
+void kiln_set_prog(const char *argv0);
+const char *kiln_prog(void);
+
+/* "prog: message" on stderr, then exit(code). */
+_Noreturn void kiln_die(int code, const char *fmt, ...) KILN_PRINTF(2, 3);
+/* "prog: message" on stderr. */
+void kiln_warn(const char *fmt, ...) KILN_PRINTF(1, 2);
+
+/* Allocation that cannot fail: on failure the program says so and exits 70. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* n*size with overflow check; exits 70 on overflow. */
+size_t xmul(size_t n, size_t size);
+
+/* Strict number parsing: the whole string must be a number in range. */
+bool parse_u64(const char *s, uint64_t *out);
+bool parse_i64(const char *s, int64_t *out);
+bool parse_f64(const char *s, double *out);
+/* Option helpers: parse or exit 2 naming the option. */
+uint64_t opt_u64(const char *opt, const char *s);
+double opt_f64(const char *opt, const char *s);
+
+/* Signals: SIGINT/SIGTERM set a flag (no SA_RESTART, so blocking reads return EINTR);
+ * SIGPIPE is ignored so a closed downstream shows up as EPIPE. */
+void kiln_signals_init(void);
+/* 0 when no stop was requested, else the signal number. */
+int kiln_stop_signal(void);
+/* The exit status for a stop by that signal: 130 or 143. */
+int kiln_stop_status(int sig);
+
+/* Monotonic seconds. */
+double kiln_now(void);
+
+/* Standard --version line. */
+void kiln_print_version(void);
+
+#endif
