@@ -102,6 +102,10 @@ msgpack_packer *kw_packer(kwriter *w);
 void kw_tensor_value(kwriter *w, const ktensor *t);
 void kwriter_end(kwriter *w);
 
+/* Write out records gathered in memory now (small records are batched; a stage about to
+ * compute for long after emitting metrics calls this). */
+void kwriter_flush(kwriter *w);
+
 /* Copy a record through unchanged except for its seq. */
 void kwriter_pass(kwriter *w, const krec *r);
 

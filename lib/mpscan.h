@@ -1,0 +1,29 @@
+/* mpscan — measures one MessagePack object in a byte buffer without trusting it.
+ *
+ * msgpack-c believes length headers: a 5-byte map32 header makes it reserve gigabytes.
+ * So before msgpack-c sees a record, mpscan walks it and enforces kiln's limits: total
+ * size, entries per map/array, nesting depth.  It also says how many bytes a partial
+ * record needs at least, so a reader fails fast on a bin32 claiming 4 GB instead of
+ * waiting for data that will never come. */
+#ifndef KILN_MPSCAN_H
+#define KILN_MPSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    size_t max_bytes;     /* whole object */
+    uint32_t max_entries; /* per map or array */
+    int max_depth;        /* nesting of maps/arrays; the top-level map is depth 1 */
+} mpscan_limits;
+
+typedef enum {
+    MPSCAN_OK,   /* *len = the object's size */
+    MPSCAN_MORE, /* incomplete: *len = a lower bound of the total size needed */
+    MPSCAN_BAD,  /* invalid or over a limit: why says which; *len = offset of the fault */
+} mpscan_result;
+
+mpscan_result mpscan(const uint8_t *p, size_t avail, const mpscan_limits *lim, size_t *len,
+                     char *why, size_t whysz);
+
+#endif

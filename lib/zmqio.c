@@ -1,0 +1,383 @@
+/* zmqio — credit-based ROUTER/DEALER record transport with acknowledged end (zmqio.h).
+ *
+ * Wire protocol, one ZeroMQ message per item (a ROUTER sees the peer's identity frame first):
+ *   receiver -> sender   'C' u32be   grant n more records of credit (also introduces a receiver)
+ *                        'A'         the eos arrived; the sender may exit
+ *                        'B'         the receiver stopped early (as a closed pipe)
+ *   sender -> receiver   'H'         hello (a connecting sender introduces itself)
+ *                        a record    a MessagePack map (hdr does not use credit)
+ */
+#include "zmqio.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "mpscan.h"
+#include "stream.h"
+#include "util.h"
+
+#define WINDOW 8          /* credit a receiver grants: records in flight per peer */
+#define MAX_PEERS 256
+#define ACK_WAIT_MS 5000  /* after a stop signal, how long to wait for acknowledgements */
+
+static void *zctx;
+
+static void *context(void) {
+    if (!zctx && !(zctx = zmq_ctx_new()))
+        kiln_die(EX_KILN_SOFTWARE, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+    return zctx;
+}
+
+static const char *strip_prefix(const char *url, bool *bind, bool default_bind) {
+    *bind = default_bind;
+    if (url[0] == '@') *bind = true;
+    if (url[0] == '>') *bind = false;
+    return (url[0] == '@' || url[0] == '>') ? url + 1 : url;
+}
+
+bool kzmq_is_url(const char *url) {
+    bool b;
+    const char *u = strip_prefix(url, &b, false);
+    return strncmp(u, "tcp://", 6) == 0 || strncmp(u, "ipc://", 6) == 0 ||
+           strncmp(u, "inproc://", 9) == 0;
+}
+
+static void *open_socket(const char *url, bool default_bind, bool *bound) {
+    const char *ep = strip_prefix(url, bound, default_bind);
+    void *s = zmq_socket(context(), *bound ? ZMQ_ROUTER : ZMQ_DEALER);
+    if (!s) kiln_die(EX_KILN_IO, "%s: cannot create socket: %s", url, zmq_strerror(errno));
+    int hwm = 4 * WINDOW, linger = 2000, one = 1;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (*bound) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    int rc = *bound ? zmq_bind(s, ep) : zmq_connect(s, ep);
+    if (rc != 0)
+        kiln_die(*bound && errno == EINVAL ? EX_KILN_USAGE : EX_KILN_IO, "%s: cannot %s: %s", url,
+                 *bound ? "bind" : "connect", zmq_strerror(errno));
+    return s;
+}
+
+typedef struct {
+    uint8_t id[256];
+    size_t idlen;
+    uint64_t credit, count, taken_since_grant;
+    bool ended, gone, acked;
+} peer;
+
+static peer *find_peer(peer *peers, int n, const uint8_t *id, size_t idlen) {
+    for (int i = 0; i < n; i++)
+        if (peers[i].idlen == idlen && memcmp(peers[i].id, id, idlen) == 0) return &peers[i];
+    return NULL;
+}
+
+/* Receive one message (and the identity frame before it on a ROUTER).  Returns false on a
+ * timeout or, when interruptible, on a stop signal. */
+static bool recv_msg(void *s, bool router, zmq_msg_t *idf, zmq_msg_t *msg, int timeout_ms,
+                     bool interruptible) {
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    for (;;) {
+        int rc = zmq_msg_recv(router ? idf : msg, s, 0);
+        if (rc >= 0 && router) rc = zmq_msg_recv(msg, s, 0);
+        if (rc >= 0) return true;
+        if (errno == EAGAIN) return false;
+        if (errno == EINTR) {
+            if (interruptible && kiln_stop_signal()) return false;
+            continue;
+        }
+        kiln_die(EX_KILN_IO, "ZeroMQ receive failed: %s", zmq_strerror(errno));
+    }
+}
+
+/* Send [id] payload; false when the peer is unreachable (it has gone). */
+static bool send_to(void *s, const peer *p, const void *data, size_t n) {
+    for (;;) {
+        int rc = 0;
+        if (p) rc = zmq_send(s, p->id, p->idlen, ZMQ_SNDMORE);
+        if (rc >= 0) rc = zmq_send(s, data, n, 0);
+        if (rc >= 0) return true;
+        if (errno == EINTR) continue;
+        if (errno == EHOSTUNREACH) return false;
+        kiln_die(EX_KILN_IO, "ZeroMQ send failed: %s", zmq_strerror(errno));
+    }
+}
+
+static void pack_eos(msgpack_sbuffer *sb, uint64_t seq, uint64_t count, const char *status) {
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_str_with_body(&pk, "eos", 3);
+    msgpack_pack_str_with_body(&pk, "seq", 3);
+    msgpack_pack_uint64(&pk, seq);
+    msgpack_pack_str_with_body(&pk, "count", 5);
+    msgpack_pack_uint64(&pk, count);
+    msgpack_pack_str_with_body(&pk, "status", 6);
+    msgpack_pack_str_with_body(&pk, status, strlen(status));
+}
+
+/* ================================ receiving ============================================== */
+
+struct kzin {
+    char *url;
+    void *sock;
+    bool router;
+    int want_peers, npeers, nended;
+    peer peers[MAX_PEERS];
+    zmq_msg_t idf, msg;
+    bool have_hdr, done;
+    uint64_t total;
+    char status[16];
+    msgpack_sbuffer eos;
+    msgpack_unpacked unp;
+};
+
+static void grant(kzin *z, peer *p, uint32_t n) {
+    uint8_t m[5] = {'C', (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    send_to(z->sock, z->router ? p : NULL, m, sizeof m);
+}
+
+kzin *kzin_open(const char *url, int peers) {
+    kzin *z = xcalloc(1, sizeof *z);
+    z->url = xstrdup(url);
+    z->sock = open_socket(url, false, &z->router);
+    z->want_peers = z->router ? peers : 1;
+    if (z->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
+    zmq_msg_init(&z->idf);
+    zmq_msg_init(&z->msg);
+    msgpack_sbuffer_init(&z->eos);
+    msgpack_unpacked_init(&z->unp);
+    strcpy(z->status, "ok");
+    if (!z->router) { /* a connecting receiver introduces itself with its first credit */
+        z->npeers = 1;
+        grant(z, &z->peers[0], WINDOW);
+    }
+    return z;
+}
+
+/* What a sender's record says of itself: its type, and for an eos its count and status. */
+static void peek(kzin *z, const uint8_t *p, size_t n, char *type, uint64_t *count, char *status) {
+    mpscan_limits lim = {n, KILN_MAX_CONTAINER, KILN_MAX_DEPTH};
+    char why[128];
+    size_t len, off = 0;
+    type[0] = 0;
+    if (mpscan(p, n, &lim, &len, why, sizeof why) != MPSCAN_OK || len != n) return;
+    if (msgpack_unpack_next(&z->unp, (const char *)p, n, &off) != MSGPACK_UNPACK_SUCCESS) return;
+    kobj_cstr(kobj_get(&z->unp.data, "t"), type, 32);
+    const msgpack_object *c = kobj_get(&z->unp.data, "count");
+    *count = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? c->via.u64 : 0;
+    if (!kobj_cstr(kobj_get(&z->unp.data, "status"), status, 16)) strcpy(status, "ok");
+}
+
+int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
+    if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->url);
+    for (;;) {
+        if (!recv_msg(z->sock, z->router, &z->idf, &z->msg, -1, true)) return 0;
+        const uint8_t *p = zmq_msg_data(&z->msg);
+        size_t n = zmq_msg_size(&z->msg);
+        peer *pe = &z->peers[0];
+        if (z->router) {
+            pe = find_peer(z->peers, z->npeers, zmq_msg_data(&z->idf), zmq_msg_size(&z->idf));
+            if (!pe) {
+                if (z->npeers == MAX_PEERS) continue;
+                pe = &z->peers[z->npeers++];
+                pe->idlen = zmq_msg_size(&z->idf) < sizeof pe->id ? zmq_msg_size(&z->idf) : 0;
+                memcpy(pe->id, zmq_msg_data(&z->idf), pe->idlen);
+                grant(z, pe, WINDOW);
+            }
+        }
+        if (n == 1 && p[0] == 'H') continue;
+        char type[32], status[16];
+        uint64_t count = 0;
+        peek(z, p, n, type, &count, status);
+        if (strcmp(type, "hdr") == 0) {
+            if (z->have_hdr) continue; /* every fan-in sender sends one; pass on the first */
+            z->have_hdr = true;
+        } else if (strcmp(type, "eos") == 0) {
+            send_to(z->sock, z->router ? pe : NULL, "A", 1);
+            if (!pe->ended) {
+                pe->ended = true;
+                z->nended++;
+                z->total += count;
+                if (strcmp(status, "ok") != 0) snprintf(z->status, sizeof z->status, "%s", status);
+            }
+            if (z->nended < z->want_peers) continue;
+            z->done = true;
+            pack_eos(&z->eos, 0, z->total, z->status);
+            *out = (const uint8_t *)z->eos.data;
+            *outn = z->eos.size;
+            return 1;
+        } else if (++pe->taken_since_grant >= WINDOW / 2) {
+            grant(z, pe, (uint32_t)pe->taken_since_grant);
+            pe->taken_since_grant = 0;
+        }
+        *out = p;
+        *outn = n;
+        return 1;
+    }
+}
+
+void kzin_close(kzin *z, bool early) {
+    if (!z) return;
+    if (early)
+        for (int i = 0; i < z->npeers; i++)
+            if (!z->peers[i].ended) send_to(z->sock, z->router ? &z->peers[i] : NULL, "B", 1);
+    zmq_msg_close(&z->idf);
+    zmq_msg_close(&z->msg);
+    zmq_close(z->sock);
+    msgpack_sbuffer_destroy(&z->eos);
+    msgpack_unpacked_destroy(&z->unp);
+    free(z->url);
+    free(z);
+}
+
+/* ================================ sending ================================================ */
+
+struct kzout {
+    char *url;
+    void *sock;
+    bool router;
+    int want_peers, npeers, next;
+    peer peers[MAX_PEERS];
+    uint8_t *hdr;
+    size_t hdr_len;
+    zmq_msg_t idf, msg;
+    uint8_t *buf;
+    size_t buf_cap;
+};
+
+kzout *kzout_open(const char *url, int peers) {
+    kzout *z = xcalloc(1, sizeof *z);
+    z->url = xstrdup(url);
+    z->sock = open_socket(url, true, &z->router);
+    z->want_peers = z->router ? peers : 1;
+    if (z->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
+    zmq_msg_init(&z->idf);
+    zmq_msg_init(&z->msg);
+    if (!z->router) { /* a connecting sender introduces itself */
+        z->npeers = 1;
+        send_to(z->sock, NULL, "H", 1);
+    }
+    return z;
+}
+
+static int live_peers(const kzout *z) {
+    int n = 0;
+    for (int i = 0; i < z->npeers; i++) n += !z->peers[i].gone;
+    return n;
+}
+
+/* Handle one control message; false on timeout or interruption. */
+static bool pump(kzout *z, int timeout_ms, bool interruptible) {
+    if (!recv_msg(z->sock, z->router, &z->idf, &z->msg, timeout_ms, interruptible)) return false;
+    const uint8_t *p = zmq_msg_data(&z->msg);
+    size_t n = zmq_msg_size(&z->msg);
+    peer *pe = &z->peers[0];
+    if (z->router) {
+        pe = find_peer(z->peers, z->npeers, zmq_msg_data(&z->idf), zmq_msg_size(&z->idf));
+        if (!pe) {
+            if (z->npeers == MAX_PEERS || zmq_msg_size(&z->idf) > sizeof pe->id) return true;
+            pe = &z->peers[z->npeers++];
+            pe->idlen = zmq_msg_size(&z->idf);
+            memcpy(pe->id, zmq_msg_data(&z->idf), pe->idlen);
+            if (z->hdr && !send_to(z->sock, pe, z->hdr, z->hdr_len)) pe->gone = true;
+        }
+    }
+    if (n == 5 && p[0] == 'C') pe->credit += (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+                                            (uint32_t)p[3] << 8 | p[4];
+    else if (n == 1 && p[0] == 'A') pe->acked = true;
+    else if (n == 1 && p[0] == 'B') pe->gone = true;
+    return true;
+}
+
+/* A live peer with credit, round robin; NULL if none. */
+static peer *ready_peer(kzout *z) {
+    for (int k = 0; k < z->npeers; k++) {
+        peer *pe = &z->peers[(z->next + k) % z->npeers];
+        if (!pe->gone && pe->credit > 0) {
+            z->next = (z->next + k + 1) % z->npeers;
+            return pe;
+        }
+    }
+    return NULL;
+}
+
+bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, bool is_hdr) {
+    if (total > z->buf_cap) {
+        z->buf = xrealloc(z->buf, total);
+        z->buf_cap = total;
+    }
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(z->buf + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    if (is_hdr) { /* kept, so every peer that arrives later gets it first */
+        z->hdr = xrealloc(z->hdr, total);
+        memcpy(z->hdr, z->buf, total);
+        z->hdr_len = total;
+        for (int i = 0; i < z->npeers; i++)
+            if (!z->peers[i].gone && !send_to(z->sock, z->router ? &z->peers[i] : NULL, z->hdr, total))
+                z->peers[i].gone = true;
+        return true;
+    }
+    /* Spread the load from the start: wait until every expected receiver is there. */
+    while (z->npeers < z->want_peers) pump(z, -1, false);
+    for (;;) {
+        while (zmq_poll(&(zmq_pollitem_t){z->sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
+            pump(z, 0, false); /* take pending credit and goodbyes first */
+        peer *pe = ready_peer(z);
+        if (pe) {
+            if (send_to(z->sock, z->router ? pe : NULL, z->buf, total)) {
+                pe->credit--;
+                pe->count++;
+                return true;
+            }
+            pe->gone = true;
+        }
+        if (!live_peers(z)) return false;
+        if (!pe) pump(z, -1, false);
+    }
+}
+
+void kzout_finish(kzout *z, const char *status, uint64_t seq) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int sent = 0;
+    double deadline = 0;
+    /* Every expected receiver gets its own eos with its own count, and acknowledges it. */
+    for (;;) {
+        for (int i = sent; i < z->npeers; i++) {
+            peer *pe = &z->peers[i];
+            pack_eos(&sb, seq, pe->count, status);
+            if (!pe->gone && !send_to(z->sock, z->router ? pe : NULL, sb.data, sb.size))
+                pe->gone = true;
+        }
+        sent = z->npeers;
+        int done = 0;
+        for (int i = 0; i < z->npeers; i++) done += z->peers[i].acked || z->peers[i].gone;
+        if (z->npeers >= z->want_peers && done == z->npeers) break;
+        if (kiln_stop_signal() && !deadline) deadline = kiln_now() + ACK_WAIT_MS / 1000.0;
+        int wait = deadline ? (int)((deadline - kiln_now()) * 1000) : 1000;
+        if (deadline && wait <= 0) {
+            kiln_warn("%s: receivers did not acknowledge the end of stream", z->url);
+            break;
+        }
+        pump(z, wait, false);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    int linger = 0;
+    zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_msg_close(&z->idf);
+    zmq_msg_close(&z->msg);
+    zmq_close(z->sock);
+    free(z->hdr);
+    free(z->buf);
+    free(z->url);
+    free(z);
+}

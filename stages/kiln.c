@@ -1,0 +1,128 @@
+/* kiln — the dispatcher: `kiln STAGE ARGS...` runs `kiln-STAGE ARGS...`, git-style.
+ *
+ * A stage is looked up in $KILN_EXEC_PATH, then $PATH, then the directory of this program,
+ * so a user's own kiln-train earlier on PATH (or in KILN_EXEC_PATH) replaces the stage in
+ * every pipeline without editing it. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const char HELP[] =
+    "kiln — train small generative models with a pipeline of small programs\n"
+    "usage: kiln STAGE [ARGS...]     run the stage kiln-STAGE\n"
+    "       kiln                     list the stages\n"
+    "       kiln help STAGE          a stage's help\n"
+    "Stages are found in $KILN_EXEC_PATH, then $PATH, then beside this program: put your own\n"
+    "kiln-STAGE earlier to replace one.\n"
+    "example:\n"
+    "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show | head\n";
+
+static char own_dir[PATH_MAX];
+
+/* Directories to search, in order, as one colon-separated list. */
+static char *search_path(void) {
+    const char *e = getenv("KILN_EXEC_PATH"), *p = getenv("PATH");
+    size_t n = (e ? strlen(e) : 0) + (p ? strlen(p) : 0) + strlen(own_dir) + 3;
+    char *s = xmalloc(n);
+    snprintf(s, n, "%s%s%s:%s", e ? e : "", e ? ":" : "", p ? p : "", own_dir);
+    return s;
+}
+
+static bool find_stage(const char *stage, char *out, size_t outsz) {
+    char *path = search_path(), *save = NULL;
+    bool found = false;
+    for (char *dir = strtok_r(path, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        snprintf(out, outsz, "%s/kiln-%s", *dir ? dir : ".", stage);
+        found = access(out, X_OK) == 0;
+    }
+    free(path);
+    return found;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The first line of `kiln-NAME --help`, the stage's summary. */
+static void summary(const char *prog, char *out, size_t outsz) {
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof cmd, "'%s' --help 2>/dev/null </dev/null", prog);
+    out[0] = 0;
+    FILE *f = popen(cmd, "r");
+    if (!f) return;
+    if (fgets(out, (int)outsz, f)) out[strcspn(out, "\n")] = 0;
+    pclose(f);
+    const char *dash = strstr(out, " — ");
+    if (dash) memmove(out, dash + 5, strlen(dash + 5) + 1);
+}
+
+static void list_stages(void) {
+    char *path = search_path(), *save = NULL, **names = NULL;
+    size_t n = 0;
+    for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        DIR *d = opendir(*dir ? dir : ".");
+        if (!d) continue;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strncmp(e->d_name, "kiln-", 5) != 0 || !e->d_name[5]) continue;
+            bool dup = false;
+            for (size_t i = 0; i < n; i++) dup |= strcmp(names[i], e->d_name + 5) == 0;
+            char full[PATH_MAX];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            if (dup || access(full, X_OK) != 0) continue;
+            names = xrealloc(names, xmul(n + 1, sizeof *names));
+            names[n++] = xstrdup(e->d_name + 5);
+        }
+        closedir(d);
+    }
+    free(path);
+    qsort(names, n, sizeof *names, cmp_str);
+    fputs(HELP, stdout);
+    printf("\nstages:\n");
+    for (size_t i = 0; i < n; i++) {
+        char prog[PATH_MAX], line[256];
+        find_stage(names[i], prog, sizeof prog);
+        summary(prog, line, sizeof line);
+        printf("  %-10s %s\n", names[i], line);
+        free(names[i]);
+    }
+    free(names);
+}
+
+int main(int argc, char **argv) {
+    kiln_set_prog("kiln");
+    ssize_t len = readlink("/proc/self/exe", own_dir, sizeof own_dir - 1);
+    if (len > 0) {
+        own_dir[len] = 0;
+        char *slash = strrchr(own_dir, '/');
+        if (slash) *slash = 0;
+    }
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        (!strcmp(argv[1], "help") && argc == 2)) {
+        list_stages();
+        return EX_KILN_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        kiln_print_version();
+        return EX_KILN_OK;
+    }
+    bool help = !strcmp(argv[1], "help");
+    const char *stage = help ? argv[2] : argv[1];
+    char prog[PATH_MAX];
+    if (strchr(stage, '/') || !find_stage(stage, prog, sizeof prog))
+        kiln_die(EX_KILN_USAGE, "'%s' is not a kiln stage; 'kiln' lists them", stage);
+    if (help) {
+        char *args[] = {prog, "--help", NULL};
+        execv(prog, args);
+    } else {
+        argv[1] = prog;
+        execv(prog, argv + 1);
+    }
+    kiln_die(EX_KILN_SOFTWARE, "cannot run %s: %s", prog, strerror(errno));
+}
