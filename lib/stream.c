@@ -643,7 +643,7 @@ void kwriter_hdr_begin(kwriter *w, const krec *upstream, const char *schema, uin
     w->hdr_upstream = upstream;
     kw_u64(w, "v", KILN_FORMAT_VERSION);
     kw_str(w, "stage", kiln_prog());
-    kw_str(w, "schema", schema ? schema : "");
+    if (schema) kw_str(w, "schema", schema); /* else the upstream's, copied at the end */
     kw_u64(w, "seed", seed);
     /* chain: the upstream's chain, then this stage */
     const msgpack_object *chain = upstream ? krec_get(upstream, "chain") : NULL;

@@ -81,7 +81,7 @@ typedef struct kwriter kwriter;
 kwriter *kwriter_open(const char *url, int peers);
 
 /* The hdr record: format version, this stage, schema, seed, and the upstream chain copied
- * from `upstream` (may be NULL).  Extra fields may follow with kw_* before kwriter_end. */
+ * from `upstream` (may be NULL).  schema NULL keeps the upstream's.  Extra fields may follow with kw_* before kwriter_end. */
 void kwriter_hdr_begin(kwriter *w, const krec *upstream, const char *schema, uint64_t seed);
 
 /* Build one record: begin, fields, end.  Tensor data is referenced, not copied, until

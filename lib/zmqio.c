@@ -25,6 +25,17 @@
 #define ACK_WAIT_MS 5000  /* after a stop signal, how long to wait for acknowledgements */
 
 static void *zctx;
+static int open_sockets;
+
+/* Close a socket; with the last one, end the context, which waits (up to LINGER) until the
+ * messages already queued, such as a receiver's last acknowledgement, have gone out. */
+static void close_socket(void *s) {
+    zmq_close(s);
+    if (--open_sockets == 0) {
+        while (zmq_ctx_term(zctx) != 0 && errno == EINTR) {}
+        zctx = NULL;
+    }
+}
 
 static void *context(void) {
     if (!zctx && !(zctx = zmq_ctx_new()))
@@ -50,6 +61,7 @@ static void *open_socket(const char *url, bool default_bind, bool *bound) {
     const char *ep = strip_prefix(url, bound, default_bind);
     void *s = zmq_socket(context(), *bound ? ZMQ_ROUTER : ZMQ_DEALER);
     if (!s) kiln_die(EX_KILN_IO, "%s: cannot create socket: %s", url, zmq_strerror(errno));
+    open_sockets++;
     int hwm = 4 * WINDOW, linger = 2000, one = 1;
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -229,7 +241,7 @@ void kzin_close(kzin *z, bool early) {
             if (!z->peers[i].ended) send_to(z->sock, z->router ? &z->peers[i] : NULL, "B", 1);
     zmq_msg_close(&z->idf);
     zmq_msg_close(&z->msg);
-    zmq_close(z->sock);
+    close_socket(z->sock);
     msgpack_sbuffer_destroy(&z->eos);
     msgpack_unpacked_destroy(&z->unp);
     free(z->url);
@@ -375,7 +387,7 @@ void kzout_finish(kzout *z, const char *status, uint64_t seq) {
     zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_msg_close(&z->idf);
     zmq_msg_close(&z->msg);
-    zmq_close(z->sock);
+    close_socket(z->sock);
     free(z->hdr);
     free(z->buf);
     free(z->url);
