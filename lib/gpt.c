@@ -1,0 +1,917 @@
+/* gpt — forward and backward of a GPT-2 style transformer, layer by layer, side by side.
+ *
+ * Layout: activations are row-major [N, width] with N = B*T rows (b major, t minor).
+ * Threading: every kernel is a kpool job over rows (or columns, or attention heads);
+ * OpenBLAS runs single-threaded inside each pool thread on that thread's block.
+ * Fusions: residual add + bias + LayerNorm (forward), LayerNorm backward + residual
+ * gradient + the bias gradient of the projection that fed the residual (backward),
+ * bias + GELU, log-sum-exp + cross-entropy (forward) and softmax + CE gradient in place
+ * (backward).  Attention keeps only its output and one log-sum-exp per query row; the
+ * [T, T] scores of one head live in a per-thread scratch and are recomputed in backward. */
+#include "gpt.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define LN_EPS 1e-5f
+
+struct gpt_acts {
+    int B, T;                         /* capacity */
+    float *res;                       /* [L+1, N, C] residual stream entering block l / ln_f */
+    float *res2;                      /* [L, N, C] after the attention half of block l */
+    float *ln1, *ln1_mean, *ln1_rstd; /* [L, N, C], [L, N], [L, N] */
+    float *qkv;                       /* [L, N, 3C] */
+    float *atty;                      /* [L, N, C] attention output before c_proj */
+    float *att_lse;                   /* [L, B, H, T] log-sum-exp of each query row */
+    float *ln2, *ln2_mean, *ln2_rstd; /* [L, N, C], [L, N], [L, N] */
+    float *fch;                       /* [L, N, 4C] c_fc output (pre-GELU) */
+    float *gelu;                      /* [L, N, 4C] */
+    float *lnf, *lnf_mean, *lnf_rstd; /* [N, C], [N], [N] */
+    float *logits;                    /* [N, V]; becomes dlogits in backward */
+    float *lse;                       /* [N] */
+    float *weight;                    /* [N] loss weight per position: mask / count */
+    int32_t *x, *y;                   /* [N] */
+    float *pool_w;                    /* [N] pooling weights of the last gpt_pool */
+    float *pooled;                    /* [B, C] */
+    float *dres, *dc, *d3c, *d4c;     /* backward scratch [N, C], [N, C], [N, 3C], [N, 4C] */
+    float *att_scratch;               /* [threads, 2, T, T] */
+    float *partial;                   /* [threads, 4C] per-thread column sums */
+    bool have_logits;
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = xmul(n ? n : 1, sizeof(float));
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p) kiln_die(EX_KILN_SOFTWARE, "out of memory (%zu bytes)", bytes);
+    return p;
+}
+
+/* exp(x) for x <= 88.7, vectorisable (no libm call): 2^n * p(r), |r| <= ln2/2. */
+static inline float exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = ((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
+static inline float tanh_fast(float u) {
+    return 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f);
+}
+
+#define GELU_S 0.7978845608f /* sqrt(2/pi) */
+#define GELU_C 0.044715f
+
+/* ---- parallel GEMM ------------------------------------------------------------------- */
+
+/* C = alpha op(A) op(B) + beta C, row-major; with `bias`, C's rows start as bias. */
+typedef struct gemm_job {
+    bool ta, tb;
+    int M, N, K;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+    float beta;
+    float *C;
+    int ldc;
+    const float *bias;
+} gemm_job;
+
+static void gemm_task(void *ctx, int tid, int nt) {
+    const gemm_job *j = ctx;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    int M = j->M, N = j->N;
+    size_t lo, hi;
+    if (M >= N) { /* split rows of C */
+        kpool_range((size_t)M, 16, tid, nt, &lo, &hi);
+        A += j->ta ? lo : lo * (size_t)j->lda;
+        C += lo * (size_t)j->ldc;
+        M = (int)(hi - lo);
+    } else { /* split columns of C */
+        kpool_range((size_t)N, 16, tid, nt, &lo, &hi);
+        B += j->tb ? lo * (size_t)j->ldb : lo;
+        C += lo;
+        N = (int)(hi - lo);
+    }
+    if (M == 0 || N == 0) return;
+    float beta = j->beta;
+    if (j->bias) {
+        const float *bias = j->bias + (j->M >= j->N ? 0 : lo);
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * j->ldc, bias, sizeof(float) * N);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                M, N, j->K, 1.0f, A, j->lda, B, j->ldb, beta, C, j->ldc);
+}
+
+static void gemm(kpool *pool, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+    gemm_job j = {ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias};
+    kpool_run(pool, gemm_task, &j);
+}
+
+/* y[N, out] = x[N, in] W[in, out] (+ bias) */
+static void linear_fwd(gpt *m, const float *x, const float *W, const float *bias, float *y, int N,
+                       int in, int out) {
+    gemm(m->pool, false, false, N, out, in, x, in, W, out, 0.0f, y, out, bias);
+}
+
+/* dx[N, in] = dy W^T;  dW[in, out] += x^T dy.  (Bias gradients are fused elsewhere.) */
+static void linear_bwd(gpt *m, const float *x, const float *W, const float *dy, float *dx,
+                       float *dW, int N, int in, int out) {
+    gemm(m->pool, false, true, N, in, out, dy, out, W, out, 0.0f, dx, in, NULL);
+    gemm(m->pool, true, false, in, out, N, x, in, dy, out, 1.0f, dW, out, NULL);
+}
+
+/* Sum the per-thread partial column sums [nt][n] into dst[n]. */
+static void reduce_partials(gpt *m, size_t stride, size_t off, int n, float *dst) {
+    int nt = kpool_size(m->pool);
+    for (int t = 0; t < nt; t++) {
+        const float *p = m->acts->partial + (size_t)t * stride + off;
+        for (int i = 0; i < n; i++) dst[i] += p[i];
+    }
+}
+
+/* ---- encoder: res0 = wte[x] + wpe[t] --------------------------------------------------- */
+
+typedef struct enc_job {
+    gpt *m;
+    float *out;
+    const float *dout;
+} enc_job;
+
+static void encoder_fwd_task(void *ctx, int tid, int nt) {
+    enc_job *j = ctx;
+    int C = j->m->cfg.n_embd, T = j->m->T, N = j->m->B * T;
+    size_t lo, hi;
+    kpool_range((size_t)N, 1, tid, nt, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *te = j->m->p.wte + (size_t)j->m->acts->x[n] * C;
+        const float *pe = j->m->p.wpe + (n % (size_t)T) * C;
+        float *o = j->out + n * C;
+        for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
+    }
+}
+
+/* Each thread owns a range of channels, so scattered rows never collide. */
+static void encoder_bwd_task(void *ctx, int tid, int nt) {
+    enc_job *j = ctx;
+    gpt *m = j->m;
+    int C = m->cfg.n_embd, T = m->T, N = m->B * T;
+    size_t lo, hi;
+    kpool_range((size_t)C, 16, tid, nt, &lo, &hi);
+    for (int n = 0; n < N; n++) {
+        const float *d = j->dout + (size_t)n * C;
+        float *te = m->g.wte + (size_t)m->acts->x[n] * C;
+        float *pe = m->g.wpe + (size_t)(n % T) * C;
+        for (size_t c = lo; c < hi; c++) {
+            te[c] += d[c];
+            pe[c] += d[c];
+        }
+    }
+}
+
+/* ---- residual + LayerNorm -------------------------------------------------------------- */
+
+/* res_out = res_in + delta + bias (when delta), then out = LN(res_out) w + b. */
+typedef struct ln_job {
+    int N, C;
+    const float *res_in, *delta, *bias;
+    float *res_out;
+    const float *w, *b;
+    float *out, *mean, *rstd;
+} ln_job;
+
+static void ln_fwd_task(void *ctx, int tid, int nt) {
+    const ln_job *j = ctx;
+    int C = j->C;
+    size_t lo, hi;
+    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = j->res_in + n * C;
+        if (j->delta) {
+            const float *d = j->delta + n * C;
+            float *r = j->res_out + n * C;
+            for (int c = 0; c < C; c++) r[c] = x[c] + d[c] + j->bias[c];
+            x = r;
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int c = 0; c < C; c++) sum += x[c];
+        float mu = sum / C, var = 0.0f;
+#pragma omp simd reduction(+ : var)
+        for (int c = 0; c < C; c++) var += (x[c] - mu) * (x[c] - mu);
+        float rs = 1.0f / sqrtf(var / C + LN_EPS);
+        float *o = j->out + n * C;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - mu) * rs * j->w[c] + j->b[c];
+        j->mean[n] = mu;
+        j->rstd[n] = rs;
+    }
+}
+
+static void residual_ln_fwd(gpt *m, int N, const float *res_in, const float *delta,
+                            const float *bias, float *res_out, const float *w, const float *b,
+                            float *out, float *mean, float *rstd) {
+    ln_job j = {N, m->cfg.n_embd, res_in, delta, bias, res_out, w, b, out, mean, rstd};
+    kpool_run(m->pool, ln_fwd_task, &j);
+}
+
+/* dres (+)= LN backward of dout; partials: dw, db and the column sums of the new dres
+ * (the gradient of the bias that was added into this residual). */
+typedef struct ln_bwd_job {
+    gpt *m;
+    int N, C;
+    const float *dout, *x, *mean, *rstd, *w;
+    float *dres;
+    bool accumulate;
+} ln_bwd_job;
+
+static void ln_bwd_task(void *ctx, int tid, int nt) {
+    const ln_bwd_job *j = ctx;
+    int C = j->C;
+    float *part = j->m->acts->partial + (size_t)tid * 4 * C;
+    float *dw = part, *db = part + C, *dsum = part + 2 * C;
+    memset(part, 0, sizeof(float) * 3 * C);
+    size_t lo, hi;
+    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *dy = j->dout + n * C, *x = j->x + n * C;
+        float mu = j->mean[n], rs = j->rstd[n];
+        float *dx = j->dres + n * C;
+        float sdx = 0.0f, sdxx = 0.0f;
+#pragma omp simd reduction(+ : sdx, sdxx)
+        for (int c = 0; c < C; c++) {
+            float xh = (x[c] - mu) * rs, dxh = dy[c] * j->w[c];
+            sdx += dxh;
+            sdxx += dxh * xh;
+        }
+        sdx /= C;
+        sdxx /= C;
+        for (int c = 0; c < C; c++) {
+            float xh = (x[c] - mu) * rs, dxh = dy[c] * j->w[c];
+            float g = rs * (dxh - sdx - xh * sdxx);
+            float r = j->accumulate ? dx[c] + g : g;
+            dx[c] = r;
+            dw[c] += dy[c] * xh;
+            db[c] += dy[c];
+            dsum[c] += r;
+        }
+    }
+}
+
+static void residual_ln_bwd(gpt *m, int N, const float *dout, const float *x, const float *mean,
+                            const float *rstd, const float *w, float *dw, float *db, float *dres,
+                            bool accumulate, float *dbias_in) {
+    int C = m->cfg.n_embd;
+    ln_bwd_job j = {m, N, C, dout, x, mean, rstd, w, dres, accumulate};
+    kpool_run(m->pool, ln_bwd_task, &j);
+    reduce_partials(m, 4 * (size_t)C, 0, C, dw);
+    reduce_partials(m, 4 * (size_t)C, C, C, db);
+    if (dbias_in) reduce_partials(m, 4 * (size_t)C, 2 * (size_t)C, C, dbias_in);
+}
+
+/* ---- bias + GELU ------------------------------------------------------------------------ */
+
+typedef struct gelu_job {
+    gpt *m;
+    int N, W;
+    float *pre;        /* [N, W]: in forward gets the bias added */
+    const float *bias; /* forward */
+    float *out;        /* forward: GELU(pre); backward: d(out) in, d(pre) out */
+} gelu_job;
+
+static void gelu_fwd_task(void *ctx, int tid, int nt) {
+    const gelu_job *j = ctx;
+    size_t lo, hi;
+    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        float *pre = j->pre + n * j->W, *out = j->out + n * j->W;
+#pragma omp simd
+        for (int i = 0; i < j->W; i++) {
+            float x = pre[i] + j->bias[i];
+            pre[i] = x;
+            float t = tanh_fast(GELU_S * (x + GELU_C * x * x * x));
+            out[i] = 0.5f * x * (1.0f + t);
+        }
+    }
+}
+
+static void gelu_bwd_task(void *ctx, int tid, int nt) {
+    const gelu_job *j = ctx;
+    float *dbias = j->m->acts->partial + (size_t)tid * 4 * j->m->cfg.n_embd;
+    memset(dbias, 0, sizeof(float) * j->W);
+    size_t lo, hi;
+    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *pre = j->pre + n * j->W;
+        float *d = j->out + n * j->W;
+#pragma omp simd
+        for (int i = 0; i < j->W; i++) {
+            float x = pre[i];
+            float t = tanh_fast(GELU_S * (x + GELU_C * x * x * x));
+            float dt = GELU_S * (1.0f + 3.0f * GELU_C * x * x) * (1.0f - t * t);
+            float g = d[i] * (0.5f * (1.0f + t) + 0.5f * x * dt);
+            d[i] = g;
+            dbias[i] += g;
+        }
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+typedef struct att_job {
+    gpt *m;
+    const float *qkv; /* [N, 3C] */
+    float *out;       /* forward: y [N, C]; backward: dqkv [N, 3C] */
+    float *lse;       /* [B, H, T] */
+    const float *dy;  /* backward: [N, C] */
+} att_job;
+
+/* S[r0:r1, 0:r1] = scale Q K^T by causal blocks of query rows. */
+static void att_scores(const float *Q, const float *K, int ld, int T, int hd, float scale, int blk,
+                       float *S) {
+    for (int r0 = 0; r0 < T; r0 += blk) {
+        int r1 = r0 + blk < T ? r0 + blk : T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, scale,
+                    Q + (size_t)r0 * ld, ld, K, ld, 0.0f, S + (size_t)r0 * T, T);
+    }
+}
+
+/* Zero the future (j > i) inside row i's causal block. */
+static void zero_future(float *row, int i, int T, int blk) {
+    int end = (i / blk + 1) * blk;
+    if (end > T) end = T;
+    for (int k = i + 1; k < end; k++) row[k] = 0.0f;
+}
+
+static void att_fwd_task(void *ctx, int tid, int nt) {
+    const att_job *j = ctx;
+    const gpt *m = j->m;
+    int T = m->T, C = m->cfg.n_embd, H = m->cfg.n_head, hd = C / H, ld = 3 * C;
+    int blk = m->att_block;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *S = m->acts->att_scratch + (size_t)tid * 2 * T * T;
+    size_t lo, hi;
+    kpool_range((size_t)m->B * H, 1, tid, nt, &lo, &hi);
+    for (size_t bh = lo; bh < hi; bh++) {
+        size_t b = bh / H, h = bh % H;
+        const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
+        float *lse = j->lse + bh * T;
+        att_scores(Q, K, ld, T, hd, scale, blk, S);
+        for (int i = 0; i < T; i++) {
+            float *row = S + (size_t)i * T, mx = -INFINITY, sum = 0.0f;
+            for (int k = 0; k <= i; k++) mx = row[k] > mx ? row[k] : mx;
+#pragma omp simd reduction(+ : sum)
+            for (int k = 0; k <= i; k++) {
+                row[k] = exp_fast(row[k] - mx);
+                sum += row[k];
+            }
+            float inv = 1.0f / sum;
+            for (int k = 0; k <= i; k++) row[k] *= inv;
+            zero_future(row, i, T, blk);
+            lse[i] = mx + logf(sum);
+        }
+        float *Y = j->out + b * T * C + h * hd;
+        for (int r0 = 0; r0 < T; r0 += blk) {
+            int r1 = r0 + blk < T ? r0 + blk : T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hd, r1, 1.0f,
+                        S + (size_t)r0 * T, T, V, ld, 0.0f, Y + (size_t)r0 * C, C);
+        }
+    }
+}
+
+static void att_bwd_task(void *ctx, int tid, int nt) {
+    const att_job *j = ctx;
+    const gpt *m = j->m;
+    int T = m->T, C = m->cfg.n_embd, H = m->cfg.n_head, hd = C / H, ld = 3 * C;
+    int blk = m->att_block;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *P = m->acts->att_scratch + (size_t)tid * 2 * T * T, *dS = P + (size_t)T * T;
+    size_t lo, hi;
+    kpool_range((size_t)m->B * H, 1, tid, nt, &lo, &hi);
+    for (size_t bh = lo; bh < hi; bh++) {
+        size_t b = bh / H, h = bh % H;
+        const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
+        const float *dY = j->dy + b * T * C + h * hd;
+        float *dQ = j->out + b * T * ld + h * hd, *dK = dQ + C, *dV = dQ + 2 * C;
+        const float *lse = j->lse + bh * T;
+        att_scores(Q, K, ld, T, hd, scale, blk, P); /* recompute P from the saved lse */
+        for (int r0 = 0; r0 < T; r0 += blk) {
+            int r1 = r0 + blk < T ? r0 + blk : T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, 1.0f,
+                        dY + (size_t)r0 * C, C, V, ld, 0.0f, dS + (size_t)r0 * T, T);
+        }
+        for (int i = 0; i < T; i++) {
+            float *p = P + (size_t)i * T, *d = dS + (size_t)i * T, l = lse[i], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int k = 0; k <= i; k++) {
+                p[k] = exp_fast(p[k] - l);
+                dot += p[k] * d[k];
+            }
+#pragma omp simd
+            for (int k = 0; k <= i; k++) d[k] = p[k] * (d[k] - dot) * scale;
+            zero_future(p, i, T, blk);
+            zero_future(d, i, T, blk);
+        }
+        for (int r0 = 0; r0 < T; r0 += blk) {
+            int r1 = r0 + blk < T ? r0 + blk : T, n = r1 - r0;
+            /* dQ[r] = dS[r, :r1] K[:r1];  dK[c] = dS[c:, c]^T Q[c:];  dV[c] = P[c:, c]^T dY[c:] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, r1, 1.0f,
+                        dS + (size_t)r0 * T, T, K, ld, 0.0f, dQ + (size_t)r0 * ld, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, T - r0, 1.0f,
+                        dS + (size_t)r0 * T + r0, T, Q + (size_t)r0 * ld, ld, 0.0f,
+                        dK + (size_t)r0 * ld, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, T - r0, 1.0f,
+                        P + (size_t)r0 * T + r0, T, dY + (size_t)r0 * C, C, 0.0f,
+                        dV + (size_t)r0 * ld, ld);
+        }
+    }
+}
+
+/* Column sums of x [N, W] added into dst, each thread owning a range of columns. */
+typedef struct colsum_job {
+    int N, W;
+    const float *x;
+    float *dst;
+} colsum_job;
+
+static void colsum_task(void *ctx, int tid, int nt) {
+    const colsum_job *j = ctx;
+    size_t lo, hi;
+    kpool_range((size_t)j->W, 16, tid, nt, &lo, &hi);
+    for (int n = 0; n < j->N; n++) {
+        const float *row = j->x + (size_t)n * j->W;
+        for (size_t c = lo; c < hi; c++) j->dst[c] += row[c];
+    }
+}
+
+/* ---- cross-entropy ---------------------------------------------------------------------- */
+
+typedef struct ce_job {
+    gpt *m;
+    float scale;  /* backward */
+    double *loss; /* [threads] forward partial sums */
+} ce_job;
+
+static void ce_fwd_task(void *ctx, int tid, int nt) {
+    ce_job *j = ctx;
+    gpt_acts *a = j->m->acts;
+    int V = j->m->cfg.vocab, N = j->m->B * j->m->T;
+    size_t lo, hi;
+    kpool_range((size_t)N, 1, tid, nt, &lo, &hi);
+    double loss = 0.0;
+    for (size_t n = lo; n < hi; n++) {
+        const float *row = a->logits + n * V;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < V; v++) sum += exp_fast(row[v] - mx);
+        a->lse[n] = mx + logf(sum);
+        if (a->weight[n] != 0.0f) loss += a->weight[n] * (a->lse[n] - row[a->y[n]]);
+    }
+    j->loss[tid] = loss;
+}
+
+/* dlogits = scale * weight * (softmax - onehot), in place over the logits. */
+static void ce_bwd_task(void *ctx, int tid, int nt) {
+    ce_job *j = ctx;
+    gpt_acts *a = j->m->acts;
+    int V = j->m->cfg.vocab, N = j->m->B * j->m->T;
+    size_t lo, hi;
+    kpool_range((size_t)N, 1, tid, nt, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        float *row = a->logits + n * V, w = j->scale * a->weight[n], l = a->lse[n];
+        if (w == 0.0f) {
+            memset(row, 0, sizeof(float) * V);
+            continue;
+        }
+#pragma omp simd
+        for (int v = 0; v < V; v++) row[v] = w * exp_fast(row[v] - l);
+        row[a->y[n]] -= w;
+    }
+}
+
+/* ---- model ------------------------------------------------------------------------------ */
+
+const char *gpt_config_check(const gpt_config *c) {
+    if (c->n_layer < 1 || c->n_layer > 80) return "layers must be 1..80";
+    if (c->n_embd < 1 || c->n_embd > 16384) return "width must be 1..16384";
+    if (c->n_head < 1 || c->n_embd % c->n_head) return "width must be a multiple of heads";
+    if (c->n_ctx < 1 || c->n_ctx > 65536) return "context must be 1..65536";
+    if (c->vocab < 1 || c->vocab > (1 << 24)) return "vocabulary must be 1..2^24";
+    return NULL;
+}
+
+/* The tensor table in buffer order; fills `views` when base is given. */
+static int layout(const gpt_config *cfg, float *base, gpt_views *views, gpt_tensor *out,
+                  size_t *total) {
+    size_t L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab, P = cfg->n_ctx;
+    struct {
+        float **view;
+        size_t per_layer, layers; /* numel of one HF tensor, how many stacked */
+        const char *fmt;
+        int ndim;
+        size_t d0, d1;
+    } spec[] = {
+        {&views->wte, V * C, 1, "transformer.wte.weight", 2, V, C},
+        {&views->wpe, P * C, 1, "transformer.wpe.weight", 2, P, C},
+        {&views->ln1w, C, L, "transformer.h.%d.ln_1.weight", 1, C, 0},
+        {&views->ln1b, C, L, "transformer.h.%d.ln_1.bias", 1, C, 0},
+        {&views->qkvw, C * 3 * C, L, "transformer.h.%d.attn.c_attn.weight", 2, C, 3 * C},
+        {&views->qkvb, 3 * C, L, "transformer.h.%d.attn.c_attn.bias", 1, 3 * C, 0},
+        {&views->attprojw, C * C, L, "transformer.h.%d.attn.c_proj.weight", 2, C, C},
+        {&views->attprojb, C, L, "transformer.h.%d.attn.c_proj.bias", 1, C, 0},
+        {&views->ln2w, C, L, "transformer.h.%d.ln_2.weight", 1, C, 0},
+        {&views->ln2b, C, L, "transformer.h.%d.ln_2.bias", 1, C, 0},
+        {&views->fcw, C * 4 * C, L, "transformer.h.%d.mlp.c_fc.weight", 2, C, 4 * C},
+        {&views->fcb, 4 * C, L, "transformer.h.%d.mlp.c_fc.bias", 1, 4 * C, 0},
+        {&views->fcprojw, 4 * C * C, L, "transformer.h.%d.mlp.c_proj.weight", 2, 4 * C, C},
+        {&views->fcprojb, C, L, "transformer.h.%d.mlp.c_proj.bias", 1, C, 0},
+        {&views->lnfw, C, 1, "transformer.ln_f.weight", 1, C, 0},
+        {&views->lnfb, C, 1, "transformer.ln_f.bias", 1, C, 0},
+        {&views->scorew, C, cfg->head == GPT_HEAD_SCALAR, "score.weight", 2, 1, C},
+    };
+    size_t off = 0;
+    int count = 0;
+    for (size_t s = 0; s < sizeof spec / sizeof spec[0]; s++) {
+        if (base) *spec[s].view = spec[s].layers ? base + off : NULL;
+        for (size_t l = 0; l < spec[s].layers; l++) {
+            if (out) {
+                gpt_tensor *t = &out[count];
+                snprintf(t->name, sizeof t->name, spec[s].fmt, (int)l);
+                t->offset = off;
+                t->numel = spec[s].per_layer;
+                t->ndim = spec[s].ndim;
+                t->shape[0] = spec[s].d0;
+                t->shape[1] = spec[s].d1;
+                t->decay = spec[s].ndim == 2;
+            }
+            off += spec[s].per_layer;
+            count++;
+        }
+    }
+    if (total) *total = off;
+    return count;
+}
+
+/* splitmix64 + Box-Muller: deterministic normal numbers for initialisation. */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill_normal(float *x, size_t n, float std, uint64_t *state) {
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((splitmix64(state) >> 11) + 1.0) / 9007199254740993.0;
+        double u2 = (splitmix64(state) >> 11) / 9007199254740992.0;
+        double r = sqrt(-2.0 * log(u1));
+        x[i] = (float)(std * r * cos(2.0 * M_PI * u2));
+        if (i + 1 < n) x[i + 1] = (float)(std * r * sin(2.0 * M_PI * u2));
+    }
+}
+
+gpt *gpt_create(const gpt_config *cfg, kpool *pool, uint64_t seed) {
+    const char *bad = gpt_config_check(cfg);
+    if (bad) kiln_die(EX_KILN_USAGE, "model config: %s", bad);
+    openblas_set_num_threads(1);
+    gpt *m = xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->pool = pool;
+    m->att_block = 64;
+    m->n_tensors = layout(cfg, NULL, &m->p, NULL, &m->n_params);
+    m->tensors = xcalloc((size_t)m->n_tensors, sizeof *m->tensors);
+    m->params = alloc_floats(m->n_params);
+    m->grads = alloc_floats(m->n_params);
+    layout(cfg, m->params, &m->p, m->tensors, NULL);
+    layout(cfg, m->grads, &m->g, NULL, NULL);
+    memset(m->params, 0, sizeof(float) * m->n_params);
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+
+    uint64_t state = seed ^ 0x6b696c6e2d677074ull; /* "kiln-gpt" */
+    float resid_std = 0.02f / sqrtf(2.0f * cfg->n_layer);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const gpt_tensor *t = &m->tensors[i];
+        float *x = m->params + t->offset;
+        if (strstr(t->name, "ln_")) {
+            if (strstr(t->name, ".weight"))
+                for (size_t k = 0; k < t->numel; k++) x[k] = 1.0f;
+        } else if (t->ndim == 2) {
+            bool resid = strstr(t->name, "c_proj.weight") != NULL;
+            fill_normal(x, t->numel, resid ? resid_std : 0.02f, &state);
+        }
+    }
+    return m;
+}
+
+static void free_acts(gpt_acts *a) {
+    if (!a) return;
+    float **bufs[] = {&a->res,         &a->res2,   &a->ln1,     &a->ln1_mean, &a->ln1_rstd,
+                      &a->qkv,         &a->atty,   &a->att_lse, &a->ln2,      &a->ln2_mean,
+                      &a->ln2_rstd,    &a->fch,    &a->gelu,    &a->lnf,      &a->lnf_mean,
+                      &a->lnf_rstd,    &a->logits, &a->lse,     &a->weight,   &a->pool_w,
+                      &a->pooled,      &a->dres,   &a->dc,      &a->d3c,      &a->d4c,
+                      &a->att_scratch, &a->partial};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+    free(a->x);
+    free(a->y);
+    free(a);
+}
+
+void gpt_free(gpt *m) {
+    if (!m) return;
+    free_acts(m->acts);
+    free(m->params);
+    free(m->grads);
+    free(m->tensors);
+    free(m);
+}
+
+int gpt_find_tensor(const gpt *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return i;
+    return -1;
+}
+
+void gpt_zero_grad(gpt *m) {
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+}
+
+/* Activations for (B, T), reallocated only when a larger batch arrives. */
+static void ensure_acts(gpt *m, int B, int T) {
+    if (T > m->cfg.n_ctx)
+        kiln_die(EX_KILN_DATA, "sequence length %d exceeds the model context %d", T, m->cfg.n_ctx);
+    if (B < 1 || T < 1) kiln_die(EX_KILN_DATA, "empty batch (%d x %d)", B, T);
+    m->B = B;
+    m->T = T;
+    gpt_acts *a = m->acts;
+    if (a && a->B * a->T >= B * T && a->T >= T) return;
+    free_acts(a);
+    a = m->acts = xcalloc(1, sizeof *a);
+    a->B = B;
+    a->T = T;
+    size_t L = m->cfg.n_layer, C = m->cfg.n_embd, H = m->cfg.n_head, N = (size_t)B * T;
+    size_t V = m->cfg.vocab, nt = kpool_size(m->pool);
+    a->res = alloc_floats((L + 1) * N * C);
+    a->res2 = alloc_floats(L * N * C);
+    a->ln1 = alloc_floats(L * N * C);
+    a->ln1_mean = alloc_floats(L * N);
+    a->ln1_rstd = alloc_floats(L * N);
+    a->qkv = alloc_floats(L * N * 3 * C);
+    a->atty = alloc_floats(L * N * C);
+    a->att_lse = alloc_floats(L * B * H * T);
+    a->ln2 = alloc_floats(L * N * C);
+    a->ln2_mean = alloc_floats(L * N);
+    a->ln2_rstd = alloc_floats(L * N);
+    a->fch = alloc_floats(L * N * 4 * C);
+    a->gelu = alloc_floats(L * N * 4 * C);
+    a->lnf = alloc_floats(N * C);
+    a->lnf_mean = alloc_floats(N);
+    a->lnf_rstd = alloc_floats(N);
+    a->logits = alloc_floats(N * V);
+    a->lse = alloc_floats(N);
+    a->weight = alloc_floats(N);
+    a->pool_w = alloc_floats(N);
+    a->pooled = alloc_floats((size_t)B * C);
+    a->dres = alloc_floats(N * C);
+    a->dc = alloc_floats(N * C);
+    a->d3c = alloc_floats(N * 3 * C);
+    a->d4c = alloc_floats(N * 4 * C);
+    a->att_scratch = alloc_floats(nt * 2 * T * T);
+    a->partial = alloc_floats(nt * 4 * C);
+    a->x = xmalloc(N * sizeof(int32_t));
+    a->y = xmalloc(N * sizeof(int32_t));
+}
+
+void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T) {
+    ensure_acts(m, B, T);
+    gpt_acts *a = m->acts;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, V = m->cfg.vocab, N = B * T;
+    size_t NC = (size_t)N * C;
+    for (int n = 0; n < N; n++) {
+        if (x[n] < 0 || x[n] >= V)
+            kiln_die(EX_KILN_DATA, "token %d at position %d is outside the vocabulary (%d)", x[n],
+                     n, V);
+        a->x[n] = x[n];
+    }
+    a->have_logits = false;
+    enc_job ej = {m, a->res, NULL};
+    kpool_run(m->pool, encoder_fwd_task, &ej);
+    float *tmp = a->dc; /* projection outputs before the residual add */
+    for (int l = 0; l < L; l++) {
+        float *res = a->res + l * NC, *res2 = a->res2 + l * NC, *ln1 = a->ln1 + l * NC;
+        float *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC, *ln2 = a->ln2 + l * NC;
+        float *fch = a->fch + 4 * l * NC, *gel = a->gelu + 4 * l * NC;
+        if (l == 0) /* later layers get their LayerNorm fused with the residual add */
+            residual_ln_fwd(m, N, res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, ln1, a->ln1_mean,
+                            a->ln1_rstd);
+        linear_fwd(m, ln1, m->p.qkvw + (size_t)l * C * 3 * C, m->p.qkvb + (size_t)l * 3 * C, qkv, N,
+                   C, 3 * C);
+        att_job aj = {m, qkv, atty, a->att_lse + (size_t)l * B * m->cfg.n_head * T, NULL};
+        kpool_run(m->pool, att_fwd_task, &aj);
+        linear_fwd(m, atty, m->p.attprojw + (size_t)l * C * C, NULL, tmp, N, C, C);
+        residual_ln_fwd(m, N, res, tmp, m->p.attprojb + (size_t)l * C, res2,
+                        m->p.ln2w + (size_t)l * C, m->p.ln2b + (size_t)l * C, ln2,
+                        a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N);
+        linear_fwd(m, ln2, m->p.fcw + (size_t)l * C * 4 * C, NULL, fch, N, C, 4 * C);
+        gelu_job gj = {m, N, 4 * C, fch, m->p.fcb + (size_t)l * 4 * C, gel};
+        kpool_run(m->pool, gelu_fwd_task, &gj);
+        linear_fwd(m, gel, m->p.fcprojw + (size_t)l * 4 * C * C, NULL, tmp, N, 4 * C, C);
+        const float *bias = m->p.fcprojb + (size_t)l * C;
+        if (l + 1 < L)
+            residual_ln_fwd(m, N, res2, tmp, bias, res + NC, m->p.ln1w + (size_t)(l + 1) * C,
+                            m->p.ln1b + (size_t)(l + 1) * C, ln1 + NC,
+                            a->ln1_mean + (size_t)(l + 1) * N, a->ln1_rstd + (size_t)(l + 1) * N);
+        else
+            residual_ln_fwd(m, N, res2, tmp, bias, res + NC, m->p.lnfw, m->p.lnfb, a->lnf,
+                            a->lnf_mean, a->lnf_rstd);
+    }
+}
+
+float gpt_forward(gpt *m, const int32_t *x, const int32_t *y, const uint8_t *mask, int B, int T) {
+    gpt_forward_hidden(m, x, B, T);
+    gpt_acts *a = m->acts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab, N = B * T;
+    gemm(m->pool, false, true, N, V, C, a->lnf, C, m->p.wte, C, 0.0f, a->logits, V, NULL);
+    a->have_logits = true;
+    if (!y) {
+        m->loss = NAN;
+        return m->loss;
+    }
+    float count = 0.0f;
+    for (int n = 0; n < N; n++) {
+        if (y[n] < 0 || y[n] >= V)
+            kiln_die(EX_KILN_DATA, "target %d at position %d is outside the vocabulary (%d)", y[n],
+                     n, V);
+        a->y[n] = y[n];
+        count += mask ? (mask[n] != 0) : 1.0f;
+    }
+    for (int n = 0; n < N; n++)
+        a->weight[n] = (!mask || mask[n]) && count > 0 ? 1.0f / count : 0.0f;
+    double partial[kpool_size(m->pool)];
+    ce_job cj = {m, 0.0f, partial};
+    kpool_run(m->pool, ce_fwd_task, &cj);
+    double loss = 0.0;
+    for (int t = 0; t < kpool_size(m->pool); t++) loss += partial[t];
+    m->mask_count = count;
+    m->loss = (float)loss;
+    return m->loss;
+}
+
+const float *gpt_logits(const gpt *m) {
+    return m->acts && m->acts->have_logits ? m->acts->logits : NULL;
+}
+
+const float *gpt_hidden(const gpt *m) {
+    return m->acts ? m->acts->lnf : NULL;
+}
+
+/* Backward from d(ln_f output) in acts->dc down to the embeddings. */
+static void trunk_backward(gpt *m) {
+    gpt_acts *a = m->acts;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, B = m->B, T = m->T, N = B * T;
+    size_t NC = (size_t)N * C;
+    residual_ln_bwd(m, N, a->dc, a->res + L * NC, a->lnf_mean, a->lnf_rstd, m->p.lnfw, m->g.lnfw,
+                    m->g.lnfb, a->dres, false, m->g.fcprojb + (size_t)(L - 1) * C);
+    for (int l = L - 1; l >= 0; l--) {
+        float *res = a->res + l * NC, *res2 = a->res2 + l * NC, *ln1 = a->ln1 + l * NC;
+        float *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC, *ln2 = a->ln2 + l * NC;
+        float *fch = a->fch + 4 * l * NC, *gel = a->gelu + 4 * l * NC;
+        size_t lc = (size_t)l * C;
+        /* MLP: dres is the gradient of the block output (its bias gradient is done). */
+        linear_bwd(m, gel, m->p.fcprojw + lc * 4 * C, a->dres, a->d4c, m->g.fcprojw + lc * 4 * C, N,
+                   4 * C, C);
+        gelu_job gj = {m, N, 4 * C, fch, NULL, a->d4c};
+        kpool_run(m->pool, gelu_bwd_task, &gj);
+        reduce_partials(m, 4 * (size_t)C, 0, 4 * C, m->g.fcb + lc * 4);
+        linear_bwd(m, ln2, m->p.fcw + lc * 4 * C, a->d4c, a->dc, m->g.fcw + lc * 4 * C, N, C,
+                   4 * C);
+        residual_ln_bwd(m, N, a->dc, res2, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
+                        m->p.ln2w + lc, m->g.ln2w + lc, m->g.ln2b + lc, a->dres, true,
+                        m->g.attprojb + lc);
+        /* attention */
+        linear_bwd(m, atty, m->p.attprojw + lc * C, a->dres, a->dc, m->g.attprojw + lc * C, N, C,
+                   C);
+        att_job aj = {m, qkv, a->d3c, a->att_lse + (size_t)l * B * m->cfg.n_head * T, a->dc};
+        kpool_run(m->pool, att_bwd_task, &aj);
+        colsum_job cj = {N, 3 * C, a->d3c, m->g.qkvb + lc * 3};
+        kpool_run(m->pool, colsum_task, &cj);
+        linear_bwd(m, ln1, m->p.qkvw + lc * 3 * C, a->d3c, a->dc, m->g.qkvw + lc * 3 * C, N, C,
+                   3 * C);
+        residual_ln_bwd(m, N, a->dc, res, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N,
+                        m->p.ln1w + lc, m->g.ln1w + lc, m->g.ln1b + lc, a->dres, true,
+                        l > 0 ? m->g.fcprojb + (size_t)(l - 1) * C : NULL);
+    }
+    enc_job ej = {m, NULL, a->dres};
+    kpool_run(m->pool, encoder_bwd_task, &ej);
+}
+
+void gpt_backward(gpt *m, float scale) {
+    gpt_acts *a = m->acts;
+    if (!a || !a->have_logits || isnan(m->loss))
+        kiln_die(EX_KILN_SOFTWARE, "gpt_backward without a forward with targets");
+    int C = m->cfg.n_embd, V = m->cfg.vocab, N = m->B * m->T;
+    ce_job cj = {m, scale, NULL};
+    kpool_run(m->pool, ce_bwd_task, &cj);
+    a->have_logits = false; /* they are dlogits now */
+    gemm(m->pool, false, false, N, C, V, a->logits, V, m->p.wte, C, 0.0f, a->dc, C, NULL);
+    gemm(m->pool, true, false, V, C, N, a->logits, V, a->lnf, C, 1.0f, m->g.wte, C, NULL);
+    trunk_backward(m);
+}
+
+/* ---- pooled hidden states and the scalar head ---------------------------------------- */
+
+void gpt_pool(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *out) {
+    gpt_acts *a = m->acts;
+    if (!a) kiln_die(EX_KILN_SOFTWARE, "gpt_pool before a forward");
+    int B = m->B, T = m->T, C = m->cfg.n_embd;
+    for (int b = 0; b < B; b++) {
+        float *w = a->pool_w + (size_t)b * T;
+        const uint8_t *mk = mask ? mask + (size_t)b * T : NULL;
+        memset(w, 0, sizeof(float) * T);
+        if (mode == GPT_POOL_LAST) {
+            int last = T - 1;
+            if (mk)
+                while (last > 0 && !mk[last]) last--;
+            w[last] = 1.0f;
+        } else {
+            int count = 0;
+            for (int t = 0; t < T; t++) count += !mk || mk[t];
+            for (int t = 0; t < T; t++) w[t] = (!mk || mk[t]) && count ? 1.0f / count : 0.0f;
+        }
+        float *o = a->pooled + (size_t)b * C;
+        memset(o, 0, sizeof(float) * C);
+        for (int t = 0; t < T; t++) {
+            if (w[t] == 0.0f) continue;
+            const float *h = a->lnf + ((size_t)b * T + t) * C;
+            for (int c = 0; c < C; c++) o[c] += w[t] * h[c];
+        }
+        if (out) memcpy(out + (size_t)b * C, o, sizeof(float) * C);
+    }
+}
+
+void gpt_pool_backward(gpt *m, const float *dpooled) {
+    gpt_acts *a = m->acts;
+    int B = m->B, T = m->T, C = m->cfg.n_embd;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float w = a->pool_w[(size_t)b * T + t], *d = a->dc + ((size_t)b * T + t) * C;
+            for (int c = 0; c < C; c++) d[c] = w * dpooled[(size_t)b * C + c];
+        }
+    a->have_logits = false;
+    trunk_backward(m);
+}
+
+void gpt_scalar(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *values) {
+    if (!m->p.scorew) kiln_die(EX_KILN_SOFTWARE, "gpt_scalar on a model without a scalar head");
+    gpt_pool(m, mask, mode, NULL);
+    int C = m->cfg.n_embd;
+    for (int b = 0; b < m->B; b++) {
+        const float *o = m->acts->pooled + (size_t)b * C;
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) v += m->p.scorew[c] * o[c];
+        values[b] = v;
+    }
+}
+
+void gpt_scalar_backward(gpt *m, const float *dvalues) {
+    int B = m->B, C = m->cfg.n_embd;
+    float *dpooled = xmalloc(xmul((size_t)B * C, sizeof(float)));
+    for (int b = 0; b < B; b++) {
+        const float *o = m->acts->pooled + (size_t)b * C;
+        for (int c = 0; c < C; c++) {
+            m->g.scorew[c] += dvalues[b] * o[c];
+            dpooled[(size_t)b * C + c] = dvalues[b] * m->p.scorew[c];
+        }
+    }
+    gpt_pool_backward(m, dpooled);
+    free(dpooled);
+}
+
+double gpt_flops_per_token(const gpt_config *cfg, int T) {
+    size_t n = 0;
+    layout(cfg, NULL, &(gpt_views){0}, NULL, &n);
+    return 6.0 * (double)n + 12.0 * cfg->n_layer * (double)T * cfg->n_embd;
+}
