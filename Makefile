@@ -96,3 +96,16 @@ clean:
 	rm -rf build bin
 
 .PHONY: all deps test-deps test san demo bench format install clean
+
+# ---- model core (issue 4): per-file flags ---------------------------------------------------
+# gpt.c's elementwise loops carry `#pragma omp simd` (vector reductions without -ffast-math);
+# -fopenmp-simd honours them without linking an OpenMP runtime.  -O3 lets them vectorise.
+$(BUILD)/lib/gpt.o: ALL_CFLAGS += -fopenmp-simd -O3
+
+# ---- benchmark drivers (issue 4): bench/NAME.c -> $(BUILD)/bench/NAME, built with `all` ----
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+all: $(BENCH_BIN)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB_A)
+	@mkdir -p $(@D)
+	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
