@@ -1,0 +1,582 @@
+/* kiln-load — read text, PNG folders, IDX files and JSON lines into `sample` records. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "idx.h"
+#include "image.h"
+#include "json.h"
+#include "png.h"
+#include "text.h"
+#include "tokenizer.h"
+#include "util.h"
+#include "walk.h"
+
+static const char HELP[] =
+    "kiln-load — read text, PNG folders, IDX files and JSON lines into sample records\n"
+    "usage: kiln load [OPTIONS] SOURCE...\n"
+    "sources (read in the order given; each item gets id = its position in one pass):\n"
+    "  text:PATH          a file, or every file below a directory (sorted by path)\n"
+    "  png:DIR            every *.png below DIR, labelled by its first subfolder (cats/1.png)\n"
+    "  idx:IMAGES[,LABELS]  IDX files (MNIST, Fashion-MNIST), gzipped or not\n"
+    "  jsonl:PATH         one JSON object a line; its fields become record fields\n"
+    "                     (text, prompt, chosen, rejected, label, ...; t/seq/id/epoch/src\n"
+    "                     are kiln's own and dropped)\n"
+    "options:\n"
+    "  --split MODE       text pieces: docs (one per file, default), lines (non-empty),\n"
+    "                     paragraphs (blank-line separated), sep:STR (lines equal to STR\n"
+    "                     separate pieces; sep:% reads fortune files), chunk:N (at most N\n"
+    "                     bytes, never cutting a UTF-8 character)\n"
+    "  --utf8 MODE        invalid UTF-8 in text: replace (with U+FFFD, default) or reject\n"
+    "  --channels C       images as 1 (gray), 3 (RGB) or 4 (RGBA); default: as stored\n"
+    "                     (gray+alpha PNGs become RGBA)\n"
+    "  --size HxW         resize images (area averaging down, bilinear up)\n"
+    "  --max-pixels N     refuse PNGs declaring more pixels (default 67108864)\n"
+    "  --classes FILE     class names, one a line: IDX label k is line k+1; PNG labels must\n"
+    "                     be listed.  Written to the hdr as `classes` for kiln tokenize\n"
+    "  --epochs N         passes over the sources (default 1; 0 = forever)\n"
+    "  --shard I/N        keep every N-th record starting at I (worker I of N)\n"
+    "  --skip K           skip the first K records (after --shard): resume from a batch\n"
+    "                     cursor\n"
+    "  --limit N          stop after N records\n"
+    "  --skip-bad         a bad file or line becomes an `err` record (counted on stderr)\n"
+    "                     instead of ending the run with exit 65\n"
+    "  --seed S           the seed recorded in the hdr (default 0)\n" KILN_CLI_HELP "example:\n"
+    "  kiln load text:examples/data/moby-dick.txt --split paragraphs | kiln show | head\n"
+    "  kiln load png:photos --channels 3 --size 64x64 --epochs 0 | kiln augment hflip ...\n";
+
+enum { SRC_TEXT, SRC_PNG, SRC_IDX, SRC_JSONL };
+
+typedef struct source {
+    int kind;
+    const char *path, *labels_path; /* labels_path: IDX labels */
+    char **files;                   /* text, png, jsonl: the files, sorted */
+    size_t nfiles;
+    size_t root_len; /* png: length of DIR, to find the first subfolder */
+    kidx images, labels;
+    const char *error_src; /* idx: the file that could not be used, */
+    char error[512];       /* and why: reported as an item with --skip-bad */
+} source;
+
+typedef struct loader {
+    /* options */
+    ksplit split;
+    bool utf8_reject, skip_bad;
+    int channels, height, width;
+    uint64_t max_pixels, epochs, shard_i, shard_n, skip, limit, seed;
+    const char *classes_path;
+    char **classes;
+    uint32_t nclasses;
+    /* state */
+    kwriter *w;
+    uint64_t record;  /* position in the full stream, all epochs */
+    uint64_t kept;    /* records of this shard seen */
+    uint64_t emitted; /* records written (err records included) */
+    uint64_t bad;     /* err records */
+    uint64_t id, epoch;
+    kimage im, work;
+} loader;
+
+/* ---- the record counters ---------------------------------------------------------------- */
+
+static bool finished(const loader *L) {
+    return (L->limit && L->emitted >= L->limit) || kiln_stop_signal() || kwriter_gone(L->w);
+}
+
+/* Count one item of the full stream; true when this shard, past --skip, wants it. */
+static bool take(loader *L) {
+    uint64_t r = L->record++;
+    if (r % L->shard_n != L->shard_i) return false;
+    return L->kept++ >= L->skip;
+}
+
+static void begin_sample(loader *L, const char *src) {
+    kwriter_begin(L->w, "sample");
+    kw_u64(L->w, "id", L->id);
+    kw_u64(L->w, "epoch", L->epoch);
+    kw_str(L->w, "src", src);
+}
+
+static void end_item(loader *L) {
+    kwriter_end(L->w);
+    L->emitted++;
+}
+
+/* A per-item problem: an err record with --skip-bad, else the end of the run. */
+static void item_error(loader *L, const char *src, const char *what) {
+    if (!L->skip_bad)
+        kiln_die(EX_KILN_DATA, "%s: %s (record %llu)", src, what, (unsigned long long)L->id);
+    kwriter_begin(L->w, "err");
+    kw_str(L->w, "stage", kiln_prog());
+    kw_u64(L->w, "id", L->id);
+    kw_u64(L->w, "epoch", L->epoch);
+    kw_str(L->w, "src", src);
+    kw_str(L->w, "error", what);
+    end_item(L);
+    L->bad++;
+}
+
+static void put_image(loader *L, const kimage *im) {
+    uint64_t shape[3] = {(uint64_t)im->h, (uint64_t)im->w, (uint64_t)im->c};
+    ktensor t = ktensor_make(KT_U8, im->data, 3, shape);
+    kw_tensor(L->w, "image", &t);
+}
+
+/* Resize L->im when --size asks; returns the image to write. */
+static const kimage *sized(loader *L) {
+    if (!L->height || (L->im.h == L->height && L->im.w == L->width)) return &L->im;
+    kimage_resize(&L->im, L->height, L->width, &L->work);
+    return &L->work;
+}
+
+/* ---- text ------------------------------------------------------------------------------- */
+
+static void emit_text(loader *L, const char *path, const uint8_t *text, size_t len) {
+    begin_sample(L, path);
+    kw_strn(L->w, "text", (const char *)text, len);
+    end_item(L);
+}
+
+/* A file is one item (docs) or as many as it has pieces; a file that cannot be used is one
+ * item, reported by item_error. */
+static void load_text_file(loader *L, const char *path) {
+    char err[512];
+    bool docs = L->split.kind == KSPLIT_DOCS;
+    if (docs && !take(L)) { /* skipped without reading it */
+        L->id++;
+        return;
+    }
+    uint8_t *buf, *text;
+    size_t len, n;
+    bool ok = kread_file(path, &buf, &len, err, sizeof err);
+    size_t bad_at = ok ? ktext_utf8_check(buf, len) : 0;
+    if (ok && bad_at < len && L->utf8_reject) {
+        snprintf(err, sizeof err, "invalid UTF-8 at byte %zu (--utf8 replace repairs it)", bad_at);
+        free(buf);
+        ok = false;
+    }
+    if (!ok) {
+        if (docs || take(L)) item_error(L, path, err);
+        L->id++;
+        return;
+    }
+    text = buf, n = len;
+    if (bad_at < len) text = ktext_utf8_repair(buf, len, &n);
+    if (docs) {
+        emit_text(L, path, text, n);
+        L->id++;
+    }
+    size_t pos = 0, start, plen;
+    while (!docs && !finished(L) && ksplit_next(&L->split, text, n, &pos, &start, &plen)) {
+        if (take(L)) emit_text(L, path, text + start, plen);
+        L->id++;
+    }
+    if (text != buf) free(text);
+    free(buf);
+}
+
+/* ---- PNG -------------------------------------------------------------------------------- */
+
+/* The first subfolder of path below the source root, or NULL for files in the root. */
+static const char *png_label(const source *s, const char *path, size_t *len) {
+    const char *rel = path + s->root_len;
+    while (*rel == '/') rel++;
+    const char *slash = strchr(rel, '/');
+    if (!slash) return NULL;
+    *len = (size_t)(slash - rel);
+    return rel;
+}
+
+static bool has_name(char *const *names, uint32_t n, const char *label, size_t len) {
+    for (uint32_t i = 0; i < n; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], label, len) == 0) return true;
+    return false;
+}
+
+static void load_png_file(loader *L, const source *s, const char *path) {
+    char err[512];
+    size_t label_len = 0;
+    const char *label = png_label(s, path, &label_len);
+    if (label && L->classes_path && !has_name(L->classes, L->nclasses, label, label_len)) {
+        snprintf(err, sizeof err, "label '%.*s' is not in the classes file %s", (int)label_len,
+                 label, L->classes_path);
+        item_error(L, path, err);
+    } else if (!kpng_read_file(path, L->channels, L->max_pixels, &L->im, err, sizeof err)) {
+        item_error(L, path, err);
+    } else {
+        begin_sample(L, path);
+        put_image(L, sized(L));
+        if (label) kw_strn(L->w, "label", label, label_len);
+        end_item(L);
+    }
+}
+
+/* ---- IDX -------------------------------------------------------------------------------- */
+
+static void idx_problem(loader *L, source *s, const char *file, const char *what) {
+    if (!L->skip_bad) kiln_die(EX_KILN_DATA, "%s: %s", file, what);
+    s->error_src = file;
+    snprintf(s->error, sizeof s->error, "%s", what);
+}
+
+static void prepare_idx(loader *L, source *s) {
+    char err[400];
+    const uint64_t max_bytes = 16ull << 30;
+    if (!kidx_read(s->path, max_bytes, &s->images, err, sizeof err)) {
+        idx_problem(L, s, s->path, err);
+        return;
+    }
+    uint32_t c = s->images.ndim == 4 ? s->images.dims[3] : 1;
+    if (s->images.ndim < 3 || (c != 1 && c != 3 && c != 4)) {
+        idx_problem(L, s, s->path, "not images: want [N,H,W] or [N,H,W,C]");
+        return;
+    }
+    if (!s->labels_path) return;
+    if (!kidx_read(s->labels_path, max_bytes, &s->labels, err, sizeof err)) {
+        snprintf(s->error, sizeof s->error, "%s: %s", s->labels_path, err);
+    } else if (s->labels.ndim != 1 || s->labels.count != s->images.count) {
+        snprintf(s->error, sizeof s->error, "%s: %zu labels for %zu images in %s", s->labels_path,
+                 s->labels.count, s->images.count, s->path);
+    } else if (L->classes_path) {
+        for (size_t i = 0; i < s->labels.count; i++)
+            if (s->labels.data[i] >= L->nclasses) {
+                snprintf(s->error, sizeof s->error,
+                         "%s: label %u of image %zu has no name in the classes file %s",
+                         s->labels_path, s->labels.data[i], i, L->classes_path);
+                break;
+            }
+    }
+}
+
+static void load_idx(loader *L, const source *s) {
+    if (s->error[0]) {
+        if (take(L)) item_error(L, s->error_src, s->error);
+        L->id++;
+        return;
+    }
+    const kidx *x = &s->images;
+    int h = (int)x->dims[1], w = (int)x->dims[2], c = x->ndim == 4 ? (int)x->dims[3] : 1;
+    char src[4200], label[16];
+    for (size_t i = 0; i < x->count && !finished(L); i++, L->id++) {
+        if (!take(L)) continue;
+        kimage_convert(x->data + i * x->item_bytes, h, w, c, L->channels ? L->channels : c, &L->im);
+        snprintf(src, sizeof src, "%s#%zu", s->path, i);
+        begin_sample(L, src);
+        put_image(L, sized(L));
+        if (s->labels.data) {
+            unsigned v = s->labels.data[i];
+            if (L->classes)
+                kw_str(L->w, "label", L->classes[v]);
+            else
+                snprintf(label, sizeof label, "%u", v), kw_str(L->w, "label", label);
+        }
+        end_item(L);
+    }
+}
+
+/* ---- JSON lines ------------------------------------------------------------------------- */
+
+static void pack_json(msgpack_packer *pk, const jval *v) {
+    switch (v->type) {
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        break;
+    case JSON_BOOL:
+        v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        break;
+    case JSON_INT:
+        msgpack_pack_int64(pk, v->i);
+        break;
+    case JSON_UINT:
+        msgpack_pack_uint64(pk, v->u);
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, v->d);
+        break;
+    case JSON_STR:
+        msgpack_pack_str(pk, v->len);
+        msgpack_pack_str_body(pk, v->s, v->len);
+        break;
+    case JSON_ARR:
+        msgpack_pack_array(pk, v->n);
+        for (size_t i = 0; i < v->n; i++) pack_json(pk, &v->items[i]);
+        break;
+    case JSON_OBJ:
+        msgpack_pack_map(pk, v->n);
+        for (size_t i = 0; i < v->n; i++) {
+            msgpack_pack_str(pk, v->keylens[i]);
+            msgpack_pack_str_body(pk, v->keys[i], v->keylens[i]);
+            pack_json(pk, &v->items[i]);
+        }
+        break;
+    }
+}
+
+static bool reserved_key(const char *k) {
+    return !strcmp(k, "t") || !strcmp(k, "seq") || !strcmp(k, "id") || !strcmp(k, "epoch") ||
+           !strcmp(k, "src");
+}
+
+static void load_jsonl_line(loader *L, const char *path, size_t lineno, const uint8_t *line,
+                            size_t len) {
+    char err[300], src[4200];
+    snprintf(src, sizeof src, "%s:%zu", path, lineno);
+    jval *v = json_parse((const char *)line, len, 16, err, sizeof err);
+    if (!v || v->type != JSON_OBJ || v->n > KILN_MAX_CONTAINER - 8) {
+        if (v)
+            snprintf(err, sizeof err, "not a JSON object of at most %d fields",
+                     KILN_MAX_CONTAINER - 8);
+        item_error(L, src, err);
+    } else {
+        begin_sample(L, src);
+        for (size_t i = 0; i < v->n; i++) {
+            if (reserved_key(v->keys[i]) || strlen(v->keys[i]) != v->keylens[i]) continue;
+            kw_key(L->w, v->keys[i]);
+            pack_json(kw_packer(L->w), &v->items[i]);
+        }
+        end_item(L);
+    }
+    json_free(v);
+}
+
+static void load_jsonl_file(loader *L, const char *path) {
+    char err[512];
+    uint8_t *buf;
+    size_t len;
+    if (!kread_file(path, &buf, &len, err, sizeof err)) {
+        if (take(L)) item_error(L, path, err);
+        L->id++;
+        return;
+    }
+    ksplit lines = {.kind = KSPLIT_LINES};
+    size_t pos = 0, start, n, lineno = 0, prev_end = 0;
+    while (!finished(L) && ksplit_next(&lines, buf, len, &pos, &start, &n)) {
+        for (size_t i = prev_end; i < start; i++) lineno += buf[i] == '\n';
+        prev_end = start;
+        if (take(L)) load_jsonl_line(L, path, lineno + 1, buf + start, n);
+        L->id++;
+    }
+    free(buf);
+}
+
+/* ---- sources ---------------------------------------------------------------------------- */
+
+static void parse_source(loader *L, const char *arg, source *s) {
+    char err[512];
+    memset(s, 0, sizeof *s);
+    const char *colon = strchr(arg, ':');
+    if (!colon || colon[1] == 0)
+        kiln_usage_error("source '%s' wants a kind: text:, png:, idx: or jsonl:", arg);
+    size_t klen = (size_t)(colon - arg);
+    s->path = colon + 1;
+    if (klen == 4 && !strncmp(arg, "text", 4))
+        s->kind = SRC_TEXT;
+    else if (klen == 3 && !strncmp(arg, "png", 3))
+        s->kind = SRC_PNG;
+    else if (klen == 5 && !strncmp(arg, "jsonl", 5))
+        s->kind = SRC_JSONL;
+    else if (klen == 3 && !strncmp(arg, "idx", 3))
+        s->kind = SRC_IDX;
+    else
+        kiln_usage_error("unknown source kind '%.*s' (text, png, idx, jsonl)", (int)klen, arg);
+    if (s->kind == SRC_IDX) {
+        char *comma = strchr(s->path, ',');
+        if (comma) *comma = 0, s->labels_path = comma + 1;
+        prepare_idx(L, s);
+        return;
+    }
+    const char *suffix = s->kind == SRC_PNG ? ".png" : NULL;
+    if (!kwalk(s->path, suffix, &s->files, &s->nfiles, err, sizeof err))
+        kiln_die(EX_KILN_DATA, "%s", err);
+    if (s->nfiles == 0)
+        kiln_die(EX_KILN_DATA, "%s: no %sfiles found", s->path, suffix ? "PNG " : "");
+    s->root_len = strlen(s->path);
+}
+
+static void load_source(loader *L, const source *s) {
+    for (size_t i = 0; i < s->nfiles && !finished(L); i++) {
+        if (s->kind == SRC_TEXT)
+            load_text_file(L, s->files[i]);
+        else if (s->kind == SRC_JSONL)
+            load_jsonl_file(L, s->files[i]);
+        else if (take(L))
+            load_png_file(L, s, s->files[i]), L->id++;
+        else
+            L->id++;
+    }
+    if (s->kind == SRC_IDX) load_idx(L, s);
+}
+
+/* Classes for the hdr when no --classes file names them: the sorted PNG subfolders, or
+ * "0".."max" for IDX labels. */
+static void infer_classes(loader *L, const source *src, int nsrc) {
+    char **names = NULL;
+    uint32_t n = 0;
+    for (int k = 0; k < nsrc; k++) {
+        const source *s = &src[k];
+        int max_label = -1;
+        for (size_t i = 0; s->labels.data && i < s->labels.count; i++)
+            if (s->labels.data[i] > max_label) max_label = s->labels.data[i];
+        for (int v = 0; v <= max_label; v++) {
+            char buf[8];
+            snprintf(buf, sizeof buf, "%d", v);
+            if (!has_name(names, n, buf, strlen(buf)))
+                names = xrealloc(names, xmul(n + 1, sizeof *names)), names[n++] = xstrdup(buf);
+        }
+        for (size_t i = 0; s->kind == SRC_PNG && i < s->nfiles; i++) {
+            size_t len;
+            const char *label = png_label(s, s->files[i], &len);
+            if (!label || has_name(names, n, label, len)) continue;
+            names = xrealloc(names, xmul(n + 1, sizeof *names));
+            names[n] = xmalloc(len + 1);
+            memcpy(names[n], label, len), names[n++][len] = 0;
+        }
+    }
+    if (!n) return;
+    kw_key(L->w, "classes");
+    msgpack_packer *pk = kw_packer(L->w);
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_str(pk, strlen(names[i]));
+        msgpack_pack_str_body(pk, names[i], strlen(names[i]));
+    }
+    kclasses_free(names, n);
+}
+
+static void write_hdr(loader *L, const source *src, int nsrc) {
+    kwriter_hdr_begin(L->w, NULL, "sample", L->seed);
+    if (L->classes) {
+        kw_key(L->w, "classes");
+        msgpack_packer *pk = kw_packer(L->w);
+        msgpack_pack_array(pk, L->nclasses);
+        for (uint32_t i = 0; i < L->nclasses; i++) {
+            msgpack_pack_str(pk, strlen(L->classes[i]));
+            msgpack_pack_str_body(pk, L->classes[i], strlen(L->classes[i]));
+        }
+    } else {
+        infer_classes(L, src, nsrc);
+    }
+    kwriter_end(L->w);
+}
+
+static void parse_shard(const char *arg, uint64_t *i, uint64_t *n) {
+    char buf[64];
+    const char *slash = strchr(arg, '/');
+    if (!slash || (size_t)(slash - arg) >= sizeof buf) kiln_usage_error("--shard wants I/N");
+    memcpy(buf, arg, (size_t)(slash - arg));
+    buf[slash - arg] = 0;
+    if (!parse_u64(buf, i) || !parse_u64(slash + 1, n) || *n < 1 || *i >= *n)
+        kiln_usage_error("--shard wants I/N with 0 <= I < N, not '%s'", arg);
+}
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    kiln_cli_init(&cli, argc, argv, HELP);
+    loader L = {.epochs = 1, .shard_n = 1, .max_pixels = KPNG_MAX_PIXELS_DEFAULT};
+    char err[512];
+    ksplit_parse("docs", &L.split, err, sizeof err);
+    enum {
+        O_SPLIT = 1,
+        O_UTF8,
+        O_CHANNELS,
+        O_SIZE,
+        O_MAXPIX,
+        O_CLASSES,
+        O_EPOCHS,
+        O_SHARD,
+        O_SKIP,
+        O_LIMIT,
+        O_SKIPBAD,
+        O_SEED
+    };
+    static const struct option opts[] = {{"split", required_argument, 0, O_SPLIT},
+                                         {"utf8", required_argument, 0, O_UTF8},
+                                         {"channels", required_argument, 0, O_CHANNELS},
+                                         {"size", required_argument, 0, O_SIZE},
+                                         {"max-pixels", required_argument, 0, O_MAXPIX},
+                                         {"classes", required_argument, 0, O_CLASSES},
+                                         {"epochs", required_argument, 0, O_EPOCHS},
+                                         {"shard", required_argument, 0, O_SHARD},
+                                         {"skip", required_argument, 0, O_SKIP},
+                                         {"limit", required_argument, 0, O_LIMIT},
+                                         {"skip-bad", no_argument, 0, O_SKIPBAD},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         KILN_CLI_LONGOPTS,
+                                         {0, 0, 0, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_SPLIT:
+            if (!ksplit_parse(optarg, &L.split, err, sizeof err)) kiln_usage_error("%s", err);
+            break;
+        case O_UTF8:
+            if (strcmp(optarg, "replace") && strcmp(optarg, "reject"))
+                kiln_usage_error("--utf8 wants replace or reject");
+            L.utf8_reject = !strcmp(optarg, "reject");
+            break;
+        case O_CHANNELS:
+            L.channels = (int)opt_u64("--channels", optarg);
+            if (L.channels != 1 && L.channels != 3 && L.channels != 4)
+                kiln_usage_error("--channels wants 1, 3 or 4");
+            break;
+        case O_SIZE:
+            if (!kimage_parse_size(optarg, &L.height, &L.width))
+                kiln_usage_error("--size wants HxW, e.g. 64x64");
+            break;
+        case O_MAXPIX:
+            L.max_pixels = opt_u64("--max-pixels", optarg);
+            break;
+        case O_CLASSES:
+            L.classes_path = optarg;
+            break;
+        case O_EPOCHS:
+            L.epochs = opt_u64("--epochs", optarg);
+            break;
+        case O_SHARD:
+            parse_shard(optarg, &L.shard_i, &L.shard_n);
+            break;
+        case O_SKIP:
+            L.skip = opt_u64("--skip", optarg);
+            break;
+        case O_LIMIT:
+            L.limit = opt_u64("--limit", optarg);
+            break;
+        case O_SKIPBAD:
+            L.skip_bad = true;
+            break;
+        case O_SEED:
+            L.seed = opt_u64("--seed", optarg);
+            break;
+        default:
+            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
+        }
+    }
+    int nsrc = argc - optind;
+    if (nsrc < 1) kiln_usage_error("no SOURCE given (e.g. text:corpus.txt)");
+    if (L.classes_path && !kclasses_load(L.classes_path, &L.classes, &L.nclasses, err, sizeof err))
+        kiln_die(EX_KILN_DATA, "%s", err);
+
+    source *src = xcalloc((size_t)nsrc, sizeof *src);
+    for (int i = 0; i < nsrc; i++) parse_source(&L, argv[optind + i], &src[i]);
+    L.w = kiln_cli_writer(&cli);
+    write_hdr(&L, src, nsrc);
+
+    for (L.epoch = 0; (L.epochs == 0 || L.epoch < L.epochs) && !finished(&L); L.epoch++) {
+        L.id = 0;
+        for (int i = 0; i < nsrc && !finished(&L); i++) load_source(&L, &src[i]);
+        if (L.id == 0) kiln_die(EX_KILN_DATA, "the sources hold no records");
+    }
+
+    if (L.bad)
+        kiln_warn("%llu bad input%s skipped (err records in the stream)", (unsigned long long)L.bad,
+                  L.bad == 1 ? "" : "s");
+    for (int i = 0; i < nsrc; i++) {
+        kwalk_free(src[i].files, src[i].nfiles);
+        kidx_free(&src[i].images), kidx_free(&src[i].labels);
+    }
+    free(src);
+    kimage_free(&L.im), kimage_free(&L.work);
+    kclasses_free(L.classes, L.nclasses);
+    kiln_finish(NULL, L.w);
+}
