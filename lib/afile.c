@@ -126,3 +126,26 @@ int afile_write_all(const char *path, const void *bytes, size_t n, char *err, si
     afile_write(a, bytes, n);
     return afile_commit(a, err, errsz);
 }
+
+int afile_symlink(const char *target, const char *path, char *err, size_t errsz) {
+    /* afile_open gives a fresh temp name and the directory; the temp file is swapped for a
+     * link of the same name. */
+    afile *a = afile_open(path, err, errsz);
+    if (!a) return EX_KILN_IO;
+    close(a->fd);
+    a->fd = -1;
+    int e = 0;
+    const char *what = "symlink";
+    if (unlink(a->tmp) != 0 || symlink(target, a->tmp) != 0)
+        e = errno;
+    else if (rename(a->tmp, a->path) != 0)
+        e = errno, what = "rename";
+    else
+        e = sync_dir(a->dir), what = "fsync of the directory";
+    if (e) {
+        set_error(err, errsz, path, what, e);
+        unlink(a->tmp);
+    }
+    release(a);
+    return e ? EX_KILN_IO : 0;
+}

@@ -28,4 +28,8 @@ void afile_abort(afile *a);
 /* The whole cycle for bytes already in memory. */
 int afile_write_all(const char *path, const void *bytes, size_t n, char *err, size_t errsz);
 
+/* Point the symlink path at target (relative to path's directory), replacing whatever
+ * link or file was there in one rename; fsyncs the directory. */
+int afile_symlink(const char *target, const char *path, char *err, size_t errsz);
+
 #endif

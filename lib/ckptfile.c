@@ -34,6 +34,7 @@ static char *xasprintf(const char *fmt, ...) {
 }
 
 char *ckpt_file_name(const char *dir, uint64_t step) {
+    if (!dir) return xasprintf("step-%06llu.safetensors", (unsigned long long)step);
     return xasprintf("%s/step-%06llu.safetensors", dir, (unsigned long long)step);
 }
 

@@ -69,7 +69,7 @@ bool kckpt_config_u64(const kckpt *ck, const char *key, uint64_t *out);
 
 /* ---- writing (kiln ckpt) ---------------------------------------------------------------- */
 
-/* "DIR/step-000500.safetensors" (at least 6 digits; malloc'd). */
+/* "DIR/step-000500.safetensors" (at least 6 digits; malloc'd); dir NULL: no directory. */
 char *ckpt_file_name(const char *dir, uint64_t step);
 /* The optimizer sibling of a model file: ".../X.safetensors" -> ".../X.optim.safetensors". */
 char *ckpt_optim_name(const char *path);

@@ -1,0 +1,308 @@
+/* kiln-ckpt — save ckpt records as safetensors checkpoints; keep the last K and the best. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "afile.h"
+#include "ckptfile.h"
+#include "cli.h"
+#include "util.h"
+
+static const char HELP[] =
+    "kiln-ckpt — save checkpoints as safetensors files, keeping the last K and the best\n"
+    "usage: kiln ckpt --dir DIR [--keep K] [--in URL] [--out URL]\n"
+    "       kiln ckpt inspect FILE\n"
+    "Each ckpt record becomes DIR/step-NNNNNN.safetensors (model tensors under Hugging Face\n"
+    "GPT-2 names; config, tokenizer, step, cursor, seed in __metadata__), plus\n"
+    "DIR/step-NNNNNN.optim.safetensors when it carries optimizer state.  Writes are atomic.\n"
+    "The eval loss of step S is the `loss` of the last metrics record of stage \"eval\" for\n"
+    "step S seen before the ckpt of step S (kiln eval sends them in that order).\n"
+    "DIR/latest.safetensors links to the newest checkpoint, DIR/best.safetensors to the one\n"
+    "with the lowest eval loss.  ckpt records are consumed; a `saved` record {step, path,\n"
+    "eval_loss, best} takes their place; every other record passes through.\n"
+    "  -d, --dir DIR   where checkpoints go (created if missing)\n"
+    "  -k, --keep K    keep the K newest checkpoints, plus the best (default 3; 0 keeps "
+    "all)\n" KILN_CLI_HELP
+    "inspect FILE prints a checkpoint's config, tokenizer, step and tensors (name, dtype,\n"
+    "shape, CRC-32 of the data) on stdout.\n"
+    "example:\n"
+    "  kiln train --steps 2000 --every 250 < batches.rec | kiln eval --data val.rec \\\n"
+    "    | kiln ckpt --dir runs/moby --keep 2 | kiln show\n"
+    "  kiln ckpt inspect runs/moby/latest.safetensors\n";
+
+/* A checkpoint in DIR that this stage manages. */
+typedef struct {
+    uint64_t step;
+    double eval_loss; /* NAN when unknown */
+} saved;
+
+typedef struct {
+    const char *dir;
+    uint64_t keep;
+    saved *files;
+    size_t n;
+    bool have_eval;
+    uint64_t eval_step;
+    double eval_loss;
+} state;
+
+/* ---- the directory ---------------------------------------------------------------------- */
+
+static void make_dirs(const char *dir) {
+    char *p = xstrdup(dir);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c != '/' && c != '\0') continue;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            kiln_die(EX_KILN_IO, "%s: cannot create: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) kiln_die(EX_KILN_IO, "%s: not a directory", p);
+    free(p);
+}
+
+static bool step_file(const char *name, uint64_t *step) {
+    char digits[32];
+    const char *ext = ".safetensors";
+    size_t n = strlen(name), e = strlen(ext);
+    if (strncmp(name, "step-", 5) != 0 || n <= 5 + e || strcmp(name + n - e, ext) != 0)
+        return false;
+    size_t k = n - 5 - e;
+    if (k >= sizeof digits) return false;
+    memcpy(digits, name + 5, k);
+    digits[k] = '\0';
+    return parse_u64(digits, step);
+}
+
+static void remember(state *s, uint64_t step, double loss) {
+    for (size_t i = 0; i < s->n; i++)
+        if (s->files[i].step == step) {
+            s->files[i].eval_loss = loss;
+            return;
+        }
+    s->files = xrealloc(s->files, xmul(s->n + 1, sizeof *s->files));
+    s->files[s->n++] = (saved){step, loss};
+}
+
+/* Checkpoints left by an earlier run count towards --keep; their eval loss is in their
+ * metadata. */
+static void scan_dir(state *s) {
+    DIR *d = opendir(s->dir);
+    if (!d) kiln_die(EX_KILN_IO, "%s: %s", s->dir, strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        uint64_t step;
+        if (!step_file(e->d_name, &step)) continue;
+        char *path = ckpt_file_name(s->dir, step), err[600];
+        stfile *f;
+        double loss = NAN;
+        if (st_open(path, &f, err, sizeof err) == 0) {
+            const char *l = st_meta(f, "eval_loss");
+            if (l && !parse_f64(l, &loss)) loss = NAN;
+            st_close(f);
+        } else
+            kiln_warn("%s (left alone)", err);
+        free(path);
+        remember(s, step, loss);
+    }
+    closedir(d);
+}
+
+static int by_step(const void *a, const void *b) {
+    const saved *x = a, *y = b;
+    return (x->step > y->step) - (x->step < y->step);
+}
+
+/* Index of the checkpoint with the lowest known eval loss, or -1. */
+static long best_index(const state *s) {
+    long best = -1;
+    for (size_t i = 0; i < s->n; i++)
+        if (isfinite(s->files[i].eval_loss) &&
+            (best < 0 || s->files[i].eval_loss < s->files[best].eval_loss))
+            best = (long)i;
+    return best;
+}
+
+static void link_to(const state *s, const char *link, uint64_t step) {
+    /* A relative target, so the directory can be moved or copied as a whole. */
+    char *target = ckpt_file_name(NULL, step), *path = xmalloc(strlen(s->dir) + strlen(link) + 2),
+         err[600];
+    sprintf(path, "%s/%s", s->dir, link);
+    int rc = afile_symlink(target, path, err, sizeof err);
+    if (rc) kiln_die(rc, "%s", err);
+    free(target);
+    free(path);
+}
+
+/* Delete all but the newest K and the best; the model file goes first, so a crash in
+ * between leaves a harmless optimizer file rather than a model naming a missing one. */
+static void prune(state *s) {
+    qsort(s->files, s->n, sizeof *s->files, by_step);
+    long best = best_index(s);
+    size_t out = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        bool keep = s->keep == 0 || i + s->keep >= s->n || (long)i == best;
+        if (keep) {
+            s->files[out++] = s->files[i];
+            continue;
+        }
+        char *path = ckpt_file_name(s->dir, s->files[i].step), *optim = ckpt_optim_name(path);
+        if (remove(path) != 0 && errno != ENOENT)
+            kiln_warn("%s: cannot remove: %s", path, strerror(errno));
+        if (remove(optim) != 0 && errno != ENOENT)
+            kiln_warn("%s: cannot remove: %s", optim, strerror(errno));
+        free(path);
+        free(optim);
+    }
+    s->n = out;
+}
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+/* An eval metrics record: remember its loss for the ckpt of the same step. */
+static void note_metrics(state *s, const krec *r) {
+    const msgpack_object *stage = krec_get(r, "stage");
+    uint64_t step;
+    double loss;
+    if (!kobj_str_eq(stage, "eval") || !krec_u64(r, "step", &step) || !krec_f64(r, "loss", &loss))
+        return;
+    s->have_eval = true;
+    s->eval_step = step;
+    s->eval_loss = loss;
+}
+
+static void save(state *s, const krec *r, const char *input, kwriter *w) {
+    uint64_t step;
+    if (!krec_u64(r, "step", &step))
+        kiln_die(EX_KILN_DATA, "%s: ckpt record without a u64 step (record %llu)", input,
+                 (unsigned long long)r->index);
+    double loss = s->have_eval && s->eval_step == step ? s->eval_loss : NAN;
+    char *path = ckpt_file_name(s->dir, step), err[600];
+    int rc = ckpt_write_record(r, path, loss, err, sizeof err);
+    if (rc) kiln_die(rc, "%s (record %llu)", err, (unsigned long long)r->index);
+    remember(s, step, loss);
+    prune(s);
+    long best = best_index(s);
+    link_to(s, "latest.safetensors", step);
+    if (best >= 0) link_to(s, "best.safetensors", s->files[best].step);
+
+    kwriter_begin(w, "saved");
+    kw_u64(w, "step", step);
+    kw_str(w, "path", path);
+    if (isfinite(loss)) kw_f64(w, "eval_loss", loss);
+    kw_bool(w, "best", best >= 0 && s->files[best].step == step);
+    kwriter_end(w);
+    free(path);
+}
+
+/* ---- inspect ---------------------------------------------------------------------------- */
+
+static uint32_t crc_of(const void *data, size_t n) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const Bytef *p = data;
+    for (size_t chunk; n > 0; p += chunk, n -= chunk) { /* zlib takes 32-bit lengths */
+        chunk = n > (1u << 30) ? (1u << 30) : n;
+        crc = crc32(crc, p, (uInt)chunk);
+    }
+    return (uint32_t)crc;
+}
+
+static void print_tensors(const stfile *f) {
+    for (size_t i = 0; i < st_count(f); i++) {
+        const ktensor *t = st_tensor(f, i);
+        char shape[200] = "[";
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? ", " : "",
+                     (unsigned long long)t->shape[d]);
+        strcat(shape, "]");
+        printf("  %-40s %-4s %-16s crc32 %08x\n", st_name(f, i), kdtype_name(t->dtype), shape,
+               crc_of(t->data, t->nbytes));
+    }
+}
+
+static int inspect(const char *path) {
+    kckpt *ck = kckpt_load(path, true);
+    size_t nbytes;
+    const void *data = st_data(ck->file, &nbytes);
+    uint64_t params = 0;
+    for (size_t i = 0; i < st_count(ck->file); i++) {
+        uint64_t k = 0;
+        ktensor_numel(st_tensor(ck->file, i), &k);
+        params += k;
+    }
+    printf("file       %s\n", path);
+    for (size_t i = 0; i < st_meta_count(ck->file); i++)
+        printf("%-10s %s\n", st_meta_key(ck->file, i), st_meta_value(ck->file, i));
+    printf("tensors    %zu, %llu parameters, %zu bytes, crc32 %08x\n", st_count(ck->file),
+           (unsigned long long)params, nbytes, crc_of(data, nbytes));
+    print_tensors(ck->file);
+    if (ck->optim) {
+        data = st_data(ck->optim, &nbytes);
+        printf("optimizer  step %llu, lr %g, %zu tensors, %zu bytes, crc32 %08x\n",
+               (unsigned long long)ck->optim_step, ck->lr, st_count(ck->optim), nbytes,
+               crc_of(data, nbytes));
+        print_tensors(ck->optim);
+    }
+    kckpt_free(ck);
+    if (fflush(stdout) != 0 && errno != EPIPE)
+        kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(errno));
+    return EX_KILN_OK;
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    state s = {.keep = 3};
+    static const struct option longopts[] = {{"dir", required_argument, 0, 'd'},
+                                             {"keep", required_argument, 0, 'k'},
+                                             KILN_CLI_LONGOPTS,
+                                             {0}};
+    kiln_cli_init(&cli, argc, argv, HELP);
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0) {
+        if (argc != 3) kiln_usage_error("inspect wants one FILE");
+        return inspect(argv[2]);
+    }
+    int c;
+    while ((c = getopt_long(argc, argv, "d:k:h", longopts, NULL)) != -1) {
+        if (c == 'd')
+            s.dir = optarg;
+        else if (c == 'k')
+            s.keep = opt_u64("--keep", optarg);
+        else
+            kiln_cli_option(&cli, c, optarg);
+    }
+    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!s.dir || !*s.dir) kiln_usage_error("--dir DIR is required");
+    make_dirs(s.dir);
+    scan_dir(&s);
+
+    kreader *r = kiln_cli_reader(&cli);
+    kwriter *w = kiln_cli_writer(&cli);
+    const krec *hdr = kreader_hdr(r);
+    char schema[64] = "";
+    uint64_t seed = 0;
+    kobj_cstr(krec_get(hdr, "schema"), schema, sizeof schema);
+    krec_u64(hdr, "seed", &seed);
+    kwriter_hdr_begin(w, hdr, schema, seed);
+    kwriter_end(w);
+    krec rec;
+    while (kreader_next(r, &rec)) {
+        if (krec_is(&rec, "ckpt"))
+            save(&s, &rec, kreader_name(r), w);
+        else {
+            if (krec_is(&rec, "metrics")) note_metrics(&s, &rec);
+            kwriter_pass(w, &rec);
+        }
+        if (kiln_stop_signal() || kwriter_gone(w)) break;
+    }
+    free(s.files);
+    kiln_finish(r, w);
+}

@@ -1,0 +1,126 @@
+# kiln ckpt: files per ckpt record, --keep / best / latest, pass-through, resume into the
+# same directory, a plain-PyTorch load of the file, damaged files (exit 65 naming the
+# file) and a write that fails half-way (exit 74, earlier checkpoints intact).
+. "$KILN_ROOT/tests/lib.sh"
+
+# ckpt STEP EVAL_LOSS [N]: an eval metrics record then a ckpt record of step STEP whose
+# wte has N rows of 3 (default 2); wte[1][2] = STEP, so files can be told apart.
+ckpt() {
+    local n=${3:-2} rows="[1,2,3]"
+    [ "$n" -gt 2 ] && rows="$rows$(printf ',[0,0,0]%.0s' $(seq 3 "$n"))"
+    echo "{\"t\":\"metrics\",\"stage\":\"eval\",\"split\":\"val\",\"step\":$1,\"loss\":$2}"
+    echo "{\"t\":\"ckpt\",\"step\":$1,\"cursor\":$(($1 * 10)),\"seed\":5," \
+        "\"config\":{\"n_layer\":1,\"n_embd\":3,\"n_head\":1,\"n_ctx\":4,\"vocab\":$n,\"head\":\"lm\"}," \
+        "\"tokenizer\":{\"kind\":\"bytes\",\"vocab\":$n,\"classes\":[\"cat\",\"dog\"]}," \
+        "\"tensors\":{\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[$n,3],\"data\":[[4,5,$1],$rows]}," \
+        "\"transformer.ln_f.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data\":[0.5,0,-0.25]}}," \
+        "\"optim\":{\"step\":$1,\"lr\":0.001," \
+        "\"m\":{\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data\":[[1,1,1],[1,1,1]]}}," \
+        "\"v\":{\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data\":[[2,2,2],[2,2,2]]}}}}"
+}
+
+# ---- keep / best / latest, pass-through ---------------------------------------------------
+{ ckpt 100 3.0; ckpt 200 2.0; echo '{"t":"sample","text":"x"}'; ckpt 300 2.5; ckpt 400 2.6
+  ckpt 500 2.7; } | "$K" import > run1.rec
+expect_status 0 "$K" ckpt --dir runs/a --keep 2 --in run1.rec --out out.rec
+"$K" show < out.rec > out.jsonl
+expect '[ $(grep -c "\"t\":\"saved\"" out.jsonl) = 5 ]' "one saved record per ckpt"
+expect '! grep -q "\"t\":\"ckpt\"" out.jsonl' "ckpt records are consumed"
+expect '[ $(grep -c "\"t\":\"metrics\"" out.jsonl) = 5 ] && grep -q "\"t\":\"sample\"" out.jsonl' \
+    "other records pass through"
+expect 'grep -q "\"step\":200,\"path\":\"runs/a/step-000200.safetensors\",\"eval_loss\":2.0,\"best\":true" out.jsonl' \
+    "saved record names step, path, eval loss, best"
+expect 'grep -q "\"step\":500,.*\"best\":false" out.jsonl' "step 500 is not the best"
+ls runs/a > files.txt
+expect '[ "$(grep -c "^step-.*[0-9].safetensors$" files.txt)" = 3 ]' "two newest + best kept ($(tr '\n' ' ' < files.txt))"
+expect '[ -f runs/a/step-000200.safetensors ] && [ -f runs/a/step-000400.safetensors ] && [ -f runs/a/step-000500.safetensors ]' \
+    "kept: 200 (best), 400, 500"
+expect '[ ! -e runs/a/step-000100.safetensors ] && [ ! -e runs/a/step-000100.optim.safetensors ] && [ ! -e runs/a/step-000300.safetensors ]' \
+    "pruned: 100, 300 and their optimizer files"
+expect '[ "$(readlink runs/a/latest.safetensors)" = step-000500.safetensors ]' "latest -> 500"
+expect '[ "$(readlink runs/a/best.safetensors)" = step-000200.safetensors ]' "best -> 200"
+expect '[ -f runs/a/step-000500.optim.safetensors ]' "optimizer state beside the model"
+expect '[ -z "$(ls -A runs/a | grep "^\.")" ]' "no temp files left"
+
+# ---- inspect -------------------------------------------------------------------------------
+expect_status 0 "$K" ckpt inspect runs/a/latest.safetensors > inspect.txt
+expect 'grep -q "^step *500$" inspect.txt && grep -q "^cursor *5000$" inspect.txt' "inspect: step, cursor"
+expect 'grep -q "\"n_layer\":1" inspect.txt && grep -q "\"classes\":\[\"cat\",\"dog\"\]" inspect.txt' \
+    "inspect: config and tokenizer"
+expect 'grep -q "transformer.wte.weight *F32 *\[2, 3\] *crc32 [0-9a-f]\{8\}" inspect.txt' "inspect: tensor line"
+expect 'grep -q "m.transformer.wte.weight" inspect.txt' "inspect: optimizer tensors"
+
+# ---- resume into the same directory: old files count towards --keep, best remembered ------
+{ ckpt 600 2.9; ckpt 700 2.8; } | "$K" import | "$K" ckpt --dir runs/a --keep 2 > /dev/null
+expect '[ -f runs/a/step-000200.safetensors ] && [ -f runs/a/step-000600.safetensors ] && [ -f runs/a/step-000700.safetensors ] && [ ! -e runs/a/step-000500.safetensors ]' \
+    "resumed: 200 (best from metadata), 600, 700 kept, 500 pruned"
+expect '[ "$(readlink runs/a/best.safetensors)" = step-000200.safetensors ]' "best still 200"
+
+# ---- plain PyTorch reads the file (independent reader of the format) -----------------------
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    /usr/bin/python3 - runs/a/latest.safetensors > py.txt 2>&1 <<'EOF'
+import json, struct, sys, torch
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr = json.loads(raw[8:8 + n])
+meta = hdr.pop("__metadata__")
+data = raw[8 + n:]
+t = {k: torch.frombuffer(bytearray(data[v["data_offsets"][0]:v["data_offsets"][1]]),
+                         dtype=torch.float32).reshape(v["shape"]) for k, v in hdr.items()}
+assert (8 + n) % 8 == 0
+assert meta["format"] == "pt" and meta["step"] == "700", meta
+assert json.loads(meta["config"])["n_embd"] == 3
+assert t["transformer.wte.weight"][0].tolist() == [4.0, 5.0, 700.0]
+assert t["transformer.ln_f.bias"].tolist() == [0.5, 0.0, -0.25]
+print("ok", sorted(t))
+EOF
+    expect 'grep -q "^ok" py.txt' "python reads the checkpoint: $(tail -1 py.txt)"
+fi
+
+# ---- damaged files: exit 65 naming the file --------------------------------------------------
+cp runs/a/step-000700.safetensors good.safetensors
+size=$(stat -c %s good.safetensors)
+head -c $((size - 5)) good.safetensors > truncated.safetensors
+expect_status 65 "$K" ckpt inspect truncated.safetensors 2> err.txt
+expect 'grep -q "^kiln-ckpt: truncated.safetensors: .*outside the data" err.txt' "truncated: $(cat err.txt)"
+head -c 8 good.safetensors > cut-header.safetensors
+expect_status 65 "$K" ckpt inspect cut-header.safetensors 2> err.txt
+expect 'grep -q "cut-header.safetensors: truncated" err.txt' "header cut off: $(cat err.txt)"
+# Corrupt the header JSON in place (byte 8 is its opening brace).
+cp good.safetensors corrupt.safetensors
+printf 'X' | dd of=corrupt.safetensors bs=1 seek=8 conv=notrunc 2> /dev/null
+expect_status 65 "$K" ckpt inspect corrupt.safetensors 2> err.txt
+expect 'grep -q "corrupt.safetensors: header does not start" err.txt' "corrupted header: $(cat err.txt)"
+# Offsets beyond the file: a header rewritten with a bigger end offset, same length.
+sed 's/"data_offsets":\[24,36\]/"data_offsets":[24,96]/' good.safetensors > outside.safetensors
+expect '! cmp -s good.safetensors outside.safetensors' "test setup: offsets rewritten"
+expect_status 65 "$K" ckpt inspect outside.safetensors 2> err.txt
+expect 'grep -q "outside.safetensors: .*outside the data buffer" err.txt' "offsets outside: $(cat err.txt)"
+# Overlapping tensors: the second starts inside the first.
+sed 's/"data_offsets":\[24,36\]/"data_offsets":[20,32]/' good.safetensors > overlap.safetensors
+expect '! cmp -s good.safetensors overlap.safetensors' "test setup: offsets rewritten"
+expect_status 65 "$K" ckpt inspect overlap.safetensors 2> err.txt
+expect 'grep -q "overlap.safetensors: .*overlaps" err.txt' "overlap: $(cat err.txt)"
+expect_status 74 "$K" ckpt inspect missing.safetensors 2> /dev/null
+
+# ---- bad records, usage ----------------------------------------------------------------------
+echo '{"t":"ckpt","step":1,"config":{},"tensors":{"w":3}}' | "$K" import > bad.rec
+expect_status 65 "$K" ckpt --dir runs/b --in bad.rec --out /dev/null 2> err.txt
+expect 'grep -q "step-000001.safetensors: ckpt record: tensors holds a non-tensor (record 1)" err.txt' \
+    "bad ckpt record: $(cat err.txt)"
+expect '[ ! -e runs/b/step-000001.safetensors ]' "nothing written for a bad record"
+expect_status 2 "$K" ckpt --out /dev/null < run1.rec 2> /dev/null
+expect '"$K" ckpt --help | head -1 | grep -q "^kiln-ckpt — "' "help first line"
+
+# ---- a write that fails half-way (file size limit standing in for a full disk) -------------
+ckpt 100 1.0 | "$K" import | "$K" ckpt --dir runs/full > /dev/null
+ckpt 200 0.5 20000 | "$K" import > big.rec # a 240 KB checkpoint
+(ulimit -f 64; trap '' XFSZ; exec "$K" ckpt --dir runs/full --in big.rec --out /dev/null) 2> err.txt
+rc=$?
+expect '[ $rc = 74 ]' "failed write exits 74 (got $rc)"
+expect 'grep -q "runs/full/step-000200.safetensors: write: file too large" err.txt' "message: $(cat err.txt)"
+expect '[ ! -e runs/full/step-000200.safetensors ] && [ -z "$(ls -A runs/full | grep "^\.")" ]' \
+    "no partial or temp file left"
+expect_status 0 "$K" ckpt inspect runs/full/latest.safetensors > /dev/null
+expect '[ "$(readlink runs/full/latest.safetensors)" = step-000100.safetensors ]' "latest still the earlier one"
+finish
