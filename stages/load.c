@@ -234,16 +234,18 @@ static void prepare_idx(loader *L, source *s) {
     }
     if (!s->labels_path) return;
     if (!kidx_read(s->labels_path, max_bytes, &s->labels, err, sizeof err)) {
-        snprintf(s->error, sizeof s->error, "%s: %s", s->labels_path, err);
+        idx_problem(L, s, s->labels_path, err);
     } else if (s->labels.ndim != 1 || s->labels.count != s->images.count) {
-        snprintf(s->error, sizeof s->error, "%s: %zu labels for %zu images in %s", s->labels_path,
-                 s->labels.count, s->images.count, s->path);
+        snprintf(err, sizeof err, "%zu labels for %zu images in %s", s->labels.count,
+                 s->images.count, s->path);
+        idx_problem(L, s, s->labels_path, err);
     } else if (L->classes_path) {
         for (size_t i = 0; i < s->labels.count; i++)
             if (s->labels.data[i] >= L->nclasses) {
-                snprintf(s->error, sizeof s->error,
-                         "%s: label %u of image %zu has no name in the classes file %s",
-                         s->labels_path, s->labels.data[i], i, L->classes_path);
+                snprintf(err, sizeof err,
+                         "label %u of image %zu has no name in the classes file %s",
+                         s->labels.data[i], i, L->classes_path);
+                idx_problem(L, s, s->labels_path, err);
                 break;
             }
     }
