@@ -1,0 +1,22 @@
+/* sample — helpers for the data stages that rewrite records: copy a record's fields except
+ * the ones a stage replaces, and read a `sample` record's image. */
+#ifndef KILN_SAMPLE_H
+#define KILN_SAMPLE_H
+
+#include <stdbool.h>
+
+#include "image.h"
+#include "stream.h"
+
+/* Copy every field of r except t, seq and the NULL-terminated list `skip` into the record
+ * being built (after kwriter_begin). */
+void kw_copy_fields(kwriter *w, const krec *r, const char *const *skip);
+
+/* The `image` tensor of a sample (U8 [H,W,C], C in 1..4) copied into im.  Returns false
+ * when the record has no image field; exits 65 naming the record when it is malformed. */
+bool krec_image(const krec *r, kimage *im);
+
+/* The record's u64 field, or def when absent. */
+uint64_t krec_u64_or(const krec *r, const char *key, uint64_t def);
+
+#endif
