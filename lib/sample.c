@@ -3,6 +3,7 @@
 
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static bool listed(const msgpack_object *k, const char *const *skip) {
@@ -41,4 +42,27 @@ bool krec_image(const krec *r, kimage *im) {
 uint64_t krec_u64_or(const krec *r, const char *key, uint64_t def) {
     uint64_t v;
     return krec_u64(r, key, &v) ? v : def;
+}
+
+kstored *kstored_copy(const krec *r) {
+    kstored *s = xcalloc(1, sizeof *s);
+    s->raw = xmalloc(r->raw_len ? r->raw_len : 1);
+    memcpy(s->raw, r->raw, r->raw_len);
+    msgpack_unpacked_init(&s->up);
+    /* The bytes were bounded and decoded once by the reader: decoding the copy cannot fail
+     * but for lack of memory. */
+    if (msgpack_unpack_next(&s->up, (const char *)s->raw, r->raw_len, NULL) !=
+        MSGPACK_UNPACK_SUCCESS)
+        kiln_die(EX_KILN_SOFTWARE, "cannot re-decode record %llu", (unsigned long long)r->seq);
+    s->rec = *r;
+    s->rec.raw = s->raw;
+    s->rec.map = &s->up.data;
+    return s;
+}
+
+void kstored_free(kstored *s) {
+    if (!s) return;
+    msgpack_unpacked_destroy(&s->up);
+    free(s->raw);
+    free(s);
 }
