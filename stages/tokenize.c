@@ -1,0 +1,204 @@
+/* kiln-tokenize — sample records to token sequences: text as bytes, images as pixel levels
+ * or palette colours, the label as a class token first. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sample.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static const char HELP[] =
+    "kiln-tokenize — turn samples into token sequences (text bytes, image pixels)\n"
+    "usage: kiln tokenize (--bytes | --levels K | --palette FILE) [--classes FILE] [--bos]\n"
+    "  --bytes          text as UTF-8 bytes 0..255, then EOS (BOS first with --bos)\n"
+    "  --levels K       images: each channel value v becomes floor(v*K/256), K in 2..256\n"
+    "                   (--levels 256 is lossless)\n"
+    "  --palette FILE   images: each pixel becomes its nearest colour in FILE ('R G B' a\n"
+    "                   line, as `kiln palette` writes)\n"
+    "  --classes FILE   class names, one a line; default: the hdr's `classes` (kiln load\n"
+    "                   writes them).  A sample's label becomes the class token, first in\n"
+    "                   the sequence; a label missing from the classes is an error (65)\n"
+    "  --field NAME     the text field to tokenize (default text)\n"
+    "  --bos            begin text with BOS (images always start with BOS or a class)\n"
+    "Ids: base symbols (256 bytes, K levels or P colours), then BOS, EOS, PAD, then one\n"
+    "token per class.  The hdr carries this as `tokenizer`, so kiln batch, train and detok\n"
+    "need no flags.  Images must all have one shape (use kiln load --size).\n" KILN_CLI_HELP
+    "example:\n"
+    "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show\n"
+    "  kiln load idx:IMAGES,LABELS --classes examples/data/fashion-mnist.classes \\\n"
+    "    | kiln tokenize --levels 16 | kiln show\n";
+
+typedef struct {
+    ktokenizer tok;
+    const char *classes_from; /* for messages: the classes file, or "the hdr classes" */
+    const char *field;
+    bool bos, image_kind;
+    int32_t *buf;
+    size_t cap;
+    kimage im;
+} tokenize;
+
+static void ensure(tokenize *T, size_t n) {
+    if (n > T->cap) T->buf = xrealloc(T->buf, xmul(T->cap = n, sizeof(int32_t)));
+}
+
+/* The class token of the record's label, -1 when there is no label or no classes. */
+static int64_t class_token(const tokenize *T, const krec *r) {
+    const char *label;
+    size_t n;
+    if (!T->tok.nclasses || !krec_str(r, "label", &label, &n)) return -1;
+    int64_t t = ktok_class_token(&T->tok, label, n);
+    if (t < 0)
+        kiln_die(EX_KILN_DATA, "record %llu: label '%.*s' is not in %s (id %llu)",
+                 (unsigned long long)r->seq, (int)n, label, T->classes_from,
+                 (unsigned long long)krec_u64_or(r, "id", 0));
+    return t;
+}
+
+static void write_tokens(kwriter *w, const krec *r, const int32_t *tok, size_t n,
+                         const char *field) {
+    const char *replaced[] = {"image", field, NULL};
+    ktensor t = ktensor_1d(KT_I32, tok, n);
+    kwriter_begin(w, "tokens");
+    kw_copy_fields(w, r, replaced);
+    kw_tensor(w, "tokens", &t);
+    kwriter_end(w);
+}
+
+static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
+    if (!krec_is(r, "sample")) return false;
+    if (T->image_kind) {
+        if (!krec_image(r, &T->im)) return false;
+        if ((uint32_t)T->im.h != T->tok.height || (uint32_t)T->im.w != T->tok.width ||
+            (uint32_t)T->im.c != T->tok.channels)
+            kiln_die(EX_KILN_DATA,
+                     "record %llu: image is %dx%dx%d but the stream's first was %ux%ux%u "
+                     "(make them one with kiln load --size HxW --channels C)",
+                     (unsigned long long)r->seq, T->im.h, T->im.w, T->im.c, T->tok.height,
+                     T->tok.width, T->tok.channels);
+        ensure(T, kimage_bytes(&T->im) + 1);
+        size_t n = ktok_encode_image(&T->tok, &T->im, class_token(T, r), T->buf);
+        write_tokens(w, r, T->buf, n, T->field);
+        return true;
+    }
+    const char *s;
+    size_t len;
+    if (!krec_str(r, T->field, &s, &len)) return false;
+    ensure(T, len + 3);
+    size_t n =
+        ktok_encode_text(&T->tok, (const uint8_t *)s, len, class_token(T, r), T->bos, T->buf);
+    write_tokens(w, r, T->buf, n, T->field);
+    return true;
+}
+
+/* Classes from --classes, else from the upstream hdr. */
+static void setup_classes(tokenize *T, const char *path, const krec *hdr) {
+    char err[512];
+    char **names = NULL;
+    uint32_t n = 0;
+    if (path) {
+        if (!kclasses_load(path, &names, &n, err, sizeof err)) kiln_die(EX_KILN_DATA, "%s", err);
+        T->classes_from = path;
+    } else {
+        const msgpack_object *c = krec_get(hdr, "classes");
+        if (!c || c->type != MSGPACK_OBJECT_ARRAY || c->via.array.size == 0) return;
+        n = c->via.array.size;
+        names = xcalloc(n, sizeof *names);
+        for (uint32_t i = 0; i < n; i++) {
+            const msgpack_object *o = &c->via.array.ptr[i];
+            if (o->type != MSGPACK_OBJECT_STR)
+                kiln_die(EX_KILN_DATA, "hdr: classes must be strings");
+            names[i] = xmalloc(o->via.str.size + 1);
+            memcpy(names[i], o->via.str.ptr, o->via.str.size);
+            names[i][o->via.str.size] = 0;
+        }
+        T->classes_from = "the classes of the upstream hdr";
+    }
+    ktok_set_classes(&T->tok, names, n);
+}
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    kiln_cli_init(&cli, argc, argv, HELP);
+    enum { O_BYTES = 1, O_LEVELS, O_PALETTE, O_CLASSES, O_FIELD, O_BOS };
+    static const struct option opts[] = {{"bytes", no_argument, 0, O_BYTES},
+                                         {"levels", required_argument, 0, O_LEVELS},
+                                         {"palette", required_argument, 0, O_PALETTE},
+                                         {"classes", required_argument, 0, O_CLASSES},
+                                         {"field", required_argument, 0, O_FIELD},
+                                         {"bos", no_argument, 0, O_BOS},
+                                         KILN_CLI_LONGOPTS,
+                                         {0, 0, 0, 0}};
+    tokenize T = {.field = "text"};
+    const char *classes = NULL, *palette = NULL;
+    uint64_t levels = 0;
+    int kinds = 0, opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_BYTES:
+            kinds++;
+            break;
+        case O_LEVELS:
+            levels = opt_u64("--levels", optarg), kinds++;
+            break;
+        case O_PALETTE:
+            palette = optarg, kinds++;
+            break;
+        case O_CLASSES:
+            classes = optarg;
+            break;
+        case O_FIELD:
+            T.field = optarg;
+            break;
+        case O_BOS:
+            T.bos = true;
+            break;
+        default:
+            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
+        }
+    }
+    if (kinds != 1) kiln_usage_error("choose one of --bytes, --levels K, --palette FILE");
+    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    char err[512];
+    if (levels) {
+        if (levels < 2 || levels > 256) kiln_usage_error("--levels wants 2 to 256");
+        ktok_init_levels(&T.tok, (uint32_t)levels);
+    } else if (palette) {
+        uint8_t(*pal)[3];
+        uint32_t n;
+        if (!kpalette_load(palette, &pal, &n, err, sizeof err)) kiln_die(EX_KILN_DATA, "%s", err);
+        ktok_init_palette(&T.tok, (const uint8_t(*)[3])pal, n);
+        free(pal);
+    } else {
+        ktok_init_bytes(&T.tok);
+    }
+    T.image_kind = T.tok.kind != KTOK_BYTES;
+
+    kreader *r = kiln_cli_reader(&cli);
+    kwriter *w = kiln_cli_writer(&cli);
+    const krec *hdr = kreader_hdr(r);
+    setup_classes(&T, classes, hdr);
+
+    /* An image tokenizer records the image shape, known from the first image: read ahead
+     * one record before writing the hdr. */
+    krec rec;
+    bool have = kreader_next(r, &rec);
+    if (have && T.image_kind && krec_is(&rec, "sample") && krec_image(&rec, &T.im))
+        T.tok.height = (uint32_t)T.im.h, T.tok.width = (uint32_t)T.im.w,
+        T.tok.channels = (uint32_t)T.im.c;
+    kwriter_hdr_begin(w, hdr, "tokens", krec_u64_or(hdr, "seed", 0));
+    kw_key(w, "tokenizer");
+    ktok_pack(&T.tok, kw_packer(w));
+    kwriter_end(w);
+
+    for (; have && !kwriter_gone(w); have = kreader_next(r, &rec)) {
+        if (!tokenize_record(&T, w, &rec)) kwriter_pass(w, &rec);
+        if (kiln_stop_signal()) break;
+    }
+    free(T.buf);
+    kimage_free(&T.im);
+    ktok_free(&T.tok);
+    kiln_finish(r, w);
+}
