@@ -1,0 +1,187 @@
+/* test_gpt_parity — the C model against PyTorch: loss, logits, every gradient, the scalar
+ * head, and every parameter after 3 AdamW steps, from the same initial weights and batch.
+ * The reference values come from tests/torch_parity.py (float64 PyTorch), committed as
+ * tests/fixtures/gpt_parity.bin, so this test needs no torch.  Error measure per tensor:
+ * max |kiln - torch| / max |torch|, which must be <= 1e-4. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "gpt.h"
+#include "optim.h"
+
+typedef struct entry {
+    char name[96];
+    uint32_t n;
+    float *v;
+} entry;
+
+static entry entries[512];
+static int n_entries;
+
+static bool load_fixture(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char magic[8];
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "KILNFIX1", 8)) {
+        fclose(f);
+        return false;
+    }
+    uint32_t len;
+    while (n_entries < 512 && fread(&len, 4, 1, f) == 1) {
+        entry *e = &entries[n_entries++];
+        CHECK(len < sizeof e->name);
+        if (len >= sizeof e->name || fread(e->name, 1, len, f) != len) break;
+        e->name[len] = 0;
+        if (fread(&e->n, 4, 1, f) != 1) break;
+        e->v = malloc(sizeof(float) * (e->n ? e->n : 1));
+        CHECK(fread(e->v, sizeof(float), e->n, f) == e->n);
+    }
+    fclose(f);
+    return true;
+}
+
+static const entry *get(const char *prefix, const char *name) {
+    char key[128];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
+    for (int i = 0; i < n_entries; i++)
+        if (!strcmp(entries[i].name, key)) return &entries[i];
+    fprintf(stderr, "fixture has no %s\n", key);
+    CHECK(0);
+    return NULL;
+}
+
+static double worst;
+
+/* max |a - ref| / max |ref| over n values */
+static void compare(const char *what, const float *a, const entry *ref, size_t n) {
+    if (!ref) return;
+    CHECK(ref->n == n);
+    if (ref->n != n) return;
+    double diff = 0, scale = 1e-12;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - ref->v[i]));
+        scale = fmax(scale, fabs((double)ref->v[i]));
+    }
+    double rel = diff / scale;
+    worst = fmax(worst, rel);
+    if (rel > 1e-4) fprintf(stderr, "%s: relative error %.3g\n", what, rel);
+    CHECK(rel <= 1e-4);
+}
+
+/* Parameters after the AdamW steps: elements listed in "flat/NAME" (a gradient below 1e-4 of
+ * the tensor's largest in some step, where rounding noise can flip Adam's step) may differ by
+ * up to two full steps; every other element as compare(). */
+static void compare_stepped(const gpt *m, double lr, int steps) {
+    int flat_total = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const gpt_tensor *t = &m->tensors[i];
+        const entry *ref = get("step3/", t->name), *flat = get("flat/", t->name);
+        if (!ref || !flat || ref->n != t->numel) continue;
+        const float *a = m->params + t->offset;
+        char *skip = calloc(t->numel, 1);
+        for (uint32_t k = 0; k < flat->n; k++) skip[(size_t)flat->v[k]] = 1;
+        double diff = 0, scale = 1e-12;
+        for (size_t k = 0; k < t->numel; k++) {
+            scale = fmax(scale, fabs((double)ref->v[k]));
+            if (skip[k])
+                CHECK(fabs((double)a[k] - ref->v[k]) <= 2 * lr * steps);
+            else
+                diff = fmax(diff, fabs((double)a[k] - ref->v[k]));
+        }
+        double rel = diff / scale;
+        worst = fmax(worst, rel);
+        if (rel > 1e-4) fprintf(stderr, "step3/%s: relative error %.3g\n", t->name, rel);
+        CHECK(rel <= 1e-4);
+        flat_total += (int)flat->n;
+        free(skip);
+    }
+    fprintf(stderr, "%d flat elements checked against the step size\n", flat_total);
+}
+
+static void compare_params(const gpt *m, const float *buf, const char *prefix) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "%s%s", prefix, m->tensors[i].name);
+        compare(what, buf + m->tensors[i].offset, get(prefix, m->tensors[i].name),
+                m->tensors[i].numel);
+    }
+}
+
+int main(void) {
+    const char *root = getenv("KILN_ROOT");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fixtures/gpt_parity.bin", root ? root : ".");
+    if (!load_fixture(path)) {
+        printf("no fixture %s\n", path);
+        return 77;
+    }
+    const float *c = get("", "config")->v;
+    int B = (int)c[5], T = (int)c[6], N = B * T;
+    double lr = c[7];
+    int warmup = (int)c[8], steps = (int)c[9];
+    gpt_config cfg = {(int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], GPT_HEAD_SCALAR};
+    kpool *pool = kpool_create(2);
+    gpt *m = gpt_create(&cfg, pool, 1);
+    m->att_block = 4; /* several causal blocks within T = 16 */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const entry *e = get("init/", m->tensors[i].name);
+        CHECK(e && e->n == m->tensors[i].numel);
+        if (e && e->n == m->tensors[i].numel)
+            memcpy(m->params + m->tensors[i].offset, e->v, sizeof(float) * e->n);
+    }
+    int32_t *x = malloc(sizeof(int32_t) * N), *y = malloc(sizeof(int32_t) * N);
+    uint8_t *mask = malloc((size_t)N);
+    for (int i = 0; i < N; i++) {
+        x[i] = (int32_t)get("", "x")->v[i];
+        y[i] = (int32_t)get("", "y")->v[i];
+        mask[i] = (uint8_t)get("", "mask")->v[i];
+    }
+
+    /* LM: loss, logits, gradients */
+    gpt_zero_grad(m);
+    float loss = gpt_forward(m, x, y, mask, B, T);
+    compare("loss", &loss, get("", "loss"), 1);
+    compare("logits", gpt_logits(m), get("", "logits"), (size_t)N * cfg.vocab);
+    gpt_backward(m, 1.0f);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, "score.weight"))
+            compare(m->tensors[i].name, m->grads + m->tensors[i].offset,
+                    get("grad/", m->tensors[i].name), m->tensors[i].numel);
+
+    /* scalar head at the last counted position */
+    gpt_zero_grad(m);
+    gpt_forward_hidden(m, x, B, T);
+    float values[8];
+    gpt_scalar(m, mask, GPT_POOL_LAST, values);
+    compare("values", values, get("", "values"), (size_t)B);
+    gpt_scalar_backward(m, get("", "value_weights")->v);
+    compare_params(m, m->grads, "sgrad/");
+
+    /* 3 AdamW steps */
+    adamw *opt = adamw_create(m->n_params);
+    float norms[16];
+    for (int s = 0; s < steps; s++) {
+        gpt_zero_grad(m);
+        gpt_forward(m, x, y, mask, B, T);
+        gpt_backward(m, 1.0f);
+        double norm = grad_global_norm(pool, m->grads, m->n_params);
+        norms[s] = (float)norm;
+        adamw_update(opt, pool, m->params, m->grads, m->tensors, m->n_tensors,
+                     lr_at((uint64_t)s, lr, (uint64_t)warmup, (uint64_t)steps), norm);
+    }
+    compare("grad_norms", norms, get("", "grad_norms"), (size_t)steps);
+    compare_stepped(m, lr, steps);
+    fprintf(stderr, "worst relative error %.3g\n", worst);
+
+    adamw_free(opt);
+    gpt_free(m);
+    kpool_free(pool);
+    free(x);
+    free(y);
+    free(mask);
+    for (int i = 0; i < n_entries; i++) free(entries[i].v);
+    return check_report("gpt_parity");
+}
