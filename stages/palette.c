@@ -1,0 +1,106 @@
+/* kiln-palette — learn an RGB palette from a sample stream with k-means. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "rng.h"
+#include "sample.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static const char HELP[] =
+    "kiln-palette — learn a K-colour palette from images with k-means\n"
+    "usage: kiln palette -k K [-o FILE] [--pixels N] [--iters N] [--seed S]\n"
+    "Reads sample records (text and other records are ignored), keeps a uniform random\n"
+    "sample of at most N pixels (reservoir sampling), runs k-means (k-means++ start) and\n"
+    "writes the palette for `kiln tokenize --palette FILE`: one 'R G B' line per colour,\n"
+    "dark to light.  The same input and seed give the same palette.\n"
+    "  -k, --colours K     palette size, 2..4096 (e.g. 16)\n"
+    "  -o, --output FILE   where the palette goes (default: stdout, as text)\n"
+    "  --pixels N          pixels sampled (default 200000)\n"
+    "  --iters N           k-means rounds (default 20)\n"
+    "  --seed S            the seed (default 0)\n" KILN_CLI_HELP "example:\n"
+    "  kiln load png:photos --channels 3 --limit 2000 | kiln palette -k 16 -o photos.pal\n"
+    "  kiln load png:photos --channels 3 | kiln tokenize --palette photos.pal | kiln show\n";
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    kiln_cli_init(&cli, argc, argv, HELP);
+    enum { O_PIXELS = 1, O_ITERS, O_SEED };
+    static const struct option opts[] = {{"colours", required_argument, 0, 'k'},
+                                         {"colors", required_argument, 0, 'k'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"pixels", required_argument, 0, O_PIXELS},
+                                         {"iters", required_argument, 0, O_ITERS},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         KILN_CLI_LONGOPTS,
+                                         {0, 0, 0, 0}};
+    uint64_t k = 0, max_pixels = 200000, iters = 20, seed = 0;
+    const char *output = "-";
+    int opt;
+    while ((opt = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'k':
+            k = opt_u64("-k", optarg);
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case O_PIXELS:
+            max_pixels = opt_u64("--pixels", optarg);
+            break;
+        case O_ITERS:
+            iters = opt_u64("--iters", optarg);
+            break;
+        case O_SEED:
+            seed = opt_u64("--seed", optarg);
+            break;
+        default:
+            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
+        }
+    }
+    if (k < 2 || k > 4096) kiln_usage_error("-k wants 2 to 4096 colours");
+    if (max_pixels < k || max_pixels > (1u << 28)) kiln_usage_error("--pixels wants K to 2^28");
+    if (iters > 1000) kiln_usage_error("--iters wants at most 1000");
+    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+
+    kreader *r = kiln_cli_reader(&cli);
+    uint8_t *pix = xmalloc(xmul(max_pixels, 3));
+    uint64_t seen = 0, kept = 0;
+    krng rng;
+    krng_init(&rng, seed, 1, 0, KRNG_PALETTE);
+    kimage im = {0};
+    krec rec;
+    while (kreader_next(r, &rec)) {
+        if (!krec_is(&rec, "sample") || !krec_image(&rec, &im)) continue;
+        size_t n = (size_t)im.h * im.w;
+        for (size_t i = 0; i < n; i++, seen++) {
+            const uint8_t *p = im.data + i * im.c;
+            uint8_t rgb[3] = {p[0], im.c >= 3 ? p[1] : p[0], im.c >= 3 ? p[2] : p[0]};
+            /* Reservoir sampling: pixel number `seen` replaces a kept one with chance
+             * kept/seen, so every pixel is equally likely to be in the sample. */
+            uint64_t slot = kept < max_pixels ? kept++ : krng_below(&rng, seen + 1);
+            if (slot < max_pixels) memcpy(pix + slot * 3, rgb, 3);
+        }
+        if (kiln_stop_signal()) break;
+    }
+    int sig = kiln_stop_signal();
+    const char *status = kreader_status(r);
+    kreader_close(r);
+    if (sig) return kiln_stop_status(sig);
+    if (!status || strcmp(status, "ok") != 0)
+        kiln_die(EX_KILN_DATA, "upstream ended with status %s: no palette written",
+                 status ? status : "(none)");
+    if (kept < k)
+        kiln_die(EX_KILN_DATA, "only %llu pixels in the stream: fewer than %llu colours",
+                 (unsigned long long)kept, (unsigned long long)k);
+    uint8_t(*palette)[3] = xmalloc(xmul(k, 3));
+    kpalette_kmeans(pix, kept, (uint32_t)k, (int)iters, seed, palette);
+    char err[512];
+    if (!kpalette_save(output, (const uint8_t(*)[3])palette, (uint32_t)k, err, sizeof err))
+        kiln_die(EX_KILN_IO, "%s", err);
+    free(palette), free(pix);
+    kimage_free(&im);
+    return EX_KILN_OK;
+}
