@@ -78,6 +78,10 @@ bool afile_write(afile *a, const void *bytes, size_t n) {
     return !a->err;
 }
 
+const char *afile_temp_path(const afile *a) {
+    return a->tmp;
+}
+
 static void release(afile *a) {
     free(a->path);
     free(a->dir);

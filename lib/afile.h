@@ -22,6 +22,9 @@ bool afile_write(afile *a, const void *bytes, size_t n);
 /* fsync, rename, fsync the directory; frees a.  0, or 74 with the message of the first
  * failure (including one from afile_write); on failure the temp file is removed. */
 int afile_commit(afile *a, char *err, size_t errsz);
+/* The temp file's name, for code that can only write by name (libpng's writer): write
+ * there, then afile_commit (its fsync reaches what was written under that name). */
+const char *afile_temp_path(const afile *a);
 /* Give up: remove the temp file, free a. */
 void afile_abort(afile *a);
 

@@ -1,0 +1,156 @@
+/* kiln-plot — draw train and eval loss (or another metric) against step into a PNG. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "afile.h"
+#include "cli.h"
+#include "plot.h"
+#include "png.h"
+#include "util.h"
+
+static const char HELP[] =
+    "kiln-plot — draw train and eval loss against step into a PNG\n"
+    "usage: kiln plot --png FILE [--field NAME] [--log-y] [--every SECONDS] [--in URL] [--out "
+    "URL]\n"
+    "Every metrics record with `step` and the field (default loss) adds a point to the series\n"
+    "of its stage (\"train\", \"eval\", or \"eval (val)\" when it names a split).  Every record\n"
+    "passes through unchanged.  The PNG is written at the end of the stream (and on Ctrl-C),\n"
+    "and every --every seconds while records flow, each time atomically.\n"
+    "  -p, --png FILE      the image to write (required)\n"
+    "  -f, --field NAME    the metric to plot (default loss): lr, grad_norm, ...\n"
+    "      --log-y         logarithmic y axis\n"
+    "  -e, --every SEC     also redraw every SEC seconds while running (default 30; 0: at the "
+    "end)\n"
+    "      --width N       image width in pixels (default 960)\n"
+    "      --height N      image height in pixels (default 600)\n"
+    "      --scale N       size of text and lines (default 2)\n"
+    "      --title TEXT    title (default \"FIELD vs step\")\n" KILN_CLI_HELP "example:\n"
+    "  kiln train ... | kiln eval --data val.rec | kiln plot --png loss.png | kiln ckpt --dir "
+    "runs/a\n"
+    "  kiln plot --png loss.png --in metrics.rec --out /dev/null\n";
+
+enum { OPT_LOG_Y = 'L', OPT_WIDTH = 'W', OPT_HEIGHT = 'H', OPT_SCALE = 'S', OPT_TITLE = 'T' };
+
+typedef struct {
+    const char *png, *field;
+    kplot_style style;
+    int width, height;
+    double every;
+} options;
+
+/* The series a metrics record belongs to: its stage, and its split when it has one. */
+static void series_name(const krec *r, char *buf, size_t n) {
+    char stage[64] = "?", split[64];
+    kobj_cstr(krec_get(r, "stage"), stage, sizeof stage);
+    if (kobj_cstr(krec_get(r, "split"), split, sizeof split))
+        snprintf(buf, n, "%s (%s)", stage, split);
+    else
+        snprintf(buf, n, "%s", stage);
+}
+
+static void draw(const kplot *p, const options *o) {
+    kimage im = kimage_new(o->height, o->width, 3);
+    kplot_render(p, &o->style, &im);
+    char err[600], perr[300];
+    afile *a = afile_open(o->png, err, sizeof err);
+    if (!a) kiln_die(EX_KILN_IO, "%s", err);
+    if (!kpng_write_file(afile_temp_path(a), &im, perr, sizeof perr)) {
+        afile_abort(a);
+        kiln_die(EX_KILN_IO, "%s: %s", o->png, perr);
+    }
+    int rc = afile_commit(a, err, sizeof err);
+    if (rc) kiln_die(rc, "%s", err);
+    kimage_free(&im);
+}
+
+static int int_option(const char *opt, const char *arg, int lo, int hi) {
+    uint64_t v = opt_u64(opt, arg);
+    if (v < (uint64_t)lo || v > (uint64_t)hi) kiln_usage_error("%s wants %d to %d", opt, lo, hi);
+    return (int)v;
+}
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    options o = {.field = "loss", .width = 960, .height = 600, .every = 30};
+    o.style = (kplot_style){.xlabel = "step", .scale = 2};
+    static const struct option longopts[] = {{"png", required_argument, 0, 'p'},
+                                             {"field", required_argument, 0, 'f'},
+                                             {"every", required_argument, 0, 'e'},
+                                             {"log-y", no_argument, 0, OPT_LOG_Y},
+                                             {"width", required_argument, 0, OPT_WIDTH},
+                                             {"height", required_argument, 0, OPT_HEIGHT},
+                                             {"scale", required_argument, 0, OPT_SCALE},
+                                             {"title", required_argument, 0, OPT_TITLE},
+                                             KILN_CLI_LONGOPTS,
+                                             {0}};
+    kiln_cli_init(&cli, argc, argv, HELP);
+    int c;
+    while ((c = getopt_long(argc, argv, "p:f:e:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            o.png = optarg;
+            break;
+        case 'f':
+            o.field = optarg;
+            break;
+        case 'e':
+            o.every = opt_f64("--every", optarg);
+            break;
+        case OPT_LOG_Y:
+            o.style.log_y = true;
+            break;
+        case OPT_WIDTH:
+            o.width = int_option("--width", optarg, 200, 16384);
+            break;
+        case OPT_HEIGHT:
+            o.height = int_option("--height", optarg, 120, 16384);
+            break;
+        case OPT_SCALE:
+            o.style.scale = int_option("--scale", optarg, 1, 8);
+            break;
+        case OPT_TITLE:
+            o.style.title = optarg;
+            break;
+        default:
+            kiln_cli_option(&cli, c, optarg);
+        }
+    }
+    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o.png || !*o.png) kiln_usage_error("--png FILE is required");
+    if (!(o.every >= 0)) kiln_usage_error("--every wants seconds >= 0");
+    char title[128];
+    snprintf(title, sizeof title, "%s vs step", o.field);
+    if (!o.style.title) o.style.title = title;
+    o.style.ylabel = o.field;
+
+    kreader *r = kiln_cli_reader(&cli);
+    kwriter *w = kiln_cli_writer(&cli);
+    kwriter_hdr_begin(w, kreader_hdr(r), NULL, 0);
+    kwriter_end(w);
+    kplot *p = kplot_new();
+    double last_draw = kiln_now();
+    size_t drawn_points = 0;
+    krec rec;
+    while (kreader_next(r, &rec)) {
+        uint64_t step;
+        double v;
+        if (krec_is(&rec, "metrics") && krec_u64(&rec, "step", &step) &&
+            krec_f64(&rec, o.field, &v)) {
+            char name[160];
+            series_name(&rec, name, sizeof name);
+            kplot_add(p, name, (double)step, v);
+        }
+        kwriter_pass(w, &rec);
+        if (o.every > 0 && kiln_now() - last_draw >= o.every && kplot_points(p) != drawn_points) {
+            draw(p, &o);
+            drawn_points = kplot_points(p);
+            last_draw = kiln_now();
+        }
+        if (kiln_stop_signal()) break;
+    }
+    draw(p, &o);
+    kplot_free(p);
+    kiln_finish(r, w);
+}
