@@ -38,8 +38,7 @@ int main(int argc, char **argv) {
     bool have_seed = false;
     uint64_t seed = 0;
     int opt;
-    /* "+": stop at the first op, so "rotate:-5" style arguments are never options. */
-    while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (opt == O_SEED)
             seed = opt_u64("--seed", optarg), have_seed = true;
         else if (!kiln_cli_option(&cli, opt, optarg))
