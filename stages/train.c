@@ -1,0 +1,424 @@
+/* kiln-train — batches in, a trained model out: metrics and ckpt records. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckptfile.h"
+#include "cli.h"
+#include "gpt.h"
+#include "optim.h"
+#include "sample.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static const char HELP[] =
+    "kiln-train — train a GPT on batch records; write metrics and ckpt records\n"
+    "usage: kiln train [--model PRESET | --layers N --dim N --heads N --ctx N] [--steps N]\n"
+    "                  [--lr X] [--warmup N] [--accum N] [--every N] [--init FILE] ...\n"
+    "  --model PRESET    tiny (2 layers, 64 wide, 4 heads), small (4, 256, 4),\n"
+    "                    char (6, 384, 6); context 256 (default small)\n"
+    "  --layers N, --dim N, --heads N, --ctx N   set or override the shape\n"
+    "  --steps N         stop after optimizer step N (default: when the input ends);\n"
+    "                    the cosine schedule decays to lr/10 at step N\n"
+    "  --lr X            peak learning rate (default 1e-3)\n"
+    "  --warmup N        linear warm-up steps (default min(100, steps/10))\n"
+    "  --accum N         batches per optimizer step: gradient accumulation (default 1)\n"
+    "  --seed N          initialisation seed (default: the hdr's seed)\n"
+    "  --log-every N     a metrics record every N steps (default 10)\n"
+    "  --every N         a ckpt record every N steps (default 0: only at the end)\n"
+    "  --init FILE       start from a safetensors checkpoint (kiln ckpt writes them): its\n"
+    "                    weights, optimizer state and step; its shape unless given\n"
+    "  --threads N       threads (default $KILN_THREADS or all CPUs)\n"
+    "AdamW (betas 0.9, 0.95, eps 1e-8, weight decay 0.1 on matrices), gradients clipped to\n"
+    "global norm 1.  The vocabulary comes from the hdr's tokenizer.  metrics: step, loss\n"
+    "(mean over the steps since the last record), lr, grad_norm, tokens_per_s, elapsed_s.\n"
+    "ckpt: config, tokenizer, step, cursor (resume data with kiln load --skip CURSOR),\n"
+    "seed, tensors (Hugging Face GPT-2 names), optim.  SIGINT/SIGTERM: the step finishes,\n"
+    "a final ckpt goes out, then eos interrupted.  A NaN/Inf loss or gradient stops the run\n"
+    "(exit 65) after the last good ckpt, naming the step and the tensor.\n"
+    "Records other than batch pass through.\n" KILN_CLI_HELP "example:\n"
+    "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
+    "    | kiln batch -B 8 -T 256 --pack | kiln train --model small --steps 50 | kiln show\n";
+
+typedef struct options {
+    const char *preset, *init;
+    int layers, dim, heads, ctx, threads;
+    uint64_t steps, warmup, accum, log_every, every, seed;
+    bool have_seed, have_warmup;
+    double lr;
+} options;
+
+typedef struct trainer {
+    options o;
+    kwriter *w;
+    const msgpack_object *tokenizer; /* the hdr's, copied into every ckpt */
+    kpool *pool;
+    gpt *m;
+    adamw *opt;
+    uint64_t step, micro, cursor, seed;
+    double lr, loss_sum, norm, t_start, t_log;
+    uint64_t logged_steps, tokens_since_log;
+    float step_loss;
+    int32_t *x, *y;
+    uint8_t *mask;
+    size_t cap;
+} trainer;
+
+static void preset_config(const char *name, gpt_config *c) {
+    struct {
+        const char *name;
+        int layers, dim, heads;
+    } presets[] = {{"tiny", 2, 64, 4}, {"small", 4, 256, 4}, {"char", 6, 384, 6}};
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(name, presets[i].name)) {
+            c->n_layer = presets[i].layers, c->n_embd = presets[i].dim;
+            c->n_head = presets[i].heads, c->n_ctx = 256;
+            return;
+        }
+    kiln_usage_error("unknown --model '%s' (tiny, small, char)", name);
+}
+
+/* ---- records out ---------------------------------------------------------------------- */
+
+static void pack_str(msgpack_packer *pk, const char *s) {
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A map name -> F32 tensor over one of the model-shaped buffers. */
+static void pack_tensor_map(kwriter *w, const gpt *m, const float *buf) {
+    msgpack_pack_map(kw_packer(w), (size_t)m->n_tensors);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const gpt_tensor *t = &m->tensors[i];
+        pack_str(kw_packer(w), t->name);
+        ktensor kt = ktensor_make(KT_F32, buf + t->offset, t->ndim, t->shape);
+        kw_tensor_value(w, &kt);
+    }
+}
+
+static void emit_ckpt(trainer *T) {
+    kwriter *w = T->w;
+    const gpt_config *c = &T->m->cfg;
+    kwriter_begin(w, "ckpt");
+    kw_u64(w, "step", T->step);
+    kw_key(w, "config");
+    msgpack_packer *pk = kw_packer(w);
+    msgpack_pack_map(pk, 6);
+    const char *keys[] = {"n_layer", "n_embd", "n_head", "n_ctx", "vocab"};
+    int vals[] = {c->n_layer, c->n_embd, c->n_head, c->n_ctx, c->vocab};
+    for (int i = 0; i < 5; i++) {
+        pack_str(pk, keys[i]);
+        msgpack_pack_uint64(pk, (uint64_t)vals[i]);
+    }
+    pack_str(pk, "head");
+    pack_str(pk, c->head == GPT_HEAD_SCALAR ? "scalar" : "lm");
+    if (T->tokenizer) kw_obj(w, "tokenizer", T->tokenizer);
+    kw_u64(w, "cursor", T->cursor);
+    kw_u64(w, "seed", T->seed);
+    kw_key(w, "tensors");
+    pack_tensor_map(w, T->m, T->m->params);
+    kw_key(w, "optim");
+    pk = kw_packer(w);
+    msgpack_pack_map(pk, 4);
+    pack_str(pk, "step");
+    msgpack_pack_uint64(pk, T->opt->step);
+    pack_str(pk, "lr");
+    msgpack_pack_double(pk, T->lr);
+    pack_str(pk, "m");
+    pack_tensor_map(w, T->m, T->opt->m);
+    pack_str(kw_packer(w), "v");
+    pack_tensor_map(w, T->m, T->opt->v);
+    kwriter_end(w);
+}
+
+static void emit_metrics(trainer *T) {
+    double now = kiln_now(), loss = T->loss_sum / (double)T->logged_steps;
+    kwriter_begin(T->w, "metrics");
+    kw_str(T->w, "stage", "train");
+    kw_u64(T->w, "step", T->step);
+    kw_f64(T->w, "loss", loss);
+    kw_f64(T->w, "lr", T->lr);
+    kw_f64(T->w, "grad_norm", T->norm);
+    kw_f64(T->w, "tokens_per_s", (double)T->tokens_since_log / (now - T->t_log));
+    kw_f64(T->w, "elapsed_s", now - T->t_start);
+    kwriter_end(T->w);
+    if (isatty(2))
+        fprintf(stderr, "%s: step %llu  loss %.4f  lr %.2e  %.0f tokens/s\n", kiln_prog(),
+                (unsigned long long)T->step, loss, T->lr,
+                (double)T->tokens_since_log / (now - T->t_log));
+    T->loss_sum = 0;
+    T->logged_steps = 0;
+    T->tokens_since_log = 0;
+    T->t_log = now;
+}
+
+/* A NaN or Inf: the stream gets an eos "error" after the last good ckpt, and we exit 65. */
+_Noreturn static void diverged(trainer *T, const char *what) {
+    kiln_warn("step %llu: %s is not finite; stopping (the last ckpt record is the last good "
+              "state; lower --lr or raise --warmup)",
+              (unsigned long long)T->step + 1, what);
+    kwriter_close(T->w, "error");
+    exit(EX_KILN_DATA);
+}
+
+/* ---- training ----------------------------------------------------------------------------- */
+
+/* The batch's tensors into our buffers, checked against the model. */
+static void read_batch(trainer *T, const krec *r, int *B, int *Tlen) {
+    ktensor x, y, mask;
+    unsigned long long seq = (unsigned long long)r->seq;
+    if (!krec_tensor(r, "x", &x) || !krec_tensor(r, "y", &y) || x.dtype != KT_I32 ||
+        y.dtype != KT_I32 || x.ndim != 2 || y.ndim != 2 || x.shape[0] != y.shape[0] ||
+        x.shape[1] != y.shape[1])
+        kiln_die(EX_KILN_DATA, "record %llu: batch needs x and y, I32 [B,T] of one shape", seq);
+    if (x.shape[1] > (uint64_t)T->m->cfg.n_ctx || x.shape[0] * x.shape[1] > (1u << 26))
+        kiln_die(EX_KILN_DATA, "record %llu: batch T %llu exceeds the model context %d", seq,
+                 (unsigned long long)x.shape[1], T->m->cfg.n_ctx);
+    size_t n = (size_t)(x.shape[0] * x.shape[1]);
+    if (n > T->cap) {
+        T->cap = n;
+        T->x = xrealloc(T->x, xmul(n, sizeof(int32_t)));
+        T->y = xrealloc(T->y, xmul(n, sizeof(int32_t)));
+        T->mask = xrealloc(T->mask, n);
+    }
+    ktensor_copy(&x, T->x);
+    ktensor_copy(&y, T->y);
+    if (krec_get(r, "mask")) {
+        if (!krec_tensor(r, "mask", &mask) || mask.dtype != KT_U8 || mask.ndim != 2 ||
+            mask.shape[0] != x.shape[0] || mask.shape[1] != x.shape[1])
+            kiln_die(EX_KILN_DATA, "record %llu: mask is not U8 [B,T] like x", seq);
+        ktensor_copy(&mask, T->mask);
+    } else {
+        memset(T->mask, 1, n);
+    }
+    int V = T->m->cfg.vocab;
+    for (size_t i = 0; i < n; i++)
+        if (T->x[i] < 0 || T->x[i] >= V || T->y[i] < 0 || T->y[i] >= V)
+            kiln_die(EX_KILN_DATA, "record %llu: token %d is outside the vocabulary (%d)", seq,
+                     T->x[i] < 0 || T->x[i] >= V ? T->x[i] : T->y[i], V);
+    *B = (int)x.shape[0];
+    *Tlen = (int)x.shape[1];
+    T->cursor = krec_u64_or(r, "cursor", T->cursor);
+}
+
+/* One micro-batch; every --accum of them make an optimizer step. */
+static void train_batch(trainer *T, const krec *r) {
+    int B, Tlen;
+    read_batch(T, r, &B, &Tlen);
+    gpt *m = T->m;
+    if (T->micro == 0) {
+        gpt_zero_grad(m);
+        T->step_loss = 0;
+    }
+    float loss = gpt_forward(m, T->x, T->y, T->mask, B, Tlen);
+    if (!isfinite(loss)) diverged(T, "the loss");
+    gpt_backward(m, 1.0f / (float)T->o.accum);
+    T->step_loss += loss / (float)T->o.accum;
+    T->tokens_since_log += (uint64_t)B * Tlen;
+    if (++T->micro < T->o.accum) return;
+    T->micro = 0;
+
+    T->norm = grad_global_norm(T->pool, m->grads, m->n_params);
+    if (!isfinite(T->norm)) {
+        int bad = first_nonfinite(m->grads, m->tensors, m->n_tensors);
+        char what[128];
+        snprintf(what, sizeof what, "the gradient of %s", bad >= 0 ? m->tensors[bad].name : "?");
+        diverged(T, what);
+    }
+    T->lr = lr_at(T->step, T->o.lr, T->o.warmup, T->o.steps);
+    adamw_update(T->opt, T->pool, m->params, m->grads, m->tensors, m->n_tensors, T->lr, T->norm);
+    T->step++;
+    T->loss_sum += T->step_loss;
+    T->logged_steps++;
+    if (T->step % T->o.log_every == 0) emit_metrics(T);
+    if (T->o.every && T->step % T->o.every == 0) emit_ckpt(T);
+}
+
+/* Weights (and optimizer state, step, cursor) from a checkpoint file. */
+static void load_init(trainer *T, kckpt *ck) {
+    gpt *m = T->m;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const gpt_tensor *t = &m->tensors[i];
+        const ktensor *kt = kckpt_tensor(ck, t->name);
+        uint64_t numel;
+        if (!kt) {
+            if (!strcmp(t->name, "score.weight")) continue; /* a new head starts fresh */
+            kiln_die(EX_KILN_DATA, "%s: no tensor %s", ck->path, t->name);
+        }
+        if (kt->dtype != KT_F32 || !ktensor_numel(kt, &numel) || numel != t->numel)
+            kiln_die(EX_KILN_DATA, "%s: %s is not F32 with %zu values", ck->path, t->name,
+                     t->numel);
+        ktensor_copy(kt, m->params + t->offset);
+        const ktensor *mt = kckpt_m(ck, t->name), *vt = kckpt_v(ck, t->name);
+        if (mt && vt && mt->nbytes == t->numel * 4 && vt->nbytes == t->numel * 4) {
+            ktensor_copy(mt, T->opt->m + t->offset);
+            ktensor_copy(vt, T->opt->v + t->offset);
+        }
+    }
+    if (ck->optim) T->opt->step = ck->optim_step;
+    T->step = ck->step;
+    T->cursor = ck->cursor;
+}
+
+static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
+    enum {
+        O_MODEL = 1,
+        O_LAYERS,
+        O_DIM,
+        O_HEADS,
+        O_CTX,
+        O_STEPS,
+        O_LR,
+        O_WARMUP,
+        O_ACCUM,
+        O_SEED,
+        O_LOG,
+        O_EVERY,
+        O_INIT,
+        O_THREADS
+    };
+    static const struct option opts[] = {{"model", 1, 0, O_MODEL},   {"layers", 1, 0, O_LAYERS},
+                                         {"dim", 1, 0, O_DIM},       {"heads", 1, 0, O_HEADS},
+                                         {"ctx", 1, 0, O_CTX},       {"steps", 1, 0, O_STEPS},
+                                         {"lr", 1, 0, O_LR},         {"warmup", 1, 0, O_WARMUP},
+                                         {"accum", 1, 0, O_ACCUM},   {"seed", 1, 0, O_SEED},
+                                         {"log-every", 1, 0, O_LOG}, {"every", 1, 0, O_EVERY},
+                                         {"init", 1, 0, O_INIT},     {"threads", 1, 0, O_THREADS},
+                                         KILN_CLI_LONGOPTS,          {0, 0, 0, 0}};
+    *o = (options){.accum = 1, .log_every = 10, .lr = 1e-3};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *name = argv[optind - 1];
+        switch (opt) {
+        case O_MODEL:
+            o->preset = optarg;
+            break;
+        case O_LAYERS:
+            o->layers = (int)opt_u64(name, optarg);
+            break;
+        case O_DIM:
+            o->dim = (int)opt_u64(name, optarg);
+            break;
+        case O_HEADS:
+            o->heads = (int)opt_u64(name, optarg);
+            break;
+        case O_CTX:
+            o->ctx = (int)opt_u64(name, optarg);
+            break;
+        case O_STEPS:
+            o->steps = opt_u64(name, optarg);
+            break;
+        case O_LR:
+            o->lr = opt_f64(name, optarg);
+            break;
+        case O_WARMUP:
+            o->warmup = opt_u64(name, optarg), o->have_warmup = true;
+            break;
+        case O_ACCUM:
+            o->accum = opt_u64(name, optarg);
+            break;
+        case O_SEED:
+            o->seed = opt_u64(name, optarg), o->have_seed = true;
+            break;
+        case O_LOG:
+            o->log_every = opt_u64(name, optarg);
+            break;
+        case O_EVERY:
+            o->every = opt_u64(name, optarg);
+            break;
+        case O_INIT:
+            o->init = optarg;
+            break;
+        case O_THREADS:
+            o->threads = (int)opt_u64(name, optarg);
+            break;
+        default:
+            if (!kiln_cli_option(cli, opt, optarg)) kiln_usage_error("unknown option");
+        }
+    }
+    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->accum < 1 || o->accum > 65536) kiln_usage_error("--accum must be 1..65536");
+    if (o->log_every < 1) kiln_usage_error("--log-every must be at least 1");
+    if (!(o->lr > 0 && o->lr < 10)) kiln_usage_error("--lr must be in (0, 10)");
+    if (o->threads < 0 || o->threads > 1024) kiln_usage_error("--threads must be 0..1024");
+    if (!o->have_warmup) o->warmup = o->steps ? (o->steps / 10 < 100 ? o->steps / 10 : 100) : 100;
+}
+
+/* The model shape: preset, then the checkpoint's, then explicit options; vocab from hdr. */
+static gpt_config model_config(const options *o, const kckpt *ck, uint32_t vocab) {
+    gpt_config c = {0};
+    preset_config(o->preset ? o->preset : "small", &c);
+    uint64_t v;
+    if (ck && !o->preset) {
+        const char *keys[] = {"n_layer", "n_embd", "n_head", "n_ctx"};
+        int *dst[] = {&c.n_layer, &c.n_embd, &c.n_head, &c.n_ctx};
+        for (int i = 0; i < 4; i++)
+            if (kckpt_config_u64(ck, keys[i], &v) && v <= 65536) *dst[i] = (int)v;
+    }
+    if (o->layers) c.n_layer = o->layers;
+    if (o->dim) c.n_embd = o->dim;
+    if (o->heads) c.n_head = o->heads;
+    if (o->ctx) c.n_ctx = o->ctx;
+    c.vocab = (int)vocab;
+    if (ck && kckpt_config_u64(ck, "vocab", &v) && v != vocab)
+        kiln_die(EX_KILN_DATA, "%s: vocabulary %llu, but the stream's tokenizer has %u", ck->path,
+                 (unsigned long long)v, vocab);
+    const char *bad = gpt_config_check(&c);
+    if (bad) kiln_usage_error("model: %s", bad);
+    return c;
+}
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    kiln_cli_init(&cli, argc, argv, HELP);
+    trainer T = {0};
+    parse_options(argc, argv, &cli, &T.o);
+
+    kreader *r = kiln_cli_reader(&cli);
+    T.w = kiln_cli_writer(&cli);
+    const krec *hdr = kreader_hdr(r);
+    T.tokenizer = krec_get(hdr, "tokenizer");
+    if (!T.tokenizer) kiln_die(EX_KILN_DATA, "hdr has no tokenizer (run kiln tokenize)");
+    ktokenizer tok;
+    char err[256];
+    if (!ktok_from_obj(T.tokenizer, &tok, err, sizeof err)) kiln_die(EX_KILN_DATA, "hdr: %s", err);
+    uint32_t vocab = tok.vocab;
+    ktok_free(&tok);
+
+    kckpt *ck = T.o.init ? kckpt_load(T.o.init, true) : NULL;
+    gpt_config cfg = model_config(&T.o, ck, vocab);
+    T.seed =
+        T.o.have_seed ? T.o.seed : (ck && ck->has_seed ? ck->seed : krec_u64_or(hdr, "seed", 0));
+    T.pool = kpool_create(T.o.threads);
+    T.m = gpt_create(&cfg, T.pool, T.seed);
+    T.opt = adamw_create(T.m->n_params);
+    if (ck) load_init(&T, ck);
+    kckpt_free(ck);
+    if (T.o.steps && T.step >= T.o.steps)
+        kiln_usage_error("the checkpoint is at step %llu, past --steps %llu",
+                         (unsigned long long)T.step, (unsigned long long)T.o.steps);
+
+    kwriter_hdr_begin(T.w, hdr, "metrics", T.seed);
+    kwriter_end(T.w);
+    T.t_start = T.t_log = kiln_now();
+    uint64_t start_step = T.step;
+    krec rec;
+    while (!kwriter_gone(T.w) && kreader_next(r, &rec)) {
+        if (krec_is(&rec, "batch"))
+            train_batch(&T, &rec);
+        else
+            kwriter_pass(T.w, &rec);
+        if (kiln_stop_signal() || (T.o.steps && T.step >= T.o.steps)) break;
+    }
+    if (!kwriter_gone(T.w)) {
+        if (T.logged_steps) emit_metrics(&T);
+        if (T.step > start_step && !(T.o.every && T.step % T.o.every == 0)) emit_ckpt(&T);
+    }
+    adamw_free(T.opt);
+    gpt_free(T.m);
+    kpool_free(T.pool);
+    free(T.x), free(T.y), free(T.mask);
+    kiln_finish(r, T.w);
+}
