@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "json.h"
+#include "rng.h"
 
 static jval *parse(const char *s) {
     char err[200];
@@ -196,6 +197,30 @@ static void test_writers(void) {
     }
 }
 
+/* Random damage to a document: parsed or refused, never a crash or a read past n. */
+static void test_mutations(void) {
+    const char doc[] =
+        "{\"a\": [1, -2.5e3, \"x\\u00e9\\ud83d\\ude00\", {\"b\": null}], \"c\": true}";
+    size_t n = sizeof doc - 1, parsed = 0;
+    krng r;
+    krng_init(&r, 3, 0, 0, 0);
+    const char alphabet[] = "{}[]\",:\\u0123456789eE+-. tfnrl\x80\xc3\xed\xff";
+    for (int trial = 0; trial < 5000; trial++) {
+        size_t len = krng_below(&r, 4) ? n : krng_below(&r, n + 1);
+        char *b = malloc(len ? len : 1);
+        memcpy(b, doc, len);
+        for (int k = 0; k < 1 + (int)krng_below(&r, 3) && len; k++)
+            b[krng_below(&r, len)] = alphabet[krng_below(&r, sizeof alphabet - 1)];
+        char err[200];
+        jval *v = json_parse(b, len, 4, err, sizeof err);
+        parsed += v != NULL;
+        CHECK(v != NULL || strstr(err, "at byte ") != NULL);
+        json_free(v);
+        free(b);
+    }
+    CHECK(parsed < 5000);
+}
+
 int main(void) {
     test_scalars();
     test_integers_exact();
@@ -203,5 +228,6 @@ int main(void) {
     test_containers();
     test_errors();
     test_writers();
+    test_mutations();
     return check_report("json");
 }

@@ -10,6 +10,7 @@
 
 #include "afile.h"
 #include "check.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -229,6 +230,50 @@ static void test_bad_entries(void) {
     CHECK(access(path_in_dir("dup"), F_OK) != 0);
 }
 
+/* Random damage to a valid file: every mutant is accepted or refused with 65, and an
+ * accepted one only ever points inside its buffer (ASan watches the reads). */
+static void test_mutations(void) {
+    const char *p = path_in_dir("m.safetensors");
+    CHECK(write_sample(p, 2) == 0);
+    FILE *fp = fopen(p, "rb");
+    uint8_t good[4096];
+    size_t n = fp ? fread(good, 1, sizeof good, fp) : 0;
+    if (fp) fclose(fp);
+    krng r;
+    krng_init(&r, 7, 0, 0, 0);
+    size_t accepted = 0, bad_code = 0, escaped = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        uint8_t *b = malloc(n);
+        memcpy(b, good, n);
+        int flips = 1 + (int)krng_below(&r, 4);
+        for (int k = 0; k < flips; k++) {
+            size_t at = krng_below(&r, n > 200 ? 200 : n); /* mostly the header */
+            b[at] = krng_below(&r, 2) ? (uint8_t)krng_u32(&r)
+                                      : (uint8_t)(b[at] ^ (1u << krng_below(&r, 8)));
+        }
+        size_t len = krng_below(&r, 8) ? n : krng_below(&r, n + 1);
+        stfile *f = NULL;
+        char err[256];
+        int rc = st_parse(b, len, "mutant", &f, err, sizeof err);
+        if (rc == 0) {
+            accepted++;
+            for (size_t i = 0; i < st_count(f); i++) {
+                const ktensor *t = st_tensor(f, i);
+                const uint8_t *d = t->data;
+                escaped += t->nbytes && (d < b || d + t->nbytes > b + len);
+                volatile uint8_t sum = 0;
+                for (size_t k = 0; k < t->nbytes; k++) sum += d[k];
+            }
+        } else
+            bad_code += rc != EX_KILN_DATA;
+        st_close(f);
+        free(b);
+    }
+    CHECK(bad_code == 0);
+    CHECK(escaped == 0);
+    CHECK(accepted < 3000); /* the damage is noticed, mostly */
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/kiln-st-XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -237,6 +282,7 @@ int main(void) {
     test_truncated();
     test_failed_write();
     test_bad_entries();
+    test_mutations();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
