@@ -339,6 +339,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         }
     }
     if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    gpt_config check;
+    if (o->preset) preset_config(o->preset, &check); /* an unknown name is a usage error now */
     if (o->accum < 1 || o->accum > 65536) kiln_usage_error("--accum must be 1..65536");
     if (o->log_every < 1) kiln_usage_error("--log-every must be at least 1");
     if (!(o->lr > 0 && o->lr < 10)) kiln_usage_error("--lr must be in (0, 10)");
