@@ -56,10 +56,12 @@ static float *alloc_floats(size_t n) {
 
 /* exp(x) for x <= 88.7, vectorisable (no libm call): 2^n * p(r), |r| <= ln2/2. */
 static inline float exp_fast(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    /* Clamp with comparisons that send NaN to the bound (maxps/minps), so the integer
+     * conversion below is always defined; a NaN input still comes out as NaN at the end. */
+    float c = x > -87.0f ? x : -87.0f;
+    c = c < 88.0f ? c : 88.0f;
+    float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = c - n * 0.693359375f - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -70,8 +72,9 @@ static inline float exp_fast(float x) {
     union {
         int32_t i;
         float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
+    } scale = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-126, 127] */
+    float e = p * scale.f;
+    return x == x ? e : x;
 }
 
 static inline float tanh_fast(float u) {
