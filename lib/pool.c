@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -11,8 +12,10 @@
 
 #include "util.h"
 
-/* How long a worker polls for the next job before it sleeps (iterations of a pause). */
-#define SPIN_ROUNDS 200000
+/* How long a worker polls for the next job before it sleeps: pauses, then yields (which let
+ * another runnable thread have the core), then a futex wait. */
+#define SPIN_PAUSES 20000
+#define SPIN_YIELDS 2000
 
 struct kpool {
     int nthreads;
@@ -46,10 +49,13 @@ typedef struct worker_arg {
 
 /* Wait until gen differs from `seen`; returns the new value. */
 static unsigned wait_for_job(kpool *p, unsigned seen) {
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
+    for (int i = 0; i < SPIN_PAUSES + SPIN_YIELDS; i++) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen) return g;
-        cpu_relax();
+        if (i < SPIN_PAUSES)
+            cpu_relax();
+        else
+            sched_yield();
     }
     for (;;) {
         atomic_fetch_add(&p->sleepers, 1);
@@ -108,7 +114,14 @@ void kpool_run(kpool *p, kpool_fn fn, void *ctx) {
     atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/ctx, orders before sleepers */
     if (atomic_load(&p->sleepers) > 0) futex_wake_all(&p->gen);
     fn(ctx, 0, p->nthreads);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* Workers usually finish within microseconds of us; when they do not (more threads
+     * than free cores, e.g. upstream stages busy), give the core away instead of spinning. */
+    for (int i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+        if (i < SPIN_PAUSES)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 int kpool_size(const kpool *p) {

@@ -27,10 +27,10 @@ int main(void) {
         kpool *p = kpool_create(nt);
         CHECK(kpool_size(p) == nt);
         static atomic_int hits[1000];
-        for (int round = 0; round < 300; round++) {
+        for (int round = 0; round < 100; round++) {
             job j = {.n = (size_t)(round * 7) % 1000, .hits = hits};
             memset(hits, 0, sizeof hits);
-            if (round == 150) usleep(20000); /* workers fall asleep; the next job wakes them */
+            if (round == 50) usleep(20000); /* workers fall asleep; the next job wakes them */
             kpool_run(p, visit, &j);
             CHECK(atomic_load(&j.calls) == nt);
             for (size_t i = 0; i < 1000; i++) CHECK(atomic_load(&hits[i]) == (i < j.n));
