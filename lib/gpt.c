@@ -351,6 +351,21 @@ typedef struct att_job {
     const float *dy;  /* backward: [N, C] */
 } att_job;
 
+/* The shape of one attention job, shared by forward and backward. */
+typedef struct att_dims {
+    int T, C, H, hd, ld, blk; /* ld: row stride of qkv (3C) */
+    float scale;
+    size_t lo, hi; /* this thread's (batch, head) pairs */
+} att_dims;
+
+static att_dims att_dims_of(const gpt *m, int tid, int nt) {
+    att_dims d = {m->T, m->cfg.n_embd, m->cfg.n_head, 0, 3 * m->cfg.n_embd, m->att_block, 0, 0, 0};
+    d.hd = d.C / d.H;
+    d.scale = 1.0f / sqrtf((float)d.hd);
+    kpool_range((size_t)m->B * d.H, 1, tid, nt, &d.lo, &d.hi);
+    return d;
+}
+
 /* S[r0:r1, 0:r1] = scale Q K^T by causal blocks of query rows. */
 static void att_scores(const float *Q, const float *K, int ld, int T, int hd, float scale, int blk,
                        float *S) {
@@ -370,18 +385,14 @@ static void zero_future(float *row, int i, int T, int blk) {
 
 static void att_fwd_task(void *ctx, int tid, int nt) {
     const att_job *j = ctx;
-    const gpt *m = j->m;
-    int T = m->T, C = m->cfg.n_embd, H = m->cfg.n_head, hd = C / H, ld = 3 * C;
-    int blk = m->att_block;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *S = m->acts->att_scratch + (size_t)tid * 2 * T * T;
-    size_t lo, hi;
-    kpool_range((size_t)m->B * H, 1, tid, nt, &lo, &hi);
-    for (size_t bh = lo; bh < hi; bh++) {
+    att_dims dims = att_dims_of(j->m, tid, nt);
+    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld, blk = dims.blk;
+    float *S = j->m->acts->att_scratch + (size_t)tid * 2 * T * T;
+    for (size_t bh = dims.lo; bh < dims.hi; bh++) {
         size_t b = bh / H, h = bh % H;
         const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
         float *lse = j->lse + bh * T;
-        att_scores(Q, K, ld, T, hd, scale, blk, S);
+        att_scores(Q, K, ld, T, hd, dims.scale, blk, S);
         for (int i = 0; i < T; i++) {
             float *row = S + (size_t)i * T, mx = -INFINITY, sum = 0.0f;
             for (int k = 0; k <= i; k++) mx = row[k] > mx ? row[k] : mx;
@@ -406,14 +417,13 @@ static void att_fwd_task(void *ctx, int tid, int nt) {
 
 static void att_bwd_task(void *ctx, int tid, int nt) {
     const att_job *j = ctx;
-    const gpt *m = j->m;
-    int T = m->T, C = m->cfg.n_embd, H = m->cfg.n_head, hd = C / H, ld = 3 * C;
-    int blk = m->att_block;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *P = m->acts->att_scratch + (size_t)tid * 2 * T * T, *dS = P + (size_t)T * T;
-    size_t lo, hi;
-    kpool_range((size_t)m->B * H, 1, tid, nt, &lo, &hi);
-    for (size_t bh = lo; bh < hi; bh++) {
+    att_dims dims = att_dims_of(j->m, tid, nt);
+    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld, blk = dims.blk;
+    float scale = dims.scale;
+    float *P = j->m->acts->att_scratch + (size_t)tid * 2 * T * T, *dS = P + (size_t)T * T;
+    float *dbias = j->m->acts->partial + (size_t)tid * 4 * C; /* [3C]: the c_attn bias grad */
+    memset(dbias, 0, sizeof(float) * 3 * C);
+    for (size_t bh = dims.lo; bh < dims.hi; bh++) {
         size_t b = bh / H, h = bh % H;
         const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
         const float *dY = j->dy + b * T * C + h * hd;
@@ -449,23 +459,12 @@ static void att_bwd_task(void *ctx, int tid, int nt) {
                         P + (size_t)r0 * T + r0, T, dY + (size_t)r0 * C, C, 0.0f,
                         dV + (size_t)r0 * ld, ld);
         }
-    }
-}
-
-/* Column sums of x [N, W] added into dst, each thread owning a range of columns. */
-typedef struct colsum_job {
-    int N, W;
-    const float *x;
-    float *dst;
-} colsum_job;
-
-static void colsum_task(void *ctx, int tid, int nt) {
-    const colsum_job *j = ctx;
-    size_t lo, hi;
-    kpool_range((size_t)j->W, 16, tid, nt, &lo, &hi);
-    for (int n = 0; n < j->N; n++) {
-        const float *row = j->x + (size_t)n * j->W;
-        for (size_t c = lo; c < hi; c++) j->dst[c] += row[c];
+        for (int i = 0; i < T; i++) /* bias gradient: column sums of this head's dq, dk, dv */
+            for (int part = 0; part < 3; part++) {
+                const float *row = dQ + (size_t)i * ld + part * C;
+                float *acc = dbias + part * C + h * hd;
+                for (int k = 0; k < hd; k++) acc[k] += row[k];
+            }
     }
 }
 
@@ -819,8 +818,7 @@ static void trunk_backward(gpt *m) {
                    C);
         att_job aj = {m, qkv, a->d3c, a->att_lse + (size_t)l * B * m->cfg.n_head * T, a->dc};
         kpool_run(m->pool, att_bwd_task, &aj);
-        colsum_job cj = {N, 3 * C, a->d3c, m->g.qkvb + lc * 3};
-        kpool_run(m->pool, colsum_task, &cj);
+        reduce_partials(m, 4 * (size_t)C, 0, 3 * C, m->g.qkvb + lc * 3);
         linear_bwd(m, ln1, m->p.qkvw + lc * 3 * C, a->d3c, a->dc, m->g.qkvw + lc * 3 * C, N, C,
                    3 * C);
         residual_ln_bwd(m, N, a->dc, res, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N,
