@@ -383,7 +383,8 @@ static void parse_source(loader *L, const char *arg, source *s) {
     else
         kiln_usage_error("unknown source kind '%.*s' (text, png, idx, jsonl)", (int)klen, arg);
     if (s->kind == SRC_IDX) {
-        char *comma = strchr(s->path, ',');
+        char *paths = xstrdup(s->path), *comma = strchr(paths, ','); /* argv stays intact */
+        s->path = paths;
         if (comma) *comma = 0, s->labels_path = comma + 1;
         prepare_idx(L, s);
         return;
@@ -576,6 +577,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nsrc; i++) {
         kwalk_free(src[i].files, src[i].nfiles);
         kidx_free(&src[i].images), kidx_free(&src[i].labels);
+        if (src[i].kind == SRC_IDX) free((char *)src[i].path);
     }
     free(src);
     kimage_free(&L.im), kimage_free(&L.work);
