@@ -146,24 +146,26 @@ static int reflect_index(int i, int n) {
 static void translate(kimage *im, kimage *scratch, int dy, int dx, bool reflect) {
     if (!dy && !dx) return;
     int h = im->h, w = im->w, c = im->c;
+    size_t row = (size_t)w * c;
     kimage_reshape(scratch, h, w, c);
+    /* With zeros, each row is one contiguous run of source pixels: x in [x0, x1). */
+    int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? w - dx : w;
+    if (x1 < x0) x1 = x0;
     for (int y = 0; y < h; y++) {
-        uint8_t *out = scratch->data + (size_t)y * w * c;
-        int sy = y + dy;
-        if (reflect) sy = reflect_index(sy, h);
+        uint8_t *out = scratch->data + (size_t)y * row;
+        int sy = reflect ? reflect_index(y + dy, h) : y + dy;
         if (sy < 0 || sy >= h) {
-            memset(out, 0, (size_t)w * c);
+            memset(out, 0, row);
             continue;
         }
-        const uint8_t *in = im->data + (size_t)sy * w * c;
-        for (int x = 0; x < w; x++) {
-            int sx = x + dx;
-            if (reflect) sx = reflect_index(sx, w);
-            if (sx < 0 || sx >= w)
-                memset(out + x * c, 0, c);
-            else
-                memcpy(out + x * c, in + sx * c, c);
+        const uint8_t *in = im->data + (size_t)sy * row;
+        if (reflect) {
+            for (int x = 0; x < w; x++) memcpy(out + x * c, in + reflect_index(x + dx, w) * c, c);
+            continue;
         }
+        memset(out, 0, (size_t)x0 * c);
+        memcpy(out + (size_t)x0 * c, in + (size_t)(x0 + dx) * c, (size_t)(x1 - x0) * c);
+        memset(out + (size_t)x1 * c, 0, (size_t)(w - x1) * c);
     }
     kimage t = *im;
     *im = *scratch;
@@ -217,24 +219,34 @@ static int color_channels(const kimage *im) {
 static void apply_lut(kimage *im, const uint8_t lut[256]) {
     size_t n = (size_t)im->h * im->w;
     int c = im->c, cc = color_channels(im);
+    if (c == cc) { /* no alpha: one flat pass */
+        for (size_t i = 0; i < n * c; i++) im->data[i] = lut[im->data[i]];
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < cc; k++) im->data[i * c + k] = lut[im->data[i * c + k]];
 }
 
-static void brightness(kimage *im, float f) {
+/* Brightness then contrast as one lookup table: both map each value on its own, and the
+ * contrast mean (of the brightened image's luma) follows from per-channel histograms. */
+static void brightness_contrast(kimage *im, float fb, float fc, bool do_b, bool do_c) {
     uint8_t lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = clamp255(v * f);
-    apply_lut(im, lut);
-}
-
-static void contrast(kimage *im, float f) {
-    size_t n = (size_t)im->h * im->w;
-    int c = im->c;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += c >= 3 ? luma_f(im->data + i * c) : im->data[i * c];
-    float mean = (float)(sum / (double)n);
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = clamp255((v - mean) * f + mean);
+    for (int v = 0; v < 256; v++) lut[v] = do_b ? clamp255(v * fb) : (uint8_t)v;
+    if (do_c) {
+        size_t n = (size_t)im->h * im->w, hist[3][256] = {{0}};
+        int c = im->c, cc = color_channels(im);
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < cc; k++) hist[k][im->data[i * c + k]]++;
+        static const double luma_w[3] = {0.299, 0.587, 0.114};
+        double sum = 0;
+        for (int k = 0; k < cc; k++) {
+            double wk = cc == 1 ? 1.0 : luma_w[k], s = 0;
+            for (int v = 0; v < 256; v++) s += (double)hist[k][v] * lut[v];
+            sum += wk * s;
+        }
+        float mean = (float)(sum / (double)n);
+        for (int v = 0; v < 256; v++) lut[v] = clamp255((lut[v] - mean) * fc + mean);
+    }
     apply_lut(im, lut);
 }
 
@@ -282,8 +294,7 @@ static void jitter(kimage *im, const double *a, krng *r) {
     float fc = (float)krng_range(r, fmax(0, 1 - a[1]), 1 + a[1]);
     float fs = (float)krng_range(r, fmax(0, 1 - a[2]), 1 + a[2]);
     float fh = (float)krng_range(r, -a[3], a[3]);
-    if (a[0] > 0) brightness(im, fb);
-    if (a[1] > 0) contrast(im, fc);
+    if (a[0] > 0 || a[1] > 0) brightness_contrast(im, fb, fc, a[0] > 0, a[1] > 0);
     if (a[2] > 0) saturation(im, fs);
     if (a[3] > 0) hue(im, fh);
 }
