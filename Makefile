@@ -59,7 +59,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 # ---- dependencies: Debian packages only -------------------------------------------------
 DEPS_BUILD := gcc make pkg-config libzmq3-dev libmsgpack-dev libopenblas-dev libpng-dev zlib1g-dev
 DEPS_DATA  := dataset-fashion-mnist
-DEPS_TEST  := jq python3 python3-numpy python3-torch
+DEPS_TEST  := jq python3 python3-numpy python3-torch python3-torchvision
 deps:
 	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA)
 test-deps:
