@@ -8,6 +8,7 @@
 #include "ckptfile.h"
 #include "cli.h"
 #include "gpt.h"
+#include "gptckpt.h"
 #include "optim.h"
 #include "sample.h"
 #include "tokenizer.h"
@@ -236,32 +237,6 @@ static void train_batch(trainer *T, const krec *r) {
     if (T->o.every && T->step % T->o.every == 0) emit_ckpt(T);
 }
 
-/* Weights (and optimizer state, step, cursor) from a checkpoint file. */
-static void load_init(trainer *T, kckpt *ck) {
-    gpt *m = T->m;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const gpt_tensor *t = &m->tensors[i];
-        const ktensor *kt = kckpt_tensor(ck, t->name);
-        uint64_t numel;
-        if (!kt) {
-            if (!strcmp(t->name, "score.weight")) continue; /* a new head starts fresh */
-            kiln_die(EX_KILN_DATA, "%s: no tensor %s", ck->path, t->name);
-        }
-        if (kt->dtype != KT_F32 || !ktensor_numel(kt, &numel) || numel != t->numel)
-            kiln_die(EX_KILN_DATA, "%s: %s is not F32 with %zu values", ck->path, t->name,
-                     t->numel);
-        ktensor_copy(kt, m->params + t->offset);
-        const ktensor *mt = kckpt_m(ck, t->name), *vt = kckpt_v(ck, t->name);
-        if (mt && vt && mt->nbytes == t->numel * 4 && vt->nbytes == t->numel * 4) {
-            ktensor_copy(mt, T->opt->m + t->offset);
-            ktensor_copy(vt, T->opt->v + t->offset);
-        }
-    }
-    if (ck->optim) T->opt->step = ck->optim_step;
-    T->step = ck->step;
-    T->cursor = ck->cursor;
-}
-
 static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
     enum {
         O_MODEL = 1,
@@ -352,17 +327,12 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
 static gpt_config model_config(const options *o, const kckpt *ck, uint32_t vocab) {
     gpt_config c = {0};
     preset_config(o->preset ? o->preset : "small", &c);
-    uint64_t v;
-    if (ck && !o->preset) {
-        const char *keys[] = {"n_layer", "n_embd", "n_head", "n_ctx"};
-        int *dst[] = {&c.n_layer, &c.n_embd, &c.n_head, &c.n_ctx};
-        for (int i = 0; i < 4; i++)
-            if (kckpt_config_u64(ck, keys[i], &v) && v <= 65536) *dst[i] = (int)v;
-    }
+    if (ck && !o->preset) gpt_config_from_ckpt(ck, &c);
     if (o->layers) c.n_layer = o->layers;
     if (o->dim) c.n_embd = o->dim;
     if (o->heads) c.n_head = o->heads;
     if (o->ctx) c.n_ctx = o->ctx;
+    uint64_t v;
     c.vocab = (int)vocab;
     if (ck && kckpt_config_u64(ck, "vocab", &v) && v != vocab)
         kiln_die(EX_KILN_DATA, "%s: vocabulary %llu, but the stream's tokenizer has %u", ck->path,
@@ -396,7 +366,11 @@ int main(int argc, char **argv) {
     T.pool = kpool_create(T.o.threads);
     T.m = gpt_create(&cfg, T.pool, T.seed);
     T.opt = adamw_create(T.m->n_params);
-    if (ck) load_init(&T, ck);
+    if (ck) {
+        gpt_load_ckpt(T.m, ck, T.opt);
+        T.step = ck->step;
+        T.cursor = ck->cursor;
+    }
     kckpt_free(ck);
     if (T.o.steps && T.step >= T.o.steps)
         kiln_usage_error("the checkpoint is at step %llu, past --steps %llu",
