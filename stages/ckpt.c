@@ -141,14 +141,17 @@ static void link_to(const state *s, const char *link, uint64_t step) {
     free(path);
 }
 
-/* Delete all but the newest K and the best; the model file goes first, so a crash in
- * between leaves a harmless optimizer file rather than a model naming a missing one. */
-static void prune(state *s) {
+/* Delete all but the newest K by step, the best and the one just written (a resumed run
+ * may write a step below older ones).  Runs after the links moved, so they never dangle.
+ * The model file goes first: a crash in between leaves a harmless optimizer file rather
+ * than a model naming a missing one. */
+static void prune(state *s, uint64_t just_written) {
     qsort(s->files, s->n, sizeof *s->files, by_step);
     long best = best_index(s);
     size_t out = 0;
     for (size_t i = 0; i < s->n; i++) {
-        bool keep = s->keep == 0 || i + s->keep >= s->n || (long)i == best;
+        bool keep = s->keep == 0 || i + s->keep >= s->n || (long)i == best ||
+                    s->files[i].step == just_written;
         if (keep) {
             s->files[out++] = s->files[i];
             continue;
@@ -188,16 +191,17 @@ static void save(state *s, const krec *r, const char *input, kwriter *w) {
     int rc = ckpt_write_record(r, path, loss, err, sizeof err);
     if (rc) kiln_die(rc, "%s (record %llu)", err, (unsigned long long)r->index);
     remember(s, step, loss);
-    prune(s);
     long best = best_index(s);
+    uint64_t best_step = best >= 0 ? s->files[best].step : 0;
     link_to(s, "latest.safetensors", step);
-    if (best >= 0) link_to(s, "best.safetensors", s->files[best].step);
+    if (best >= 0) link_to(s, "best.safetensors", best_step);
+    prune(s, step);
 
     kwriter_begin(w, "saved");
     kw_u64(w, "step", step);
     kw_str(w, "path", path);
     if (isfinite(loss)) kw_f64(w, "eval_loss", loss);
-    kw_bool(w, "best", best >= 0 && s->files[best].step == step);
+    kw_bool(w, "best", best >= 0 && best_step == step);
     kwriter_end(w);
     free(path);
 }

@@ -56,6 +56,14 @@ expect '[ -f runs/a/step-000200.safetensors ] && [ -f runs/a/step-000600.safeten
     "resumed: 200 (best from metadata), 600, 700 kept, 500 pruned"
 expect '[ "$(readlink runs/a/best.safetensors)" = step-000200.safetensors ]' "best still 200"
 
+# A resumed run that writes a step below the kept ones keeps it (and points latest at it).
+ckpt 650 3.5 | "$K" import | "$K" ckpt --dir runs/a --keep 2 > /dev/null
+expect '[ -f runs/a/step-000650.safetensors ] && [ "$(readlink runs/a/latest.safetensors)" = step-000650.safetensors ]' \
+    "a lower step just written is kept and latest"
+ckpt 700 2.8 | "$K" import | "$K" ckpt --dir runs/a --keep 2 > /dev/null
+expect '[ -f runs/a/step-000650.safetensors ] && [ ! -e runs/a/step-000600.safetensors ] && [ -f runs/a/step-000200.safetensors ]' \
+    "then the newest two by step (650, 700) and the best (200) stay"
+
 # ---- plain PyTorch reads the file (independent reader of the format) -----------------------
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     /usr/bin/python3 - runs/a/latest.safetensors > py.txt 2>&1 <<'EOF'
