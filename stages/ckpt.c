@@ -79,7 +79,11 @@ static bool step_file(const char *name, uint64_t *step) {
     if (k >= sizeof digits) return false;
     memcpy(digits, name + 5, k);
     digits[k] = '\0';
-    return parse_u64(digits, step);
+    if (!parse_u64(digits, step)) return false;
+    char *canonical = ckpt_file_name(NULL, *step); /* "step-500.safetensors" is not ours */
+    bool ours = strcmp(canonical, name) == 0;
+    free(canonical);
+    return ours;
 }
 
 static void remember(state *s, uint64_t step, double loss) {
@@ -93,7 +97,7 @@ static void remember(state *s, uint64_t step, double loss) {
 }
 
 /* Checkpoints left by an earlier run count towards --keep; their eval loss is in their
- * metadata. */
+ * metadata.  A file that does not read as a checkpoint is left alone (never deleted). */
 static void scan_dir(state *s) {
     DIR *d = opendir(s->dir);
     if (!d) kiln_die(EX_KILN_IO, "%s: %s", s->dir, strerror(errno));
@@ -107,10 +111,10 @@ static void scan_dir(state *s) {
             const char *l = st_meta(f, "eval_loss");
             if (l && !parse_f64(l, &loss)) loss = NAN;
             st_close(f);
+            remember(s, step, loss);
         } else
             kiln_warn("%s (left alone)", err);
         free(path);
-        remember(s, step, loss);
     }
     closedir(d);
 }

@@ -64,6 +64,12 @@ ckpt 700 2.8 | "$K" import | "$K" ckpt --dir runs/a --keep 2 > /dev/null
 expect '[ -f runs/a/step-000650.safetensors ] && [ ! -e runs/a/step-000600.safetensors ] && [ -f runs/a/step-000200.safetensors ]' \
     "then the newest two by step (650, 700) and the best (200) stay"
 
+# A damaged checkpoint found in the directory is reported and left alone, never deleted.
+mkdir -p runs/c && printf 'junk' > runs/c/step-000001.safetensors
+{ ckpt 10 1.0; ckpt 20 1.0; } | "$K" import | "$K" ckpt --dir runs/c --keep 1 > /dev/null 2> err.txt
+expect '[ -f runs/c/step-000001.safetensors ] && grep -q "step-000001.safetensors: truncated.*left alone" err.txt' \
+    "damaged file left alone: $(cat err.txt)"
+
 # ---- plain PyTorch reads the file (independent reader of the format) -----------------------
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     /usr/bin/python3 - runs/a/latest.safetensors > py.txt 2>&1 <<'EOF'
