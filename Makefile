@@ -44,15 +44,15 @@ $(LIB_A): $(LIB_OBJ)
 
 $(BINDIR)/kiln: $(BUILD)/stages/kiln.o $(LIB_A)
 	@mkdir -p $(@D)
-	@$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
 $(BINDIR)/kiln-%: $(BUILD)/stages/%.o $(LIB_A)
 	@mkdir -p $(@D)
-	@$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(@D)
-	@$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -220,7 +220,7 @@ int main(int argc, char **argv) {
         }
         json_free(v);
     }
-    if (ferror(in)) kiln_die(EX_KILN_IO, "%s: read error: %s", w.file, strerror(errno));
+    if (ferror(in) && !kiln_stop_signal()) kiln_die(EX_KILN_IO, "%s: read error: %s", w.file, strerror(errno));
     if (!hdr_done) {
         kwriter_hdr_begin(wr, NULL, "json", 0);
         kwriter_end(wr);

@@ -26,6 +26,21 @@ static bool full;
 
 static void put_value(const msgpack_object *o);
 
+/* The shortest decimal that reads back as the same float ("3e-05", not 2.99999992e-05). */
+static void put_float(float f) {
+    char buf[48];
+    if (!isfinite(f)) {
+        fputs("null", stdout);
+        return;
+    }
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    fputs(buf, stdout);
+    if (!strpbrk(buf, ".e")) fputs(".0", stdout); /* a real stays a real */
+}
+
 static void put_elem(const ktensor *t, uint64_t i) {
     const uint8_t *p = (const uint8_t *)t->data + i * kdtype_size(t->dtype);
     if (t->dtype == KT_I64) {
@@ -36,9 +51,10 @@ static void put_elem(const ktensor *t, uint64_t i) {
         uint64_t v;
         memcpy(&v, p, 8);
         printf("%llu", (unsigned long long)v);
-    } else if (t->dtype == KT_F64 || t->dtype == KT_F32 || t->dtype == KT_F16 ||
-               t->dtype == KT_BF16) {
+    } else if (t->dtype == KT_F64) {
         json_put_real(stdout, ktensor_get(t, i));
+    } else if (t->dtype == KT_F32 || t->dtype == KT_F16 || t->dtype == KT_BF16) {
+        put_float((float)ktensor_get(t, i));
     } else {
         printf("%lld", (long long)ktensor_get(t, i));
     }

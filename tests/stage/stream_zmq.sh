@@ -1,0 +1,48 @@
+# Records over ZeroMQ: nothing lost when the sender exits right after its last send,
+# over ipc:// and tcp://, and a fan-out to two workers with a fan-in that ends cleanly.
+. "$KILN_ROOT/tests/lib.sh"
+N=20000
+[ "${KILN_SAN:-}" = 1 ] && N=5000
+seq 1 $N | awk '{printf "{\"t\":\"sample\",\"id\":%d}\n", $1}' > many.jsonl
+sock="$PWD/s"
+
+check_ids() { # file, label: every id once, in order
+    "$K" show < "$1" | sed 's/.*"id":\([0-9]*\).*/\1/' > ids.txt
+    expect "[ \$(wc -l < ids.txt) = $N ]" "$2: all $N records arrived"
+    expect 'seq 1 $N | cmp -s - ids.txt' "$2: in order"
+}
+
+# ipc, sender binds and exits right after its last send.
+timeout 60 "$K" import many.jsonl --out "@ipc://$sock.1" & snd=$!
+timeout 60 "$K" cat --in "ipc://$sock.1" > ipc.rec; rc=$?
+wait $snd; src=$?
+expect '[ $rc = 0 ] && [ $src = 0 ]' "ipc: both ends exit 0 ($src, $rc)"
+check_ids ipc.rec "ipc"
+
+# tcp, receiver binds, sender connects.
+port=$((20000 + RANDOM % 20000))
+timeout 60 "$K" cat --in "@tcp://127.0.0.1:$port" > tcp.rec & rcv=$!
+timeout 60 "$K" import many.jsonl --out ">tcp://127.0.0.1:$port"; src=$?
+wait $rcv; rc=$?
+expect '[ $rc = 0 ] && [ $src = 0 ]' "tcp: both ends exit 0 ($src, $rc)"
+check_ids tcp.rec "tcp"
+
+# Fan-out to two workers, fan-in to one collector: every record exactly once, every
+# process learns the end.
+timeout 60 "$K" cat --in "@ipc://$sock.in" --fan-in 2 > fan.rec & col=$!
+timeout 60 "$K" cat --in "ipc://$sock.out" --out ">ipc://$sock.in" & w1=$!
+timeout 60 "$K" cat --in "ipc://$sock.out" --out ">ipc://$sock.in" & w2=$!
+timeout 60 "$K" import many.jsonl --out "@ipc://$sock.out" --fan-out 2; src=$?
+wait $w1; r1=$?; wait $w2; r2=$?; wait $col; rc=$?
+expect '[ "$src$r1$r2$rc" = 0000 ]' "fan-out/fan-in: all four exit 0 ($src $r1 $r2 $rc)"
+"$K" show < fan.rec | sed 's/.*"id":\([0-9]*\).*/\1/' | sort -n > fan_ids.txt
+expect "[ \$(wc -l < fan_ids.txt) = $N ]" "fan-in: all $N records arrived"
+expect 'seq 1 $N | cmp -s - fan_ids.txt' "fan-in: each record exactly once"
+expect '"$K" show --all < fan.rec | tail -1 | grep -q "\"count\":$N,\"status\":\"ok\""' "fan-in: one merged eos"
+
+# A receiver that stops early: the sender sees a closed pipe and ends quietly.
+timeout 60 "$K" import many.jsonl --out "@ipc://$sock.2" 2> snd_err.txt & snd=$!
+timeout 60 "$K" show --in "ipc://$sock.2" | head -3 > /dev/null
+wait $snd; src=$?
+expect '[ $src = 0 ]' "sender whose receiver left exits 0 (got $src)"
+finish
