@@ -259,8 +259,6 @@ struct kzout {
     uint8_t *hdr;
     size_t hdr_len;
     zmq_msg_t idf, msg;
-    uint8_t *buf;
-    size_t buf_cap;
 };
 
 kzout *kzout_open(const char *url, int peers) {
@@ -319,19 +317,41 @@ static peer *ready_peer(kzout *z) {
     return NULL;
 }
 
-bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, bool is_hdr) {
-    if (total > z->buf_cap) {
-        z->buf = xrealloc(z->buf, total);
-        z->buf_cap = total;
-    }
-    size_t off = 0;
+/* One message holding the gathered record: the only copy the record makes on its way. */
+static void gather(zmq_msg_t *m, const struct iovec *iov, int iovcnt, size_t total) {
+    if (zmq_msg_init_size(m, total) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "out of memory for a %zu-byte message", total);
+    uint8_t *p = zmq_msg_data(m);
     for (int i = 0; i < iovcnt; i++) {
-        memcpy(z->buf + off, iov[i].iov_base, iov[i].iov_len);
-        off += iov[i].iov_len;
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
     }
+}
+
+/* Send [id] + message m (consumed); false when the peer has gone. */
+static bool send_msg_to(void *s, const peer *p, zmq_msg_t *m) {
+    for (;;) {
+        int rc = 0;
+        if (p) rc = zmq_send(s, p->id, p->idlen, ZMQ_SNDMORE);
+        if (rc >= 0) rc = zmq_msg_send(m, s, 0);
+        if (rc >= 0) return true;
+        if (errno == EINTR) continue;
+        if (errno == EHOSTUNREACH) {
+            zmq_msg_close(m);
+            return false;
+        }
+        kiln_die(EX_KILN_IO, "ZeroMQ send failed: %s", zmq_strerror(errno));
+    }
+}
+
+bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, bool is_hdr) {
     if (is_hdr) { /* kept, so every peer that arrives later gets it first */
         z->hdr = xrealloc(z->hdr, total);
-        memcpy(z->hdr, z->buf, total);
+        size_t off = 0;
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(z->hdr + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
         z->hdr_len = total;
         for (int i = 0; i < z->npeers; i++)
             if (!z->peers[i].gone && !send_to(z->sock, z->router ? &z->peers[i] : NULL, z->hdr, total))
@@ -345,7 +365,9 @@ bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, boo
             pump(z, 0, false); /* take pending credit and goodbyes first */
         peer *pe = ready_peer(z);
         if (pe) {
-            if (send_to(z->sock, z->router ? pe : NULL, z->buf, total)) {
+            zmq_msg_t m;
+            gather(&m, iov, iovcnt, total);
+            if (send_msg_to(z->sock, z->router ? pe : NULL, &m)) {
                 pe->credit--;
                 pe->count++;
                 return true;
@@ -389,7 +411,6 @@ void kzout_finish(kzout *z, const char *status, uint64_t seq) {
     zmq_msg_close(&z->msg);
     close_socket(z->sock);
     free(z->hdr);
-    free(z->buf);
     free(z->url);
     free(z);
 }
