@@ -1,0 +1,284 @@
+/* kiln-eval — checkpoints in, held-out loss out: metrics (stage "eval") before each ckpt. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "generate.h"
+#include "gptload.h"
+#include "sample.h"
+#include "util.h"
+
+static const char HELP[] =
+    "kiln-eval — evaluate checkpoints on held-out data: loss, bits per byte/dim, perplexity\n"
+    "usage: kiln eval --data URL [--ckpt FILE] [--split NAME] [--max-batches N]\n"
+    "                 [--samples N] [--sample-len N] [--temperature X] [--top-k K]\n"
+    "  --data URL        held-out batch records (a file written by kiln batch, or a stream);\n"
+    "                    read once and kept in memory.  Its hdr tokenizer must be the\n"
+    "                    checkpoint's (else exit 65)\n"
+    "  --ckpt FILE       evaluate this safetensors checkpoint instead of the ckpt records\n"
+    "                    of the input (the input is not read)\n"
+    "  --split NAME      the `split` of the metrics (default val)\n"
+    "  --max-batches N   use the first N batches only (default all)\n"
+    "  --samples N       after the metrics, N generated sample records (text from the\n"
+    "                    document boundary; images one class after another)\n"
+    "  --sample-len N    tokens per text sample (default 200)\n"
+    "  --temperature X, --top-k K, --top-p P, --seed S   sampling (default 1, all, 1, 0)\n"
+    "  --threads N       threads (default $KILN_THREADS or all CPUs)\n"
+    "For every ckpt record: a metrics record {stage eval, split, step, loss (mean cross-\n"
+    "entropy over the targets the masks count, nats), ppl (exp loss), bits_per_byte (text)\n"
+    "or bits_per_dim (images: per channel value), tokens}, then the samples, then the ckpt\n"
+    "itself, so kiln ckpt knows the eval loss of the checkpoint it writes.  Bits are the\n"
+    "total over every counted target (EOS included) divided by the bytes or values.\n"
+    "Other records pass through.\n" KILN_CLI_HELP "example:\n"
+    "  kiln load text:examples/data/moby-dick.txt --split chunk:2000 --limit 20 \\\n"
+    "    | kiln tokenize --bytes | kiln batch -B 4 -T 256 --pack > val.rec\n"
+    "  kiln train ... --every 100 | kiln eval --data val.rec | kiln ckpt --dir runs/a\n"
+    "  kiln eval --data val.rec --ckpt runs/a/latest.safetensors --samples 2 | kiln show\n";
+
+typedef struct options {
+    const char *data, *ckpt, *split;
+    uint64_t max_batches;
+    int threads;
+    kgen_request req;
+} options;
+
+typedef struct evalset {
+    kstored **batches;
+    size_t n;
+    ktokenizer tok;
+    const char *name;
+} evalset;
+
+typedef struct result {
+    double nll;                /* nats, summed over counted targets */
+    uint64_t targets, symbols; /* counted targets; of them, bytes / channel values */
+} result;
+
+static void load_evalset(evalset *e, const options *o) {
+    kreader *r = kreader_open(o->data, 1);
+    const msgpack_object *tk = krec_get(kreader_hdr(r), "tokenizer");
+    char err[256];
+    if (!tk)
+        kiln_die(EX_KILN_DATA, "%s: the hdr has no tokenizer (make it with kiln tokenize)",
+                 o->data);
+    if (!ktok_from_obj(tk, &e->tok, err, sizeof err))
+        kiln_die(EX_KILN_DATA, "%s: %s", o->data, err);
+    e->name = o->data;
+    krec rec;
+    while ((!o->max_batches || e->n < o->max_batches) && kreader_next(r, &rec)) {
+        if (!krec_is(&rec, "batch")) continue;
+        e->batches = xrealloc(e->batches, xmul(e->n + 1, sizeof *e->batches));
+        e->batches[e->n++] = kstored_copy(&rec);
+    }
+    if (kiln_stop_signal()) exit(kiln_stop_status(kiln_stop_signal()));
+    kreader_close(r);
+    if (!e->n) kiln_die(EX_KILN_DATA, "%s: no batch records to evaluate on", o->data);
+}
+
+/* Summed negative log-likelihood of one batch's counted targets from the logits. */
+static void eval_batch(gpt *m, const ktokenizer *tok, const krec *r, result *res) {
+    ktensor x, y, mask;
+    bool has_mask = krec_get(r, "mask") != NULL;
+    if (!krec_tensor(r, "x", &x) || !krec_tensor(r, "y", &y) || x.dtype != KT_I32 ||
+        y.dtype != KT_I32 || x.ndim != 2 || memcmp(x.shape, y.shape, sizeof x.shape) ||
+        (has_mask && (!krec_tensor(r, "mask", &mask) || mask.dtype != KT_U8 ||
+                      memcmp(mask.shape, x.shape, sizeof x.shape))))
+        kiln_die(EX_KILN_DATA, "eval data record %llu: a batch needs x, y I32 [B,T], mask U8",
+                 (unsigned long long)r->seq);
+    int B = (int)x.shape[0], T = (int)x.shape[1], V = m->cfg.vocab;
+    if (x.shape[1] > (uint64_t)m->cfg.n_ctx || x.shape[0] * x.shape[1] > (1u << 24))
+        kiln_die(EX_KILN_DATA, "eval data record %llu: T %d exceeds the model context %d",
+                 (unsigned long long)r->seq, T, m->cfg.n_ctx);
+    size_t N = (size_t)B * T;
+    int32_t *xs = xmalloc(N * 4), *ys = xmalloc(N * 4);
+    uint8_t *ms = xmalloc(N);
+    ktensor_copy(&x, xs), ktensor_copy(&y, ys);
+    if (has_mask)
+        ktensor_copy(&mask, ms);
+    else
+        memset(ms, 1, N);
+    for (size_t i = 0; i < N; i++)
+        if (xs[i] < 0 || xs[i] >= V || ys[i] < 0 || ys[i] >= V)
+            kiln_die(EX_KILN_DATA, "eval data record %llu: token outside the vocabulary (%d)",
+                     (unsigned long long)r->seq, V);
+    gpt_forward(m, xs, NULL, NULL, B, T);
+    const float *logits = gpt_logits(m);
+    for (size_t i = 0; i < N; i++) {
+        if (!ms[i]) continue;
+        const float *l = logits + i * V;
+        float mx = l[0];
+        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) sum += exp((double)l[v] - mx);
+        res->nll += log(sum) + mx - l[ys[i]];
+        res->targets++;
+        res->symbols += (uint32_t)ys[i] < tok->bos;
+    }
+    free(xs), free(ys), free(ms);
+}
+
+static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const options *o,
+                     kpool *pool) {
+    char a[96], b[96];
+    if (!km->has_tok)
+        kiln_warn("checkpoint of step %llu has no tokenizer; assuming the eval data's",
+                  (unsigned long long)km->step);
+    else if (!ktok_same(&km->tok, &e->tok)) {
+        ktok_describe(&e->tok, a, sizeof a), ktok_describe(&km->tok, b, sizeof b);
+        kiln_die(EX_KILN_DATA,
+                 "%s: the eval data's tokenizer (%s) differs from the checkpoint's (%s); "
+                 "tokenize the eval data like the training data",
+                 e->name, a, b);
+    }
+    if (e->tok.vocab != (uint32_t)km->m->cfg.vocab)
+        kiln_die(EX_KILN_DATA, "%s: vocabulary %u, the checkpoint's model has %d", e->name,
+                 e->tok.vocab, km->m->cfg.vocab);
+    result res = {0};
+    for (size_t i = 0; i < e->n && !kiln_stop_signal(); i++)
+        eval_batch(km->m, &e->tok, &e->batches[i]->rec, &res);
+    double loss = res.targets ? res.nll / (double)res.targets : NAN;
+    double bits = res.symbols ? res.nll / log(2.0) / (double)res.symbols : NAN;
+    kwriter_begin(w, "metrics");
+    kw_str(w, "stage", "eval");
+    kw_str(w, "split", o->split);
+    kw_u64(w, "step", km->step);
+    kw_f64(w, "loss", loss);
+    kw_f64(w, "ppl", exp(loss));
+    kw_f64(w, e->tok.kind == KTOK_BYTES ? "bits_per_byte" : "bits_per_dim", bits);
+    kw_f64(w, "tokens", (double)res.targets);
+    kwriter_end(w);
+    if (o->ckpt)
+        fprintf(stderr, "%s: step %llu: loss %.4f, %.4f %s, perplexity %.3f over %llu tokens\n",
+                kiln_prog(), (unsigned long long)km->step, loss, bits,
+                e->tok.kind == KTOK_BYTES ? "bits/byte" : "bits/dim", exp(loss),
+                (unsigned long long)res.targets);
+    if (o->req.n) {
+        kgen_request q = o->req;
+        q.step = km->step;
+        kgen_write_samples(w, km->m, &e->tok, pool, &q);
+    }
+    kwriter_flush(w);
+}
+
+static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
+    enum {
+        O_DATA = 1,
+        O_CKPT,
+        O_SPLIT,
+        O_MAXB,
+        O_SAMPLES,
+        O_LEN,
+        O_TEMP,
+        O_TOPK,
+        O_TOPP,
+        O_SEED,
+        O_THREADS
+    };
+    static const struct option opts[] = {{"data", 1, 0, O_DATA},
+                                         {"ckpt", 1, 0, O_CKPT},
+                                         {"split", 1, 0, O_SPLIT},
+                                         {"max-batches", 1, 0, O_MAXB},
+                                         {"samples", 1, 0, O_SAMPLES},
+                                         {"sample-len", 1, 0, O_LEN},
+                                         {"temperature", 1, 0, O_TEMP},
+                                         {"top-k", 1, 0, O_TOPK},
+                                         {"top-p", 1, 0, O_TOPP},
+                                         {"seed", 1, 0, O_SEED},
+                                         {"threads", 1, 0, O_THREADS},
+                                         KILN_CLI_LONGOPTS,
+                                         {0, 0, 0, 0}};
+    *o = (options){.split = "val", .req = {.text_len = 200, .cls = -1, .src = "kiln-eval"}};
+    o->req.s = ksampler_default();
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *name = argv[optind - 1];
+        switch (c) {
+        case O_DATA:
+            o->data = optarg;
+            break;
+        case O_CKPT:
+            o->ckpt = optarg;
+            break;
+        case O_SPLIT:
+            o->split = optarg;
+            break;
+        case O_MAXB:
+            o->max_batches = opt_u64(name, optarg);
+            break;
+        case O_SAMPLES:
+            o->req.n = (int)opt_u64(name, optarg);
+            break;
+        case O_LEN:
+            o->req.text_len = (int)opt_u64(name, optarg);
+            break;
+        case O_TEMP:
+            o->req.s.temperature = opt_f64(name, optarg);
+            break;
+        case O_TOPK:
+            o->req.s.top_k = (int)opt_u64(name, optarg);
+            break;
+        case O_TOPP:
+            o->req.s.top_p = opt_f64(name, optarg);
+            break;
+        case O_SEED:
+            o->req.seed = opt_u64(name, optarg);
+            break;
+        case O_THREADS:
+            o->threads = (int)opt_u64(name, optarg);
+            break;
+        default:
+            if (!kiln_cli_option(cli, c, optarg)) kiln_usage_error("unknown option");
+        }
+    }
+    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->data) kiln_usage_error("--data URL is required (held-out batch records)");
+    if (o->req.n < 0 || o->req.n > 4096) kiln_usage_error("--samples must be 0..4096");
+    if (o->req.text_len < 1 || o->req.text_len > (1 << 20))
+        kiln_usage_error("--sample-len must be 1..1048576");
+    if (!(o->req.s.temperature >= 0) || !(o->req.s.top_p > 0 && o->req.s.top_p <= 1))
+        kiln_usage_error("--temperature must be >= 0 and --top-p in (0, 1]");
+    if (o->threads < 0 || o->threads > 1024) kiln_usage_error("--threads must be 0..1024");
+}
+
+int main(int argc, char **argv) {
+    kiln_cli cli;
+    kiln_cli_init(&cli, argc, argv, HELP);
+    options o;
+    parse_options(argc, argv, &cli, &o);
+    evalset e = {0};
+    load_evalset(&e, &o);
+    kpool *pool = kpool_create(o.threads);
+    kmodel km;
+    kreader *r = NULL;
+    kwriter *w;
+    if (o.ckpt) { /* one file: no input stream */
+        kmodel_from_file(&km, o.ckpt, pool);
+        w = kiln_cli_writer(&cli);
+        kwriter_hdr_begin(w, NULL, "metrics", o.req.seed);
+        kwriter_end(w);
+        evaluate(w, &km, &e, &o, pool);
+        kmodel_free(&km);
+    } else {
+        r = kiln_cli_reader(&cli);
+        w = kiln_cli_writer(&cli);
+        kwriter_hdr_begin(w, kreader_hdr(r), NULL, krec_u64_or(kreader_hdr(r), "seed", 0));
+        kwriter_end(w);
+        krec rec;
+        while (!kwriter_gone(w) && kreader_next(r, &rec)) {
+            if (krec_is(&rec, "ckpt")) {
+                kmodel_from_record(&km, &rec, pool);
+                evaluate(w, &km, &e, &o, pool);
+                kmodel_free(&km);
+            }
+            kwriter_pass(w, &rec);
+            if (kiln_stop_signal()) break;
+        }
+    }
+    for (size_t i = 0; i < e.n; i++) kstored_free(e.batches[i]);
+    free(e.batches);
+    ktok_free(&e.tok);
+    kpool_free(pool);
+    kiln_finish(r, w);
+}
