@@ -37,4 +37,25 @@ int first_nonfinite(const float *buf, const gpt_tensor *tensors, int n_tensors);
 void adamw_update(adamw *o, kpool *pool, float *params, const float *grads,
                   const gpt_tensor *tensors, int n_tensors, double lr, double grad_norm);
 
+/* ---- a list of trainable tensors (fine-tuning: frozen tensors, LoRA adapters) -------- */
+
+/* One tensor the optimizer updates: its values and gradient, wherever they live (the
+ * model's buffers or an adapter's), and its slice [moff, moff + numel) of the moments.
+ * The moments are compact: frozen tensors take no room in them. */
+typedef struct kparam {
+    const char *name;
+    float *p;
+    const float *g;
+    size_t numel, moff;
+    bool decay;
+} kparam;
+
+/* sqrt of the sum of g^2 over the listed gradients. */
+double params_grad_norm(kpool *pool, const kparam *ps, int n);
+/* The first listed tensor with a NaN or Inf gradient, or -1. */
+int params_first_nonfinite(const kparam *ps, int n);
+/* adamw_update over a list; o->n must be the sum of their numel. */
+void adamw_update_params(adamw *o, kpool *pool, const kparam *ps, int n, double lr,
+                         double grad_norm);
+
 #endif
