@@ -342,44 +342,57 @@ static void write_text_samples(kwriter *w, const gpt *m, const ktokenizer *t, kp
     free(one), free(prompts), free(out), free(lens), free(allowed), free(text);
 }
 
-static void write_image_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
-                                const kgen_request *q) {
+void kgen_images(const gpt *m, const ktokenizer *t, kpool *pool, const int32_t *first, int R,
+                 const ksampler *s, uint64_t seed, kimage *out) {
     if (!t->height || !t->width || !t->channels)
         kiln_die(EX_KILN_DATA, "the tokenizer does not say the image shape; cannot draw images");
-    int n_new = (int)(t->height * t->width * t->channels), R = q->n;
-    int32_t *prompts = xmalloc(xmul((size_t)R, sizeof(int32_t)));
-    for (int r = 0; r < R; r++)
-        prompts[r] = q->cls >= 0   ? (int32_t)q->cls
-                     : t->nclasses ? (int32_t)(t->class_base + (uint32_t)r % t->nclasses)
-                                   : (int32_t)t->bos;
-    int32_t *seq = xmalloc(xmul(xmul((size_t)R, (size_t)n_new + 1), sizeof(int32_t)));
+    int n_new = (int)(t->height * t->width * t->channels);
+    int32_t *gen = xmalloc(xmul(xmul((size_t)R, (size_t)n_new), sizeof(int32_t)));
+    int32_t *one = xmalloc(xmul((size_t)n_new + 1, sizeof(int32_t)));
     int *lens = xmalloc(xmul((size_t)R, sizeof(int)));
     uint8_t *allowed = kgen_allowed(t);
     kgen *g = kgen_create(m, R, pool);
-    int32_t *out = seq + R; /* generated tokens after the R prompts: [R, n_new] */
-    kgen_run(g, prompts, 1, n_new, &q->s, allowed, -1, q->seed, NULL, NULL, out, lens);
-    int32_t *one = xmalloc(xmul((size_t)n_new + 1, sizeof(int32_t)));
-    kimage im = {0};
+    kgen_run(g, first, 1, n_new, s, allowed, -1, seed, NULL, NULL, gen, lens);
     for (int r = 0; r < R; r++) {
-        one[0] = prompts[r];
-        memcpy(one + 1, out + (size_t)r * n_new, (size_t)n_new * sizeof(int32_t));
+        one[0] = first[r];
+        memcpy(one + 1, gen + (size_t)r * n_new, (size_t)n_new * sizeof(int32_t));
         int64_t cls;
-        ktok_decode_image(t, one, (size_t)n_new + 1, &im, &cls);
-        ktensor img = ktensor_make(KT_U8, im.data, 3,
-                                   (uint64_t[]){(uint64_t)im.h, (uint64_t)im.w, (uint64_t)im.c});
+        out[r] = (kimage){0};
+        ktok_decode_image(t, one, (size_t)n_new + 1, &out[r], &cls);
+    }
+    kgen_free(g);
+    free(gen), free(one), free(lens), free(allowed);
+}
+
+int32_t kgen_first_token(const ktokenizer *t, int64_t cls, int r) {
+    if (cls >= 0) return (int32_t)cls;
+    if (t->nclasses) return (int32_t)(t->class_base + (uint32_t)r % t->nclasses);
+    return (int32_t)t->bos;
+}
+
+static void write_image_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
+                                const kgen_request *q) {
+    int R = q->n;
+    int32_t *first = xmalloc(xmul((size_t)R, sizeof(int32_t)));
+    for (int r = 0; r < R; r++) first[r] = kgen_first_token(t, q->cls, r);
+    kimage *im = xcalloc((size_t)R, sizeof *im);
+    kgen_images(m, t, pool, first, R, &q->s, q->seed, im);
+    for (int r = 0; r < R; r++) {
+        ktensor img =
+            ktensor_make(KT_U8, im[r].data, 3,
+                         (uint64_t[]){(uint64_t)im[r].h, (uint64_t)im[r].w, (uint64_t)im[r].c});
         kwriter_begin(w, "sample");
         kw_u64(w, "id", (uint64_t)r);
         kw_u64(w, "epoch", 0);
         kw_str(w, "src", q->src);
         kw_u64(w, "step", q->step);
-        const char *label = cls >= 0 ? ktok_class_name(t, (uint32_t)cls) : NULL;
+        const char *label = ktok_class_name(t, (uint32_t)first[r]);
         if (label) kw_str(w, "label", label);
         kw_tensor(w, "image", &img);
         kwriter_end(w);
+        kimage_free(&im[r]);
     }
-    kimage_free(&im);
-    kgen_free(g);
-    free(prompts), free(seq), free(lens), free(allowed), free(one);
+    free(first), free(im);
 }
 
 void kgen_write_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,

@@ -87,6 +87,13 @@ typedef struct kgen_request {
     uint64_t seed, step;
     const char *src;
 } kgen_request;
+/* R images, row r generated after token first[r] (a class token or BOS), into out[r]
+ * (zeroed kimages in; free each with kimage_free). */
+void kgen_images(const gpt *m, const ktokenizer *t, kpool *pool, const int32_t *first, int R,
+                 const ksampler *s, uint64_t seed, kimage *out);
+/* The first token of image r: class token cls, else the classes in turn, else BOS. */
+int32_t kgen_first_token(const ktokenizer *t, int64_t cls, int r);
+
 void kgen_write_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
                         const kgen_request *q);
 
