@@ -105,13 +105,25 @@ static void put_tensor(const ktensor *t) {
 static void put_value(const msgpack_object *o) {
     ktensor t;
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: fputs("null", stdout); break;
-    case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", stdout); break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: printf("%llu", (unsigned long long)o->via.u64); break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: printf("%lld", (long long)o->via.i64); break;
+    case MSGPACK_OBJECT_NIL:
+        fputs("null", stdout);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        fputs(o->via.boolean ? "true" : "false", stdout);
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        printf("%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        printf("%lld", (long long)o->via.i64);
+        break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: json_put_real(stdout, o->via.f64); break;
-    case MSGPACK_OBJECT_STR: json_put_str(stdout, o->via.str.ptr, o->via.str.size); break;
+    case MSGPACK_OBJECT_FLOAT64:
+        json_put_real(stdout, o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        json_put_str(stdout, o->via.str.ptr, o->via.str.size);
+        break;
     case MSGPACK_OBJECT_BIN:
     case MSGPACK_OBJECT_EXT: {
         const char *p = o->type == MSGPACK_OBJECT_BIN ? o->via.bin.ptr : o->via.ext.ptr;
@@ -138,7 +150,8 @@ static void put_value(const msgpack_object *o) {
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (i) putchar(',');
-            if (k->type == MSGPACK_OBJECT_STR) put_value(k);
+            if (k->type == MSGPACK_OBJECT_STR)
+                put_value(k);
             else { /* JSON keys are strings: show other keys as their JSON text, quoted */
                 putchar('"');
                 put_value(k);
@@ -161,23 +174,147 @@ static void put_record(const krec *r) {
     }
 }
 
+/* ---- --progress: a training run at a glance --------------------------------------------- */
+
+typedef struct progress {
+    bool tty, drawn;
+    uint64_t total, step, first_step, eval_step, best_step, saved;
+    double t0, t_first, t_line, loss, first_loss, eval_loss, best_eval, bits, tok_s, tok_s_sum;
+    uint64_t tok_s_n;
+    bool have_loss, have_eval;
+    const char *bits_name;
+    char last_path[256], best_path[256];
+} progress;
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s >= 3600)
+        snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else if (s >= 60)
+        snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(buf, n, "%.0fs", s);
+}
+
+static void progress_draw(progress *p, bool final) {
+    double now = kiln_now();
+    if (!p->tty && !final && now - p->t_line < 10.0) return;
+    p->t_line = now;
+    char bar[48] = "", eta[32] = "", eval[48] = "";
+    if (p->total) {
+        int fill =
+            (int)(20.0 * (double)(p->step < p->total ? p->step : p->total) / (double)p->total);
+        snprintf(bar, sizeof bar, "[%.*s%.*s] ", fill, "####################", 20 - fill,
+                 "--------------------");
+        double rate = (double)(p->step - p->first_step) / (now - p->t_first);
+        if (p->step > p->first_step && p->step < p->total) {
+            fmt_duration((double)(p->total - p->step) / rate, eta + 6, sizeof eta - 6);
+            memcpy(eta, "  ETA ", 6);
+        }
+    }
+    if (p->have_eval) snprintf(eval, sizeof eval, "  eval %.4f", p->eval_loss);
+    char total[32] = "";
+    if (p->total) snprintf(total, sizeof total, "/%llu", (unsigned long long)p->total);
+    fprintf(stderr, "%sstep %llu%s %sloss %.4f%s  %.1fk tok/s%s%s", p->tty ? "\r" : "",
+            (unsigned long long)p->step, total, bar, p->loss, eval, p->tok_s / 1000, eta,
+            p->tty ? "\033[K" : "\n");
+    fflush(stderr);
+    p->drawn = true;
+}
+
+static void progress_record(progress *p, const krec *r) {
+    char stage[16] = "";
+    double v;
+    if (krec_is(r, "metrics") && kobj_cstr(krec_get(r, "stage"), stage, sizeof stage)) {
+        uint64_t step = 0;
+        krec_u64(r, "step", &step);
+        if (!strcmp(stage, "train") && krec_f64(r, "loss", &v)) {
+            if (!p->have_loss) p->first_loss = v, p->first_step = step, p->t_first = kiln_now();
+            p->have_loss = true, p->loss = v, p->step = step;
+            if (krec_f64(r, "tokens_per_s", &p->tok_s)) p->tok_s_sum += p->tok_s, p->tok_s_n++;
+            progress_draw(p, false);
+        } else if (!strcmp(stage, "eval") && krec_f64(r, "loss", &v)) {
+            p->have_eval = true, p->eval_loss = v, p->eval_step = step;
+            if (!(v >= p->best_eval)) p->best_eval = v, p->best_step = step;
+            p->bits_name = krec_f64(r, "bits_per_byte", &p->bits)  ? "bits/byte"
+                           : krec_f64(r, "bits_per_dim", &p->bits) ? "bits/dim"
+                                                                   : NULL;
+            progress_draw(p, !p->tty);
+        }
+    } else if (krec_is(r, "saved")) {
+        bool best = false;
+        const msgpack_object *b = krec_get(r, "best");
+        if (b && b->type == MSGPACK_OBJECT_BOOLEAN) best = b->via.boolean;
+        p->saved++;
+        kobj_cstr(krec_get(r, "path"), p->last_path, sizeof p->last_path);
+        if (best) memcpy(p->best_path, p->last_path, sizeof p->best_path);
+    }
+}
+
+static void progress_summary(progress *p) {
+    if (p->tty && p->drawn) fputc('\n', stderr);
+    char took[32];
+    fmt_duration(kiln_now() - p->t0, took, sizeof took);
+    fprintf(stderr, "%-14s %llu", "steps", (unsigned long long)p->step);
+    if (p->total) fprintf(stderr, " of %llu", (unsigned long long)p->total);
+    fprintf(stderr, "\n%-14s %s\n", "time", took);
+    if (p->have_loss)
+        fprintf(stderr, "%-14s %.4f at step %llu -> %.4f at step %llu\n", "train loss",
+                p->first_loss, (unsigned long long)p->first_step, p->loss,
+                (unsigned long long)p->step);
+    if (p->have_eval) {
+        fprintf(stderr, "%-14s %.4f at step %llu (best %.4f at step %llu)", "eval loss",
+                p->eval_loss, (unsigned long long)p->eval_step, p->best_eval,
+                (unsigned long long)p->best_step);
+        if (p->bits_name) fprintf(stderr, ", %.4f %s", p->bits, p->bits_name);
+        fputc('\n', stderr);
+    }
+    if (p->tok_s_n) fprintf(stderr, "%-14s %.0f\n", "tokens/s", p->tok_s_sum / (double)p->tok_s_n);
+    if (p->saved) {
+        fprintf(stderr, "%-14s %llu written, last %s\n", "checkpoints",
+                (unsigned long long)p->saved, p->last_path);
+        if (p->best_path[0]) fprintf(stderr, "%-14s %s\n", "best", p->best_path);
+    }
+}
+
 int main(int argc, char **argv) {
     kiln_cli cli;
-    bool all = false;
-    static const struct option longopts[] = {
-        {"all", no_argument, 0, 'a'}, {"full", no_argument, 0, 'f'}, KILN_CLI_LONGOPTS, {0}};
+    bool all = false, show_progress = false;
+    progress prog = {.tty = isatty(2), .t0 = kiln_now(), .best_eval = INFINITY};
+    static const struct option longopts[] = {{"all", no_argument, 0, 'a'},
+                                             {"full", no_argument, 0, 'f'},
+                                             {"progress", no_argument, 0, 'p'},
+                                             {"total", required_argument, 0, 'T'},
+                                             KILN_CLI_LONGOPTS,
+                                             {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
     int c;
-    while ((c = getopt_long(argc, argv, "afh", longopts, NULL)) != -1) {
-        if (c == 'a') all = true;
-        else if (c == 'f') full = true;
-        else kiln_cli_option(&cli, c, optarg);
+    while ((c = getopt_long(argc, argv, "afph", longopts, NULL)) != -1) {
+        if (c == 'a')
+            all = true;
+        else if (c == 'f')
+            full = true;
+        else if (c == 'p')
+            show_progress = true;
+        else if (c == 'T')
+            prog.total = opt_u64("--total", optarg);
+        else
+            kiln_cli_option(&cli, c, optarg);
     }
     if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
     kreader *r = kiln_cli_reader(&cli);
-    if (all) put_record(kreader_hdr(r));
+    if (!prog.total) krec_u64(kreader_hdr(r), "steps", &prog.total);
+    if (all && !show_progress) put_record(kreader_hdr(r));
     krec rec;
-    while (kreader_next(r, &rec)) put_record(&rec);
+    while (kreader_next(r, &rec)) {
+        if (show_progress)
+            progress_record(&prog, &rec);
+        else
+            put_record(&rec);
+    }
+    if (show_progress) progress_summary(&prog);
+    all = all && !show_progress;
     if (all && kreader_status(r)) put_record(&rec); /* the eos */
     if (fflush(stdout) != 0) {
         if (errno == EPIPE) exit(EX_KILN_OK);
