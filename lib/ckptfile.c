@@ -291,6 +291,7 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
         return report(err, errsz, EX_KILN_DATA, "%s: ckpt record without a u64 step", path);
     char *config = map_as_json(krec_get(r, "config"), &bad);
     char *tokenizer = map_as_json(krec_get(r, "tokenizer"), &bad);
+    char *adapter = map_as_json(krec_get(r, "adapter"), &bad); /* LoRA: lib/adapter.h */
     st_entry *t = NULL;
     size_t n = 0;
     strs names = {0};
@@ -298,19 +299,21 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     int rc = 0;
     if (bad)
         rc = report(err, errsz, EX_KILN_DATA,
-                    "%s: ckpt record: config or tokenizer is not a map of plain values", path);
+                    "%s: ckpt record: config, tokenizer or adapter is not a map of plain values",
+                    path);
     else if (!config)
         rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record without a config map", path);
     else if ((why = gather(krec_get(r, "tensors"), "", &t, &n, &names)))
         rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record: tensors %s", path, why);
 
-    st_meta_entry meta[9];
+    st_meta_entry meta[10];
     size_t nm = 0;
     char steps[24], cursors[24], seeds[24], losss[40];
     char *optim_path = NULL;
     meta[nm++] = (st_meta_entry){"format", "pt"};
     meta[nm++] = (st_meta_entry){"config", config};
     if (tokenizer) meta[nm++] = (st_meta_entry){"tokenizer", tokenizer};
+    if (adapter) meta[nm++] = (st_meta_entry){"adapter", adapter};
     snprintf(steps, sizeof steps, "%llu", (unsigned long long)step);
     meta[nm++] = (st_meta_entry){"step", steps};
     snprintf(cursors, sizeof cursors, "%llu", (unsigned long long)cursor);
@@ -333,5 +336,6 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     free_strs(&names);
     free(config);
     free(tokenizer);
+    free(adapter);
     return rc;
 }

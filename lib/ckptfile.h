@@ -21,6 +21,8 @@
  *         step, cursor, seed        decimal u64 (cursor/seed absent if the record had none)
  *         optim      file name      of the optimizer sibling in the same directory, if saved
  *         eval_loss  real           eval loss at this step, when kiln ckpt knew it
+ *         adapter    JSON object    the record's `adapter` map: a LoRA adapter file, whose
+ *                                   tensors are the adapters (lib/adapter.h)
  *   DIR/step-000500.optim.safetensors  optimizer state (only when the record had `optim`):
  *       tensors   "m.NAME" and "v.NAME" for each NAME of optim.m / optim.v
  *       __metadata__: format "pt", step (decimal u64), lr (real, shortest round-trip form)

@@ -8,15 +8,18 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "adapter.h"
 #include "afile.h"
 #include "ckptfile.h"
 #include "cli.h"
+#include "gptload.h"
 #include "util.h"
 
 static const char HELP[] =
     "kiln-ckpt — save checkpoints as safetensors files, keeping the last K and the best\n"
     "usage: kiln ckpt --dir DIR [--keep K] [--in URL] [--out URL]\n"
     "       kiln ckpt inspect FILE\n"
+    "       kiln ckpt merge BASE ADAPTER -o OUT\n"
     "Each ckpt record becomes DIR/step-NNNNNN.safetensors (model tensors under Hugging Face\n"
     "GPT-2 names; config, tokenizer, step, cursor, seed in __metadata__), plus\n"
     "DIR/step-NNNNNN.optim.safetensors when it carries optimizer state.  Writes are atomic.\n"
@@ -30,10 +33,15 @@ static const char HELP[] =
     "all)\n" KILN_CLI_HELP
     "inspect FILE prints a checkpoint's config, tokenizer, step and tensors (name, dtype,\n"
     "shape, CRC-32 of the data) on stdout.\n"
+    "merge BASE ADAPTER -o OUT folds a LoRA adapter checkpoint (kiln train --lora) into\n"
+    "the base model it was trained on and writes a standalone model; an adapter whose\n"
+    "base hash differs from BASE's is refused (exit 65).\n"
     "example:\n"
     "  kiln train --steps 2000 --every 250 < batches.rec | kiln eval --data val.rec \\\n"
     "    | kiln ckpt --dir runs/moby --keep 2 | kiln show\n"
-    "  kiln ckpt inspect runs/moby/latest.safetensors\n";
+    "  kiln ckpt inspect runs/moby/latest.safetensors\n"
+    "  kiln ckpt merge runs/base/best.safetensors runs/lora/latest.safetensors -o "
+    "merged.safetensors\n";
 
 /* A checkpoint in DIR that this stage manages. */
 typedef struct {
@@ -264,6 +272,39 @@ static int inspect(const char *path) {
     return EX_KILN_OK;
 }
 
+/* ---- merge ------------------------------------------------------------------------------ */
+
+static int merge(int argc, char **argv) {
+    const char *base = NULL, *adapter = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) && i + 1 < argc)
+            out = argv[++i];
+        else if (!base)
+            base = argv[i];
+        else if (!adapter)
+            adapter = argv[i];
+        else
+            kiln_usage_error("merge: unexpected argument '%s'", argv[i]);
+    }
+    if (!base || !adapter || !out) kiln_usage_error("merge wants BASE ADAPTER -o OUT");
+    kpool *pool = kpool_create(0);
+    kmodel km;
+    kmodel_from_file(&km, base, pool);
+    kadapter ad;
+    kadapter_open(&ad, adapter);
+    gpt *m = kadapter_apply(&ad, km.m);
+    km.m = NULL;
+    const char *tok = st_meta(ad.ck->file, "tokenizer");
+    kadapter_write_model(m, tok, ad.step, out);
+    fprintf(stderr, "%s: %s + %s (r %d, alpha %g) -> %s\n", kiln_prog(), base, adapter, ad.cfg.r,
+            (double)ad.cfg.alpha, out);
+    gpt_free(m);
+    kadapter_free(&ad);
+    kmodel_free(&km);
+    kpool_free(pool);
+    return EX_KILN_OK;
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -278,6 +319,7 @@ int main(int argc, char **argv) {
         if (argc != 3) kiln_usage_error("inspect wants one FILE");
         return inspect(argv[2]);
     }
+    if (argc >= 2 && strcmp(argv[1], "merge") == 0) return merge(argc, argv);
     int c;
     while ((c = getopt_long(argc, argv, "d:k:h", longopts, NULL)) != -1) {
         if (c == 'd')
