@@ -25,7 +25,8 @@ static const char HELP[] =
     "  --pad ID          pad token when the hdr has no tokenizer (default 0)\n"
     "Each batch: x I32 [B,T], y I32 [B,T] (y[b,t] = the token after x[b,t]), mask U8 [B,T]\n"
     "(1 = y[b,t] counts in the loss; 0 on padding and where the tokens record's own mask\n"
-    "is 0), cursor (sample records consumed so far: resume with kiln load --skip CURSOR;\n"
+    "is 0), cursor (sample records consumed so far, counted from the hdr's `skip` that\n"
+    "kiln load --skip writes: resume with kiln load --skip CURSOR;\n"
     "with --pack a record split across batches counts once it has started), epoch.\n" KILN_CLI_HELP
     "example:\n"
     "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
@@ -274,6 +275,9 @@ int main(int argc, char **argv) {
     b.mask = xmalloc(b.B * b.T);
     kwriter_hdr_begin(b.w, hdr, "batch", krec_u64_or(hdr, "seed", 0));
     kwriter_end(b.w);
+    /* After kiln load --skip K the cursor counts from K: a resumed run saves positions in
+     * the whole stream, so a second resume skips to the right place too. */
+    b.cursor = krec_u64_or(hdr, "skip", 0);
 
     reorder q = {0};
     krec rec;

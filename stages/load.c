@@ -460,6 +460,8 @@ static void write_hdr(loader *L, const source *src, int nsrc) {
     } else {
         infer_classes(L, src, nsrc);
     }
+    /* A resumed stream says where it starts, so kiln batch counts its cursor from there. */
+    if (L->skip) kw_u64(L->w, "skip", L->skip);
     kwriter_end(L->w);
 }
 
