@@ -156,7 +156,7 @@ gpt *kadapter_apply(const kadapter *ad, gpt *base) {
                  "%s: the adapter was trained on base %s, but this base is %s (use the base "
                  "model it was fine-tuned from)",
                  ad->where, ad->base_hash, hash);
-    const gpt_config *b = &base->cfg, *a = &ad->model;
+    const gpt_config bc = base->cfg, *b = &bc, *a = &ad->model; /* base may be freed below */
     if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head ||
         a->n_ctx != b->n_ctx || a->vocab < b->vocab)
         kiln_die(EX_KILN_DATA, "%s: the adapter's model shape is not the base's", ad->where);
