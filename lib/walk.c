@@ -56,7 +56,7 @@ static bool walk_dir(walk_ctx *w, const char *dir, int depth) {
         names[n++] = xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    if (n) qsort(names, n, sizeof *names, by_name);
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(dir) + strlen(names[i]) + 2;
@@ -97,7 +97,7 @@ bool kwalk(const char *root, const char *suffix, char ***paths, size_t *n, char 
     }
     /* Sorting each directory's names is not the same as sorting whole paths ("a-b" vs
      * "a/b"); sort the final list so the order is simply bytewise by path. */
-    qsort(w.paths, w.n, sizeof *w.paths, by_name);
+    if (w.n) qsort(w.paths, w.n, sizeof *w.paths, by_name);
     *paths = w.paths, *n = w.n;
     return true;
 }

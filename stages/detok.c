@@ -142,11 +142,12 @@ int main(int argc, char **argv) {
     if (fflush(stdout) != 0) kiln_die(EX_KILN_IO, "stdout: write error (%s)", strerror(errno));
     if (dir) kiln_warn("%llu files written to %s", (unsigned long long)files, dir);
     const char *status = kreader_status(r);
+    bool upstream_ok = status && strcmp(status, "ok") == 0; /* before r, which owns it, goes */
     int sig = kiln_stop_signal();
     free(ids), free(text);
     kimage_free(&im);
     ktok_free(&tok);
     kreader_close(r);
     if (sig) return kiln_stop_status(sig);
-    return status && strcmp(status, "ok") == 0 ? EX_KILN_OK : EX_KILN_DATA;
+    return upstream_ok ? EX_KILN_OK : EX_KILN_DATA;
 }

@@ -87,11 +87,12 @@ int main(int argc, char **argv) {
     }
     int sig = kiln_stop_signal();
     const char *status = kreader_status(r);
+    char upstream[32];
+    snprintf(upstream, sizeof upstream, "%s", status ? status : "(none)"); /* r owns status */
     kreader_close(r);
     if (sig) return kiln_stop_status(sig);
-    if (!status || strcmp(status, "ok") != 0)
-        kiln_die(EX_KILN_DATA, "upstream ended with status %s: no palette written",
-                 status ? status : "(none)");
+    if (strcmp(upstream, "ok") != 0)
+        kiln_die(EX_KILN_DATA, "upstream ended with status %s: no palette written", upstream);
     if (kept < k)
         kiln_die(EX_KILN_DATA, "only %llu pixels in the stream: fewer than %llu colours",
                  (unsigned long long)kept, (unsigned long long)k);
