@@ -603,3 +603,29 @@ void json_put_real(FILE *f, double d) {
     json_format_real(b, sizeof b, d);
     fputs(b, f);
 }
+
+void json_pack(msgpack_packer *pk, const jval *v) {
+    switch (v->type) {
+    case JSON_NULL: msgpack_pack_nil(pk); break;
+    case JSON_BOOL: v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case JSON_INT: msgpack_pack_int64(pk, v->i); break;
+    case JSON_UINT: msgpack_pack_uint64(pk, v->u); break;
+    case JSON_REAL: msgpack_pack_double(pk, v->d); break;
+    case JSON_STR:
+        msgpack_pack_str(pk, v->len);
+        msgpack_pack_str_body(pk, v->s, v->len);
+        break;
+    case JSON_ARR:
+        msgpack_pack_array(pk, v->n);
+        for (size_t i = 0; i < v->n; i++) json_pack(pk, &v->items[i]);
+        break;
+    case JSON_OBJ:
+        msgpack_pack_map(pk, v->n);
+        for (size_t i = 0; i < v->n; i++) {
+            msgpack_pack_str(pk, v->keylens[i]);
+            msgpack_pack_str_body(pk, v->keys[i], v->keylens[i]);
+            json_pack(pk, &v->items[i]);
+        }
+        break;
+    }
+}

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <msgpack.h>
+
 typedef enum {
     JSON_NULL,
     JSON_BOOL,
@@ -76,5 +78,9 @@ void json_put_str(FILE *f, const char *s, size_t n);
 void json_put_real(FILE *f, double d);
 /* Shortest round-trip form of d into buf (at least 32 bytes), as json_put_real writes it. */
 void json_format_real(char *buf, size_t bufsize, double d);
+
+/* A JSON value as MessagePack: null -> nil, numbers keep their kind (int, uint, double),
+ * strings, arrays and objects as such (kiln load jsonl:, record metadata). */
+void json_pack(msgpack_packer *pk, const jval *v);
 
 #endif

@@ -279,42 +279,6 @@ static void load_idx(loader *L, const source *s) {
 
 /* ---- JSON lines ------------------------------------------------------------------------- */
 
-static void pack_json(msgpack_packer *pk, const jval *v) {
-    switch (v->type) {
-    case JSON_NULL:
-        msgpack_pack_nil(pk);
-        break;
-    case JSON_BOOL:
-        v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        break;
-    case JSON_INT:
-        msgpack_pack_int64(pk, v->i);
-        break;
-    case JSON_UINT:
-        msgpack_pack_uint64(pk, v->u);
-        break;
-    case JSON_REAL:
-        msgpack_pack_double(pk, v->d);
-        break;
-    case JSON_STR:
-        msgpack_pack_str(pk, v->len);
-        msgpack_pack_str_body(pk, v->s, v->len);
-        break;
-    case JSON_ARR:
-        msgpack_pack_array(pk, v->n);
-        for (size_t i = 0; i < v->n; i++) pack_json(pk, &v->items[i]);
-        break;
-    case JSON_OBJ:
-        msgpack_pack_map(pk, v->n);
-        for (size_t i = 0; i < v->n; i++) {
-            msgpack_pack_str(pk, v->keylens[i]);
-            msgpack_pack_str_body(pk, v->keys[i], v->keylens[i]);
-            pack_json(pk, &v->items[i]);
-        }
-        break;
-    }
-}
-
 static bool reserved_key(const char *k) {
     return !strcmp(k, "t") || !strcmp(k, "seq") || !strcmp(k, "id") || !strcmp(k, "epoch") ||
            !strcmp(k, "src");
@@ -335,7 +299,7 @@ static void load_jsonl_line(loader *L, const char *path, size_t lineno, const ui
         for (size_t i = 0; i < v->n; i++) {
             if (reserved_key(v->keys[i]) || strlen(v->keys[i]) != v->keylens[i]) continue;
             kw_key(L->w, v->keys[i]);
-            pack_json(kw_packer(L->w), &v->items[i]);
+            json_pack(kw_packer(L->w), &v->items[i]);
         }
         end_item(L);
     }
