@@ -177,9 +177,11 @@ static size_t max_record_bytes(void) {
 
 static void flush_all_writers(void);
 
-/* Read more bytes so that at least `need` unread bytes are buffered (or EOF).  Returns
- * false when a stop signal interrupted the wait. */
-static bool fill(kreader *r, size_t need) {
+/* Read more bytes so that at least `need` unread bytes are buffered (or EOF).  `exact`
+ * reads no further than that: for a large record of known size, so that the next record
+ * starts at the front of the buffer and nothing is ever slid.  Returns false when a stop
+ * signal interrupted the wait. */
+static bool fill(kreader *r, size_t need, bool exact) {
     if (r->start > 0 && r->start == r->end) r->start = r->end = 0;
     if (need > r->cap - r->start) {
         if (r->start > 0) { /* slide the partial record to the front */
@@ -195,7 +197,9 @@ static bool fill(kreader *r, size_t need) {
     }
     flush_all_writers(); /* never sit on output while waiting for input */
     while (r->end - r->start < need) {
-        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+        size_t room = r->cap - r->end;
+        if (exact && room > need - (r->end - r->start)) room = need - (r->end - r->start);
+        ssize_t n = read(r->fd, r->buf + r->end, room);
         if (n > 0) {
             r->end += (size_t)n;
             continue;
@@ -234,6 +238,7 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
                  (unsigned long long)r->nrecords, why);
     }
     size_t need = 1;
+    bool known = false; /* need is the size of the whole record, from its headers */
     for (;;) {
         size_t avail = r->end - r->start, len;
         if (avail >= need) {
@@ -247,7 +252,8 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
                 kiln_die(EX_KILN_DATA, "%s: bad record %llu at byte offset %llu: %s", r->name,
                          (unsigned long long)r->nrecords,
                          (unsigned long long)(r->offset + len), why);
-            need = len > avail ? len : avail + 1;
+            known = len > avail;
+            need = known ? len : avail + 1;
         }
         if (r->eof) truncated(r);
         /* Ask for what the record needs, or for a good chunk more when its size is unknown,
@@ -255,7 +261,7 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
         size_t ask = need;
         if (ask < avail + (avail >> 1)) ask = avail + (avail >> 1);
         if (ask > r->lim.max_bytes) ask = need;
-        if (!fill(r, ask)) return false;
+        if (!fill(r, ask, known && need >= (64u << 10))) return false;
     }
 }
 
