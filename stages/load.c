@@ -375,6 +375,17 @@ static void load_source(loader *L, const source *s) {
     if (s->kind == SRC_IDX) load_idx(L, s);
 }
 
+/* The hdr field `classes`: an array of names. */
+static void put_classes(loader *L, char *const *names, uint32_t n) {
+    kw_key(L->w, "classes");
+    msgpack_packer *pk = kw_packer(L->w);
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_str(pk, strlen(names[i]));
+        msgpack_pack_str_body(pk, names[i], strlen(names[i]));
+    }
+}
+
 /* Classes for the hdr when no --classes file names them: the sorted PNG subfolders, or
  * "0".."max" for IDX labels. */
 static void infer_classes(loader *L, const source *src, int nsrc) {
@@ -400,30 +411,16 @@ static void infer_classes(loader *L, const source *src, int nsrc) {
             memcpy(names[n], label, len), names[n++][len] = 0;
         }
     }
-    if (!n) return;
-    kw_key(L->w, "classes");
-    msgpack_packer *pk = kw_packer(L->w);
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n; i++) {
-        msgpack_pack_str(pk, strlen(names[i]));
-        msgpack_pack_str_body(pk, names[i], strlen(names[i]));
-    }
+    if (n) put_classes(L, names, n);
     kclasses_free(names, n);
 }
 
 static void write_hdr(loader *L, const source *src, int nsrc) {
     kwriter_hdr_begin(L->w, NULL, "sample", L->seed);
-    if (L->classes) {
-        kw_key(L->w, "classes");
-        msgpack_packer *pk = kw_packer(L->w);
-        msgpack_pack_array(pk, L->nclasses);
-        for (uint32_t i = 0; i < L->nclasses; i++) {
-            msgpack_pack_str(pk, strlen(L->classes[i]));
-            msgpack_pack_str_body(pk, L->classes[i], strlen(L->classes[i]));
-        }
-    } else {
+    if (L->classes)
+        put_classes(L, L->classes, L->nclasses);
+    else
         infer_classes(L, src, nsrc);
-    }
     /* A resumed stream says where it starts, so kiln batch counts its cursor from there. */
     if (L->skip) kw_u64(L->w, "skip", L->skip);
     kwriter_end(L->w);
