@@ -166,7 +166,20 @@ struct kreader {
     krec hdr;
     char status[16];
     bool ended;
+    kreader *next_reader;
 };
+
+static kreader *all_readers;
+
+/* A stage that exits early (a closed stdout, an error) must still tell ZeroMQ senders that
+ * it stopped, or they would wait for credit forever: as a pipe tells its writer. */
+static void close_readers_at_exit(void) {
+    for (kreader *r = all_readers; r; r = r->next_reader)
+        if (r->zin) {
+            kzin_close(r->zin, !r->ended);
+            r->zin = NULL;
+        }
+}
 
 static size_t max_record_bytes(void) {
     const char *e = getenv("KILN_MAX_RECORD");
@@ -318,11 +331,16 @@ kreader *kreader_open(const char *url, int peers) {
         r->name = xstrdup(url);
         r->fd = -1;
         r->zin = kzin_open(url, peers < 1 ? 1 : peers);
+        static bool registered;
+        if (!registered) atexit(close_readers_at_exit);
+        registered = true;
     } else {
         r->name = xstrdup(url);
         r->fd = open(url, O_RDONLY | O_CLOEXEC);
         if (r->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot open: %s", url, strerror(errno));
     }
+    r->next_reader = all_readers;
+    all_readers = r;
     if (!r->zin) {
         r->cap = 1 << 20;
         r->buf = xmalloc(r->cap);
@@ -386,6 +404,11 @@ void kreader_close(kreader *r) {
     if (!r) return;
     if (r->zin) kzin_close(r->zin, !r->ended);
     else if (r->fd > 0) close(r->fd);
+    for (kreader **pp = &all_readers; *pp; pp = &(*pp)->next_reader)
+        if (*pp == r) {
+            *pp = r->next_reader;
+            break;
+        }
     msgpack_unpacked_destroy(&r->unp);
     msgpack_unpacked_destroy(&r->hdr_unp);
     free(r->hdr_bytes);
