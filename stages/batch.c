@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "sample.h"
+#include "records.h"
 #include "tokenizer.h"
 #include "util.h"
 

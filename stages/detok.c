@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "png.h"
-#include "sample.h"
+#include "records.h"
 #include "tokenizer.h"
 #include "util.h"
 

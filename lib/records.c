@@ -1,5 +1,5 @@
-/* sample — field copying and image reading for the data stages. */
-#include "sample.h"
+/* records — field copying and image reading for the data stages. */
+#include "records.h"
 
 #include "util.h"
 
