@@ -5,7 +5,7 @@
 
 #include "augment.h"
 #include "cli.h"
-#include "records.h"
+#include "sample.h"
 #include "util.h"
 
 static const char HELP[] =

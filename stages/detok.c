@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "png.h"
-#include "records.h"
+#include "sample.h"
 #include "tokenizer.h"
 #include "util.h"
 

@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "rng.h"
-#include "records.h"
+#include "sample.h"
 #include "tokenizer.h"
 #include "util.h"
 

@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "rng.h"
-#include "records.h"
+#include "sample.h"
 #include "util.h"
 
 static const char HELP[] =

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "records.h"
+#include "sample.h"
 #include "tokenizer.h"
 #include "util.h"
 

@@ -1,5 +1,5 @@
-/* records — field copying and image reading for the data stages. */
-#include "records.h"
+/* sample — field copying and image reading for the data stages. */
+#include "sample.h"
 
 #include "util.h"
 

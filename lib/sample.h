@@ -1,8 +1,8 @@
-/* records — helpers for the data stages that rewrite or hold records: copy a record's fields
+/* sample — helpers for the data stages that rewrite or hold records: copy a record's fields
  * except the ones a stage replaces, read a `sample` record's image, and keep a record past
  * the next kreader_next (shuffle and reorder buffers). */
-#ifndef KILN_RECORDS_H
-#define KILN_RECORDS_H
+#ifndef KILN_SAMPLE_H
+#define KILN_SAMPLE_H
 
 #include <stdbool.h>
 
