@@ -675,7 +675,7 @@ static void ensure_acts(gpt *m, int B, int T) {
     m->B = B;
     m->T = T;
     gpt_acts *a = m->acts;
-    if (a && a->B * a->T >= B * T && a->T >= T) return;
+    if (a && a->B >= B && a->T >= T) return;
     free_acts(a);
     a = m->acts = xcalloc(1, sizeof *a);
     a->B = B;
