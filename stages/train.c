@@ -174,9 +174,12 @@ static void read_batch(trainer *T, const krec *r, int *B, int *Tlen) {
         y.dtype != KT_I32 || x.ndim != 2 || y.ndim != 2 || x.shape[0] != y.shape[0] ||
         x.shape[1] != y.shape[1])
         kiln_die(EX_KILN_DATA, "record %llu: batch needs x and y, I32 [B,T] of one shape", seq);
-    if (x.shape[1] > (uint64_t)T->m->cfg.n_ctx || x.shape[0] * x.shape[1] > (1u << 26))
+    if (x.shape[1] > (uint64_t)T->m->cfg.n_ctx)
         kiln_die(EX_KILN_DATA, "record %llu: batch T %llu exceeds the model context %d", seq,
                  (unsigned long long)x.shape[1], T->m->cfg.n_ctx);
+    if (x.shape[0] * x.shape[1] > (1u << 26))
+        kiln_die(EX_KILN_DATA, "record %llu: batch of %llu x %llu tokens is too large", seq,
+                 (unsigned long long)x.shape[0], (unsigned long long)x.shape[1]);
     size_t n = (size_t)(x.shape[0] * x.shape[1]);
     if (n > T->cap) {
         T->cap = n;
