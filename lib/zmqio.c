@@ -87,22 +87,67 @@ static peer *find_peer(peer *peers, int n, const uint8_t *id, size_t idlen) {
     return NULL;
 }
 
-/* Receive one message (and the identity frame before it on a ROUTER).  Returns false on a
- * timeout or, when interruptible, on a stop signal. */
-static bool recv_msg(void *s, bool router, zmq_msg_t *idf, zmq_msg_t *msg, int timeout_ms,
-                     bool interruptible) {
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+/* Watch a socket's connections: a peer that vanishes (crash, kill -9) shows up as a
+ * DISCONNECTED event on a PAIR socket, so nobody waits forever for a dead peer. */
+static void *monitor_open(void *sock) {
+    static int n;
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://kiln-monitor-%d", n++);
+    if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_DISCONNECTED) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "cannot monitor a socket: %s", zmq_strerror(errno));
+    void *m = zmq_socket(context(), ZMQ_PAIR);
+    int linger = 0;
+    if (!m || zmq_setsockopt(m, ZMQ_LINGER, &linger, sizeof linger) != 0 || zmq_connect(m, ep) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "cannot open a monitor: %s", zmq_strerror(errno));
+    open_sockets++;
+    return m;
+}
+
+typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT } recv_result;
+
+/* Wait for one message (and the identity frame before it on a ROUTER) or a disconnect.
+ * RECV_NONE on a timeout or, when interruptible, on a stop signal. */
+static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq_msg_t *msg,
+                            int timeout_ms, bool interruptible) {
+    double deadline = kiln_now() + timeout_ms / 1000.0;
     for (;;) {
-        int rc = zmq_msg_recv(router ? idf : msg, s, 0);
-        if (rc >= 0 && router) rc = zmq_msg_recv(msg, s, 0);
-        if (rc >= 0) return true;
-        if (errno == EAGAIN) return false;
-        if (errno == EINTR) {
-            if (interruptible && kiln_stop_signal()) return false;
+        zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
+        long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
+        if (timeout_ms >= 0 && wait < 0) wait = 0;
+        int rc = zmq_poll(items, 2, wait);
+        if (rc < 0) {
+            if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
+            if (interruptible && kiln_stop_signal()) return RECV_NONE;
             continue;
         }
-        kiln_die(EX_KILN_IO, "ZeroMQ receive failed: %s", zmq_strerror(errno));
+        if (items[1].revents & ZMQ_POLLIN) { /* an event: two frames, both dropped */
+            zmq_msg_t ev;
+            zmq_msg_init(&ev);
+            zmq_msg_recv(&ev, mon, 0);
+            if (zmq_msg_more(&ev)) zmq_msg_recv(&ev, mon, 0);
+            zmq_msg_close(&ev);
+            return RECV_DISCONNECT;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            int r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
+            if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
+            if (r >= 0) return RECV_MSG;
+            if (errno != EAGAIN && errno != EINTR)
+                kiln_die(EX_KILN_IO, "ZeroMQ receive failed: %s", zmq_strerror(errno));
+            continue;
+        }
+        if (timeout_ms >= 0 && rc == 0) return RECV_NONE;
     }
+}
+
+/* After a disconnect, peers are probed for a while: ZeroMQ may drop a dead peer's route a
+ * moment after reporting the event. */
+#define PROBE_SECONDS 1.0
+#define PROBE_POLL_MS 100
+
+static int probe_timeout(double probe_until, int timeout_ms) {
+    if (kiln_now() >= probe_until) return timeout_ms;
+    return timeout_ms < 0 || timeout_ms > PROBE_POLL_MS ? PROBE_POLL_MS : timeout_ms;
 }
 
 /* Send [id] payload; false when the peer is unreachable (it has gone). */
@@ -137,7 +182,8 @@ static void pack_eos(msgpack_sbuffer *sb, uint64_t seq, uint64_t count, const ch
 
 struct kzin {
     char *url;
-    void *sock;
+    void *sock, *mon;
+    double probe_until;
     bool router;
     int want_peers, npeers, nended;
     peer peers[MAX_PEERS];
@@ -158,6 +204,7 @@ kzin *kzin_open(const char *url, int peers) {
     kzin *z = xcalloc(1, sizeof *z);
     z->url = xstrdup(url);
     z->sock = open_socket(url, false, &z->router);
+    z->mon = monitor_open(z->sock);
     z->want_peers = z->router ? peers : 1;
     if (z->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
     zmq_msg_init(&z->idf);
@@ -186,10 +233,27 @@ static void peek(kzin *z, const uint8_t *p, size_t n, char *type, uint64_t *coun
     if (!kobj_cstr(kobj_get(&z->unp.data, "status"), status, 16)) strcpy(status, "ok");
 }
 
+/* A sender that vanished before its eos is an upstream that died: as on a pipe, exit 74. */
+static void check_senders(kzin *z, recv_result rr) {
+    for (int i = 0; i < z->npeers; i++) {
+        peer *pe = &z->peers[i];
+        if (pe->ended) continue;
+        bool gone = z->router ? !send_to(z->sock, pe, "P", 1) : rr == RECV_DISCONNECT;
+        if (gone)
+            kiln_die(EX_KILN_IO, "%s: a sender disconnected without end-of-stream (did it crash?)",
+                     z->url);
+    }
+}
+
 int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
     if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->url);
     for (;;) {
-        if (!recv_msg(z->sock, z->router, &z->idf, &z->msg, -1, true)) return 0;
+        recv_result rr = recv_msg(z->sock, z->mon, z->router, &z->idf, &z->msg,
+                                  probe_timeout(z->probe_until, -1), true);
+        if (rr == RECV_NONE && kiln_stop_signal()) return 0;
+        if (rr == RECV_DISCONNECT) z->probe_until = kiln_now() + PROBE_SECONDS;
+        if (rr == RECV_DISCONNECT || kiln_now() < z->probe_until) check_senders(z, rr);
+        if (rr != RECV_MSG) continue;
         const uint8_t *p = zmq_msg_data(&z->msg);
         size_t n = zmq_msg_size(&z->msg);
         peer *pe = &z->peers[0];
@@ -203,7 +267,7 @@ int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
                 grant(z, pe, WINDOW);
             }
         }
-        if (n == 1 && p[0] == 'H') continue;
+        if (n == 1 && (p[0] == 'H' || p[0] == 'P')) continue;
         char type[32], status[16];
         uint64_t count = 0;
         peek(z, p, n, type, &count, status);
@@ -241,6 +305,8 @@ void kzin_close(kzin *z, bool early) {
             if (!z->peers[i].ended) send_to(z->sock, z->router ? &z->peers[i] : NULL, "B", 1);
     zmq_msg_close(&z->idf);
     zmq_msg_close(&z->msg);
+    zmq_socket_monitor(z->sock, NULL, 0);
+    close_socket(z->mon);
     close_socket(z->sock);
     msgpack_sbuffer_destroy(&z->eos);
     msgpack_unpacked_destroy(&z->unp);
@@ -252,7 +318,8 @@ void kzin_close(kzin *z, bool early) {
 
 struct kzout {
     char *url;
-    void *sock;
+    void *sock, *mon;
+    double probe_until;
     bool router;
     int want_peers, npeers, next;
     peer peers[MAX_PEERS];
@@ -265,6 +332,7 @@ kzout *kzout_open(const char *url, int peers) {
     kzout *z = xcalloc(1, sizeof *z);
     z->url = xstrdup(url);
     z->sock = open_socket(url, true, &z->router);
+    z->mon = monitor_open(z->sock);
     z->want_peers = z->router ? peers : 1;
     if (z->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
     zmq_msg_init(&z->idf);
@@ -283,8 +351,21 @@ static int live_peers(const kzout *z) {
 }
 
 /* Handle one control message; false on timeout or interruption. */
+/* Receivers that vanished count as gone, like a closed pipe. */
+static void check_receivers(kzout *z, recv_result rr) {
+    for (int i = 0; i < z->npeers; i++) {
+        peer *pe = &z->peers[i];
+        if (pe->gone || pe->acked) continue;
+        if (z->router ? !send_to(z->sock, pe, "P", 1) : rr == RECV_DISCONNECT) pe->gone = true;
+    }
+}
+
 static bool pump(kzout *z, int timeout_ms, bool interruptible) {
-    if (!recv_msg(z->sock, z->router, &z->idf, &z->msg, timeout_ms, interruptible)) return false;
+    recv_result rr = recv_msg(z->sock, z->mon, z->router, &z->idf, &z->msg,
+                              probe_timeout(z->probe_until, timeout_ms), interruptible);
+    if (rr == RECV_DISCONNECT) z->probe_until = kiln_now() + PROBE_SECONDS;
+    if (rr == RECV_DISCONNECT || kiln_now() < z->probe_until) check_receivers(z, rr);
+    if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
     const uint8_t *p = zmq_msg_data(&z->msg);
     size_t n = zmq_msg_size(&z->msg);
     peer *pe = &z->peers[0];
@@ -409,6 +490,8 @@ void kzout_finish(kzout *z, const char *status, uint64_t seq) {
     zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_msg_close(&z->idf);
     zmq_msg_close(&z->msg);
+    zmq_socket_monitor(z->sock, NULL, 0);
+    close_socket(z->mon);
     close_socket(z->sock);
     free(z->hdr);
     free(z->url);

@@ -45,4 +45,21 @@ timeout 60 "$K" import many.jsonl --out "@ipc://$sock.2" 2> snd_err.txt & snd=$!
 timeout 60 "$K" show --in "ipc://$sock.2" | head -3 > /dev/null
 wait $snd; src=$?
 expect '[ $src = 0 ]' "sender whose receiver left exits 0 (got $src)"
+
+# Peers that die without a word: the receiver of a killed sender exits 74, as on a pipe;
+# the sender of a killed receiver ends as with a closed pipe.  Neither waits forever.
+slow_sender() { # a sender that stalls after a few records, then is killed
+    rm -f fifo; mkfifo fifo
+    "$K" import < fifo --out "$1" & pid=$!
+    exec 3> fifo; head -5 many.jsonl >&3
+}
+slow_sender "@ipc://$sock.3"
+timeout 20 "$K" cat --in "ipc://$sock.3" > /dev/null 2> err.txt & rcv=$!
+sleep 1; kill -9 $pid; exec 3>&-
+wait $rcv; rc=$?
+expect '[ $rc = 74 ] && grep -q "disconnected without end-of-stream" err.txt' "a killed sender: receiver exits 74 (got $rc)"
+"$K" cat --in "@ipc://$sock.4" > /dev/null & rcv=$!
+timeout 20 "$K" import many.jsonl --out ">ipc://$sock.4" & snd=$!
+sleep 0.5; kill -9 $rcv; wait $snd; src=$?
+expect '[ $src = 0 ]' "a killed receiver: the sender ends as on a closed pipe (got $src)"
 finish
