@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# make demo — pretrain a byte-level GPT on Moby-Dick (examples/data/moby-dick.txt) for about
+# five minutes on two cores, with a progress bar; then print a sample and where everything is.
+#
+#   DEMO_STEPS  optimizer steps (default 3000: ~5 minutes on 2 cores)
+#   DEMO_OUT    output directory (default runs/demo; a previous demo run there is replaced)
+#   DEMO_ARGS   more pipelines/pretrain.sh options (e.g. "--dim 64" for a quick try)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+PATH="$root/bin:$PATH"
+steps=${DEMO_STEPS:-3000}
+out=${DEMO_OUT:-runs/demo}
+[ -x bin/kiln-train ] || make -s all
+
+if [ -e "$out" ]; then
+    [ -f "$out/run.env" ] || { echo "demo: $out exists and is not a pretrain run; set DEMO_OUT" >&2; exit 2; }
+    rm -rf "$out"
+fi
+echo "demo: pretraining a 4-layer byte-level GPT on Moby-Dick for $steps steps (Ctrl-C stops it;" \
+    "'pipelines/pretrain.sh --resume $out' continues)" >&2
+# shellcheck disable=SC2086
+pipelines/pretrain.sh --text examples/data/moby-dick.txt --out "$out" --steps "$steps" \
+    --every $(( steps / 10 > 0 ? steps / 10 : 1 )) --log-every $(( steps / 100 > 0 ? steps / 100 : 1 )) \
+    ${DEMO_ARGS:-}
+
+best=$out/ckpt/best.safetensors
+[ -e "$best" ] || best=$out/ckpt/latest.safetensors
+echo >&2
+echo "demo: a sample from $best (temperature 0.8, top-k 40):" >&2
+echo >&2
+kiln sample --ckpt "$best" --prompt "Call me Ishmael. " -n 400 --temperature 0.8 --top-k 40 --seed 1
+cat >&2 << MSG
+
+demo: everything is in $out/
+  loss plot      $out/loss.png (train and eval loss against step)
+  checkpoints    $out/ckpt/ (best.safetensors, latest.safetensors; safetensors with GPT-2
+                 names, loadable by PyTorch)
+  records        $out/log.rec (kiln show --in $out/log.rec | less)
+  more samples   kiln sample --ckpt $best --prompt "The whale" -n 500 --top-p 0.9
+  evaluate       kiln eval --data $out/val.rec --ckpt $best --out /dev/null
+  continue       pipelines/pretrain.sh --resume $out --steps $(( steps * 2 ))
+MSG

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# pipelines/pretrain.sh — pretrain a GPT from scratch on text (byte tokens) or images (pixel
+# levels, class token first), evaluating and checkpointing as it goes.
+#
+#   pipelines/pretrain.sh --text examples/data/moby-dick.txt --out runs/moby --steps 3000
+#   pipelines/pretrain.sh --images idx:train-images.gz,train-labels.gz \
+#       --val-images idx:t10k-images.gz,t10k-labels.gz --classes fashion.classes \
+#       --size 16x16 --levels 8 --out runs/fashion
+#   pipelines/pretrain.sh --resume runs/moby          # after a crash, Ctrl-C or kill -9
+#
+# The flow it runs (printed before it starts):
+#
+#   kiln load SOURCE --epochs 0 [--skip CURSOR] | kiln tokenize | kiln batch
+#     | kiln train [--init OUT/ckpt/latest.safetensors] | kiln eval --data OUT/val.rec
+#     | kiln plot --png OUT/loss.png | kiln ckpt --dir OUT/ckpt | tee OUT/log.rec
+#     | kiln show --progress
+#
+# No shuffle stage: each batch holds whole records in source order, so the data cursor a
+# checkpoint saves tells `kiln load --skip` exactly where the next batch starts, and a
+# resumed run trains on the same batches, bit for bit, as one that never stopped.
+# (Text is cut into chunks of --ctx bytes: with its EOS a chunk fills one row.)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PATH="$here/bin:$PATH"
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2
+    cat >&2 << 'EOF'
+options:
+  --text FILE          text corpus; the last 5% (or --val FILE) is held out for eval
+  --val FILE           held-out text instead
+  --images SOURCE      images as kiln load reads them (idx:IMAGES,LABELS or png:DIR)
+  --val-images SOURCE  held-out images (required with --images)
+  --classes FILE       class names (images); --size HxW (default 16x16),
+  --levels K           gray levels (default 8), --channels C (default 1)
+  --model PRESET       tiny | small | char (default: 4 layers, 128 wide, 4 heads)
+  --layers N --dim N --heads N   the shape instead
+  --ctx T              text context in bytes (default 128)
+  --steps N            optimizer steps (default 2000);  --batch B  rows (default 16)
+  --lr X               peak learning rate (default 2e-3)
+  --every N            eval + checkpoint every N steps (default steps/10)
+  --log-every N        a train metrics record every N steps (default 10)
+  --val-records N      held-out records to evaluate on (default 64)
+  --samples N          generated samples at each eval (default 0)
+  --threads N          threads for train and eval (default: all CPUs)
+  --seed S             seed (default 1)
+  --out DIR            where everything goes (default runs/pretrain)
+  --resume DIR         continue the run in DIR from DIR/ckpt/latest.safetensors
+  --dry-run            print the stage chain and stop
+EOF
+    exit 2
+}
+
+text="" val="" images="" val_images="" classes="" size=16x16 levels=8 channels=1
+model="" layers=4 dim=128 heads=4 ctx=128 steps=2000 batch=16 lr=2e-3 every=""
+log_every=10 val_records=64 samples=0 threads=0 seed=1 out=runs/pretrain resume="" dry=""
+steps_given=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --text) text=$2; shift ;;
+    --val) val=$2; shift ;;
+    --images) images=$2; shift ;;
+    --val-images) val_images=$2; shift ;;
+    --classes) classes=$2; shift ;;
+    --size) size=$2; shift ;;
+    --levels) levels=$2; shift ;;
+    --channels) channels=$2; shift ;;
+    --model) model=$2 layers="" dim="" heads=""; shift ;;
+    --layers) layers=$2; shift ;;
+    --dim) dim=$2; shift ;;
+    --heads) heads=$2; shift ;;
+    --ctx) ctx=$2; shift ;;
+    --steps) steps=$2; steps_given=1; shift ;;
+    --batch) batch=$2; shift ;;
+    --lr) lr=$2; shift ;;
+    --every) every=$2; shift ;;
+    --log-every) log_every=$2; shift ;;
+    --val-records) val_records=$2; shift ;;
+    --samples) samples=$2; shift ;;
+    --threads) threads=$2; shift ;;
+    --seed) seed=$2; shift ;;
+    --out) out=$2; shift ;;
+    --resume) resume=$2; shift ;;
+    --dry-run) dry=1 ;;
+    -h | --help) usage ;;
+    *) echo "pretrain.sh: unknown option '$1' (--help lists them)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# A resumed run takes the options it was started with (--steps may raise the total).
+if [ -n "$resume" ]; then
+    [ -f "$resume/run.env" ] || { echo "pretrain.sh: $resume/run.env missing: not a pretrain.sh run" >&2; exit 2; }
+    new_steps=$steps
+    . "$resume/run.env"
+    [ -n "$steps_given" ] && steps=$new_steps
+    out=$resume
+fi
+[ -n "$text$images" ] || { echo "pretrain.sh: give --text FILE or --images SOURCE (--help)" >&2; exit 2; }
+[ -n "$every" ] || every=$(( steps / 10 > 0 ? steps / 10 : 1 ))
+mkdir -p "$out/ckpt"
+if [ -z "$resume" ]; then
+    for v in text val images val_images classes size levels channels model layers dim heads ctx steps batch lr \
+        every log_every val_records samples threads seed; do
+        printf '%s=%q\n' "$v" "${!v}"
+    done > "$out/run.env"
+fi
+
+# ---- data: what to train on, what to hold out ------------------------------------------------
+if [ -n "$text" ]; then
+    if [ -z "$val" ]; then # carve the last 5% of the text off for evaluation
+        bytes=$(wc -c < "$text")
+        head -c $(( bytes - bytes / 20 )) "$text" > "$out/train.txt"
+        tail -c $(( bytes / 20 )) "$text" > "$out/val.txt"
+        text=$out/train.txt val=$out/val.txt
+    fi
+    source_of() { src=("text:$1" --split "chunk:$ctx"); }
+    tokenize=(kiln tokenize --bytes)
+    T=$ctx
+else
+    [ -n "$val_images" ] || { echo "pretrain.sh: --images needs --val-images" >&2; exit 2; }
+    source_of() { src=("$1" --size "$size" --channels "$channels" ${classes:+--classes "$classes"}); }
+    tokenize=(kiln tokenize --levels "$levels")
+    T=$(( ${size%x*} * ${size#*x} * channels )) # + the class token: one image a row
+    text=$images val=$val_images
+fi
+shape=(${model:+--model "$model"} ${layers:+--layers "$layers"} ${dim:+--dim "$dim"} ${heads:+--heads "$heads"})
+
+# ---- where to start -------------------------------------------------------------------------
+skip="" init=""
+if [ -n "$resume" ]; then
+    latest=$out/ckpt/latest.safetensors
+    [ -e "$latest" ] || { echo "pretrain.sh: $latest missing: nothing to resume" >&2; exit 2; }
+    cursor=$(kiln ckpt inspect "$latest" | awk '$1 == "cursor" { print $2 }')
+    at=$(kiln ckpt inspect "$latest" | awk '$1 == "step" { print $2 }')
+    skip="--skip ${cursor:-0}" init="--init $latest"
+    echo "pretrain.sh: resuming $out at step $at, data cursor ${cursor:-0}" >&2
+fi
+log=$out/log.rec
+[ -n "$resume" ] && log=$out/log-from-$at.rec
+[ -n "$dry" ] && [ -z "$resume" ] && rm -f "$out/run.env" # only print
+
+# ---- held-out data, once ----------------------------------------------------------------------
+if [ ! -s "$out/val.rec" ] && [ -z "$dry" ]; then
+    source_of "$val"
+    kiln load "${src[@]}" --limit "$val_records" 2> /dev/null | "${tokenize[@]}" \
+        | kiln batch -B "$batch" -T "$T" 2> /dev/null > "$out/val.rec"
+fi
+
+# ---- the flow -----------------------------------------------------------------------------------
+source_of "$text"
+load=(kiln load "${src[@]}" --epochs 0 --seed "$seed" $skip)
+batcher=(kiln batch -B "$batch" -T "$T")
+train=(kiln train "${shape[@]}" --ctx "$T" --steps "$steps" --lr "$lr" --every "$every"
+    --log-every "$log_every" --seed "$seed" --threads "$threads" $init)
+evaluate=(kiln eval --data "$out/val.rec" --samples "$samples" --threads "$threads")
+plot=(kiln plot --png "$out/loss.png" --title "pretrain $(basename "$out")")
+ckpt=(kiln ckpt --dir "$out/ckpt" --keep 3)
+show=(kiln show --progress --total "$steps")
+{
+    echo "${load[*]}"
+    for stage in tokenize batcher train evaluate plot ckpt; do
+        eval 'echo "  | ${'$stage'[*]}"'
+    done
+    echo "  | tee $log | ${show[*]}"
+} >&2
+[ -n "$dry" ] && exit 0
+"${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}" | "${train[@]}" \
+    | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | tee "$log" | "${show[@]}"
+echo "pretrain.sh: checkpoints in $out/ckpt (latest.safetensors, best.safetensors)," \
+    "loss plot $out/loss.png, records $log" >&2
