@@ -20,7 +20,7 @@ static const char HELP[] =
     "                    an image of H*W*C pixels + class token fits -T H*W*C exactly)\n"
     "  --ordered         restore (epoch, id) order first, e.g. after parallel workers\n"
     "                    fanned in; exact while records arrive less than --window apart\n"
-    "  --window N        records the reorder buffer holds (default 65536)\n"
+    "  --window N        records the reorder buffer holds (default 4096)\n"
     "  --drop-last       drop a final partial batch (default: pad it, mask 0)\n"
     "  --pad ID          pad token when the hdr has no tokenizer (default 0)\n"
     "Each batch: x I32 [B,T], y I32 [B,T] (y[b,t] = the token after x[b,t]), mask U8 [B,T]\n"
@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     batcher b = {0};
     bool ordered = false, have_pad = false;
-    uint64_t window = 65536, pad = 0;
+    uint64_t window = 4096, pad = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "B:T:h", opts, NULL)) != -1) {
         switch (opt) {
