@@ -21,6 +21,8 @@ static const char HELP[] =
     "                   writes them).  A sample's label becomes the class token, first in\n"
     "                   the sequence; a label missing from the classes is an error (65)\n"
     "  --field NAME     the text field to tokenize (default text)\n"
+    "  --prompt NAME    a field tokenized in front of the text and masked out of the loss\n"
+    "                   (mask 0), e.g. --prompt prompt for instruction data from jsonl\n"
     "  --bos            begin text with BOS (images always start with BOS or a class)\n"
     "Ids: base symbols (256 bytes, K levels or P colours), then BOS, EOS, PAD, then one\n"
     "token per class.  The hdr carries this as `tokenizer`, so kiln batch, train and detok\n"
@@ -33,15 +35,18 @@ static const char HELP[] =
 typedef struct {
     ktokenizer tok;
     const char *classes_from; /* for messages: the classes file, or "the hdr classes" */
-    const char *field;
+    const char *field, *prompt;
     bool bos, image_kind;
     int32_t *buf;
+    uint8_t *mask;
     size_t cap;
     kimage im;
 } tokenize;
 
 static void ensure(tokenize *T, size_t n) {
-    if (n > T->cap) T->buf = xrealloc(T->buf, xmul(T->cap = n, sizeof(int32_t)));
+    if (n <= T->cap) return;
+    T->buf = xrealloc(T->buf, xmul(T->cap = n, sizeof(int32_t)));
+    T->mask = xrealloc(T->mask, n);
 }
 
 /* The class token of the record's label, -1 when there is no label or no classes. */
@@ -57,13 +62,15 @@ static int64_t class_token(const tokenize *T, const krec *r) {
     return t;
 }
 
-static void write_tokens(kwriter *w, const krec *r, const int32_t *tok, size_t n,
-                         const char *field) {
-    const char *replaced[] = {"image", field, NULL};
-    ktensor t = ktensor_1d(KT_I32, tok, n);
+/* The tokens record: the sample's other fields, tokens, and the loss mask if given. */
+static void write_tokens(kwriter *w, const krec *r, const int32_t *tok, const uint8_t *mask,
+                         size_t n, const char *field, const char *prompt) {
+    const char *replaced[] = {"image", "mask", field, prompt, NULL};
+    ktensor t = ktensor_1d(KT_I32, tok, n), m = ktensor_1d(KT_U8, mask, n);
     kwriter_begin(w, "tokens");
     kw_copy_fields(w, r, replaced);
     kw_tensor(w, "tokens", &t);
+    if (mask) kw_tensor(w, "mask", &m);
     kwriter_end(w);
 }
 
@@ -80,16 +87,24 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
                      T->tok.width, T->tok.channels);
         ensure(T, kimage_bytes(&T->im) + 1);
         size_t n = ktok_encode_image(&T->tok, &T->im, class_token(T, r), T->buf);
-        write_tokens(w, r, T->buf, n, T->field);
+        write_tokens(w, r, T->buf, NULL, n, T->field, NULL);
         return true;
     }
-    const char *s;
-    size_t len;
+    const char *s, *p = NULL;
+    size_t len, plen = 0;
     if (!krec_str(r, T->field, &s, &len)) return false;
-    ensure(T, len + 3);
-    size_t n =
-        ktok_encode_text(&T->tok, (const uint8_t *)s, len, class_token(T, r), T->bos, T->buf);
-    write_tokens(w, r, T->buf, n, T->field);
+    if (T->prompt && !krec_str(r, T->prompt, &p, &plen)) p = NULL, plen = 0;
+    ensure(T, plen + len + 3);
+    /* [BOS] [class] prompt text EOS: encode prompt+text as one, then mask the front. */
+    uint8_t *joined = xmalloc(plen + len + 1);
+    if (plen) memcpy(joined, p, plen);
+    memcpy(joined + plen, s, len);
+    size_t n = ktok_encode_text(&T->tok, joined, plen + len, class_token(T, r), T->bos, T->buf);
+    free(joined);
+    size_t front = n - len - 1; /* everything before the text */
+    memset(T->mask, 0, front);
+    memset(T->mask + front, 1, n - front);
+    write_tokens(w, r, T->buf, T->prompt ? T->mask : NULL, n, T->field, T->prompt);
     return true;
 }
 
@@ -122,13 +137,14 @@ static void setup_classes(tokenize *T, const char *path, const krec *hdr) {
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    enum { O_BYTES = 1, O_LEVELS, O_PALETTE, O_CLASSES, O_FIELD, O_BOS };
+    enum { O_BYTES = 1, O_LEVELS, O_PALETTE, O_CLASSES, O_FIELD, O_BOS, O_PROMPT };
     static const struct option opts[] = {{"bytes", no_argument, 0, O_BYTES},
                                          {"levels", required_argument, 0, O_LEVELS},
                                          {"palette", required_argument, 0, O_PALETTE},
                                          {"classes", required_argument, 0, O_CLASSES},
                                          {"field", required_argument, 0, O_FIELD},
                                          {"bos", no_argument, 0, O_BOS},
+                                         {"prompt", required_argument, 0, O_PROMPT},
                                          KILN_CLI_LONGOPTS,
                                          {0, 0, 0, 0}};
     tokenize T = {.field = "text"};
@@ -154,6 +170,9 @@ int main(int argc, char **argv) {
             break;
         case O_BOS:
             T.bos = true;
+            break;
+        case O_PROMPT:
+            T.prompt = optarg;
             break;
         default:
             if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
@@ -197,7 +216,7 @@ int main(int argc, char **argv) {
         if (!tokenize_record(&T, w, &rec)) kwriter_pass(w, &rec);
         if (kiln_stop_signal()) break;
     }
-    free(T.buf);
+    free(T.buf), free(T.mask);
     kimage_free(&T.im);
     ktok_free(&T.tok);
     kiln_finish(r, w);

@@ -12,6 +12,11 @@ expect '[ "$(head -1 tok.jsonl | jq -c "[.tokenizer.kind,.tokenizer.vocab,.token
 "$K" load text:t.txt | "$K" tokenize --bytes | "$K" detok > back.txt
 expect '[ "$(cat back.txt)" = "$(cat t.txt)" ]' "detok gives the text back"
 
+# --prompt: the prompt goes first with mask 0; the text and EOS count (mask 1).
+printf '{"prompt":"Q? ","text":"A"}\n' > qa.jsonl
+"$K" load jsonl:qa.jsonl | "$K" tokenize --bytes --prompt prompt | "$K" show --full > qa.out
+expect '[ "$(jq -c "[.tokens.data, .mask.data, .prompt]" qa.out)" = "[[81,63,32,65,257],[0,0,0,1,1],null]" ]' "prompt masked out"
+
 # PNG -> tokens (--levels 256) -> PNG is exact, class folders and names included.
 "$K" load "$IDX" --classes "$CLASSES" --limit 30 | "$K" tokenize --levels 256 | "$K" detok --dir a 2>/dev/null
 "$K" load png:a | "$K" tokenize --levels 256 --out a.rec
