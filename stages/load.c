@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "idx.h"
@@ -76,6 +77,9 @@ typedef struct loader {
     uint64_t bad;     /* err records */
     uint64_t id, epoch;
     kimage im, work;
+    /* progress on a terminal */
+    bool tty;
+    double start, shown;
 } loader;
 
 /* ---- the record counters ---------------------------------------------------------------- */
@@ -98,9 +102,20 @@ static void begin_sample(loader *L, const char *src) {
     kw_str(L->w, "src", src);
 }
 
+/* "kiln-load: 12000 records, 30000/s (epoch 0)" on stderr twice a second, terminals only. */
+static void progress(loader *L, bool last) {
+    double now = kiln_now();
+    if (!last && now - L->shown < 0.5) return;
+    L->shown = now;
+    fprintf(stderr, "\r%s: %llu records, %.0f/s (epoch %llu)%s", kiln_prog(),
+            (unsigned long long)L->emitted, L->emitted / (now - L->start + 1e-9),
+            (unsigned long long)L->epoch, last ? "\n" : "");
+}
+
 static void end_item(loader *L) {
     kwriter_end(L->w);
     L->emitted++;
+    if (L->tty && (L->emitted & 255) == 0) progress(L, false);
 }
 
 /* A per-item problem: an err record with --skip-bad, else the end of the run. */
@@ -527,6 +542,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nsrc; i++) parse_source(&L, argv[optind + i], &src[i]);
     L.w = kiln_cli_writer(&cli);
     write_hdr(&L, src, nsrc);
+    L.tty = isatty(2);
+    L.start = L.shown = kiln_now();
 
     for (L.epoch = 0; (L.epochs == 0 || L.epoch < L.epochs) && !finished(&L); L.epoch++) {
         L.id = 0;
@@ -534,6 +551,7 @@ int main(int argc, char **argv) {
         if (L.id == 0) kiln_die(EX_KILN_DATA, "the sources hold no records");
     }
 
+    if (L.tty && L.shown > L.start) progress(&L, true);
     if (L.bad)
         kiln_warn("%llu bad input%s skipped (err records in the stream)", (unsigned long long)L.bad,
                   L.bad == 1 ? "" : "s");
