@@ -139,7 +139,8 @@ else
     [ -n "$val_images" ] || die "--images needs --val-images"
     h=$(jq .height <<< "$tok") w=$(jq .width <<< "$tok") c=$(jq .channels <<< "$tok")
     source_of() { src=("$1" --size "${h}x$w" --channels "$c"); }
-    T=$((h * w * c))
+    T=$((h * w * c)) # levels: a token per channel value; palette: a token per pixel
+    [ "$kind" = palette ] && T=$((h * w))
     text=$images val=$val_images
 fi
 if [ -z "$dry" ]; then
