@@ -443,8 +443,11 @@ bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, boo
                 z->peers[i].gone = true;
         return true;
     }
-    /* Spread the load from the start: wait until every expected receiver is there. */
-    while (z->npeers < z->want_peers) pump(z, -1, false);
+    /* Spread the load from the start: wait until every expected receiver is there.  A stop
+     * signal while waiting drops the record: the stage is about to end its stream as
+     * interrupted, and an interrupted stream's count is not checked. */
+    while (z->npeers < z->want_peers)
+        if (!pump(z, -1, true) && kiln_stop_signal()) return true;
     for (;;) {
         while (zmq_poll(&(zmq_pollitem_t){z->sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
             pump(z, 0, false); /* take pending credit and goodbyes first */
@@ -460,7 +463,7 @@ bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, boo
             pe->gone = true;
         }
         if (!live_peers(z)) return false;
-        if (!pe) pump(z, -1, false);
+        if (!pe && !pump(z, -1, true) && kiln_stop_signal()) return true;
     }
 }
 

@@ -62,4 +62,8 @@ expect '[ $rc = 74 ] && grep -q "disconnected without end-of-stream" err.txt' "a
 timeout 20 "$K" import many.jsonl --out ">ipc://$sock.4" & snd=$!
 sleep 0.5; kill -9 $rcv; wait $snd; src=$?
 expect '[ $src = 0 ]' "a killed receiver: the sender ends as on a closed pipe (got $src)"
+# A sender waiting for a receiver that never comes still obeys SIGTERM.
+"$K" import many.jsonl --out "@ipc://$sock.5" 2> /dev/null & snd=$!
+sleep 0.5; kill -TERM $snd; wait $snd; src=$?
+expect '[ $src = 143 ]' "a sender waiting for credit stops on SIGTERM with 143 (got $src)"
 finish
