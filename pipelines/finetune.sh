@@ -187,7 +187,7 @@ model_of() { # the standalone model of a checkpoint (LoRA: merged into the base)
 before=$(model_of "$first") after=$(model_of "$last")
 bits() {
     kiln eval --ckpt "$1" --data "$out/val.rec" --threads "$threads" < /dev/null | kiln show \
-        | jq -r 'select(.t == "metrics") | .bits_per_dim // .bits_per_byte' | tail -1
+        | jq -r 'select(.t == "metrics") | .bits_per_dim // .bits_per_byte' | tail -1 | xargs printf '%.3f'
 }
 b0=$(bits "$before") b1=$(bits "$after")
 unit=$([ "$kind" = bytes ] && echo bits/byte || echo bits/dim)
