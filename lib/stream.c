@@ -450,7 +450,7 @@ struct kwriter {
     /* small records are gathered here and written together */
     uint8_t *out;
     size_t out_len;
-    double out_since;
+    double out_since, last_end;
     kwriter *next_writer;
 };
 
@@ -761,8 +761,12 @@ void kwriter_end(kwriter *w) {
             memcpy(w->out + w->out_len, iov[i].iov_base, iov[i].iov_len);
             w->out_len += iov[i].iov_len;
         }
-        /* Small records wait for company, but never long: a slow stage's metrics must show. */
-        if (is_hdr || is_eos || kiln_now() - w->out_since > 0.05) flush_out(w);
+        /* Small records wait for company, but never long: a stage that writes seldom (train's
+         * metrics after a step) gains nothing by gathering, and its records must show. */
+        double now = kiln_now();
+        if (is_hdr || is_eos || now - w->out_since > 0.05 || now - w->last_end > 0.01)
+            flush_out(w);
+        w->last_end = now;
     } else {
         flush_out(w);
         write_all(w, iov, cnt);
