@@ -100,7 +100,7 @@ fi
 [ -n "$text$images" ] || { echo "pretrain.sh: give --text FILE or --images SOURCE (--help)" >&2; exit 2; }
 [ -n "$every" ] || every=$(( steps / 10 > 0 ? steps / 10 : 1 ))
 mkdir -p "$out/ckpt"
-if [ -z "$resume" ]; then
+if [ -z "$dry" ]; then # the options, for --resume (a raised --steps included)
     for v in text val images val_images classes size levels channels model layers dim heads ctx steps batch lr \
         every log_every val_records samples threads seed; do
         printf '%s=%q\n' "$v" "${!v}"
@@ -139,7 +139,6 @@ if [ -n "$resume" ]; then
 fi
 log=$out/log.rec
 [ -n "$resume" ] && log=$out/log-from-$at.rec
-[ -n "$dry" ] && [ -z "$resume" ] && rm -f "$out/run.env" # only print
 
 # ---- held-out data, once ----------------------------------------------------------------------
 if [ ! -s "$out/val.rec" ] && [ -z "$dry" ]; then
