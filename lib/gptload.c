@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "ckptfile.h"
 #include "gptckpt.h"
 #include "json.h"
@@ -141,6 +142,19 @@ void kmodel_from_file(kmodel *km, const char *path, kpool *pool) {
     km->step = ck->step;
     if (ck->tokenizer) tok_from_json(km, ck->tokenizer, path);
     kckpt_free(ck);
+}
+
+void kmodel_apply_adapter(kmodel *km, const char *path) {
+    kadapter ad;
+    kadapter_open(&ad, path);
+    km->m = kadapter_apply(&ad, km->m);
+    km->step = ad.step;
+    if (ad.ck->tokenizer) {
+        if (km->has_tok) ktok_free(&km->tok);
+        km->has_tok = false;
+        tok_from_json(km, ad.ck->tokenizer, path);
+    }
+    kadapter_free(&ad);
 }
 
 void kmodel_free(kmodel *km) {

@@ -25,6 +25,9 @@ void kmodel_from_record(kmodel *km, const krec *r, kpool *pool);
 /* From a checkpoint file (lib/ckptfile.h); exits 65/74 naming the file. */
 void kmodel_from_file(kmodel *km, const char *path, kpool *pool);
 void kmodel_free(kmodel *km);
+/* Fold a LoRA adapter file (lib/adapter.h) into km's model: its base hash must be km's;
+ * the adapter's tokenizer (it may add classes) and step replace km's.  Exits 65/74. */
+void kmodel_apply_adapter(kmodel *km, const char *path);
 
 /* Whether two tokenizers map tokens the same way (kind, levels/palette, specials, classes,
  * vocabulary); image shape is not compared. */

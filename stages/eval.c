@@ -19,6 +19,8 @@ static const char HELP[] =
     "                    checkpoint's (else exit 65)\n"
     "  --ckpt FILE       evaluate this safetensors checkpoint instead of the ckpt records\n"
     "                    of the input (the input is not read)\n"
+    "  --adapter FILE    with --ckpt: a LoRA adapter checkpoint trained on it (kiln train\n"
+    "                    --lora), folded in first (its base hash must match)\n"
     "  --split NAME      the `split` of the metrics (default val)\n"
     "  --max-batches N   use the first N batches only (default all)\n"
     "  --samples N       after the metrics, N generated sample records (text from the\n"
@@ -38,7 +40,7 @@ static const char HELP[] =
     "  kiln eval --data val.rec --ckpt runs/a/latest.safetensors --samples 2 | kiln show\n";
 
 typedef struct options {
-    const char *data, *ckpt, *split;
+    const char *data, *ckpt, *adapter, *split;
     uint64_t max_batches;
     int threads;
     kgen_request req;
@@ -174,10 +176,12 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         O_TOPK,
         O_TOPP,
         O_SEED,
-        O_THREADS
+        O_THREADS,
+        O_ADAPTER
     };
     static const struct option opts[] = {{"data", 1, 0, O_DATA},
                                          {"ckpt", 1, 0, O_CKPT},
+                                         {"adapter", 1, 0, O_ADAPTER},
                                          {"split", 1, 0, O_SPLIT},
                                          {"max-batches", 1, 0, O_MAXB},
                                          {"samples", 1, 0, O_SAMPLES},
@@ -200,6 +204,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
             break;
         case O_CKPT:
             o->ckpt = optarg;
+            break;
+        case O_ADAPTER:
+            o->adapter = optarg;
             break;
         case O_SPLIT:
             o->split = optarg;
@@ -233,6 +240,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         }
     }
     if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->adapter && !o->ckpt) kiln_usage_error("--adapter needs --ckpt BASE");
     if (!o->data) kiln_usage_error("--data URL is required (held-out batch records)");
     if (o->req.n < 0 || o->req.n > 4096) kiln_usage_error("--samples must be 0..4096");
     if (o->req.text_len < 1 || o->req.text_len > (1 << 20))
@@ -255,6 +263,7 @@ int main(int argc, char **argv) {
     kwriter *w;
     if (o.ckpt) { /* one file: no input stream */
         kmodel_from_file(&km, o.ckpt, pool);
+        if (o.adapter) kmodel_apply_adapter(&km, o.adapter);
         w = kiln_cli_writer(&cli);
         kwriter_hdr_begin(w, NULL, "metrics", o.req.seed);
         kwriter_end(w);

@@ -15,6 +15,7 @@ static const char HELP[] =
     "usage: kiln sample --ckpt FILE [--prompt TEXT] [-n N] [--temperature X] [--top-k K]\n"
     "                   [--top-p P] [--seed S] [--class NAME] [--png FILE] [--records]\n"
     "  --ckpt FILE       a safetensors checkpoint written by kiln ckpt\n"
+    "  --adapter FILE    a LoRA adapter checkpoint trained on --ckpt (kiln train --lora)\n"
     "  --prompt TEXT     text: what the sample continues (default: a new document)\n"
     "  -n N              text: tokens to generate (default 200; stops early at EOS);\n"
     "                    images: images to draw (default 16; per class without --class)\n"
@@ -37,7 +38,7 @@ static const char HELP[] =
     "  kiln sample --ckpt runs/fashion/latest.safetensors -n 8 --png grid.png\n";
 
 typedef struct options {
-    const char *ckpt, *prompt, *cls, *png, *tokens;
+    const char *ckpt, *adapter, *prompt, *cls, *png, *tokens;
     int n, count, scale, threads;
     bool have_n, records, logits;
     ksampler s;
@@ -59,9 +60,11 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         O_RECORDS,
         O_LOGITS,
         O_TOKENS,
-        O_THREADS
+        O_THREADS,
+        O_ADAPTER
     };
     static const struct option opts[] = {{"ckpt", 1, 0, O_CKPT},
+                                         {"adapter", 1, 0, O_ADAPTER},
                                          {"prompt", 1, 0, O_PROMPT},
                                          {"count", 1, 0, O_COUNT},
                                          {"temperature", 1, 0, O_TEMP},
@@ -84,6 +87,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         switch (c) {
         case O_CKPT:
             o->ckpt = optarg;
+            break;
+        case O_ADAPTER:
+            o->adapter = optarg;
             break;
         case O_PROMPT:
             o->prompt = optarg;
@@ -132,6 +138,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         }
     }
     if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->adapter && !o->ckpt) kiln_usage_error("--adapter needs --ckpt BASE");
     if (!o->ckpt) kiln_usage_error("--ckpt FILE is required");
     if (o->n < 0 || o->n > (1 << 20) || o->count < 1 || o->count > 4096)
         kiln_usage_error("-n must be 0..1048576 and --count 1..4096");
@@ -268,6 +275,7 @@ int main(int argc, char **argv) {
     kpool *pool = kpool_create(o.threads);
     kmodel km;
     kmodel_from_file(&km, o.ckpt, pool);
+    if (o.adapter) kmodel_apply_adapter(&km, o.adapter);
     if (!km.has_tok && !o.tokens)
         kiln_die(EX_KILN_DATA, "%s: the checkpoint has no tokenizer to encode or decode with",
                  o.ckpt);
