@@ -281,6 +281,39 @@ static void test_add_class(kpool *pool) {
     gpt_free(base);
 }
 
+/* AdamW over the list of every tensor is the flat AdamW, bit for bit. */
+static void test_list_optimizer(kpool *pool) {
+    gpt_config g = {.n_layer = 2, .n_embd = 8, .n_head = 2, .n_ctx = 8, .vocab = 11};
+    gpt *m = gpt_create(&g, pool, 4);
+    unsigned s = 5;
+    for (size_t i = 0; i < m->n_params; i++) m->grads[i] = (float)frand(&s);
+    float *p0 = malloc(sizeof(float) * m->n_params);
+    memcpy(p0, m->params, sizeof(float) * m->n_params);
+    adamw *flat = adamw_create(m->n_params);
+    for (int k = 0; k < 3; k++)
+        adamw_update(flat, pool, m->params, m->grads, m->tensors, m->n_tensors, 1e-2,
+                     grad_global_norm(pool, m->grads, m->n_params));
+    float *p1 = malloc(sizeof(float) * m->n_params);
+    memcpy(p1, m->params, sizeof(float) * m->n_params);
+    memcpy(m->params, p0, sizeof(float) * m->n_params);
+    int n;
+    size_t total;
+    kparam *ps = ft_params(m, NULL, NULL, &n, &total);
+    CHECK(total == m->n_params && n == m->n_tensors);
+    adamw *list = adamw_create(total);
+    double norm = grad_global_norm(pool, m->grads, m->n_params);
+    CHECK_NEAR(params_grad_norm(pool, ps, n), norm, 1e-6);
+    for (int k = 0; k < 3; k++) adamw_update_params(list, pool, ps, n, 1e-2, norm);
+    CHECK(!memcmp(p1, m->params, sizeof(float) * m->n_params));
+    CHECK(!memcmp(flat->m, list->m, sizeof(float) * total));
+    CHECK(params_first_nonfinite(ps, n) == -1);
+    m->grads[ps[3].moff + 1] = NAN;
+    CHECK(params_first_nonfinite(ps, n) == 3);
+    adamw_free(flat), adamw_free(list);
+    free(ps), free(p0), free(p1);
+    gpt_free(m);
+}
+
 int main(void) {
     kpool *pool = kpool_create(2);
     test_parse();
@@ -289,6 +322,7 @@ int main(void) {
     test_merge(pool);
     test_freeze(pool);
     test_add_class(pool);
+    test_list_optimizer(pool);
     kpool_free(pool);
     return check_report("lora");
 }
