@@ -14,7 +14,7 @@ static const char *const target_names[LORA_N_TARGETS] = {"qkv", "proj", "fc", "f
 static const char *const target_modules[LORA_N_TARGETS] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc",
                                                            "mlp.c_proj"};
 
-#define LORA_RNG_DROPOUT 17 /* krng stream of the dropout masks */
+#define LORA_RNG_INIT 17 /* krng stream of A's initialisation */
 
 /* ---- options ------------------------------------------------------------------------- */
 
@@ -144,7 +144,7 @@ lora *lora_create(const lora_config *cfg, const gpt_config *g, uint64_t seed) {
         const gpt_tensor *A = &a->tensors[i];
         float bound = 1.0f / sqrtf((float)A->shape[1]);
         krng rng;
-        krng_init(&rng, seed, (uint64_t)i, 0, LORA_RNG_DROPOUT + 1);
+        krng_init(&rng, seed, (uint64_t)i, 0, LORA_RNG_INIT);
         for (size_t k = 0; k < A->numel; k++)
             a->params[A->offset + k] = (float)krng_range(&rng, -bound, bound);
     }

@@ -56,7 +56,7 @@ typedef struct lora {
  * after targets= that are not key=value are more targets).  Defaults: r 8, alpha 2r,
  * targets qkv,proj, dropout 0.  false with the reason in err. */
 bool lora_parse(const char *spec, lora_config *cfg, char *err, size_t errsz);
-/* "qkv,proj" for the targets bitmask (static buffer of at most 32 bytes in out). */
+/* "qkv,proj" for a targets bitmask, into out (32 bytes hold any). */
 void lora_targets_str(unsigned targets, char *out, size_t outsz);
 
 /* Adapters for a model shape, initialised from seed. */
