@@ -216,8 +216,10 @@ static void progress_draw(progress *p, bool final) {
     if (p->have_eval) snprintf(eval, sizeof eval, "  eval %.4f", p->eval_loss);
     char total[32] = "";
     if (p->total) snprintf(total, sizeof total, "/%llu", (unsigned long long)p->total);
-    fprintf(stderr, "%sstep %llu%s %sloss %.4f%s  %.1fk tok/s%s%s", p->tty ? "\r" : "",
-            (unsigned long long)p->step, total, bar, p->loss, eval, p->tok_s / 1000, eta,
+    char loss[32] = "";
+    if (p->have_loss) snprintf(loss, sizeof loss, "loss %.4f", p->loss);
+    fprintf(stderr, "%sstep %llu%s %s%s%s  %.1fk tok/s%s%s", p->tty ? "\r" : "",
+            (unsigned long long)p->step, total, bar, loss, eval, p->tok_s / 1000, eta,
             p->tty ? "\033[K" : "\n");
     fflush(stderr);
     p->drawn = true;
@@ -236,6 +238,7 @@ static void progress_record(progress *p, const krec *r) {
             progress_draw(p, false);
         } else if (!strcmp(stage, "eval") && krec_f64(r, "loss", &v)) {
             p->have_eval = true, p->eval_loss = v, p->eval_step = step;
+            if (!p->have_loss) p->step = step; /* no train metrics (yet): the eval's step */
             if (!(v >= p->best_eval)) p->best_eval = v, p->best_step = step;
             p->bits_name = krec_f64(r, "bits_per_byte", &p->bits)  ? "bits/byte"
                            : krec_f64(r, "bits_per_dim", &p->bits) ? "bits/dim"
