@@ -256,10 +256,10 @@ bool ktok_from_obj(const msgpack_object *o, ktokenizer *t, char *err, size_t err
     bool ok = true;
     if (strcmp(kind, "bytes") == 0)
         ktok_init_bytes(t);
-    else if (strcmp(kind, "levels") == 0)
-        ok = get_u32(o, "levels", &levels, true) && levels >= 2 && levels <= 256,
-        ktok_init_levels(t, levels);
-    else if (strcmp(kind, "palette") == 0)
+    else if (strcmp(kind, "levels") == 0) {
+        ok = get_u32(o, "levels", &levels, true) && levels >= 2 && levels <= 256;
+        if (ok) ktok_init_levels(t, levels);
+    } else if (strcmp(kind, "palette") == 0)
         ok = read_palette(o, t);
     else
         ok = false;
