@@ -142,7 +142,8 @@ int main(int argc, char **argv) {
     if (fflush(stdout) != 0) kiln_die(EX_KILN_IO, "stdout: write error (%s)", strerror(errno));
     if (dir) kiln_warn("%llu files written to %s", (unsigned long long)files, dir);
     const char *status = kreader_status(r);
-    bool upstream_ok = status && strcmp(status, "ok") == 0; /* before r, which owns it, goes */
+    /* before r, which owns it, goes; an interrupted upstream is not an error of ours */
+    bool upstream_ok = status && strcmp(status, "error") != 0;
     int sig = kiln_stop_signal();
     free(ids), free(text);
     kimage_free(&im);
