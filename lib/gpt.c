@@ -6,8 +6,9 @@
  * Fusions: residual add + bias + LayerNorm (forward), LayerNorm backward + residual
  * gradient + the bias gradient of the projection that fed the residual (backward),
  * bias + GELU, log-sum-exp + cross-entropy (forward) and softmax + CE gradient in place
- * (backward).  Attention keeps only its output and one log-sum-exp per query row; the
- * [T, T] scores of one head live in a per-thread scratch and are recomputed in backward. */
+ * (backward), the c_attn bias gradient inside attention backward.  Attention keeps only its output
+ * and one log-sum-exp per query row; the [T, T] scores of one head live in a per-thread scratch and
+ * are recomputed in backward. */
 #include "gpt.h"
 
 #include <cblas.h>
@@ -713,11 +714,88 @@ static void ensure_acts(gpt *m, int B, int T) {
     a->y = xmalloc(N * sizeof(int32_t));
 }
 
+/* Block l's parameters (or gradients) and activations, as plain pointers. */
+typedef struct block_params {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+} block_params;
+
+typedef struct block_acts {
+    float *res, *res2, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *gelu;
+} block_acts;
+
+static block_params block_params_of(const gpt_views *v, const gpt_config *cfg, int l) {
+    size_t C = cfg->n_embd, lc = (size_t)l * C;
+    return (block_params){v->ln1w + lc,
+                          v->ln1b + lc,
+                          v->qkvw + lc * 3 * C,
+                          v->qkvb + lc * 3,
+                          v->attprojw + lc * C,
+                          v->attprojb + lc,
+                          v->ln2w + lc,
+                          v->ln2b + lc,
+                          v->fcw + lc * 4 * C,
+                          v->fcb + lc * 4,
+                          v->fcprojw + lc * 4 * C,
+                          v->fcprojb + lc};
+}
+
+static block_acts block_acts_of(const gpt *m, int l) {
+    const gpt_acts *a = m->acts;
+    size_t N = (size_t)m->B * m->T, NC = N * m->cfg.n_embd, ln = (size_t)l * N;
+    return (block_acts){
+        a->res + l * NC,     a->res2 + l * NC,    a->ln1 + l * NC,  a->ln1_mean + ln,
+        a->ln1_rstd + ln,    a->qkv + 3 * l * NC, a->atty + l * NC, a->att_lse + ln * m->cfg.n_head,
+        a->ln2 + l * NC,     a->ln2_mean + ln,    a->ln2_rstd + ln, a->fch + 4 * l * NC,
+        a->gelu + 4 * l * NC};
+}
+
+/* Block l from its ln_1 output (already computed) to the MLP projection in `out`, without
+ * its bias: the caller fuses bias + residual add with the next LayerNorm. */
+static void block_forward(gpt *m, int l, float *out) {
+    block_params p = block_params_of(&m->p, &m->cfg, l);
+    block_acts a = block_acts_of(m, l);
+    int C = m->cfg.n_embd, N = m->B * m->T;
+    linear_fwd(m, a.ln1, p.qkvw, p.qkvb, a.qkv, N, C, 3 * C);
+    att_job aj = {m, a.qkv, a.atty, a.att_lse, NULL};
+    kpool_run(m->pool, att_fwd_task, &aj);
+    linear_fwd(m, a.atty, p.attprojw, NULL, out, N, C, C);
+    residual_ln_fwd(m, N, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2, a.ln2_mean,
+                    a.ln2_rstd);
+    linear_fwd(m, a.ln2, p.fcw, NULL, a.fch, N, C, 4 * C);
+    gelu_job gj = {m, N, 4 * C, a.fch, p.fcb, a.gelu};
+    kpool_run(m->pool, gelu_fwd_task, &gj);
+    linear_fwd(m, a.gelu, p.fcprojw, NULL, out, N, 4 * C, C);
+}
+
+/* Block l backward: acts->dres holds the gradient of the block's output (and the bias
+ * gradient of its MLP projection is already summed); leaves the gradient of its input. */
+static void block_backward(gpt *m, int l) {
+    block_params p = block_params_of(&m->p, &m->cfg, l), g = block_params_of(&m->g, &m->cfg, l);
+    block_acts a = block_acts_of(m, l);
+    gpt_acts *s = m->acts; /* scratch */
+    int C = m->cfg.n_embd, N = m->B * m->T;
+    linear_bwd(m, a.gelu, p.fcprojw, s->dres, s->d4c, g.fcprojw, N, 4 * C, C);
+    gelu_job gj = {m, N, 4 * C, a.fch, NULL, s->d4c};
+    kpool_run(m->pool, gelu_bwd_task, &gj);
+    reduce_partials(m, 4 * (size_t)C, 0, 4 * C, g.fcb);
+    linear_bwd(m, a.ln2, p.fcw, s->d4c, s->dc, g.fcw, N, C, 4 * C);
+    residual_ln_bwd(m, N, s->dc, a.res2, a.ln2_mean, a.ln2_rstd, p.ln2w, g.ln2w, g.ln2b, s->dres,
+                    true, g.attprojb);
+    linear_bwd(m, a.atty, p.attprojw, s->dres, s->dc, g.attprojw, N, C, C);
+    att_job aj = {m, a.qkv, s->d3c, a.att_lse, s->dc};
+    kpool_run(m->pool, att_bwd_task, &aj);
+    reduce_partials(m, 4 * (size_t)C, 0, 3 * C, g.qkvb);
+    linear_bwd(m, a.ln1, p.qkvw, s->d3c, s->dc, g.qkvw, N, C, 3 * C);
+    residual_ln_bwd(m, N, s->dc, a.res, a.ln1_mean, a.ln1_rstd, p.ln1w, g.ln1w, g.ln1b, s->dres,
+                    true, l > 0 ? block_params_of(&m->g, &m->cfg, l - 1).fcprojb : NULL);
+}
+
 void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T) {
     ensure_acts(m, B, T);
     gpt_acts *a = m->acts;
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, V = m->cfg.vocab, N = B * T;
-    size_t NC = (size_t)N * C;
+    int L = m->cfg.n_layer, V = m->cfg.vocab, N = B * T;
     for (int n = 0; n < N; n++) {
         if (x[n] < 0 || x[n] >= V)
             kiln_die(EX_KILN_DATA, "token %d at position %d is outside the vocabulary (%d)", x[n],
@@ -727,34 +805,24 @@ void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T) {
     a->have_logits = false;
     enc_job ej = {m, a->res, NULL};
     kpool_run(m->pool, encoder_fwd_task, &ej);
-    float *tmp = a->dc; /* projection outputs before the residual add */
+    block_acts first = block_acts_of(m, 0);
+    residual_ln_fwd(m, N, first.res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, first.ln1,
+                    first.ln1_mean, first.ln1_rstd);
+    float *proj = a->dc; /* a block's output projection, before bias and residual add */
     for (int l = 0; l < L; l++) {
-        float *res = a->res + l * NC, *res2 = a->res2 + l * NC, *ln1 = a->ln1 + l * NC;
-        float *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC, *ln2 = a->ln2 + l * NC;
-        float *fch = a->fch + 4 * l * NC, *gel = a->gelu + 4 * l * NC;
-        if (l == 0) /* later layers get their LayerNorm fused with the residual add */
-            residual_ln_fwd(m, N, res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, ln1, a->ln1_mean,
-                            a->ln1_rstd);
-        linear_fwd(m, ln1, m->p.qkvw + (size_t)l * C * 3 * C, m->p.qkvb + (size_t)l * 3 * C, qkv, N,
-                   C, 3 * C);
-        att_job aj = {m, qkv, atty, a->att_lse + (size_t)l * B * m->cfg.n_head * T, NULL};
-        kpool_run(m->pool, att_fwd_task, &aj);
-        linear_fwd(m, atty, m->p.attprojw + (size_t)l * C * C, NULL, tmp, N, C, C);
-        residual_ln_fwd(m, N, res, tmp, m->p.attprojb + (size_t)l * C, res2,
-                        m->p.ln2w + (size_t)l * C, m->p.ln2b + (size_t)l * C, ln2,
-                        a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N);
-        linear_fwd(m, ln2, m->p.fcw + (size_t)l * C * 4 * C, NULL, fch, N, C, 4 * C);
-        gelu_job gj = {m, N, 4 * C, fch, m->p.fcb + (size_t)l * 4 * C, gel};
-        kpool_run(m->pool, gelu_fwd_task, &gj);
-        linear_fwd(m, gel, m->p.fcprojw + (size_t)l * 4 * C * C, NULL, tmp, N, 4 * C, C);
-        const float *bias = m->p.fcprojb + (size_t)l * C;
-        if (l + 1 < L)
-            residual_ln_fwd(m, N, res2, tmp, bias, res + NC, m->p.ln1w + (size_t)(l + 1) * C,
-                            m->p.ln1b + (size_t)(l + 1) * C, ln1 + NC,
-                            a->ln1_mean + (size_t)(l + 1) * N, a->ln1_rstd + (size_t)(l + 1) * N);
-        else
-            residual_ln_fwd(m, N, res2, tmp, bias, res + NC, m->p.lnfw, m->p.lnfb, a->lnf,
+        block_forward(m, l, proj);
+        block_acts cur = block_acts_of(m, l);
+        const float *bias = block_params_of(&m->p, &m->cfg, l).fcprojb;
+        float *next_res = cur.res + (size_t)N * m->cfg.n_embd;
+        if (l + 1 < L) {
+            block_acts next = block_acts_of(m, l + 1);
+            block_params np = block_params_of(&m->p, &m->cfg, l + 1);
+            residual_ln_fwd(m, N, cur.res2, proj, bias, next_res, np.ln1w, np.ln1b, next.ln1,
+                            next.ln1_mean, next.ln1_rstd);
+        } else {
+            residual_ln_fwd(m, N, cur.res2, proj, bias, next_res, m->p.lnfw, m->p.lnfb, a->lnf,
                             a->lnf_mean, a->lnf_rstd);
+        }
     }
 }
 
@@ -799,38 +867,11 @@ const float *gpt_hidden(const gpt *m) {
 /* Backward from d(ln_f output) in acts->dc down to the embeddings. */
 static void trunk_backward(gpt *m) {
     gpt_acts *a = m->acts;
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, B = m->B, T = m->T, N = B * T;
-    size_t NC = (size_t)N * C;
-    residual_ln_bwd(m, N, a->dc, a->res + L * NC, a->lnf_mean, a->lnf_rstd, m->p.lnfw, m->g.lnfw,
-                    m->g.lnfb, a->dres, false, m->g.fcprojb + (size_t)(L - 1) * C);
-    for (int l = L - 1; l >= 0; l--) {
-        float *res = a->res + l * NC, *res2 = a->res2 + l * NC, *ln1 = a->ln1 + l * NC;
-        float *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC, *ln2 = a->ln2 + l * NC;
-        float *fch = a->fch + 4 * l * NC, *gel = a->gelu + 4 * l * NC;
-        size_t lc = (size_t)l * C;
-        /* MLP: dres is the gradient of the block output (its bias gradient is done). */
-        linear_bwd(m, gel, m->p.fcprojw + lc * 4 * C, a->dres, a->d4c, m->g.fcprojw + lc * 4 * C, N,
-                   4 * C, C);
-        gelu_job gj = {m, N, 4 * C, fch, NULL, a->d4c};
-        kpool_run(m->pool, gelu_bwd_task, &gj);
-        reduce_partials(m, 4 * (size_t)C, 0, 4 * C, m->g.fcb + lc * 4);
-        linear_bwd(m, ln2, m->p.fcw + lc * 4 * C, a->d4c, a->dc, m->g.fcw + lc * 4 * C, N, C,
-                   4 * C);
-        residual_ln_bwd(m, N, a->dc, res2, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
-                        m->p.ln2w + lc, m->g.ln2w + lc, m->g.ln2b + lc, a->dres, true,
-                        m->g.attprojb + lc);
-        /* attention */
-        linear_bwd(m, atty, m->p.attprojw + lc * C, a->dres, a->dc, m->g.attprojw + lc * C, N, C,
-                   C);
-        att_job aj = {m, qkv, a->d3c, a->att_lse + (size_t)l * B * m->cfg.n_head * T, a->dc};
-        kpool_run(m->pool, att_bwd_task, &aj);
-        reduce_partials(m, 4 * (size_t)C, 0, 3 * C, m->g.qkvb + lc * 3);
-        linear_bwd(m, ln1, m->p.qkvw + lc * 3 * C, a->d3c, a->dc, m->g.qkvw + lc * 3 * C, N, C,
-                   3 * C);
-        residual_ln_bwd(m, N, a->dc, res, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N,
-                        m->p.ln1w + lc, m->g.ln1w + lc, m->g.ln1b + lc, a->dres, true,
-                        l > 0 ? m->g.fcprojb + (size_t)(l - 1) * C : NULL);
-    }
+    int L = m->cfg.n_layer, N = m->B * m->T;
+    residual_ln_bwd(m, N, a->dc, a->res + (size_t)L * N * m->cfg.n_embd, a->lnf_mean, a->lnf_rstd,
+                    m->p.lnfw, m->g.lnfw, m->g.lnfb, a->dres, false,
+                    block_params_of(&m->g, &m->cfg, L - 1).fcprojb);
+    for (int l = L - 1; l >= 0; l--) block_backward(m, l);
     enc_job ej = {m, NULL, a->dres};
     kpool_run(m->pool, encoder_bwd_task, &ej);
 }
