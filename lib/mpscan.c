@@ -6,6 +6,7 @@
 typedef struct {
     const uint8_t *p;
     size_t avail, pos, need;
+    uint64_t objects;
     const mpscan_limits *lim;
     char *why;
     size_t whysz;
@@ -72,6 +73,11 @@ static mpscan_result scan_container(scanner *s, int depth, int hdrlen, uint64_t 
 }
 
 static mpscan_result scan_value(scanner *s, int depth) {
+    if (s->lim->max_objects && ++s->objects > s->lim->max_objects) {
+        snprintf(s->why, s->whysz, "record of more than %u values", s->lim->max_objects);
+        s->need = s->pos;
+        return MPSCAN_BAD;
+    }
     mpscan_result r = want(s, 1);
     if (r != MPSCAN_OK) return r;
     uint8_t b = s->p[s->pos];
@@ -115,7 +121,7 @@ static mpscan_result scan_value(scanner *s, int depth) {
 
 mpscan_result mpscan(const uint8_t *p, size_t avail, const mpscan_limits *lim, size_t *len,
                      char *why, size_t whysz) {
-    scanner s = {p, avail, 0, 0, lim, why, whysz};
+    scanner s = {p, avail, 0, 0, 0, lim, why, whysz};
     if (whysz) why[0] = 0;
     mpscan_result r = scan_value(&s, 0);
     *len = r == MPSCAN_OK ? s.pos : s.need;

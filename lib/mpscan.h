@@ -15,6 +15,7 @@ typedef struct {
     size_t max_bytes;     /* whole object */
     uint32_t max_entries; /* per map or array */
     int max_depth;        /* nesting of maps/arrays; the top-level map is depth 1 */
+    uint32_t max_objects; /* values in the whole object (msgpack-c allocates one each); 0: none */
 } mpscan_limits;
 
 typedef enum {

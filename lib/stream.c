@@ -181,7 +181,7 @@ static void close_readers_at_exit(void) {
         }
 }
 
-static size_t max_record_bytes(void) {
+size_t kiln_max_record_bytes(void) {
     const char *e = getenv("KILN_MAX_RECORD");
     uint64_t v;
     if (e && parse_u64(e, &v) && v >= 64) return (size_t)v;
@@ -189,30 +189,33 @@ static size_t max_record_bytes(void) {
 }
 
 static void flush_all_writers(void);
+static void flush_writers_at_exit(void);
 
-/* Read more bytes so that at least `need` unread bytes are buffered (or EOF).  `exact`
- * reads no further than that: for a large record of known size, so that the next record
- * starts at the front of the buffer and nothing is ever slid.  Returns false when a stop
- * signal interrupted the wait. */
-static bool fill(kreader *r, size_t need, bool exact) {
+/* Read until at least `need` unread bytes are buffered (or EOF), taking whatever more is
+ * already there, with space for `room` unread bytes (room >= need) so that a record of
+ * unknown size is read in growing chunks rather than rescanned byte by byte.  `exact` reads
+ * no further than `need`: for a large record of known size, so that the next record starts
+ * at the front of the buffer and nothing is ever slid.  Returns false on a stop signal. */
+static bool fill(kreader *r, size_t need, size_t room, bool exact) {
     if (r->start > 0 && r->start == r->end) r->start = r->end = 0;
-    if (need > r->cap - r->start) {
+    if (room > r->cap - r->start) {
         if (r->start > 0) { /* slide the partial record to the front */
             memmove(r->buf, r->buf + r->start, r->end - r->start);
             r->end -= r->start;
             r->start = 0;
         }
-        if (need > r->cap) {
-            size_t cap = r->cap * 2 > need ? r->cap * 2 : need;
+        if (room > r->cap) {
+            size_t cap = r->cap * 2 > room ? r->cap * 2 : room;
             r->buf = xrealloc(r->buf, cap);
             r->cap = cap;
         }
     }
     flush_all_writers(); /* never sit on output while waiting for input */
     while (r->end - r->start < need) {
-        size_t room = r->cap - r->end;
-        if (exact && room > need - (r->end - r->start)) room = need - (r->end - r->start);
-        ssize_t n = read(r->fd, r->buf + r->end, room);
+        size_t space = r->cap - r->end;
+        if (exact && space > need - (r->end - r->start)) space = need - (r->end - r->start);
+        if (kiln_stop_signal()) return false;
+        ssize_t n = read(r->fd, r->buf + r->end, space);
         if (n > 0) {
             r->end += (size_t)n;
             continue;
@@ -221,10 +224,7 @@ static bool fill(kreader *r, size_t need, bool exact) {
             r->eof = true;
             return true;
         }
-        if (errno == EINTR) {
-            if (kiln_stop_signal()) return false;
-            continue;
-        }
+        if (errno == EINTR) continue;
         kiln_die(EX_KILN_IO, "%s: read error: %s", r->name, strerror(errno));
     }
     return true;
@@ -269,12 +269,11 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
             need = known ? len : avail + 1;
         }
         if (r->eof) truncated(r);
-        /* Ask for what the record needs, or for a good chunk more when its size is unknown,
-         * so a record made of many small pieces is not rescanned once per read. */
-        size_t ask = need;
-        if (ask < avail + (avail >> 1)) ask = avail + (avail >> 1);
-        if (ask > r->lim.max_bytes) ask = need;
-        if (!fill(r, ask, known && need >= (64u << 10))) return false;
+        /* Wait for what the record needs; make room for a good chunk more when its size is
+         * unknown, so a record made of many small pieces is not rescanned once per read. */
+        size_t room = avail + (avail >> 1);
+        if (room < need || room > r->lim.max_bytes) room = need;
+        if (!fill(r, need, room, known && need >= (64u << 10))) return false;
     }
 }
 
@@ -319,7 +318,8 @@ static void decode(kreader *r, msgpack_unpacked *unp, const uint8_t *p, size_t n
 
 kreader *kreader_open(const char *url, int peers) {
     kreader *r = xcalloc(1, sizeof *r);
-    r->lim.max_bytes = max_record_bytes();
+    r->lim.max_bytes = kiln_max_record_bytes();
+    r->lim.max_objects = KILN_MAX_OBJECTS;
     r->lim.max_entries = KILN_MAX_CONTAINER;
     r->lim.max_depth = KILN_MAX_DEPTH;
     msgpack_unpacked_init(&r->unp);
@@ -519,6 +519,9 @@ kwriter *kwriter_open(const char *url, int peers) {
     w->out = xmalloc(SMALL_RECORD * 2);
     w->next_writer = all_writers;
     all_writers = w;
+    static bool registered;
+    if (!registered) atexit(flush_writers_at_exit);
+    registered = true;
     return w;
 }
 
@@ -712,6 +715,28 @@ static void copy_upstream_hdr_fields(kwriter *w) {
     w->hdr_upstream = NULL;
 }
 
+/* Records that come in floods and are worth gathering; all others (hdr, metrics, ckpt,
+ * saved, err, eos...) are written at once. */
+static bool bulk_type(const char *t) {
+    return !strcmp(t, "sample") || !strcmp(t, "tokens") || !strcmp(t, "batch") ||
+           !strcmp(t, "pref");
+}
+
+/* Records gathered but not yet written go out even when the stage exits on an error:
+ * nothing already written is lost.  Best effort: no message, no second exit. */
+static void flush_writers_at_exit(void) {
+    for (kwriter *w = all_writers; w; w = w->next_writer) {
+        size_t off = 0;
+        while (w->fd >= 0 && off < w->out_len) {
+            ssize_t n = write(w->fd, w->out + off, w->out_len - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            off += (size_t)n;
+        }
+        w->out_len = 0;
+    }
+}
+
 /* Map header, t and seq: the record's first bytes, packed into head. */
 static size_t pack_head(uint8_t *head, uint32_t nfields, const char *type, uint64_t seq) {
     size_t n = 0, tl = strlen(type);
@@ -764,7 +789,7 @@ void kwriter_end(kwriter *w) {
         /* Small records wait for company, but never long: a stage that writes seldom (train's
          * metrics after a step) gains nothing by gathering, and its records must show. */
         double now = kiln_now();
-        if (is_hdr || is_eos || now - w->out_since > 0.05 || now - w->last_end > 0.01)
+        if (!bulk_type(w->type) || now - w->out_since > 0.05 || now - w->last_end > 0.01)
             flush_out(w);
         w->last_end = now;
     } else {

@@ -128,5 +128,7 @@ _Noreturn void kiln_finish(kreader *r, kwriter *w);
 #define KILN_MAX_RECORD_DEFAULT (256u << 20)
 #define KILN_MAX_CONTAINER 1024
 #define KILN_MAX_DEPTH 8
+#define KILN_MAX_OBJECTS (1u << 20) /* values in one record: bounds msgpack-c's zone */
+size_t kiln_max_record_bytes(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* util — program name, messages, checked allocation, parsing, signals. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -76,7 +77,7 @@ size_t xmul(size_t n, size_t size) {
 }
 
 bool parse_u64(const char *s, uint64_t *out) {
-    if (!s || !*s || *s == '-' || *s == '+') return false;
+    if (!s || !isdigit((unsigned char)*s)) return false; /* strtoull would take " -1" */
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

@@ -67,6 +67,11 @@ static void *open_socket(const char *url, bool default_bind, bool *bound) {
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     if (*bound) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* Bound what ZeroMQ accepts before kiln sees it: a receiver takes records up to the
+     * record limit, a sender only short control messages.  A peer that sends more is
+     * disconnected by ZeroMQ, which the monitor reports. */
+    int64_t maxmsg = default_bind ? 64 : (int64_t)kiln_max_record_bytes();
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     int rc = *bound ? zmq_bind(s, ep) : zmq_connect(s, ep);
     if (rc != 0)
         kiln_die(*bound && errno == EINVAL ? EX_KILN_USAGE : EX_KILN_IO, "%s: cannot %s: %s", url,
@@ -115,6 +120,7 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
     if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
     if (r >= 0) return RECV_MSG;
     for (;;) {
+        if (interruptible && kiln_stop_signal()) return RECV_NONE;
         zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
         long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
         if (timeout_ms >= 0 && wait < 0) wait = 0;
@@ -225,7 +231,7 @@ kzin *kzin_open(const char *url, int peers) {
 
 /* What a sender's record says of itself: its type, and for an eos its count and status. */
 static void peek(kzin *z, const uint8_t *p, size_t n, char *type, uint64_t *count, char *status) {
-    mpscan_limits lim = {n, KILN_MAX_CONTAINER, KILN_MAX_DEPTH};
+    mpscan_limits lim = {n, KILN_MAX_CONTAINER, KILN_MAX_DEPTH, KILN_MAX_OBJECTS};
     char why[128];
     size_t len, off = 0;
     type[0] = 0;
@@ -244,7 +250,8 @@ static void check_senders(kzin *z, recv_result rr) {
         if (pe->ended) continue;
         bool gone = z->router ? !send_to(z->sock, pe, "P", 1) : rr == RECV_DISCONNECT;
         if (gone)
-            kiln_die(EX_KILN_IO, "%s: a sender disconnected without end-of-stream (did it crash?)",
+            kiln_die(EX_KILN_IO, "%s: a sender disconnected without end-of-stream (did it crash, or "
+                     "send a record over the size limit?)",
                      z->url);
     }
 }
@@ -304,9 +311,14 @@ int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
 
 void kzin_close(kzin *z, bool early) {
     if (!z) return;
-    if (early)
-        for (int i = 0; i < z->npeers; i++)
-            if (!z->peers[i].ended) send_to(z->sock, z->router ? &z->peers[i] : NULL, "B", 1);
+    /* Best effort and never fatal: this also runs from an exit handler. */
+    for (int i = 0; early && i < z->npeers; i++) {
+        const peer *pe = &z->peers[i];
+        if (pe->ended) continue;
+        if (z->router && zmq_send(z->sock, pe->id, pe->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            continue;
+        zmq_send(z->sock, "B", 1, ZMQ_DONTWAIT);
+    }
     zmq_msg_close(&z->idf);
     zmq_msg_close(&z->msg);
     zmq_socket_monitor(z->sock, NULL, 0);

@@ -125,7 +125,9 @@ static void pack_tensor(kwriter *wr, const where *w, const jval *v, uint8_t ***k
 static void pack_value(kwriter *wr, const where *w, const jval *v, int depth, uint8_t ***keep,
                        size_t *nkeep) {
     msgpack_packer *pk = kw_packer(wr);
-    if ((v->type == JSON_ARR || v->type == JSON_OBJ) && depth >= KILN_MAX_DEPTH)
+    /* A tensor is a map holding an array: two levels. */
+    int levels = is_tensor_spec(v) ? 2 : (v->type == JSON_ARR || v->type == JSON_OBJ) ? 1 : 0;
+    if (levels && depth + levels > KILN_MAX_DEPTH)
         bad(w, "nesting deeper than the record limit of %s", "8");
     if ((v->type == JSON_ARR || v->type == JSON_OBJ) && v->n > KILN_MAX_CONTAINER && !is_tensor_spec(v))
         bad(w, "an array or object of more than %s entries (use a tensor)", "1024");
@@ -167,6 +169,8 @@ static void pack_fields(kwriter *wr, const where *w, const jval *o, bool hdr) {
     static const char *hdr_own[] = {"v", "stage", "schema", "seed", "chain"};
     uint8_t **keep = NULL;
     size_t nkeep = 0;
+    if (o->n + 2 > KILN_MAX_CONTAINER)
+        bad(w, "a record of more than %s fields", "1022");
     for (size_t i = 0; i < o->n; i++) {
         const char *k = o->keys[i];
         if (strcmp(k, "t") == 0 || strcmp(k, "seq") == 0) continue;
@@ -197,6 +201,7 @@ int main(int argc, char **argv) {
     ssize_t n;
     bool hdr_done = false;
     while (!kiln_stop_signal() && (n = getline(&line, &cap, in)) >= 0) {
+        if (kiln_stop_signal()) break; /* a line cut short by the signal is not a line */
         w.line++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         size_t skip = 0;

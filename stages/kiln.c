@@ -5,6 +5,8 @@
  * every pipeline without editing it. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,15 +52,34 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The first line of `kiln-NAME --help`, the stage's summary. */
+/* The first line of `kiln-NAME --help`, the stage's summary (run without a shell, so no
+ * directory name on PATH is ever interpreted). */
 static void summary(const char *prog, char *out, size_t outsz) {
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "'%s' --help 2>/dev/null </dev/null", prog);
     out[0] = 0;
-    FILE *f = popen(cmd, "r");
-    if (!f) return;
-    if (fgets(out, (int)outsz, f)) out[strcspn(out, "\n")] = 0;
-    pclose(f);
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(fds[1], 1);
+        if (null >= 0) dup2(null, 0), dup2(null, 2);
+        close(fds[0]);
+        execl(prog, prog, "--help", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid > 0) {
+        FILE *f = fdopen(fds[0], "r");
+        if (f) {
+            if (fgets(out, (int)outsz, f)) out[strcspn(out, "\n")] = 0;
+            fclose(f); /* the child may still write: it gets EPIPE, which is fine */
+        } else {
+            close(fds[0]);
+        }
+        waitpid(pid, NULL, 0);
+    } else {
+        close(fds[0]);
+    }
     const char *dash = strstr(out, " — ");
     if (dash) memmove(out, dash + 5, strlen(dash + 5) + 1);
 }

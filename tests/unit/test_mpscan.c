@@ -4,7 +4,7 @@
 #include "check.h"
 #include "mpscan.h"
 
-static const mpscan_limits LIM = {1 << 20, 1024, 8};
+static const mpscan_limits LIM = {1 << 20, 1024, 8, 0};
 
 static mpscan_result scan(const void *p, size_t n, size_t *len) {
     char why[128];
@@ -44,10 +44,17 @@ int main(void) {
     const unsigned char nums[] = {0x95, 0xcc, 1, 0xcd, 1, 2, 0xce, 1, 2, 3, 4, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xe0};
     CHECK(scan(nums, sizeof nums, &len) == MPSCAN_OK && len == sizeof nums);
     /* a record larger than the byte limit is refused as soon as its header says so */
-    mpscan_limits small = {64, 1024, 8};
+    mpscan_limits small = {64, 1024, 8, 0};
     char why[128];
     const unsigned char str16[] = {0xda, 0x01, 0x00};
     CHECK(mpscan(str16, sizeof str16, &small, &len, why, sizeof why) == MPSCAN_BAD);
     CHECK(strstr(why, "limit") != NULL);
+    /* a record of many tiny values: bounded by the object count, not only by bytes */
+    mpscan_limits few = {1 << 20, 1024, 8, 1000};
+    static unsigned char many[1 + 2 + 2 * 1024];
+    many[0] = 0x92;
+    many[1] = 0xdc, many[2] = 0x04, many[3] = 0x00; /* array16 of 1024 nils */
+    CHECK(mpscan(many, 4 + 1024, &few, &len, why, sizeof why) == MPSCAN_BAD);
+    CHECK(strstr(why, "values") != NULL);
     return check_report("mpscan");
 }
