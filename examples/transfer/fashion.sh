@@ -18,7 +18,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="$here/bin:$PATH"
 dir=${1:-runs/transfer}
-pre_steps=${PRE_STEPS:-400} ft_steps=${FT_STEPS:-150} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-1000} ft_steps=${FT_STEPS:-150} threads=${THREADS:-0}
 new="Ankle boot" from=Sneaker
 mkdir -p "$dir"
 log() { echo "fashion.sh: $*" >&2; }
