@@ -86,12 +86,6 @@ typedef struct {
     bool ended, gone, acked;
 } peer;
 
-static peer *find_peer(peer *peers, int n, const uint8_t *id, size_t idlen) {
-    for (int i = 0; i < n; i++)
-        if (peers[i].idlen == idlen && memcmp(peers[i].id, id, idlen) == 0) return &peers[i];
-    return NULL;
-}
-
 /* Watch a socket's connections: a peer that vanishes (crash, kill -9) shows up as a
  * DISCONNECTED event on a PAIR socket, so nobody waits forever for a dead peer. */
 static void *monitor_open(void *sock) {
@@ -188,16 +182,84 @@ static void pack_eos(msgpack_sbuffer *sb, uint64_t seq, uint64_t count, const ch
     msgpack_pack_str_with_body(&pk, status, strlen(status));
 }
 
+/* ================================ one end of an edge ===================================== */
+
+/* The socket, its monitor, and the peers on the other side: what a receiving and a sending
+ * end share. */
+typedef struct {
+    char *url;
+    void *sock, *mon;
+    bool router;        /* bound: many peers, addressed by identity */
+    double probe_until; /* after a disconnect, probe peers until then */
+    int want_peers, npeers;
+    peer peers[MAX_PEERS];
+    zmq_msg_t idf, msg; /* the last message received, and its sender's identity */
+} zlink;
+
+static void link_open(zlink *l, const char *url, int peers, bool sender) {
+    l->url = xstrdup(url);
+    l->sock = open_socket(url, sender, &l->router);
+    l->mon = monitor_open(l->sock);
+    l->want_peers = l->router ? peers : 1;
+    if (l->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
+    l->npeers = l->router ? 0 : 1; /* a connecting end has one peer, known from the start */
+    zmq_msg_init(&l->idf);
+    zmq_msg_init(&l->msg);
+}
+
+static void link_close(zlink *l) {
+    zmq_msg_close(&l->idf);
+    zmq_msg_close(&l->msg);
+    zmq_socket_monitor(l->sock, NULL, 0);
+    close_socket(l->mon);
+    close_socket(l->sock);
+    free(l->url);
+}
+
+static bool link_send(zlink *l, const peer *p, const void *data, size_t n) {
+    return send_to(l->sock, l->router ? p : NULL, data, n);
+}
+
+/* Wait for a message (RECV_MSG), a timeout or stop (RECV_NONE) or a disconnect; after a
+ * disconnect `check` probes the peers for a while. */
+static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
+                             void (*check)(void *end, recv_result rr), void *end) {
+    recv_result rr = recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
+                              probe_timeout(l->probe_until, timeout_ms), interruptible);
+    if (rr == RECV_DISCONNECT) l->probe_until = kiln_now() + PROBE_SECONDS;
+    if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) check(end, rr);
+    return rr;
+}
+
+/* The peer the last message came from; *is_new when it just arrived.  NULL when the table
+ * is full. */
+static peer *link_peer(zlink *l, bool *is_new) {
+    *is_new = false;
+    if (!l->router) return &l->peers[0];
+    const uint8_t *id = zmq_msg_data(&l->idf);
+    size_t idlen = zmq_msg_size(&l->idf);
+    for (int i = 0; i < l->npeers; i++)
+        if (l->peers[i].idlen == idlen && memcmp(l->peers[i].id, id, idlen) == 0)
+            return &l->peers[i];
+    if (l->npeers == MAX_PEERS || idlen > sizeof l->peers[0].id) return NULL;
+    peer *pe = &l->peers[l->npeers++];
+    pe->idlen = idlen;
+    memcpy(pe->id, id, idlen);
+    *is_new = true;
+    return pe;
+}
+
+/* After a disconnect: is this peer gone?  A ROUTER finds out by sending it a probe ('P',
+ * ignored by everyone); a DEALER's one peer is gone with the connection. */
+static bool link_peer_gone(zlink *l, const peer *pe, recv_result rr) {
+    return l->router ? !send_to(l->sock, pe, "P", 1) : rr == RECV_DISCONNECT;
+}
+
 /* ================================ receiving ============================================== */
 
 struct kzin {
-    char *url;
-    void *sock, *mon;
-    double probe_until;
-    bool router;
-    int want_peers, npeers, nended;
-    peer peers[MAX_PEERS];
-    zmq_msg_t idf, msg;
+    zlink l;
+    int nended;
     bool have_hdr, done;
     uint64_t total;
     char status[16];
@@ -207,25 +269,16 @@ struct kzin {
 
 static void grant(kzin *z, peer *p, uint32_t n) {
     uint8_t m[5] = {'C', (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    send_to(z->sock, z->router ? p : NULL, m, sizeof m);
+    link_send(&z->l, p, m, sizeof m);
 }
 
 kzin *kzin_open(const char *url, int peers) {
     kzin *z = xcalloc(1, sizeof *z);
-    z->url = xstrdup(url);
-    z->sock = open_socket(url, false, &z->router);
-    z->mon = monitor_open(z->sock);
-    z->want_peers = z->router ? peers : 1;
-    if (z->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
-    zmq_msg_init(&z->idf);
-    zmq_msg_init(&z->msg);
+    link_open(&z->l, url, peers, false);
     msgpack_sbuffer_init(&z->eos);
     msgpack_unpacked_init(&z->unp);
     strcpy(z->status, "ok");
-    if (!z->router) { /* a connecting receiver introduces itself with its first credit */
-        z->npeers = 1;
-        grant(z, &z->peers[0], WINDOW);
-    }
+    if (!z->l.router) grant(z, &z->l.peers[0], WINDOW); /* introduces a connecting receiver */
     return z;
 }
 
@@ -244,40 +297,39 @@ static void peek(kzin *z, const uint8_t *p, size_t n, char *type, uint64_t *coun
 }
 
 /* A sender that vanished before its eos is an upstream that died: as on a pipe, exit 74. */
-static void check_senders(kzin *z, recv_result rr) {
-    for (int i = 0; i < z->npeers; i++) {
-        peer *pe = &z->peers[i];
-        if (pe->ended) continue;
-        bool gone = z->router ? !send_to(z->sock, pe, "P", 1) : rr == RECV_DISCONNECT;
-        if (gone)
+static void check_senders(void *end, recv_result rr) {
+    kzin *z = end;
+    for (int i = 0; i < z->l.npeers; i++)
+        if (!z->l.peers[i].ended && link_peer_gone(&z->l, &z->l.peers[i], rr))
             kiln_die(EX_KILN_IO, "%s: a sender disconnected without end-of-stream (did it crash, or "
                      "send a record over the size limit?)",
-                     z->url);
+                     z->l.url);
+}
+
+/* A sender's eos: acknowledge it; true when every expected sender has ended. */
+static bool sender_ended(kzin *z, peer *pe, uint64_t count, const char *status) {
+    link_send(&z->l, pe, "A", 1);
+    if (!pe->ended) {
+        pe->ended = true;
+        z->nended++;
+        z->total += count;
+        if (strcmp(status, "ok") != 0) snprintf(z->status, sizeof z->status, "%s", status);
     }
+    return z->nended >= z->l.want_peers;
 }
 
 int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
-    if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->url);
+    if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
     for (;;) {
-        recv_result rr = recv_msg(z->sock, z->mon, z->router, &z->idf, &z->msg,
-                                  probe_timeout(z->probe_until, -1), true);
+        recv_result rr = link_recv(&z->l, -1, true, check_senders, z);
         if (rr == RECV_NONE && kiln_stop_signal()) return 0;
-        if (rr == RECV_DISCONNECT) z->probe_until = kiln_now() + PROBE_SECONDS;
-        if (rr == RECV_DISCONNECT || kiln_now() < z->probe_until) check_senders(z, rr);
         if (rr != RECV_MSG) continue;
-        const uint8_t *p = zmq_msg_data(&z->msg);
-        size_t n = zmq_msg_size(&z->msg);
-        peer *pe = &z->peers[0];
-        if (z->router) {
-            pe = find_peer(z->peers, z->npeers, zmq_msg_data(&z->idf), zmq_msg_size(&z->idf));
-            if (!pe) {
-                if (z->npeers == MAX_PEERS) continue;
-                pe = &z->peers[z->npeers++];
-                pe->idlen = zmq_msg_size(&z->idf) < sizeof pe->id ? zmq_msg_size(&z->idf) : 0;
-                memcpy(pe->id, zmq_msg_data(&z->idf), pe->idlen);
-                grant(z, pe, WINDOW);
-            }
-        }
+        bool is_new;
+        peer *pe = link_peer(&z->l, &is_new);
+        if (!pe) continue;
+        if (is_new) grant(z, pe, WINDOW);
+        const uint8_t *p = zmq_msg_data(&z->l.msg);
+        size_t n = zmq_msg_size(&z->l.msg);
         if (n == 1 && (p[0] == 'H' || p[0] == 'P')) continue;
         char type[32], status[16];
         uint64_t count = 0;
@@ -286,19 +338,11 @@ int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
             if (z->have_hdr) continue; /* every fan-in sender sends one; pass on the first */
             z->have_hdr = true;
         } else if (strcmp(type, "eos") == 0) {
-            send_to(z->sock, z->router ? pe : NULL, "A", 1);
-            if (!pe->ended) {
-                pe->ended = true;
-                z->nended++;
-                z->total += count;
-                if (strcmp(status, "ok") != 0) snprintf(z->status, sizeof z->status, "%s", status);
-            }
-            if (z->nended < z->want_peers) continue;
-            z->done = true;
+            if (!sender_ended(z, pe, count, status)) continue;
+            z->done = true; /* one merged eos for the stage */
             pack_eos(&z->eos, 0, z->total, z->status);
-            *out = (const uint8_t *)z->eos.data;
-            *outn = z->eos.size;
-            return 1;
+            p = (const uint8_t *)z->eos.data;
+            n = z->eos.size;
         } else if (++pe->taken_since_grant >= WINDOW / 2) {
             grant(z, pe, (uint32_t)pe->taken_since_grant);
             pe->taken_since_grant = 0;
@@ -312,91 +356,62 @@ int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
 void kzin_close(kzin *z, bool early) {
     if (!z) return;
     /* Best effort and never fatal: this also runs from an exit handler. */
-    for (int i = 0; early && i < z->npeers; i++) {
-        const peer *pe = &z->peers[i];
+    for (int i = 0; early && i < z->l.npeers; i++) {
+        const peer *pe = &z->l.peers[i];
         if (pe->ended) continue;
-        if (z->router && zmq_send(z->sock, pe->id, pe->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        if (z->l.router && zmq_send(z->l.sock, pe->id, pe->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
             continue;
-        zmq_send(z->sock, "B", 1, ZMQ_DONTWAIT);
+        zmq_send(z->l.sock, "B", 1, ZMQ_DONTWAIT);
     }
-    zmq_msg_close(&z->idf);
-    zmq_msg_close(&z->msg);
-    zmq_socket_monitor(z->sock, NULL, 0);
-    close_socket(z->mon);
-    close_socket(z->sock);
+    link_close(&z->l);
     msgpack_sbuffer_destroy(&z->eos);
     msgpack_unpacked_destroy(&z->unp);
-    free(z->url);
     free(z);
 }
 
 /* ================================ sending ================================================ */
 
 struct kzout {
-    char *url;
-    void *sock, *mon;
-    double probe_until;
-    bool router;
-    int want_peers, npeers, next;
-    peer peers[MAX_PEERS];
+    zlink l;
+    int next; /* round robin */
     uint8_t *hdr;
     size_t hdr_len;
-    zmq_msg_t idf, msg;
 };
 
 kzout *kzout_open(const char *url, int peers) {
     kzout *z = xcalloc(1, sizeof *z);
-    z->url = xstrdup(url);
-    z->sock = open_socket(url, true, &z->router);
-    z->mon = monitor_open(z->sock);
-    z->want_peers = z->router ? peers : 1;
-    if (z->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
-    zmq_msg_init(&z->idf);
-    zmq_msg_init(&z->msg);
-    if (!z->router) { /* a connecting sender introduces itself */
-        z->npeers = 1;
-        send_to(z->sock, NULL, "H", 1);
-    }
+    link_open(&z->l, url, peers, true);
+    if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
     return z;
 }
 
 static int live_peers(const kzout *z) {
     int n = 0;
-    for (int i = 0; i < z->npeers; i++) n += !z->peers[i].gone;
+    for (int i = 0; i < z->l.npeers; i++) n += !z->l.peers[i].gone;
     return n;
 }
 
-/* Handle one control message; false on timeout or interruption. */
 /* Receivers that vanished count as gone, like a closed pipe. */
-static void check_receivers(kzout *z, recv_result rr) {
-    for (int i = 0; i < z->npeers; i++) {
-        peer *pe = &z->peers[i];
-        if (pe->gone || pe->acked) continue;
-        if (z->router ? !send_to(z->sock, pe, "P", 1) : rr == RECV_DISCONNECT) pe->gone = true;
+static void check_receivers(void *end, recv_result rr) {
+    kzout *z = end;
+    for (int i = 0; i < z->l.npeers; i++) {
+        peer *pe = &z->l.peers[i];
+        if (!pe->gone && !pe->acked && link_peer_gone(&z->l, pe, rr)) pe->gone = true;
     }
 }
 
+/* Handle one control message; false on timeout or interruption. */
 static bool pump(kzout *z, int timeout_ms, bool interruptible) {
-    recv_result rr = recv_msg(z->sock, z->mon, z->router, &z->idf, &z->msg,
-                              probe_timeout(z->probe_until, timeout_ms), interruptible);
-    if (rr == RECV_DISCONNECT) z->probe_until = kiln_now() + PROBE_SECONDS;
-    if (rr == RECV_DISCONNECT || kiln_now() < z->probe_until) check_receivers(z, rr);
+    recv_result rr = link_recv(&z->l, timeout_ms, interruptible, check_receivers, z);
     if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
-    const uint8_t *p = zmq_msg_data(&z->msg);
-    size_t n = zmq_msg_size(&z->msg);
-    peer *pe = &z->peers[0];
-    if (z->router) {
-        pe = find_peer(z->peers, z->npeers, zmq_msg_data(&z->idf), zmq_msg_size(&z->idf));
-        if (!pe) {
-            if (z->npeers == MAX_PEERS || zmq_msg_size(&z->idf) > sizeof pe->id) return true;
-            pe = &z->peers[z->npeers++];
-            pe->idlen = zmq_msg_size(&z->idf);
-            memcpy(pe->id, zmq_msg_data(&z->idf), pe->idlen);
-            if (z->hdr && !send_to(z->sock, pe, z->hdr, z->hdr_len)) pe->gone = true;
-        }
-    }
-    if (n == 5 && p[0] == 'C') pe->credit += (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
-                                            (uint32_t)p[3] << 8 | p[4];
+    bool is_new;
+    peer *pe = link_peer(&z->l, &is_new);
+    if (!pe) return true;
+    if (is_new && z->hdr && !link_send(&z->l, pe, z->hdr, z->hdr_len)) pe->gone = true;
+    const uint8_t *p = zmq_msg_data(&z->l.msg);
+    size_t n = zmq_msg_size(&z->l.msg);
+    if (n == 5 && p[0] == 'C')
+        pe->credit += (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
     else if (n == 1 && p[0] == 'A') pe->acked = true;
     else if (n == 1 && p[0] == 'B') pe->gone = true;
     return true;
@@ -404,10 +419,10 @@ static bool pump(kzout *z, int timeout_ms, bool interruptible) {
 
 /* A live peer with credit, round robin; NULL if none. */
 static peer *ready_peer(kzout *z) {
-    for (int k = 0; k < z->npeers; k++) {
-        peer *pe = &z->peers[(z->next + k) % z->npeers];
+    for (int k = 0; k < z->l.npeers; k++) {
+        peer *pe = &z->l.peers[(z->next + k) % z->l.npeers];
         if (!pe->gone && pe->credit > 0) {
-            z->next = (z->next + k + 1) % z->npeers;
+            z->next = (z->next + k + 1) % z->l.npeers;
             return pe;
         }
     }
@@ -426,11 +441,11 @@ static void gather(zmq_msg_t *m, const struct iovec *iov, int iovcnt, size_t tot
 }
 
 /* Send [id] + message m (consumed); false when the peer has gone. */
-static bool send_msg_to(void *s, const peer *p, zmq_msg_t *m) {
+static bool send_msg_to(zlink *l, const peer *p, zmq_msg_t *m) {
     for (;;) {
         int rc = 0;
-        if (p) rc = zmq_send(s, p->id, p->idlen, ZMQ_SNDMORE);
-        if (rc >= 0) rc = zmq_msg_send(m, s, 0);
+        if (l->router) rc = zmq_send(l->sock, p->id, p->idlen, ZMQ_SNDMORE);
+        if (rc >= 0) rc = zmq_msg_send(m, l->sock, 0);
         if (rc >= 0) return true;
         if (errno == EINTR) continue;
         if (errno == EHOSTUNREACH) {
@@ -450,24 +465,24 @@ bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, boo
             off += iov[i].iov_len;
         }
         z->hdr_len = total;
-        for (int i = 0; i < z->npeers; i++)
-            if (!z->peers[i].gone && !send_to(z->sock, z->router ? &z->peers[i] : NULL, z->hdr, total))
-                z->peers[i].gone = true;
+        for (int i = 0; i < z->l.npeers; i++)
+            if (!z->l.peers[i].gone && !link_send(&z->l, &z->l.peers[i], z->hdr, total))
+                z->l.peers[i].gone = true;
         return true;
     }
     /* Spread the load from the start: wait until every expected receiver is there.  A stop
      * signal while waiting drops the record: the stage is about to end its stream as
      * interrupted, and an interrupted stream's count is not checked. */
-    while (z->npeers < z->want_peers)
+    while (z->l.npeers < z->l.want_peers)
         if (!pump(z, -1, true) && kiln_stop_signal()) return true;
     for (;;) {
-        while (zmq_poll(&(zmq_pollitem_t){z->sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
+        while (zmq_poll(&(zmq_pollitem_t){z->l.sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
             pump(z, 0, false); /* take pending credit and goodbyes first */
         peer *pe = ready_peer(z);
         if (pe) {
             zmq_msg_t m;
             gather(&m, iov, iovcnt, total);
-            if (send_msg_to(z->sock, z->router ? pe : NULL, &m)) {
+            if (send_msg_to(&z->l, pe, &m)) {
                 pe->credit--;
                 pe->count++;
                 return true;
@@ -486,33 +501,27 @@ void kzout_finish(kzout *z, const char *status, uint64_t seq) {
     double deadline = 0;
     /* Every expected receiver gets its own eos with its own count, and acknowledges it. */
     for (;;) {
-        for (int i = sent; i < z->npeers; i++) {
-            peer *pe = &z->peers[i];
+        for (int i = sent; i < z->l.npeers; i++) {
+            peer *pe = &z->l.peers[i];
             pack_eos(&sb, seq, pe->count, status);
-            if (!pe->gone && !send_to(z->sock, z->router ? pe : NULL, sb.data, sb.size))
-                pe->gone = true;
+            if (!pe->gone && !link_send(&z->l, pe, sb.data, sb.size)) pe->gone = true;
         }
-        sent = z->npeers;
+        sent = z->l.npeers;
         int done = 0;
-        for (int i = 0; i < z->npeers; i++) done += z->peers[i].acked || z->peers[i].gone;
-        if (z->npeers >= z->want_peers && done == z->npeers) break;
+        for (int i = 0; i < z->l.npeers; i++) done += z->l.peers[i].acked || z->l.peers[i].gone;
+        if (z->l.npeers >= z->l.want_peers && done == z->l.npeers) break;
         if (kiln_stop_signal() && !deadline) deadline = kiln_now() + ACK_WAIT_MS / 1000.0;
         int wait = deadline ? (int)((deadline - kiln_now()) * 1000) : 1000;
         if (deadline && wait <= 0) {
-            kiln_warn("%s: receivers did not acknowledge the end of stream", z->url);
+            kiln_warn("%s: receivers did not acknowledge the end of stream", z->l.url);
             break;
         }
         pump(z, wait, false);
     }
     msgpack_sbuffer_destroy(&sb);
     int linger = 0;
-    zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_msg_close(&z->idf);
-    zmq_msg_close(&z->msg);
-    zmq_socket_monitor(z->sock, NULL, 0);
-    close_socket(z->mon);
-    close_socket(z->sock);
+    zmq_setsockopt(z->l.sock, ZMQ_LINGER, &linger, sizeof linger);
+    link_close(&z->l);
     free(z->hdr);
-    free(z->url);
     free(z);
 }
