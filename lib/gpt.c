@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lora.h"
 #include "util.h"
 
 #define LN_EPS 1e-5f
@@ -147,11 +148,38 @@ static void linear_fwd(gpt *m, const float *x, const float *W, const float *bias
     gemm(m->pool, false, false, N, out, in, x, in, W, out, 0.0f, y, out, bias);
 }
 
-/* dx[N, in] = dy W^T;  dW[in, out] += x^T dy.  (Bias gradients are fused elsewhere.) */
+/* Whether the tensor whose gradient starts at g is frozen (fine-tuning). */
+static bool frozen_at(const gpt *m, const float *g) {
+    if (!m->frozen) return false;
+    size_t off = (size_t)(g - m->grads);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].offset == off) return m->frozen[i];
+    return false;
+}
+
+/* dx[N, in] = dy W^T;  dW[in, out] += x^T dy unless W is frozen.  (Bias gradients are
+ * fused elsewhere.) */
 static void linear_bwd(gpt *m, const float *x, const float *W, const float *dy, float *dx,
                        float *dW, int N, int in, int out) {
     gemm(m->pool, false, true, N, in, out, dy, out, W, out, 0.0f, dx, in, NULL);
-    gemm(m->pool, true, false, in, out, N, x, in, dy, out, 1.0f, dW, out, NULL);
+    if (!frozen_at(m, dW))
+        gemm(m->pool, true, false, in, out, N, x, in, dy, out, 1.0f, dW, out, NULL);
+}
+
+/* The lowest block whose backward is needed: one with a trainable tensor or adapter, or
+ * -1 when the embeddings train (the whole trunk, and the encoder, run). */
+static int lowest_trained_layer(const gpt *m) {
+    if (!m->frozen) return -1;
+    int low = m->cfg.n_layer;
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (m->frozen[i]) continue;
+        const char *name = m->tensors[i].name;
+        if (!strncmp(name, "transformer.wte.", 16) || !strncmp(name, "transformer.wpe.", 16))
+            return -1;
+        if (!strncmp(name, "transformer.h.", 14) && atoi(name + 14) < low) low = atoi(name + 14);
+    }
+    if (m->lora && m->lora->cfg.targets) low = 0; /* adapters sit in every block */
+    return low;
 }
 
 /* Sum the per-thread partial column sums [nt][n] into dst[n]. */
@@ -665,7 +693,18 @@ int gpt_find_tensor(const gpt *m, const char *name) {
 }
 
 void gpt_zero_grad(gpt *m) {
-    memset(m->grads, 0, sizeof(float) * m->n_params);
+    if (m->lora) memset(m->lora->grads, 0, sizeof(float) * m->lora->n_params);
+    if (!m->frozen) {
+        memset(m->grads, 0, sizeof(float) * m->n_params);
+        return;
+    }
+    /* Frozen block matrices get no gradient at all: leave them; the rest (fused bias and
+     * LayerNorm sums write into frozen ones too) starts from zero as usual. */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const gpt_tensor *t = &m->tensors[i];
+        if (m->frozen[i] && t->ndim == 2 && !strncmp(t->name, "transformer.h.", 14)) continue;
+        memset(m->grads + t->offset, 0, sizeof(float) * t->numel);
+    }
 }
 
 /* Activations for (B, T), reallocated only when a larger batch arrives. */
@@ -758,15 +797,19 @@ static void block_forward(gpt *m, int l, float *out) {
     block_acts a = block_acts_of(m, l);
     int C = m->cfg.n_embd, N = m->B * m->T;
     linear_fwd(m, a.ln1, p.qkvw, p.qkvb, a.qkv, N, C, 3 * C);
+    if (m->lora) lora_forward(m->lora, m->pool, l, LORA_QKV, a.ln1, a.qkv, N);
     att_job aj = {m, a.qkv, a.atty, a.att_lse, NULL};
     kpool_run(m->pool, att_fwd_task, &aj);
     linear_fwd(m, a.atty, p.attprojw, NULL, out, N, C, C);
+    if (m->lora) lora_forward(m->lora, m->pool, l, LORA_PROJ, a.atty, out, N);
     residual_ln_fwd(m, N, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2, a.ln2_mean,
                     a.ln2_rstd);
     linear_fwd(m, a.ln2, p.fcw, NULL, a.fch, N, C, 4 * C);
+    if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FC, a.ln2, a.fch, N);
     gelu_job gj = {m, N, 4 * C, a.fch, p.fcb, a.gelu};
     kpool_run(m->pool, gelu_fwd_task, &gj);
     linear_fwd(m, a.gelu, p.fcprojw, NULL, out, N, 4 * C, C);
+    if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, out, N);
 }
 
 /* Block l backward: acts->dres holds the gradient of the block's output (and the bias
@@ -777,17 +820,21 @@ static void block_backward(gpt *m, int l) {
     gpt_acts *s = m->acts; /* scratch */
     int C = m->cfg.n_embd, N = m->B * m->T;
     linear_bwd(m, a.gelu, p.fcprojw, s->dres, s->d4c, g.fcprojw, N, 4 * C, C);
+    if (m->lora) lora_backward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, s->dres, s->d4c, N);
     gelu_job gj = {m, N, 4 * C, a.fch, NULL, s->d4c};
     kpool_run(m->pool, gelu_bwd_task, &gj);
     reduce_partials(m, 4 * (size_t)C, 0, 4 * C, g.fcb);
     linear_bwd(m, a.ln2, p.fcw, s->d4c, s->dc, g.fcw, N, C, 4 * C);
+    if (m->lora) lora_backward(m->lora, m->pool, l, LORA_FC, a.ln2, s->d4c, s->dc, N);
     residual_ln_bwd(m, N, s->dc, a.res2, a.ln2_mean, a.ln2_rstd, p.ln2w, g.ln2w, g.ln2b, s->dres,
                     true, g.attprojb);
     linear_bwd(m, a.atty, p.attprojw, s->dres, s->dc, g.attprojw, N, C, C);
+    if (m->lora) lora_backward(m->lora, m->pool, l, LORA_PROJ, a.atty, s->dres, s->dc, N);
     att_job aj = {m, a.qkv, s->d3c, a.att_lse, s->dc};
     kpool_run(m->pool, att_bwd_task, &aj);
     reduce_partials(m, 4 * (size_t)C, 0, 3 * C, g.qkvb);
     linear_bwd(m, a.ln1, p.qkvw, s->d3c, s->dc, g.qkvw, N, C, 3 * C);
+    if (m->lora) lora_backward(m->lora, m->pool, l, LORA_QKV, a.ln1, s->d3c, s->dc, N);
     residual_ln_bwd(m, N, s->dc, a.res, a.ln1_mean, a.ln1_rstd, p.ln1w, g.ln1w, g.ln1b, s->dres,
                     true, l > 0 ? block_params_of(&m->g, &m->cfg, l - 1).fcprojb : NULL);
 }
@@ -864,14 +911,17 @@ const float *gpt_hidden(const gpt *m) {
     return m->acts ? m->acts->lnf : NULL;
 }
 
-/* Backward from d(ln_f output) in acts->dc down to the embeddings. */
+/* Backward from d(ln_f output) in acts->dc down to the lowest block that trains (and the
+ * embeddings when they do: lowest_trained_layer). */
 static void trunk_backward(gpt *m) {
     gpt_acts *a = m->acts;
     int L = m->cfg.n_layer, N = m->B * m->T;
     residual_ln_bwd(m, N, a->dc, a->res + (size_t)L * N * m->cfg.n_embd, a->lnf_mean, a->lnf_rstd,
                     m->p.lnfw, m->g.lnfw, m->g.lnfb, a->dres, false,
                     block_params_of(&m->g, &m->cfg, L - 1).fcprojb);
-    for (int l = L - 1; l >= 0; l--) block_backward(m, l);
+    int low = lowest_trained_layer(m);
+    for (int l = L - 1; l >= 0 && l >= low; l--) block_backward(m, l);
+    if (low >= 0) return; /* the embeddings are frozen */
     enc_job ej = {m, NULL, a->dres};
     kpool_run(m->pool, encoder_bwd_task, &ej);
 }
@@ -885,7 +935,8 @@ void gpt_backward(gpt *m, float scale) {
     kpool_run(m->pool, ce_bwd_task, &cj);
     a->have_logits = false; /* they are dlogits now */
     gemm(m->pool, false, false, N, C, V, a->logits, V, m->p.wte, C, 0.0f, a->dc, C, NULL);
-    gemm(m->pool, true, false, V, C, N, a->logits, V, a->lnf, C, 1.0f, m->g.wte, C, NULL);
+    if (!frozen_at(m, m->g.wte))
+        gemm(m->pool, true, false, V, C, N, a->logits, V, a->lnf, C, 1.0f, m->g.wte, C, NULL);
     trunk_backward(m);
 }
 

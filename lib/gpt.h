@@ -62,6 +62,7 @@ typedef struct gpt_tensor {
 } gpt_tensor;
 
 typedef struct gpt_acts gpt_acts;
+struct lora;
 
 typedef struct gpt {
     gpt_config cfg;
@@ -76,6 +77,11 @@ typedef struct gpt {
     float loss;       /* mean masked cross-entropy of the last LM forward */
     float mask_count; /* positions that counted in it */
     int att_block;    /* query rows per causal attention block (64; tests shrink it) */
+    /* Fine-tuning (lib/finetune.h, lib/lora.h); NULL for plain training.  A frozen tensor
+     * gets no weight-gradient GEMM, and backward stops below the lowest block that has
+     * anything to train; its gradient buffer is left undefined (optimizers skip it). */
+    const bool *frozen; /* [n_tensors] */
+    struct lora *lora;  /* adapters on the block linears (forward and backward call them) */
 } gpt;
 
 /* A description of what is wrong with cfg, or NULL when it is usable. */

@@ -7,8 +7,10 @@
 
 #include "ckptfile.h"
 #include "cli.h"
+#include "finetune.h"
 #include "gpt.h"
 #include "gptckpt.h"
+#include "lora.h"
 #include "optim.h"
 #include "sample.h"
 #include "tokenizer.h"
@@ -32,9 +34,24 @@ static const char HELP[] =
     "  --init FILE       start from a safetensors checkpoint (kiln ckpt writes them): its\n"
     "                    weights, optimizer state and step; its shape unless given\n"
     "  --threads N       threads (default $KILN_THREADS or all CPUs)\n"
+    "fine-tuning (--init is then a pretrained base: its weights only, step 0, fresh AdamW,\n"
+    "default lr 3e-4 (LoRA 1e-3) and warm-up steps/20; docs/stages-finetune.md):\n"
+    "  --finetune        full fine-tuning of every tensor\n"
+    "  --freeze SPEC     freeze tensors: embeddings, wte, wpe, ln_f, blocks:A-B,\n"
+    "                    all-but-head, or tensor names / module prefixes, comma-separated;\n"
+    "                    frozen tensors cost no weight-gradient work and hold no AdamW state\n"
+    "  --lora SPEC       train only low-rank adapters: r=8,alpha=16,targets=qkv,proj,fc,\n"
+    "                    fcproj[,dropout=0.05]; ckpt records then carry just the adapters\n"
+    "                    and the base's hash (kiln ckpt merge folds them in)\n"
+    "  --add-class NAME[=FROM]  a new class token, its embedding row copied from class\n"
+    "                    FROM (default: the mean of the class rows); repeatable; the\n"
+    "                    stream must be tokenized with the base's classes plus NAME\n"
+    "  --save-start      a ckpt record of the model as it starts (step 0, after\n"
+    "                    --add-class), so kiln eval measures it before fine-tuning\n"
     "AdamW (betas 0.9, 0.95, eps 1e-8, weight decay 0.1 on matrices), gradients clipped to\n"
     "global norm 1.  The vocabulary comes from the hdr's tokenizer.  metrics: step, loss\n"
-    "(mean over the steps since the last record), lr, grad_norm, tokens_per_s, elapsed_s.\n"
+    "(mean over the steps since the last record), lr, grad_norm, tokens_per_s, elapsed_s,\n"
+    "optim_bytes (the AdamW moments held).\n"
     "ckpt: config, tokenizer, step, cursor (resume data with kiln load --skip CURSOR),\n"
     "seed, tensors (Hugging Face GPT-2 names), optim.  SIGINT/SIGTERM: the step finishes,\n"
     "a final ckpt goes out, then eos interrupted.  A NaN/Inf loss or gradient stops the run\n"
@@ -43,8 +60,13 @@ static const char HELP[] =
     "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
     "    | kiln batch -B 8 -T 256 --pack | kiln train --model small --steps 50 | kiln show\n";
 
+#define MAX_NEW_CLASSES 16
+
 typedef struct options {
-    const char *preset, *init;
+    const char *preset, *init, *freeze, *lora;
+    ft_new_class add[MAX_NEW_CLASSES];
+    int n_add;
+    bool finetune, have_lr, save_start;
     int layers, dim, heads, ctx, threads;
     uint64_t steps, warmup, accum, log_every, every, seed;
     bool have_seed, have_warmup;
@@ -58,6 +80,11 @@ typedef struct trainer {
     kpool *pool;
     gpt *m;
     adamw *opt;
+    kparam *ps; /* the tensors that train (all of them unless fine-tuning says otherwise) */
+    int n_ps;
+    bool *frozen; /* per model tensor, or NULL */
+    lora *lora;   /* --lora adapters, or NULL */
+    char base_hash[32];
     uint64_t step, micro, cursor, seed;
     double lr, loss_sum, norm, t_start, t_log;
     uint64_t logged_steps, tokens_since_log;
@@ -99,6 +126,43 @@ static void pack_tensor_map(kwriter *w, const gpt *m, const float *buf) {
     }
 }
 
+/* The trainable tensors as a map: their values (moments NULL), or their slices of the
+ * compact moment buffer. */
+static void pack_param_map(kwriter *w, const trainer *T, const float *moments) {
+    msgpack_pack_map(kw_packer(w), (size_t)T->n_ps);
+    for (int i = 0; i < T->n_ps; i++) {
+        const kparam *p = &T->ps[i];
+        pack_str(kw_packer(w), p->name);
+        int j = gpt_find_tensor(T->m, p->name);
+        const gpt_tensor *t =
+            j >= 0 ? &T->m->tensors[j] : &T->lora->tensors[lora_find_tensor(T->lora, p->name)];
+        ktensor kt = ktensor_make(KT_F32, moments ? moments + p->moff : p->p, t->ndim, t->shape);
+        kw_tensor_value(w, &kt);
+    }
+}
+
+/* The `adapter` map of a LoRA checkpoint (lib/adapter.h). */
+static void emit_adapter_info(const trainer *T) {
+    const lora_config *c = &T->lora->cfg;
+    char targets[64];
+    lora_targets_str(c->targets, targets, sizeof targets);
+    kw_key(T->w, "adapter");
+    msgpack_packer *pk = kw_packer(T->w);
+    msgpack_pack_map(pk, 6);
+    pack_str(pk, "kind");
+    pack_str(pk, "lora");
+    pack_str(pk, "r");
+    msgpack_pack_uint64(pk, (uint64_t)c->r);
+    pack_str(pk, "alpha");
+    msgpack_pack_double(pk, c->alpha);
+    pack_str(pk, "dropout");
+    msgpack_pack_double(pk, c->dropout);
+    pack_str(pk, "targets");
+    pack_str(pk, targets);
+    pack_str(pk, "base_hash");
+    pack_str(pk, T->base_hash);
+}
+
 static void emit_ckpt(trainer *T) {
     kwriter *w = T->w;
     const gpt_config *c = &T->m->cfg;
@@ -118,8 +182,12 @@ static void emit_ckpt(trainer *T) {
     if (T->tokenizer) kw_obj(w, "tokenizer", T->tokenizer);
     kw_u64(w, "cursor", T->cursor);
     kw_u64(w, "seed", T->seed);
+    if (T->lora) emit_adapter_info(T);
     kw_key(w, "tensors");
-    pack_tensor_map(w, T->m, T->m->params);
+    if (T->lora)
+        pack_param_map(w, T, NULL); /* an adapter checkpoint: just what trained */
+    else
+        pack_tensor_map(w, T->m, T->m->params);
     kw_key(w, "optim");
     pk = kw_packer(w);
     msgpack_pack_map(pk, 4);
@@ -128,9 +196,9 @@ static void emit_ckpt(trainer *T) {
     pack_str(pk, "lr");
     msgpack_pack_double(pk, T->lr);
     pack_str(pk, "m");
-    pack_tensor_map(w, T->m, T->opt->m);
+    pack_param_map(w, T, T->opt->m);
     pack_str(kw_packer(w), "v");
-    pack_tensor_map(w, T->m, T->opt->v);
+    pack_param_map(w, T, T->opt->v);
     kwriter_end(w);
 }
 
@@ -144,6 +212,7 @@ static void emit_metrics(trainer *T) {
     kw_f64(T->w, "grad_norm", T->norm);
     kw_f64(T->w, "tokens_per_s", (double)T->tokens_since_log / (now - T->t_log));
     kw_f64(T->w, "elapsed_s", now - T->t_start);
+    kw_f64(T->w, "optim_bytes", (double)T->opt->n * 2 * sizeof(float));
     kwriter_end(T->w);
     if (isatty(2))
         fprintf(stderr, "%s: step %llu  loss %.4f  lr %.2e  %.0f tokens/s\n", kiln_prog(),
@@ -224,15 +293,15 @@ static void train_batch(trainer *T, const krec *r) {
     if (++T->micro < T->o.accum) return;
     T->micro = 0;
 
-    T->norm = grad_global_norm(T->pool, m->grads, m->n_params);
+    T->norm = params_grad_norm(T->pool, T->ps, T->n_ps);
     if (!isfinite(T->norm)) {
-        int bad = first_nonfinite(m->grads, m->tensors, m->n_tensors);
+        int bad = params_first_nonfinite(T->ps, T->n_ps);
         char what[128];
-        snprintf(what, sizeof what, "the gradient of %s", bad >= 0 ? m->tensors[bad].name : "?");
+        snprintf(what, sizeof what, "the gradient of %s", bad >= 0 ? T->ps[bad].name : "?");
         diverged(T, what);
     }
     T->lr = lr_at(T->step, T->o.lr, T->o.warmup, T->o.steps);
-    adamw_update(T->opt, T->pool, m->params, m->grads, m->tensors, m->n_tensors, T->lr, T->norm);
+    adamw_update_params(T->opt, T->pool, T->ps, T->n_ps, T->lr, T->norm);
     T->step++;
     T->loss_sum += T->step_loss;
     T->logged_steps++;
@@ -255,16 +324,34 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         O_LOG,
         O_EVERY,
         O_INIT,
-        O_THREADS
+        O_THREADS,
+        O_FINETUNE,
+        O_FREEZE,
+        O_LORA,
+        O_ADD_CLASS,
+        O_SAVE_START
     };
-    static const struct option opts[] = {{"model", 1, 0, O_MODEL},   {"layers", 1, 0, O_LAYERS},
-                                         {"dim", 1, 0, O_DIM},       {"heads", 1, 0, O_HEADS},
-                                         {"ctx", 1, 0, O_CTX},       {"steps", 1, 0, O_STEPS},
-                                         {"lr", 1, 0, O_LR},         {"warmup", 1, 0, O_WARMUP},
-                                         {"accum", 1, 0, O_ACCUM},   {"seed", 1, 0, O_SEED},
-                                         {"log-every", 1, 0, O_LOG}, {"every", 1, 0, O_EVERY},
-                                         {"init", 1, 0, O_INIT},     {"threads", 1, 0, O_THREADS},
-                                         KILN_CLI_LONGOPTS,          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", 1, 0, O_MODEL},
+                                         {"layers", 1, 0, O_LAYERS},
+                                         {"dim", 1, 0, O_DIM},
+                                         {"heads", 1, 0, O_HEADS},
+                                         {"ctx", 1, 0, O_CTX},
+                                         {"steps", 1, 0, O_STEPS},
+                                         {"lr", 1, 0, O_LR},
+                                         {"warmup", 1, 0, O_WARMUP},
+                                         {"accum", 1, 0, O_ACCUM},
+                                         {"seed", 1, 0, O_SEED},
+                                         {"log-every", 1, 0, O_LOG},
+                                         {"every", 1, 0, O_EVERY},
+                                         {"init", 1, 0, O_INIT},
+                                         {"threads", 1, 0, O_THREADS},
+                                         {"finetune", 0, 0, O_FINETUNE},
+                                         {"freeze", 1, 0, O_FREEZE},
+                                         {"lora", 1, 0, O_LORA},
+                                         {"add-class", 1, 0, O_ADD_CLASS},
+                                         {"save-start", 0, 0, O_SAVE_START},
+                                         KILN_CLI_LONGOPTS,
+                                         {0, 0, 0, 0}};
     *o = (options){.accum = 1, .log_every = 10, .lr = 1e-3};
     int opt;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -289,7 +376,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
             o->steps = opt_u64(name, optarg);
             break;
         case O_LR:
-            o->lr = opt_f64(name, optarg);
+            o->lr = opt_f64(name, optarg), o->have_lr = true;
             break;
         case O_WARMUP:
             o->warmup = opt_u64(name, optarg), o->have_warmup = true;
@@ -312,6 +399,27 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         case O_THREADS:
             o->threads = (int)opt_u64(name, optarg);
             break;
+        case O_FINETUNE:
+            o->finetune = true;
+            break;
+        case O_SAVE_START:
+            o->save_start = true;
+            break;
+        case O_FREEZE:
+            o->freeze = optarg, o->finetune = true;
+            break;
+        case O_LORA:
+            o->lora = optarg, o->finetune = true;
+            break;
+        case O_ADD_CLASS: {
+            char err[256];
+            if (o->n_add == MAX_NEW_CLASSES)
+                kiln_usage_error("at most %d --add-class", MAX_NEW_CLASSES);
+            if (!ft_new_class_parse(optarg, &o->add[o->n_add++], err, sizeof err))
+                kiln_usage_error("%s", err);
+            o->finetune = true;
+            break;
+        }
         default:
             if (!kiln_cli_option(cli, opt, optarg)) kiln_usage_error("unknown option");
         }
@@ -323,7 +431,13 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
     if (o->log_every < 1) kiln_usage_error("--log-every must be at least 1");
     if (!(o->lr > 0 && o->lr < 10)) kiln_usage_error("--lr must be in (0, 10)");
     if (o->threads < 0 || o->threads > 1024) kiln_usage_error("--threads must be 0..1024");
-    if (!o->have_warmup) o->warmup = o->steps ? (o->steps / 10 < 100 ? o->steps / 10 : 100) : 100;
+    if (o->finetune && !o->init) kiln_usage_error("fine-tuning needs --init BASE.safetensors");
+    if (o->freeze && o->lora)
+        kiln_usage_error("--lora freezes the whole base already; drop --freeze");
+    if (o->finetune && !o->have_lr) o->lr = o->lora ? 1e-3 : 3e-4;
+    if (!o->have_warmup && o->finetune) o->warmup = o->steps ? o->steps / 20 : 20;
+    if (!o->have_warmup && !o->finetune)
+        o->warmup = o->steps ? (o->steps / 10 < 100 ? o->steps / 10 : 100) : 100;
 }
 
 /* The model shape: preset, then the checkpoint's, then explicit options; vocab from hdr. */
@@ -345,6 +459,39 @@ static gpt_config model_config(const options *o, const kckpt *ck, uint32_t vocab
     return c;
 }
 
+/* Freezing, adapters, new classes: which tensors train, and how the model grows. */
+static void setup_finetune(trainer *T, const int *rows, const int mean[2]) {
+    char err[512];
+    if (T->o.lora) {
+        lora_config lc;
+        if (!lora_parse(T->o.lora, &lc, err, sizeof err)) kiln_usage_error("--lora: %s", err);
+        ft_base_hash(T->m, T->base_hash, sizeof T->base_hash); /* before any class is added */
+        T->lora = lora_create(&lc, &T->m->cfg, T->seed);
+        T->lora->training = true;
+    }
+    if (T->o.n_add) {
+        gpt *grown = ft_grow_vocab(T->m, T->o.n_add, rows, mean);
+        gpt_free(T->m);
+        T->m = grown;
+    }
+    gpt *m = T->m;
+    T->frozen = xcalloc((size_t)m->n_tensors, sizeof(bool));
+    if (T->o.freeze && !ft_freeze_parse(m, T->o.freeze, T->frozen, err, sizeof err))
+        kiln_usage_error("%s", err);
+    for (int i = 0; T->lora && i < m->n_tensors; i++) /* LoRA: the base stays as it is, */
+        T->frozen[i] = !(T->o.n_add && !strcmp(m->tensors[i].name, "transformer.wte.weight"));
+    m->frozen = T->frozen; /* (new class rows need wte to train) */
+    m->lora = T->lora;
+    size_t n = 0, all = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        all += m->tensors[i].numel;
+        n += T->frozen[i] ? 0 : m->tensors[i].numel;
+    }
+    if (T->lora) n += T->lora->n_params;
+    kiln_warn("fine-tuning %s: %zu of %zu parameters train%s%s", T->o.init, n, all,
+              T->lora ? " (LoRA adapters)" : "", T->o.freeze ? " (the rest frozen)" : "");
+}
+
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
@@ -357,19 +504,42 @@ int main(int argc, char **argv) {
     T.tokenizer = krec_get(hdr, "tokenizer");
     if (!T.tokenizer) kiln_die(EX_KILN_DATA, "hdr has no tokenizer (run kiln tokenize)");
     ktokenizer tok;
-    char err[256];
+    char err[512];
+    size_t total;
     if (!ktok_from_obj(T.tokenizer, &tok, err, sizeof err)) kiln_die(EX_KILN_DATA, "hdr: %s", err);
     uint32_t vocab = tok.vocab;
-    ktok_free(&tok);
 
-    kckpt *ck = T.o.init ? kckpt_load(T.o.init, true) : NULL;
-    gpt_config cfg = model_config(&T.o, ck, vocab);
+    kckpt *ck = T.o.init ? kckpt_load(T.o.init, !T.o.finetune) : NULL;
+    if (ck && st_meta(ck->file, "adapter")) {
+        kckpt_free(ck);
+        kiln_die(EX_KILN_DATA,
+                 "--init %s: a LoRA adapter, not a model: give its base, or fold it in first "
+                 "(kiln ckpt merge BASE ADAPTER -o MODEL)",
+                 T.o.init);
+    }
+    int rows[MAX_NEW_CLASSES], mean[2];
+    bool tok_ok = ck && ck->tokenizer ? ft_check_tokenizer(ck->tokenizer, &tok, T.o.add, T.o.n_add,
+                                                           rows, mean, err, sizeof err)
+                                      : !T.o.n_add;
+    if (!(ck && ck->tokenizer) && T.o.n_add)
+        snprintf(err, sizeof err, "--add-class needs a checkpoint with a tokenizer");
+    ktok_free(&tok);
+    if (!tok_ok) {
+        kckpt_free(ck); /* (a clean exit for the leak checker) */
+        kiln_die(EX_KILN_DATA, "--init %s: %s", T.o.init, err);
+    }
+    gpt_config cfg = model_config(&T.o, ck, vocab - (uint32_t)T.o.n_add);
     T.seed =
         T.o.have_seed ? T.o.seed : (ck && ck->has_seed ? ck->seed : krec_u64_or(hdr, "seed", 0));
     T.pool = kpool_create(T.o.threads);
     T.m = gpt_create(&cfg, T.pool, T.seed);
-    T.opt = adamw_create(T.m->n_params);
-    if (ck) {
+    if (T.o.finetune) { /* a pretrained base: its weights, a new run */
+        gpt_load_ckpt(T.m, ck, NULL);
+        setup_finetune(&T, rows, mean);
+    }
+    T.ps = ft_params(T.m, T.frozen, T.lora, &T.n_ps, &total);
+    T.opt = adamw_create(total);
+    if (ck && !T.o.finetune) { /* resume: weights, moments, step and data cursor */
         gpt_load_ckpt(T.m, ck, T.opt);
         T.step = ck->step;
         T.cursor = ck->cursor;
@@ -381,6 +551,7 @@ int main(int argc, char **argv) {
 
     kwriter_hdr_begin(T.w, hdr, "metrics", T.seed);
     kwriter_end(T.w);
+    if (T.o.save_start) emit_ckpt(&T);
     T.t_start = T.t_log = kiln_now();
     uint64_t start_step = T.step;
     krec rec;
@@ -396,6 +567,9 @@ int main(int argc, char **argv) {
         if (T.step > start_step && !(T.o.every && T.step % T.o.every == 0)) emit_ckpt(&T);
     }
     adamw_free(T.opt);
+    free(T.ps);
+    free(T.frozen);
+    lora_free(T.lora);
     gpt_free(T.m);
     kpool_free(T.pool);
     free(T.x), free(T.y), free(T.mask);
