@@ -157,6 +157,22 @@ void kmodel_apply_adapter(kmodel *km, const char *path) {
     kadapter_free(&ad);
 }
 
+void kmodel_from_adapter_record(kmodel *km, const krec *r, const char *base, kpool *pool) {
+    if (!base)
+        kiln_die(EX_KILN_DATA,
+                 "ckpt record %llu holds LoRA adapters, not a model: give their base (--base FILE)",
+                 (unsigned long long)r->seq);
+    kmodel_from_file(km, base, pool);
+    kadapter ad;
+    kadapter_from_record(&ad, r);
+    km->m = kadapter_apply(&ad, km->m);
+    km->step = ad.step;
+    if (km->has_tok) ktok_free(&km->tok);
+    km->has_tok = false;
+    tok_from_obj(km, krec_get(r, "tokenizer"), ad.where);
+    kadapter_free(&ad);
+}
+
 void kmodel_free(kmodel *km) {
     gpt_free(km->m);
     if (km->has_tok) ktok_free(&km->tok);

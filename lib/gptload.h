@@ -28,6 +28,9 @@ void kmodel_free(kmodel *km);
 /* Fold a LoRA adapter file (lib/adapter.h) into km's model: its base hash must be km's;
  * the adapter's tokenizer (it may add classes) and step replace km's.  Exits 65/74. */
 void kmodel_apply_adapter(kmodel *km, const char *path);
+/* A ckpt record of LoRA adapters (kadapter_is_record) folded into the base model file;
+ * tokenizer and step from the record.  base NULL: exits 65 asking for it. */
+void kmodel_from_adapter_record(kmodel *km, const krec *r, const char *base, kpool *pool);
 
 /* Whether two tokenizers map tokens the same way (kind, levels/palette, specials, classes,
  * vocabulary); image shape is not compared. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "cli.h"
 #include "generate.h"
 #include "gptload.h"
@@ -21,6 +22,8 @@ static const char HELP[] =
     "                    of the input (the input is not read)\n"
     "  --adapter FILE    with --ckpt: a LoRA adapter checkpoint trained on it (kiln train\n"
     "                    --lora), folded in first (its base hash must match)\n"
+    "  --base FILE       the base model of the LoRA adapter ckpt records in the input\n"
+    "                    (kiln train --lora | kiln eval --base FILE ...)\n"
     "  --split NAME      the `split` of the metrics (default val)\n"
     "  --max-batches N   use the first N batches only (default all)\n"
     "  --samples N       after the metrics, N generated sample records (text from the\n"
@@ -40,7 +43,7 @@ static const char HELP[] =
     "  kiln eval --data val.rec --ckpt runs/a/latest.safetensors --samples 2 | kiln show\n";
 
 typedef struct options {
-    const char *data, *ckpt, *adapter, *split;
+    const char *data, *ckpt, *adapter, *base, *split;
     uint64_t max_batches;
     int threads;
     kgen_request req;
@@ -177,22 +180,15 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         O_TOPP,
         O_SEED,
         O_THREADS,
-        O_ADAPTER
+        O_ADAPTER,
+        O_BASE
     };
-    static const struct option opts[] = {{"data", 1, 0, O_DATA},
-                                         {"ckpt", 1, 0, O_CKPT},
-                                         {"adapter", 1, 0, O_ADAPTER},
-                                         {"split", 1, 0, O_SPLIT},
-                                         {"max-batches", 1, 0, O_MAXB},
-                                         {"samples", 1, 0, O_SAMPLES},
-                                         {"sample-len", 1, 0, O_LEN},
-                                         {"temperature", 1, 0, O_TEMP},
-                                         {"top-k", 1, 0, O_TOPK},
-                                         {"top-p", 1, 0, O_TOPP},
-                                         {"seed", 1, 0, O_SEED},
-                                         {"threads", 1, 0, O_THREADS},
-                                         KILN_CLI_LONGOPTS,
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"data", 1, 0, O_DATA},       {"ckpt", 1, 0, O_CKPT},      {"adapter", 1, 0, O_ADAPTER},
+        {"base", 1, 0, O_BASE},       {"split", 1, 0, O_SPLIT},    {"max-batches", 1, 0, O_MAXB},
+        {"samples", 1, 0, O_SAMPLES}, {"sample-len", 1, 0, O_LEN}, {"temperature", 1, 0, O_TEMP},
+        {"top-k", 1, 0, O_TOPK},      {"top-p", 1, 0, O_TOPP},     {"seed", 1, 0, O_SEED},
+        {"threads", 1, 0, O_THREADS}, KILN_CLI_LONGOPTS,           {0, 0, 0, 0}};
     *o = (options){.split = "val", .req = {.text_len = 200, .cls = -1, .src = "kiln-eval"}};
     o->req.s = ksampler_default();
     int c;
@@ -207,6 +203,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
             break;
         case O_ADAPTER:
             o->adapter = optarg;
+            break;
+        case O_BASE:
+            o->base = optarg;
             break;
         case O_SPLIT:
             o->split = optarg;
@@ -277,7 +276,10 @@ int main(int argc, char **argv) {
         krec rec;
         while (!kwriter_gone(w) && kreader_next(r, &rec)) {
             if (krec_is(&rec, "ckpt")) {
-                kmodel_from_record(&km, &rec, pool);
+                if (kadapter_is_record(&rec))
+                    kmodel_from_adapter_record(&km, &rec, o.base, pool);
+                else
+                    kmodel_from_record(&km, &rec, pool);
                 evaluate(w, &km, &e, &o, pool);
                 kmodel_free(&km);
             }

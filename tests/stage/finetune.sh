@@ -101,6 +101,16 @@ maxdiff() { paste -d' ' "$1" "$2" | awk '{ n = NF / 2; for (i = 1; i <= n; i++) 
 d12=$(maxdiff l1.txt l2.txt) d01=$(maxdiff l0.txt l1.txt)
 expect '[ -s l1.txt ] && awk -v d="$d12" "BEGIN{exit !(d < 1e-5)}"' "merged and base+adapter logits agree (max diff $d12)"
 expect 'awk -v d="$d01" "BEGIN{exit !(d > 1e-3)}"' "the adapter changed the logits (max diff $d01)"
+# kiln eval in the stream: adapter ckpt records folded into --base, the same loss as merged
+"$K" train --in base.rec --init $B --lora r=4,alpha=8,targets=qkv,proj,fc,fcproj --steps 4 \
+    --lr 1e-2 --log-every 4 | "$K" eval --data base.rec --max-batches 2 --base $B | "$K" show > ev.jsonl
+"$K" eval --ckpt merged.safetensors --data base.rec --max-batches 2 < /dev/null | "$K" show > evm.jsonl
+l1=$(jq 'select(.t == "metrics" and .stage == "eval") | .loss' ev.jsonl)
+l2=$(jq 'select(.t == "metrics" and .stage == "eval") | .loss' evm.jsonl)
+expect '[ -n "$l1" ] && awk -v a="$l1" -v b="$l2" "BEGIN{d = a - b; exit !(d < 1e-5 && d > -1e-5)}"' "eval --base on adapter records = eval of the merged file ($l1 vs $l2)"
+"$K" train --in base.rec --init $B --lora r=2 --steps 1 | "$KILN_BIN/kiln-eval" --data base.rec \
+    --out /dev/null 2> nobase.err; rc=$?
+expect '[ $rc = 65 ] && grep -q "holds LoRA adapters, not a model" nobase.err' "adapter records without --base ($(cat nobase.err))"
 # the merged model is a standalone checkpoint: training can start from it
 expect_status 0 "$K" train --in base.rec --init merged.safetensors --finetune --steps 1 --out /dev/null
 
