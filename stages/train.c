@@ -43,6 +43,8 @@ static const char HELP[] =
     "  --lora SPEC       train only low-rank adapters: r=8,alpha=16,targets=qkv,proj,fc,\n"
     "                    fcproj[,dropout=0.05]; ckpt records then carry just the adapters\n"
     "                    and the base's hash (kiln ckpt merge folds them in)\n"
+    "  --train SPEC      with --lora: these tensors train too (--freeze's syntax, e.g.\n"
+    "                    ln_f,blocks:5) and travel in the adapter checkpoint\n"
     "  --add-class NAME[=FROM]  a new class token, its embedding row copied from class\n"
     "                    FROM (default: the mean of the class rows); repeatable; the\n"
     "                    stream must be tokenized with the base's classes plus NAME\n"
@@ -63,7 +65,7 @@ static const char HELP[] =
 #define MAX_NEW_CLASSES 16
 
 typedef struct options {
-    const char *preset, *init, *freeze, *lora;
+    const char *preset, *init, *freeze, *lora, *train;
     ft_new_class add[MAX_NEW_CLASSES];
     int n_add;
     bool finetune, have_lr, save_start;
@@ -329,7 +331,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         O_FREEZE,
         O_LORA,
         O_ADD_CLASS,
-        O_SAVE_START
+        O_SAVE_START,
+        O_TRAIN
     };
     static const struct option opts[] = {{"model", 1, 0, O_MODEL},
                                          {"layers", 1, 0, O_LAYERS},
@@ -350,6 +353,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
                                          {"lora", 1, 0, O_LORA},
                                          {"add-class", 1, 0, O_ADD_CLASS},
                                          {"save-start", 0, 0, O_SAVE_START},
+                                         {"train", 1, 0, O_TRAIN},
                                          KILN_CLI_LONGOPTS,
                                          {0, 0, 0, 0}};
     *o = (options){.accum = 1, .log_every = 10, .lr = 1e-3};
@@ -405,6 +409,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         case O_SAVE_START:
             o->save_start = true;
             break;
+        case O_TRAIN:
+            o->train = optarg;
+            break;
         case O_FREEZE:
             o->freeze = optarg, o->finetune = true;
             break;
@@ -432,6 +439,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
     if (!(o->lr > 0 && o->lr < 10)) kiln_usage_error("--lr must be in (0, 10)");
     if (o->threads < 0 || o->threads > 1024) kiln_usage_error("--threads must be 0..1024");
     if (o->finetune && !o->init) kiln_usage_error("fine-tuning needs --init BASE.safetensors");
+    if (o->train && !o->lora) kiln_usage_error("--train goes with --lora (else use --freeze)");
     if (o->freeze && o->lora)
         kiln_usage_error("--lora freezes the whole base already; drop --freeze");
     if (o->finetune && !o->have_lr) o->lr = o->lora ? 1e-3 : 3e-4;
@@ -480,6 +488,13 @@ static void setup_finetune(trainer *T, const int *rows, const int mean[2]) {
         kiln_usage_error("%s", err);
     for (int i = 0; T->lora && i < m->n_tensors; i++) /* LoRA: the base stays as it is, */
         T->frozen[i] = !(T->o.n_add && !strcmp(m->tensors[i].name, "transformer.wte.weight"));
+    if (T->o.train) { /* --lora --train SPEC: named modules train beside the adapters */
+        bool *named = xcalloc((size_t)m->n_tensors, sizeof(bool));
+        if (!ft_freeze_parse(m, T->o.train, named, err, sizeof err))
+            kiln_usage_error("--train: %s", err + (strncmp(err, "--freeze ", 9) ? 0 : 9));
+        for (int i = 0; i < m->n_tensors; i++) T->frozen[i] &= !named[i];
+        free(named);
+    }
     m->frozen = T->frozen; /* (new class rows need wte to train) */
     m->lora = T->lora;
     size_t n = 0, all = 0;

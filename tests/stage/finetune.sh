@@ -111,6 +111,16 @@ expect '[ -n "$l1" ] && awk -v a="$l1" -v b="$l2" "BEGIN{d = a - b; exit !(d < 1
 "$K" train --in base.rec --init $B --lora r=2 --steps 1 | "$KILN_BIN/kiln-eval" --data base.rec \
     --out /dev/null 2> nobase.err; rc=$?
 expect '[ $rc = 65 ] && grep -q "holds LoRA adapters, not a model" nobase.err' "adapter records without --base ($(cat nobase.err))"
+# --lora --train: named modules train beside the adapters, travel in the adapter file, merge
+"$K" train --in base.rec --init $B --lora r=2 --train ln_f,blocks:1 --steps 2 --lr 1e-2 \
+    | "$K" ckpt --dir lt | "$K" show > /dev/null
+"$K" ckpt inspect lt/latest.safetensors > lt.txt
+expect 'grep -q "^  transformer.ln_f.weight" lt.txt && grep -q "^  transformer.h.1.mlp.c_fc.weight" lt.txt && ! grep -q "^  transformer.h.0" lt.txt' "--train tensors in the adapter file"
+expect_status 0 "$K" ckpt merge $B lt/latest.safetensors -o lt.safetensors
+"$K" ckpt inspect lt.safetensors > ltm.txt
+expect '[ "$(crc lt.txt transformer.ln_f.weight)" = "$(crc ltm.txt transformer.ln_f.weight)" ]' "merge takes the trained ln_f"
+"$KILN_BIN/kiln-train" --in base.rec --init $B --lora r=2 --train blocks:4 --steps 1 --out /dev/null 2> tr.err; rc=$?
+expect '[ $rc = 2 ] && grep -q "train: blocks:4: the model has blocks 0-1" tr.err' "--train a missing layer ($(cat tr.err))"
 # the merged model is a standalone checkpoint: training can start from it
 expect_status 0 "$K" train --in base.rec --init merged.safetensors --finetune --steps 1 --out /dev/null
 
