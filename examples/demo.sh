@@ -8,7 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-PATH="$root/bin:$PATH"
+PATH="${KILN_BIN:-$root/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 steps=${DEMO_STEPS:-3000}
 out=${DEMO_OUT:-runs/demo}
 [ -x bin/kiln-train ] || make -s all
@@ -27,9 +27,12 @@ pipelines/pretrain.sh --text examples/data/moby-dick.txt --out "$out" --steps "$
 best=$out/ckpt/best.safetensors
 [ -e "$best" ] || best=$out/ckpt/latest.safetensors
 echo >&2
-echo "demo: a sample from $best (temperature 0.8, top-k 40):" >&2
-echo >&2
-kiln sample --ckpt "$best" --prompt "Call me Ishmael. " -n 400 --temperature 0.8 --top-k 40 --seed 1
+echo "demo: three samples from $best (temperature 0.8, top-k 40; the model learned" \
+    "documents of --ctx bytes, so each ends after about that many):" >&2
+for seed in 1 2 3; do
+    echo >&2
+    kiln sample --ckpt "$best" --prompt "Call me Ishmael. " -n 400 --temperature 0.8 --top-k 40 --seed $seed
+done
 cat >&2 << MSG
 
 demo: everything is in $out/

@@ -20,6 +20,7 @@ static const char HELP[] =
     "  -n N              text: tokens to generate (default 200; stops early at EOS);\n"
     "                    images: images to draw (default 16; per class without --class)\n"
     "  --count N         text: samples (default 1; more than 1 needs --records)\n"
+    "  --ignore-eos      text: never end at EOS, always give -n tokens\n"
     "  --temperature X   0 = always the most likely token (default 1)\n"
     "  --top-k K         draw among the K most likely tokens (default 0: all)\n"
     "  --top-p P         draw among the most likely tokens whose probability sums to P\n"
@@ -40,7 +41,7 @@ static const char HELP[] =
 typedef struct options {
     const char *ckpt, *adapter, *prompt, *cls, *png, *tokens;
     int n, count, scale, threads;
-    bool have_n, records, logits;
+    bool have_n, records, logits, ignore_eos;
     ksampler s;
     uint64_t seed;
 } options;
@@ -61,10 +62,12 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         O_LOGITS,
         O_TOKENS,
         O_THREADS,
-        O_ADAPTER
+        O_ADAPTER,
+        O_IGNORE_EOS
     };
     static const struct option opts[] = {{"ckpt", 1, 0, O_CKPT},
                                          {"adapter", 1, 0, O_ADAPTER},
+                                         {"ignore-eos", 0, 0, O_IGNORE_EOS},
                                          {"prompt", 1, 0, O_PROMPT},
                                          {"count", 1, 0, O_COUNT},
                                          {"temperature", 1, 0, O_TEMP},
@@ -87,6 +90,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         switch (c) {
         case O_CKPT:
             o->ckpt = optarg;
+            break;
+        case O_IGNORE_EOS:
+            o->ignore_eos = true;
             break;
         case O_ADAPTER:
             o->adapter = optarg;
@@ -207,6 +213,7 @@ static void stream_text(const kmodel *km, const options *o, kpool *pool) {
     int32_t *out = xmalloc(xmul((size_t)n + 1, sizeof(int32_t)));
     int len;
     uint8_t *allowed = kgen_allowed(&km->tok);
+    if (o->ignore_eos) allowed[km->tok.eos] = 0; /* go on past the end of a document */
     if (o->prompt) fputs(o->prompt, stdout);
     streamer st = {&km->tok};
     kgen *g = kgen_create(km->m, 1, pool);
