@@ -76,49 +76,12 @@ void kmodel_from_record(kmodel *km, const krec *r, kpool *pool) {
     tok_from_obj(km, krec_get(r, "tokenizer"), where);
 }
 
-/* A JSON value as MessagePack (the tokenizer's metadata form to its record form). */
-static void pack_json(msgpack_packer *pk, const jval *v) {
-    switch (v->type) {
-    case JSON_NULL:
-        msgpack_pack_nil(pk);
-        break;
-    case JSON_BOOL:
-        v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        break;
-    case JSON_INT:
-        msgpack_pack_int64(pk, v->i);
-        break;
-    case JSON_UINT:
-        msgpack_pack_uint64(pk, v->u);
-        break;
-    case JSON_REAL:
-        msgpack_pack_double(pk, v->d);
-        break;
-    case JSON_STR:
-        msgpack_pack_str(pk, v->len);
-        msgpack_pack_str_body(pk, v->s, v->len);
-        break;
-    case JSON_ARR:
-        msgpack_pack_array(pk, v->n);
-        for (size_t i = 0; i < v->n; i++) pack_json(pk, &v->items[i]);
-        break;
-    case JSON_OBJ:
-        msgpack_pack_map(pk, v->n);
-        for (size_t i = 0; i < v->n; i++) {
-            msgpack_pack_str(pk, v->keylens[i]);
-            msgpack_pack_str_body(pk, v->keys[i], v->keylens[i]);
-            pack_json(pk, &v->items[i]);
-        }
-        break;
-    }
-}
-
 static void tok_from_json(kmodel *km, const jval *j, const char *where) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_json(&pk, j);
+    json_pack(&pk, j); /* the tokenizer's metadata form to its record form */
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     if (msgpack_unpack_next(&up, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS)

@@ -565,6 +565,7 @@ int main(int argc, char **argv) {
                          (unsigned long long)T.step, (unsigned long long)T.o.steps);
 
     kwriter_hdr_begin(T.w, hdr, "metrics", T.seed);
+    if (T.o.steps) kw_u64(T.w, "steps", T.o.steps); /* kiln show --progress reads it */
     kwriter_end(T.w);
     if (T.o.save_start) emit_ckpt(&T);
     T.t_start = T.t_log = kiln_now();
