@@ -1,6 +1,7 @@
 /* gptckpt — checkpoint file -> model (and optimizer) state. */
 #include "gptckpt.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "util.h"
@@ -20,13 +21,22 @@ void gpt_config_from_ckpt(const kckpt *ck, gpt_config *cfg) {
         cfg->head = strcmp(head->s, "scalar") ? GPT_HEAD_LM : GPT_HEAD_SCALAR;
 }
 
-/* A tensor of numel F32 values from ck into dst; false when ck lacks it. */
-static bool copy_tensor(const kckpt *ck, const ktensor *kt, const char *name, size_t numel,
-                        float *dst) {
-    uint64_t n;
+/* Tensor t's values from ck into dst, its shape checked (a transposed [in,out] tensor has
+ * the right count but the wrong meaning); false when ck lacks it. */
+static bool copy_tensor(const kckpt *ck, const ktensor *kt, const gpt_tensor *t, float *dst) {
     if (!kt) return false;
-    if (kt->dtype != KT_F32 || !ktensor_numel(kt, &n) || n != numel)
-        kiln_die(EX_KILN_DATA, "%s: %s is not F32 with %zu values", ck->path, name, numel);
+    bool same = kt->dtype == KT_F32 && kt->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = kt->shape[d] == t->shape[d];
+    if (!same) {
+        char want[64];
+        if (t->ndim == 2)
+            snprintf(want, sizeof want, "[%llu, %llu]", (unsigned long long)t->shape[0],
+                     (unsigned long long)t->shape[1]);
+        else
+            snprintf(want, sizeof want, "[%llu]", (unsigned long long)t->shape[0]);
+        kiln_die(EX_KILN_DATA, "%s: %s is not F32 of shape %s as the model needs", ck->path,
+                 t->name, want);
+    }
     ktensor_copy(kt, dst);
     return true;
 }
@@ -34,12 +44,12 @@ static bool copy_tensor(const kckpt *ck, const ktensor *kt, const char *name, si
 void gpt_load_ckpt(gpt *m, const kckpt *ck, adamw *opt) {
     for (int i = 0; i < m->n_tensors; i++) {
         const gpt_tensor *t = &m->tensors[i];
-        if (!copy_tensor(ck, kckpt_tensor(ck, t->name), t->name, t->numel, m->params + t->offset) &&
+        if (!copy_tensor(ck, kckpt_tensor(ck, t->name), t, m->params + t->offset) &&
             strcmp(t->name, "score.weight"))
             kiln_die(EX_KILN_DATA, "%s: no tensor %s", ck->path, t->name);
         if (opt && ck->optim) {
-            copy_tensor(ck, kckpt_m(ck, t->name), t->name, t->numel, opt->m + t->offset);
-            copy_tensor(ck, kckpt_v(ck, t->name), t->name, t->numel, opt->v + t->offset);
+            copy_tensor(ck, kckpt_m(ck, t->name), t, opt->m + t->offset);
+            copy_tensor(ck, kckpt_v(ck, t->name), t, opt->v + t->offset);
         }
     }
     if (opt && ck->optim) opt->step = ck->optim_step;
