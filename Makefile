@@ -85,7 +85,7 @@ bench: all
 	@bench/run.sh
 
 format:
-	@clang-format -i lib/*.c lib/*.h stages/*.c tests/unit/*.c tests/unit/*.h
+	@clang-format -i lib/*.c lib/*.h stages/*.c tests/unit/*.c tests/unit/*.h bench/*.c
 
 PREFIX ?= /usr/local
 install: all

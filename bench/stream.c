@@ -86,6 +86,8 @@ int main(int argc, char **argv) {
         return raw_gen(opt_u64("N", argv[2]), opt_u64("BYTES", argv[3]),
                        argc > 4 && !strcmp(argv[4], "wide"));
     if (argc == 3 && !strcmp(argv[1], "raw-sink")) return raw_sink(opt_u64("BYTES", argv[2]));
-    fprintf(stderr, "usage: bench-stream gen N BYTES [URL] | sink [URL] | raw-gen N BYTES | raw-sink BYTES\n");
+    fprintf(
+        stderr,
+        "usage: bench-stream gen N BYTES [URL] | sink [URL] | raw-gen N BYTES | raw-sink BYTES\n");
     return EX_KILN_USAGE;
 }

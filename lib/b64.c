@@ -45,7 +45,8 @@ bool b64_decode(const char *s, size_t n, unsigned char **out, size_t *outn) {
         for (int j = 0; j < 4 - pad; j++)
             if ((d[j] = digit(s[i + j])) < 0) goto bad;
         for (int j = 4 - pad; j < 4; j++) d[j] = 0;
-        uint32_t v = (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 | (uint32_t)d[3];
+        uint32_t v =
+            (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 | (uint32_t)d[3];
         buf[k++] = (unsigned char)(v >> 16);
         if (pad < 2) buf[k++] = (unsigned char)(v >> 8);
         if (pad < 1) buf[k++] = (unsigned char)v;

@@ -24,14 +24,29 @@ static int peers_arg(const char *opt, const char *arg) {
 
 bool kiln_cli_option(kiln_cli *c, int opt, const char *arg) {
     switch (opt) {
-    case KILN_OPT_IN: c->in = arg; return true;
-    case KILN_OPT_OUT: c->out = arg; return true;
-    case KILN_OPT_FAN_IN: c->fan_in = peers_arg("--fan-in", arg); return true;
-    case KILN_OPT_FAN_OUT: c->fan_out = peers_arg("--fan-out", arg); return true;
-    case 'h': fputs(c->help, stdout); exit(EX_KILN_OK);
-    case KILN_OPT_VERSION: kiln_print_version(); exit(EX_KILN_OK);
-    case '?': fprintf(stderr, "Try '%s --help'.\n", kiln_prog()); exit(EX_KILN_USAGE);
-    default: return false;
+    case KILN_OPT_IN:
+        c->in = arg;
+        return true;
+    case KILN_OPT_OUT:
+        c->out = arg;
+        return true;
+    case KILN_OPT_FAN_IN:
+        c->fan_in = peers_arg("--fan-in", arg);
+        return true;
+    case KILN_OPT_FAN_OUT:
+        c->fan_out = peers_arg("--fan-out", arg);
+        return true;
+    case 'h':
+        fputs(c->help, stdout);
+        exit(EX_KILN_OK);
+    case KILN_OPT_VERSION:
+        kiln_print_version();
+        exit(EX_KILN_OK);
+    case '?':
+        fprintf(stderr, "Try '%s --help'.\n", kiln_prog());
+        exit(EX_KILN_USAGE);
+    default:
+        return false;
     }
 }
 

@@ -12,19 +12,20 @@
 
 enum { KILN_OPT_IN = 1000, KILN_OPT_OUT, KILN_OPT_FAN_IN, KILN_OPT_FAN_OUT, KILN_OPT_VERSION };
 
-#define KILN_CLI_LONGOPTS                                                                   \
-    {"in", required_argument, 0, KILN_OPT_IN}, {"out", required_argument, 0, KILN_OPT_OUT}, \
-        {"fan-in", required_argument, 0, KILN_OPT_FAN_IN},                                  \
-        {"fan-out", required_argument, 0, KILN_OPT_FAN_OUT}, {"help", no_argument, 0, 'h'}, \
-        {"version", no_argument, 0, KILN_OPT_VERSION}
+#define KILN_CLI_LONGOPTS                                                                          \
+    {"in", required_argument, 0, KILN_OPT_IN}, {"out", required_argument, 0, KILN_OPT_OUT},        \
+        {"fan-in", required_argument, 0, KILN_OPT_FAN_IN},                                         \
+        {"fan-out", required_argument, 0, KILN_OPT_FAN_OUT}, {"help", no_argument, 0, 'h'}, {      \
+        "version", no_argument, 0, KILN_OPT_VERSION                                                \
+    }
 
 /* Text for a stage's --help describing the shared options. */
-#define KILN_CLI_HELP                                                                       \
-    "  --in URL        read records from URL (default stdin): a file, or ZeroMQ\n"          \
-    "                  tcp://HOST:PORT, ipc://PATH ('@' binds, '>' connects; default connect)\n" \
-    "  --out URL       write records to URL (default stdout; ZeroMQ default bind)\n"        \
-    "  --fan-in N      a bound --in collects from N senders (default 1)\n"                  \
-    "  --fan-out N     a bound --out feeds N receivers (default 1)\n"                       \
+#define KILN_CLI_HELP                                                                              \
+    "  --in URL        read records from URL (default stdin): a file, or ZeroMQ\n"                 \
+    "                  tcp://HOST:PORT, ipc://PATH ('@' binds, '>' connects; default connect)\n"   \
+    "  --out URL       write records to URL (default stdout; ZeroMQ default bind)\n"               \
+    "  --fan-in N      a bound --in collects from N senders (default 1)\n"                         \
+    "  --fan-out N     a bound --out feeds N receivers (default 1)\n"                              \
     "  -h, --help      this help;  --version  the version\n"
 
 typedef struct {

@@ -606,11 +606,21 @@ void json_put_real(FILE *f, double d) {
 
 void json_pack(msgpack_packer *pk, const jval *v) {
     switch (v->type) {
-    case JSON_NULL: msgpack_pack_nil(pk); break;
-    case JSON_BOOL: v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
-    case JSON_INT: msgpack_pack_int64(pk, v->i); break;
-    case JSON_UINT: msgpack_pack_uint64(pk, v->u); break;
-    case JSON_REAL: msgpack_pack_double(pk, v->d); break;
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        break;
+    case JSON_BOOL:
+        v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        break;
+    case JSON_INT:
+        msgpack_pack_int64(pk, v->i);
+        break;
+    case JSON_UINT:
+        msgpack_pack_uint64(pk, v->u);
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, v->d);
+        break;
     case JSON_STR:
         msgpack_pack_str(pk, v->len);
         msgpack_pack_str_body(pk, v->s, v->len);

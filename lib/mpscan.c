@@ -59,8 +59,7 @@ static mpscan_result scan_container(scanner *s, int depth, int hdrlen, uint64_t 
     if (depth > s->lim->max_depth) return bad(s, "nesting deeper than the limit");
     if (count > s->lim->max_entries) {
         snprintf(s->why, s->whysz, "%s of %llu entries, over the limit of %u",
-                 per_entry == 2 ? "map" : "array", (unsigned long long)count,
-                 s->lim->max_entries);
+                 per_entry == 2 ? "map" : "array", (unsigned long long)count, s->lim->max_entries);
         s->need = s->pos;
         return MPSCAN_BAD;
     }
@@ -93,29 +92,75 @@ static mpscan_result scan_value(scanner *s, int depth) {
     if (b >= 0x80 && b <= 0x8f) return scan_container(s, depth + 1, 1, b & 0x0f, 2);
     if (b >= 0x90 && b <= 0x9f) return scan_container(s, depth + 1, 1, b & 0x0f, 1);
     switch (b) {
-    case 0xcc: case 0xd0: r = want(s, 2); if (!r) s->pos += 2; return r;
-    case 0xcd: case 0xd1: r = want(s, 3); if (!r) s->pos += 3; return r;
-    case 0xca: case 0xce: case 0xd2: r = want(s, 5); if (!r) s->pos += 5; return r;
-    case 0xcb: case 0xcf: case 0xd3: r = want(s, 9); if (!r) s->pos += 9; return r;
-    case 0xd4: r = want(s, 3); if (!r) s->pos += 3; return r;   /* fixext 1 */
-    case 0xd5: r = want(s, 4); if (!r) s->pos += 4; return r;   /* fixext 2 */
-    case 0xd6: r = want(s, 6); if (!r) s->pos += 6; return r;   /* fixext 4 */
-    case 0xd7: r = want(s, 10); if (!r) s->pos += 10; return r; /* fixext 8 */
-    case 0xd8: r = want(s, 18); if (!r) s->pos += 18; return r; /* fixext 16 */
-    case 0xd9: case 0xc4: return skip_sized(s, 1, 0);           /* str8, bin8 */
-    case 0xda: case 0xc5: return skip_sized(s, 2, 0);           /* str16, bin16 */
-    case 0xdb: case 0xc6: return skip_sized(s, 4, 0);           /* str32, bin32 */
-    case 0xc7: return skip_sized(s, 1, 1);                      /* ext8: +type byte */
-    case 0xc8: return skip_sized(s, 2, 1);
-    case 0xc9: return skip_sized(s, 4, 1);
-    case 0xdc: case 0xde: case 0xdd: case 0xdf: {
+    case 0xcc:
+    case 0xd0:
+        r = want(s, 2);
+        if (!r) s->pos += 2;
+        return r;
+    case 0xcd:
+    case 0xd1:
+        r = want(s, 3);
+        if (!r) s->pos += 3;
+        return r;
+    case 0xca:
+    case 0xce:
+    case 0xd2:
+        r = want(s, 5);
+        if (!r) s->pos += 5;
+        return r;
+    case 0xcb:
+    case 0xcf:
+    case 0xd3:
+        r = want(s, 9);
+        if (!r) s->pos += 9;
+        return r;
+    case 0xd4:
+        r = want(s, 3);
+        if (!r) s->pos += 3;
+        return r; /* fixext 1 */
+    case 0xd5:
+        r = want(s, 4);
+        if (!r) s->pos += 4;
+        return r; /* fixext 2 */
+    case 0xd6:
+        r = want(s, 6);
+        if (!r) s->pos += 6;
+        return r; /* fixext 4 */
+    case 0xd7:
+        r = want(s, 10);
+        if (!r) s->pos += 10;
+        return r; /* fixext 8 */
+    case 0xd8:
+        r = want(s, 18);
+        if (!r) s->pos += 18;
+        return r; /* fixext 16 */
+    case 0xd9:
+    case 0xc4:
+        return skip_sized(s, 1, 0); /* str8, bin8 */
+    case 0xda:
+    case 0xc5:
+        return skip_sized(s, 2, 0); /* str16, bin16 */
+    case 0xdb:
+    case 0xc6:
+        return skip_sized(s, 4, 0); /* str32, bin32 */
+    case 0xc7:
+        return skip_sized(s, 1, 1); /* ext8: +type byte */
+    case 0xc8:
+        return skip_sized(s, 2, 1);
+    case 0xc9:
+        return skip_sized(s, 4, 1);
+    case 0xdc:
+    case 0xde:
+    case 0xdd:
+    case 0xdf: {
         int lb = (b == 0xdc || b == 0xde) ? 2 : 4;
         r = want(s, 1 + (uint64_t)lb);
         if (r != MPSCAN_OK) return r;
         uint64_t n = be(s->p + s->pos + 1, lb);
         return scan_container(s, depth + 1, 1 + lb, n, (b == 0xde || b == 0xdf) ? 2 : 1);
     }
-    default: return bad(s, "invalid MessagePack type byte 0xc1");
+    default:
+        return bad(s, "invalid MessagePack type byte 0xc1");
     }
 }
 

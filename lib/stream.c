@@ -69,10 +69,12 @@ bool krec_u64(const krec *r, const char *key, uint64_t *v) {
 bool krec_i64(const krec *r, const char *key, int64_t *v) {
     const msgpack_object *o = krec_get(r, key);
     if (!o) return false;
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = o->via.i64;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *v = o->via.i64;
     else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
         *v = (int64_t)o->via.u64;
-    else return false;
+    else
+        return false;
     return true;
 }
 
@@ -80,10 +82,18 @@ bool krec_f64(const krec *r, const char *key, double *v) {
     const msgpack_object *o = krec_get(r, key);
     if (!o) return false;
     switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32: case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return true;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return true;
-    default: return false;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *v = o->via.f64;
+        return true;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *v = (double)o->via.u64;
+        return true;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *v = (double)o->via.i64;
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -103,14 +113,16 @@ static bool tensor_from_obj(const msgpack_object *o, ktensor *out, const char **
     for (int i = 0; i < out->ndim; i++) {
         const msgpack_object *d = &sh->via.array.ptr[i];
         if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return *why = "negative tensor dimension", false;
+            if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                return *why = "negative tensor dimension", false;
             return *why = "tensor shape holds a non-integer", false;
         }
         out->shape[i] = d->via.u64;
     }
     uint64_t want;
     if (!ktensor_expected_bytes(out, &want)) return *why = "tensor size overflows", false;
-    if (want != da->via.bin.size) return *why = "tensor data length does not match its shape", false;
+    if (want != da->via.bin.size)
+        return *why = "tensor data length does not match its shape", false;
     out->data = da->via.bin.ptr;
     out->nbytes = da->via.bin.size;
     return true;
@@ -247,8 +259,8 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
         if (res == MPSCAN_OK && len == *n) return true;
         if (res == MPSCAN_OK) snprintf(why, sizeof why, "message holds bytes after its record");
         if (res == MPSCAN_MORE) snprintf(why, sizeof why, "message ends inside its record");
-        kiln_die(EX_KILN_DATA, "%s: bad record %llu: %s", r->name,
-                 (unsigned long long)r->nrecords, why);
+        kiln_die(EX_KILN_DATA, "%s: bad record %llu: %s", r->name, (unsigned long long)r->nrecords,
+                 why);
     }
     size_t need = 1;
     bool known = false; /* need is the size of the whole record, from its headers */
@@ -263,8 +275,8 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
             }
             if (res == MPSCAN_BAD)
                 kiln_die(EX_KILN_DATA, "%s: bad record %llu at byte offset %llu: %s", r->name,
-                         (unsigned long long)r->nrecords,
-                         (unsigned long long)(r->offset + len), why);
+                         (unsigned long long)r->nrecords, (unsigned long long)(r->offset + len),
+                         why);
             known = len > avail;
             need = known ? len : avail + 1;
         }
@@ -289,8 +301,10 @@ static void decode(kreader *r, msgpack_unpacked *unp, const uint8_t *p, size_t n
     size_t off = 0;
     msgpack_unpack_return ret = msgpack_unpack_next(unp, (const char *)p, n, &off);
     const char *why = NULL;
-    if (ret != MSGPACK_UNPACK_SUCCESS || off != n) why = "MessagePack does not parse";
-    else if (unp->data.type != MSGPACK_OBJECT_MAP) why = "record is not a map";
+    if (ret != MSGPACK_UNPACK_SUCCESS || off != n)
+        why = "MessagePack does not parse";
+    else if (unp->data.type != MSGPACK_OBJECT_MAP)
+        why = "record is not a map";
     memset(rec, 0, sizeof *rec);
     rec->map = &unp->data;
     rec->raw = p;
@@ -402,8 +416,10 @@ const char *kreader_status(const kreader *r) {
 
 void kreader_close(kreader *r) {
     if (!r) return;
-    if (r->zin) kzin_close(r->zin, !r->ended);
-    else if (r->fd > 0) close(r->fd);
+    if (r->zin)
+        kzin_close(r->zin, !r->ended);
+    else if (r->fd > 0)
+        close(r->fd);
     for (kreader **pp = &all_readers; *pp; pp = &(*pp)->next_reader)
         if (*pp == r) {
             *pp = r->next_reader;
@@ -423,8 +439,8 @@ void kreader_close(kreader *r) {
  * by reference as separate segments, so writing a tensor costs no copy. */
 typedef struct {
     bool external;
-    size_t off, len;   /* in body, when !external */
-    const void *ptr;   /* when external */
+    size_t off, len; /* in body, when !external */
+    const void *ptr; /* when external */
 } segment;
 
 #define SMALL_RECORD (64u << 10) /* records below this are gathered into `out` */
@@ -615,14 +631,18 @@ void kw_f64(kwriter *w, const char *key, double v) {
 
 void kw_bool(kwriter *w, const char *key, bool v) {
     kw_key(w, key);
-    if (v) msgpack_pack_true(&w->pk);
-    else msgpack_pack_false(&w->pk);
+    if (v)
+        msgpack_pack_true(&w->pk);
+    else
+        msgpack_pack_false(&w->pk);
 }
 
 static void pack_bin_ref(kwriter *w, const void *p, size_t n) {
     msgpack_pack_bin(&w->pk, n);
-    if (n >= EXTERNAL_MIN) add_external(w, p, n);
-    else msgpack_pack_bin_body(&w->pk, p, n);
+    if (n >= EXTERNAL_MIN)
+        add_external(w, p, n);
+    else
+        msgpack_pack_bin_body(&w->pk, p, n);
 }
 
 void kw_tensor_value(kwriter *w, const ktensor *t) {
@@ -652,7 +672,9 @@ void kw_tensor(kwriter *w, const char *key, const ktensor *t) {
 /* msgpack_pack_object, except that large bin payloads are referenced, not copied. */
 static void pack_obj(kwriter *w, const msgpack_object *o) {
     switch (o->type) {
-    case MSGPACK_OBJECT_BIN: pack_bin_ref(w, o->via.bin.ptr, o->via.bin.size); break;
+    case MSGPACK_OBJECT_BIN:
+        pack_bin_ref(w, o->via.bin.ptr, o->via.bin.size);
+        break;
     case MSGPACK_OBJECT_ARRAY:
         msgpack_pack_array(&w->pk, o->via.array.size);
         for (uint32_t i = 0; i < o->via.array.size; i++) pack_obj(w, &o->via.array.ptr[i]);
@@ -664,7 +686,8 @@ static void pack_obj(kwriter *w, const msgpack_object *o) {
             pack_obj(w, &o->via.map.ptr[i].val);
         }
         break;
-    default: msgpack_pack_object(&w->pk, *o);
+    default:
+        msgpack_pack_object(&w->pk, *o);
     }
 }
 
@@ -741,17 +764,24 @@ static void flush_writers_at_exit(void) {
 static size_t pack_head(uint8_t *head, uint32_t nfields, const char *type, uint64_t seq) {
     size_t n = 0, tl = strlen(type);
     uint32_t m = nfields + 2;
-    if (m < 16) head[n++] = (uint8_t)(0x80 | m);
-    else if (m < 65536) { head[n++] = 0xde; head[n++] = (uint8_t)(m >> 8); head[n++] = (uint8_t)m; }
-    else {
+    if (m < 16)
+        head[n++] = (uint8_t)(0x80 | m);
+    else if (m < 65536) {
+        head[n++] = 0xde;
+        head[n++] = (uint8_t)(m >> 8);
+        head[n++] = (uint8_t)m;
+    } else {
         head[n++] = 0xdf;
         for (int i = 3; i >= 0; i--) head[n++] = (uint8_t)(m >> (8 * i));
     }
-    head[n++] = 0xa1; head[n++] = 't';
+    head[n++] = 0xa1;
+    head[n++] = 't';
     head[n++] = (uint8_t)(0xa0 | tl); /* type names are < 32 bytes */
     memcpy(head + n, type, tl);
     n += tl;
-    head[n++] = 0xa3; memcpy(head + n, "seq", 3); n += 3;
+    head[n++] = 0xa3;
+    memcpy(head + n, "seq", 3);
+    n += 3;
     head[n++] = 0xcf;
     for (int i = 7; i >= 0; i--) head[n++] = (uint8_t)(seq >> (8 * i));
     return n;

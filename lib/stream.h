@@ -23,10 +23,10 @@
 /* ---- records ---------------------------------------------------------------------------- */
 
 typedef struct krec {
-    char t[32];               /* record type, NUL-terminated ("sample", "batch", ...) */
-    uint64_t seq;             /* as read */
+    char t[32];                /* record type, NUL-terminated ("sample", "batch", ...) */
+    uint64_t seq;              /* as read */
     const msgpack_object *map; /* the whole record */
-    const uint8_t *raw;       /* the record's bytes as they arrived */
+    const uint8_t *raw;        /* the record's bytes as they arrived */
     size_t raw_len;
     uint64_t index;  /* 0-based position in this input (hdr is record 0): for messages */
     uint64_t offset; /* byte offset in this input where the record starts */
@@ -81,7 +81,8 @@ typedef struct kwriter kwriter;
 kwriter *kwriter_open(const char *url, int peers);
 
 /* The hdr record: format version, this stage, schema, seed, and the upstream chain copied
- * from `upstream` (may be NULL).  schema NULL keeps the upstream's.  Extra fields may follow with kw_* before kwriter_end. */
+ * from `upstream` (may be NULL).  schema NULL keeps the upstream's.  Extra fields may follow with
+ * kw_* before kwriter_end. */
 void kwriter_hdr_begin(kwriter *w, const krec *upstream, const char *schema, uint64_t seed);
 
 /* Build one record: begin, fields, end.  Tensor data is referenced, not copied, until
@@ -126,9 +127,9 @@ _Noreturn void kiln_finish(kreader *r, kwriter *w);
 
 /* Limits applied to every record read (env KILN_MAX_RECORD overrides the size). */
 #define KILN_MAX_RECORD_DEFAULT (256u << 20)
-#define KILN_MAX_CONTAINER 1024
-#define KILN_MAX_DEPTH 8
-#define KILN_MAX_OBJECTS (1u << 20) /* values in one record: bounds msgpack-c's zone */
+#define KILN_MAX_CONTAINER      1024
+#define KILN_MAX_DEPTH          8
+#define KILN_MAX_OBJECTS        (1u << 20) /* values in one record: bounds msgpack-c's zone */
 size_t kiln_max_record_bytes(void);
 
 #endif

@@ -8,9 +8,9 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[] = {
-    {KT_F64, "F64", 8}, {KT_F32, "F32", 4}, {KT_F16, "F16", 2}, {KT_BF16, "BF16", 2},
-    {KT_I64, "I64", 8}, {KT_I32, "I32", 4}, {KT_I16, "I16", 2}, {KT_I8, "I8", 1},
-    {KT_U64, "U64", 8}, {KT_U32, "U32", 4}, {KT_U16, "U16", 2}, {KT_U8, "U8", 1},
+    {KT_F64, "F64", 8},   {KT_F32, "F32", 4}, {KT_F16, "F16", 2}, {KT_BF16, "BF16", 2},
+    {KT_I64, "I64", 8},   {KT_I32, "I32", 4}, {KT_I16, "I16", 2}, {KT_I8, "I8", 1},
+    {KT_U64, "U64", 8},   {KT_U32, "U32", 4}, {KT_U16, "U16", 2}, {KT_U8, "U8", 1},
     {KT_BOOL, "BOOL", 1},
 };
 
@@ -71,7 +71,10 @@ float kf16_to_f32(uint16_t h) {
             bits = sign;
         } else { /* subnormal: normalise */
             exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
             bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
         }
     } else if (exp == 31) {
@@ -124,23 +127,45 @@ uint16_t kf32_to_bf16(float f) {
 double ktensor_get(const ktensor *t, uint64_t i) {
     const uint8_t *p = (const uint8_t *)t->data + i * kdtype_size(t->dtype);
     union {
-        double f64; float f32; int64_t i64; int32_t i32; int16_t i16; int8_t i8;
-        uint64_t u64; uint32_t u32; uint16_t u16; uint8_t u8;
+        double f64;
+        float f32;
+        int64_t i64;
+        int32_t i32;
+        int16_t i16;
+        int8_t i8;
+        uint64_t u64;
+        uint32_t u32;
+        uint16_t u16;
+        uint8_t u8;
     } v;
     memcpy(&v, p, kdtype_size(t->dtype));
     switch (t->dtype) {
-    case KT_F64: return v.f64;
-    case KT_F32: return v.f32;
-    case KT_F16: return kf16_to_f32(v.u16);
-    case KT_BF16: return kbf16_to_f32(v.u16);
-    case KT_I64: return (double)v.i64;
-    case KT_I32: return v.i32;
-    case KT_I16: return v.i16;
-    case KT_I8: return v.i8;
-    case KT_U64: return (double)v.u64;
-    case KT_U32: return v.u32;
-    case KT_U16: return v.u16;
-    case KT_U8: case KT_BOOL: return v.u8;
-    default: return 0;
+    case KT_F64:
+        return v.f64;
+    case KT_F32:
+        return v.f32;
+    case KT_F16:
+        return kf16_to_f32(v.u16);
+    case KT_BF16:
+        return kbf16_to_f32(v.u16);
+    case KT_I64:
+        return (double)v.i64;
+    case KT_I32:
+        return v.i32;
+    case KT_I16:
+        return v.i16;
+    case KT_I8:
+        return v.i8;
+    case KT_U64:
+        return (double)v.u64;
+    case KT_U32:
+        return v.u32;
+    case KT_U16:
+        return v.u16;
+    case KT_U8:
+    case KT_BOOL:
+        return v.u8;
+    default:
+        return 0;
     }
 }

@@ -12,9 +12,18 @@
 
 typedef enum {
     KT_INVALID = 0,
-    KT_F64, KT_F32, KT_F16, KT_BF16,
-    KT_I64, KT_I32, KT_I16, KT_I8,
-    KT_U64, KT_U32, KT_U16, KT_U8,
+    KT_F64,
+    KT_F32,
+    KT_F16,
+    KT_BF16,
+    KT_I64,
+    KT_I32,
+    KT_I16,
+    KT_I8,
+    KT_U64,
+    KT_U32,
+    KT_U16,
+    KT_U8,
     KT_BOOL,
 } kdtype;
 

@@ -20,9 +20,9 @@
 #include "stream.h"
 #include "util.h"
 
-#define WINDOW 8          /* credit a receiver grants: records in flight per peer */
-#define MAX_PEERS 256
-#define ACK_WAIT_MS 5000  /* after a stop signal, how long to wait for acknowledgements */
+#define WINDOW      8 /* credit a receiver grants: records in flight per peer */
+#define MAX_PEERS   256
+#define ACK_WAIT_MS 5000 /* after a stop signal, how long to wait for acknowledgements */
 
 static void *zctx;
 static int open_sockets;
@@ -32,7 +32,8 @@ static int open_sockets;
 static void close_socket(void *s) {
     zmq_close(s);
     if (--open_sockets == 0) {
-        while (zmq_ctx_term(zctx) != 0 && errno == EINTR) {}
+        while (zmq_ctx_term(zctx) != 0 && errno == EINTR) {
+        }
         zctx = NULL;
     }
 }
@@ -301,7 +302,8 @@ static void check_senders(void *end, recv_result rr) {
     kzin *z = end;
     for (int i = 0; i < z->l.npeers; i++)
         if (!z->l.peers[i].ended && link_peer_gone(&z->l, &z->l.peers[i], rr))
-            kiln_die(EX_KILN_IO, "%s: a sender disconnected without end-of-stream (did it crash, or "
+            kiln_die(EX_KILN_IO,
+                     "%s: a sender disconnected without end-of-stream (did it crash, or "
                      "send a record over the size limit?)",
                      z->l.url);
 }
@@ -412,8 +414,10 @@ static bool pump(kzout *z, int timeout_ms, bool interruptible) {
     size_t n = zmq_msg_size(&z->l.msg);
     if (n == 5 && p[0] == 'C')
         pe->credit += (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
-    else if (n == 1 && p[0] == 'A') pe->acked = true;
-    else if (n == 1 && p[0] == 'B') pe->gone = true;
+    else if (n == 1 && p[0] == 'A')
+        pe->acked = true;
+    else if (n == 1 && p[0] == 'B')
+        pe->gone = true;
     return true;
 }
 

@@ -14,7 +14,8 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {KILN_CLI_LONGOPTS, {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
     int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) kiln_cli_option(&cli, c, optarg);
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+        kiln_cli_option(&cli, c, optarg);
     if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);

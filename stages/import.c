@@ -17,8 +17,7 @@ static const char HELP[] =
     "records).  An object {\"dtype\": D, \"data\": NESTED-ARRAYS [, \"shape\": [...]]} becomes a\n"
     "tensor of that safetensors dtype (F32, I32, U8, ...); {\"$bin\": BASE64} becomes binary.\n"
     "A {\"t\":\"hdr\"} line lends its extra fields to the stream's hdr; an eos line is dropped\n"
-    "(the stream gets its own).  Reads stdin when FILE is absent.\n" KILN_CLI_HELP
-    "example:\n"
+    "(the stream gets its own).  Reads stdin when FILE is absent.\n" KILN_CLI_HELP "example:\n"
     "  printf '{\"t\":\"sample\",\"text\":\"hi\"}\\n' | kiln import | kiln show\n";
 
 typedef struct {
@@ -46,31 +45,64 @@ static void fill_elems(const where *w, const jval *v, kdtype dt, int d, const kt
         bad(w, "tensor data holds a non-number%s", "");
     double x = v->type == JSON_BOOL ? v->b : json_num(v);
     union {
-        double f64; float f32; int64_t i64; int32_t i32; int16_t i16; int8_t i8;
-        uint64_t u64; uint32_t u32; uint16_t u16; uint8_t u8;
+        double f64;
+        float f32;
+        int64_t i64;
+        int32_t i32;
+        int16_t i16;
+        int8_t i8;
+        uint64_t u64;
+        uint32_t u32;
+        uint16_t u16;
+        uint8_t u8;
     } u;
     switch (dt) {
-    case KT_F64: u.f64 = x; break;
-    case KT_F32: u.f32 = (float)x; break;
-    case KT_F16: u.u16 = kf32_to_f16((float)x); break;
-    case KT_BF16: u.u16 = kf32_to_bf16((float)x); break;
-    case KT_I64: if (!json_i64(v, &u.i64)) bad(w, "I64 tensor holds a non-integer%s", ""); break;
-    case KT_U64: if (!json_u64(v, &u.u64)) bad(w, "U64 tensor holds a non-integer%s", ""); break;
+    case KT_F64:
+        u.f64 = x;
+        break;
+    case KT_F32:
+        u.f32 = (float)x;
+        break;
+    case KT_F16:
+        u.u16 = kf32_to_f16((float)x);
+        break;
+    case KT_BF16:
+        u.u16 = kf32_to_bf16((float)x);
+        break;
+    case KT_I64:
+        if (!json_i64(v, &u.i64)) bad(w, "I64 tensor holds a non-integer%s", "");
+        break;
+    case KT_U64:
+        if (!json_u64(v, &u.u64)) bad(w, "U64 tensor holds a non-integer%s", "");
+        break;
     default: {
         int64_t iv = (int64_t)x;
         if ((double)iv != x) bad(w, "integer tensor holds a non-integer%s", "");
-        static const struct { kdtype d; int64_t lo, hi; } range[] = {
-            {KT_I32, INT32_MIN, INT32_MAX}, {KT_I16, INT16_MIN, INT16_MAX}, {KT_I8, -128, 127},
-            {KT_U32, 0, UINT32_MAX}, {KT_U16, 0, 65535}, {KT_U8, 0, 255}, {KT_BOOL, 0, 1}};
+        static const struct {
+            kdtype d;
+            int64_t lo, hi;
+        } range[] = {{KT_I32, INT32_MIN, INT32_MAX},
+                     {KT_I16, INT16_MIN, INT16_MAX},
+                     {KT_I8, -128, 127},
+                     {KT_U32, 0, UINT32_MAX},
+                     {KT_U16, 0, 65535},
+                     {KT_U8, 0, 255},
+                     {KT_BOOL, 0, 1}};
         for (size_t k = 0; k < sizeof range / sizeof *range; k++)
             if (range[k].d == dt && (iv < range[k].lo || iv > range[k].hi))
                 bad(w, "tensor value out of range for %s", kdtype_name(dt));
-        if (dt == KT_I32) u.i32 = (int32_t)iv;
-        else if (dt == KT_I16) u.i16 = (int16_t)iv;
-        else if (dt == KT_I8) u.i8 = (int8_t)iv;
-        else if (dt == KT_U32) u.u32 = (uint32_t)iv;
-        else if (dt == KT_U16) u.u16 = (uint16_t)iv;
-        else u.u8 = (uint8_t)iv;
+        if (dt == KT_I32)
+            u.i32 = (int32_t)iv;
+        else if (dt == KT_I16)
+            u.i16 = (int16_t)iv;
+        else if (dt == KT_I8)
+            u.i8 = (int8_t)iv;
+        else if (dt == KT_U32)
+            u.u32 = (uint32_t)iv;
+        else if (dt == KT_U16)
+            u.u16 = (uint16_t)iv;
+        else
+            u.u8 = (uint8_t)iv;
     }
     }
     memcpy(p, &u, kdtype_size(dt));
@@ -95,9 +127,12 @@ static bool is_tensor_spec(const jval *v) {
 static void pack_value(kwriter *wr, const where *w, const jval *v, int depth, uint8_t ***keep,
                        size_t *nkeep);
 
-static void pack_tensor(kwriter *wr, const where *w, const jval *v, uint8_t ***keep, size_t *nkeep) {
-    const jval *dtv = json_get(v, "dtype"), *data = json_get(v, "data"), *shape = json_get(v, "shape");
-    if (!data) bad(w, "tensor was summarised by kiln show; export it with 'kiln show --full'%s", "");
+static void pack_tensor(kwriter *wr, const where *w, const jval *v, uint8_t ***keep,
+                        size_t *nkeep) {
+    const jval *dtv = json_get(v, "dtype"), *data = json_get(v, "data"),
+               *shape = json_get(v, "shape");
+    if (!data)
+        bad(w, "tensor was summarised by kiln show; export it with 'kiln show --full'%s", "");
     ktensor t = {0};
     t.dtype = kdtype_from_name(dtv->s, dtv->len);
     if (t.dtype == KT_INVALID) bad(w, "unknown tensor dtype '%s'", dtv->s);
@@ -110,7 +145,8 @@ static void pack_tensor(kwriter *wr, const where *w, const jval *v, uint8_t ***k
         infer_shape(w, data, &t);
     }
     uint64_t bytes;
-    if (!ktensor_expected_bytes(&t, &bytes) || bytes > (1ull << 32)) bad(w, "tensor too large%s", "");
+    if (!ktensor_expected_bytes(&t, &bytes) || bytes > (1ull << 32))
+        bad(w, "tensor too large%s", "");
     uint8_t *buf = xmalloc(bytes);
     uint64_t i = 0;
     if (t.ndim == 0 && data->type == JSON_ARR) bad(w, "tensor data does not match its shape%s", "");
@@ -129,15 +165,28 @@ static void pack_value(kwriter *wr, const where *w, const jval *v, int depth, ui
     int levels = is_tensor_spec(v) ? 2 : (v->type == JSON_ARR || v->type == JSON_OBJ) ? 1 : 0;
     if (levels && depth + levels > KILN_MAX_DEPTH)
         bad(w, "nesting deeper than the record limit of %s", "8");
-    if ((v->type == JSON_ARR || v->type == JSON_OBJ) && v->n > KILN_MAX_CONTAINER && !is_tensor_spec(v))
+    if ((v->type == JSON_ARR || v->type == JSON_OBJ) && v->n > KILN_MAX_CONTAINER &&
+        !is_tensor_spec(v))
         bad(w, "an array or object of more than %s entries (use a tensor)", "1024");
     switch (v->type) {
-    case JSON_NULL: msgpack_pack_nil(pk); break;
-    case JSON_BOOL: v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
-    case JSON_INT: v->i < 0 ? msgpack_pack_int64(pk, v->i) : msgpack_pack_uint64(pk, (uint64_t)v->i); break;
-    case JSON_UINT: msgpack_pack_uint64(pk, v->u); break;
-    case JSON_REAL: msgpack_pack_double(pk, v->d); break;
-    case JSON_STR: msgpack_pack_str_with_body(pk, v->s, v->len); break;
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        break;
+    case JSON_BOOL:
+        v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        break;
+    case JSON_INT:
+        v->i < 0 ? msgpack_pack_int64(pk, v->i) : msgpack_pack_uint64(pk, (uint64_t)v->i);
+        break;
+    case JSON_UINT:
+        msgpack_pack_uint64(pk, v->u);
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, v->d);
+        break;
+    case JSON_STR:
+        msgpack_pack_str_with_body(pk, v->s, v->len);
+        break;
     case JSON_ARR:
         msgpack_pack_array(pk, v->n);
         for (size_t i = 0; i < v->n; i++) pack_value(wr, w, &v->items[i], depth + 1, keep, nkeep);
@@ -169,13 +218,13 @@ static void pack_fields(kwriter *wr, const where *w, const jval *o, bool hdr) {
     static const char *hdr_own[] = {"v", "stage", "schema", "seed", "chain"};
     uint8_t **keep = NULL;
     size_t nkeep = 0;
-    if (o->n + 2 > KILN_MAX_CONTAINER)
-        bad(w, "a record of more than %s fields", "1022");
+    if (o->n + 2 > KILN_MAX_CONTAINER) bad(w, "a record of more than %s fields", "1022");
     for (size_t i = 0; i < o->n; i++) {
         const char *k = o->keys[i];
         if (strcmp(k, "t") == 0 || strcmp(k, "seq") == 0) continue;
         bool own = false;
-        for (size_t j = 0; hdr && j < sizeof hdr_own / sizeof *hdr_own; j++) own |= !strcmp(k, hdr_own[j]);
+        for (size_t j = 0; hdr && j < sizeof hdr_own / sizeof *hdr_own; j++)
+            own |= !strcmp(k, hdr_own[j]);
         if (own) continue;
         kw_key(wr, k);
         pack_value(wr, w, &o->items[i], 1, &keep, &nkeep);
@@ -190,7 +239,8 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {KILN_CLI_LONGOPTS, {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
     int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) kiln_cli_option(&cli, c, optarg);
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+        kiln_cli_option(&cli, c, optarg);
     if (argc - optind > 1) kiln_usage_error("one input file at most");
     where w = {optind < argc ? argv[optind] : "stdin", 0};
     FILE *in = optind < argc ? fopen(w.file, "r") : stdin;
@@ -215,8 +265,10 @@ int main(int argc, char **argv) {
         bool is_hdr = strcmp(t->s, "hdr") == 0;
         if (!hdr_done) { /* the stream's own hdr, with the fields of a hdr line if one leads */
             kwriter_hdr_begin(wr, NULL, "json", 0);
-            if (is_hdr) pack_fields(wr, &w, v, true);
-            else kwriter_end(wr);
+            if (is_hdr)
+                pack_fields(wr, &w, v, true);
+            else
+                kwriter_end(wr);
             hdr_done = true;
         }
         if (!is_hdr && strcmp(t->s, "eos") != 0) {
@@ -225,7 +277,8 @@ int main(int argc, char **argv) {
         }
         json_free(v);
     }
-    if (ferror(in) && !kiln_stop_signal()) kiln_die(EX_KILN_IO, "%s: read error: %s", w.file, strerror(errno));
+    if (ferror(in) && !kiln_stop_signal())
+        kiln_die(EX_KILN_IO, "%s: read error: %s", w.file, strerror(errno));
     if (!hdr_done) {
         kwriter_hdr_begin(wr, NULL, "json", 0);
         kwriter_end(wr);

@@ -41,7 +41,8 @@ int main(void) {
     const unsigned char c1[] = {0x91, 0xc1};
     CHECK(scan(c1, sizeof c1, &len) == MPSCAN_BAD);
     /* scalars of every width */
-    const unsigned char nums[] = {0x95, 0xcc, 1, 0xcd, 1, 2, 0xce, 1, 2, 3, 4, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xe0};
+    const unsigned char nums[] = {0x95, 0xcc, 1, 0xcd, 1, 2, 0xce, 1, 2, 3,   4,
+                                  0xcb, 0,    0, 0,    0, 0, 0,    0, 0, 0xe0};
     CHECK(scan(nums, sizeof nums, &len) == MPSCAN_OK && len == sizeof nums);
     /* a record larger than the byte limit is refused as soon as its header says so */
     mpscan_limits small = {64, 1024, 8, 0};

@@ -59,7 +59,8 @@ int main(void) {
         CHECK(krec_i64(&rec, "neg", &i) && i == -k - 1);
         CHECK(krec_f64(&rec, "x", &x) && x == 0.25 * k);
         CHECK(krec_str(&rec, "text", &s, &n) && n == 6);
-        CHECK(krec_tensor(&rec, "small", &t) && t.dtype == KT_I32 && t.ndim == 2 && t.shape[1] == 3);
+        CHECK(krec_tensor(&rec, "small", &t) && t.dtype == KT_I32 && t.ndim == 2 &&
+              t.shape[1] == 3);
         int32_t got[6];
         ktensor_copy(&t, got);
         CHECK(memcmp(got, small, sizeof got) == 0);
@@ -91,11 +92,12 @@ int main(void) {
     r = kreader_open(path2, 1);
     h = kreader_hdr(r);
     chain = krec_get(h, "chain");
-    CHECK(chain && chain->via.array.size == 2 && kobj_str_eq(&chain->via.array.ptr[1], "stage-two"));
-    CHECK(krec_str(h, "note", &s, &n) && n == 5);          /* copied forward */
-    CHECK(krec_str(h, "schema", &s, &n) && n == 4);        /* inherited: "test" */
-    CHECK(krec_u64(h, "seed", &u) && u == 7);               /* replaced, not duplicated */
-    CHECK(h->map->via.map.size == 8);                       /* t seq v stage seed chain schema note */
+    CHECK(chain && chain->via.array.size == 2 &&
+          kobj_str_eq(&chain->via.array.ptr[1], "stage-two"));
+    CHECK(krec_str(h, "note", &s, &n) && n == 5);   /* copied forward */
+    CHECK(krec_str(h, "schema", &s, &n) && n == 4); /* inherited: "test" */
+    CHECK(krec_u64(h, "seed", &u) && u == 7);       /* replaced, not duplicated */
+    CHECK(h->map->via.map.size == 8);               /* t seq v stage seed chain schema note */
     uint64_t seqs = 0;
     while (kreader_next(r, &rec)) CHECK(rec.seq == ++seqs);
     CHECK(seqs == 4);
