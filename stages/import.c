@@ -169,24 +169,6 @@ static void pack_value(kwriter *wr, const where *w, const jval *v, int depth, ui
         !is_tensor_spec(v))
         bad(w, "an array or object of more than %s entries (use a tensor)", "1024");
     switch (v->type) {
-    case JSON_NULL:
-        msgpack_pack_nil(pk);
-        break;
-    case JSON_BOOL:
-        v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        break;
-    case JSON_INT:
-        v->i < 0 ? msgpack_pack_int64(pk, v->i) : msgpack_pack_uint64(pk, (uint64_t)v->i);
-        break;
-    case JSON_UINT:
-        msgpack_pack_uint64(pk, v->u);
-        break;
-    case JSON_REAL:
-        msgpack_pack_double(pk, v->d);
-        break;
-    case JSON_STR:
-        msgpack_pack_str_with_body(pk, v->s, v->len);
-        break;
     case JSON_ARR:
         msgpack_pack_array(pk, v->n);
         for (size_t i = 0; i < v->n; i++) pack_value(wr, w, &v->items[i], depth + 1, keep, nkeep);
@@ -210,6 +192,8 @@ static void pack_value(kwriter *wr, const where *w, const jval *v, int depth, ui
         }
         break;
     }
+    default: /* scalars */
+        json_pack(pk, v);
     }
 }
 
