@@ -9,17 +9,6 @@
 
 #include "util.h"
 
-static int report(char *err, size_t errsz, int code, const char *fmt, ...) KILN_PRINTF(4, 5);
-static int report(char *err, size_t errsz, int code, const char *fmt, ...) {
-    if (err && errsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static char *xasprintf(const char *fmt, ...) KILN_PRINTF(1, 2);
 static char *xasprintf(const char *fmt, ...) {
     va_list ap;
@@ -61,8 +50,8 @@ static int meta_json(const kckpt *ck, const char *key, jval **out, char *err, si
     if (!s) return 0;
     *out = json_parse(s, strlen(s), 16, jerr, sizeof jerr);
     if (!*out || (*out)->type != JSON_OBJ)
-        return report(err, errsz, EX_KILN_DATA, "%s: __metadata__ %s is not a JSON object%s%s",
-                      ck->path, key, *out ? "" : ": ", *out ? "" : jerr);
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: __metadata__ %s is not a JSON object%s%s",
+                         ck->path, key, *out ? "" : ": ", *out ? "" : jerr);
     return 0;
 }
 
@@ -70,18 +59,19 @@ static int open_optim(kckpt *ck, const char *name, char *err, size_t errsz) {
     /* The sibling lives next to the model file (which may be reached through a link). */
     const char *slash = strrchr(ck->path, '/');
     char *p = slash ? xasprintf("%.*s/%s", (int)(slash - ck->path), ck->path, name) : xstrdup(name);
-    int rc = strchr(name, '/') ? report(err, errsz, EX_KILN_DATA,
-                                        "%s: __metadata__ optim is not a plain file name", ck->path)
-                               : st_open(p, &ck->optim, err, errsz);
+    int rc = strchr(name, '/')
+                 ? kiln_errf(err, errsz, EX_KILN_DATA,
+                             "%s: __metadata__ optim is not a plain file name", ck->path)
+                 : st_open(p, &ck->optim, err, errsz);
     if (rc == EX_KILN_IO) /* a model file that names its optimizer file promises it */
-        rc = report(err, errsz, EX_KILN_DATA, "%s: optimizer state %s is missing or unreadable",
-                    ck->path, p);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: optimizer state %s is missing or unreadable",
+                       ck->path, p);
     free(p);
     if (rc) return rc;
     const char *lr = st_meta(ck->optim, "lr");
     if (!meta_u64(ck->optim, "step", &ck->optim_step) || !lr || !parse_f64(lr, &ck->lr))
-        return report(err, errsz, EX_KILN_DATA, "%s: optimizer file %s lacks step or lr metadata",
-                      ck->path, name);
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: optimizer file %s lacks step or lr metadata", ck->path, name);
     return 0;
 }
 
@@ -260,12 +250,12 @@ static int write_optim(const msgpack_object *optim, const char *path, char *err,
     const char *why = NULL;
     int rc = 0;
     if (!step || step->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record: optim.step is not a u64", path);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record: optim.step is not a u64", path);
     else if (!lr || (lr->type != MSGPACK_OBJECT_FLOAT64 && lr->type != MSGPACK_OBJECT_FLOAT32))
-        rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record: optim.lr is not a real", path);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record: optim.lr is not a real", path);
     else if ((why = gather(kobj_get(optim, "m"), "m.", &t, &n, &names)) ||
              (why = gather(kobj_get(optim, "v"), "v.", &t, &n, &names)))
-        rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record: optim.m/v %s", path, why);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record: optim.m/v %s", path, why);
     else {
         char lrs[40], steps[24];
         json_format_real(lrs, sizeof lrs, lr->via.f64);
@@ -288,7 +278,7 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     bool bad = false, has_cursor = krec_u64(r, "cursor", &cursor),
          has_seed = krec_u64(r, "seed", &seed);
     if (!krec_u64(r, "step", &step))
-        return report(err, errsz, EX_KILN_DATA, "%s: ckpt record without a u64 step", path);
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record without a u64 step", path);
     char *config = map_as_json(krec_get(r, "config"), &bad);
     char *tokenizer = map_as_json(krec_get(r, "tokenizer"), &bad);
     char *adapter = map_as_json(krec_get(r, "adapter"), &bad); /* LoRA: lib/adapter.h */
@@ -298,13 +288,13 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     const char *why = NULL;
     int rc = 0;
     if (bad)
-        rc = report(err, errsz, EX_KILN_DATA,
-                    "%s: ckpt record: config, tokenizer or adapter is not a map of plain values",
-                    path);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA,
+                       "%s: ckpt record: config, tokenizer or adapter is not a map of plain values",
+                       path);
     else if (!config)
-        rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record without a config map", path);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record without a config map", path);
     else if ((why = gather(krec_get(r, "tensors"), "", &t, &n, &names)))
-        rc = report(err, errsz, EX_KILN_DATA, "%s: ckpt record: tensors %s", path, why);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record: tensors %s", path, why);
 
     st_meta_entry meta[10];
     size_t nm = 0;

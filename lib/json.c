@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
 #include "util.h"
 
 typedef struct {
@@ -96,33 +97,10 @@ static size_t utf8_encode(uint32_t cp, unsigned char out[4]) {
     return 4;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not valid (overlong forms,
- * surrogates and code points above U+10FFFF are invalid). */
+/* Bytes of the valid UTF-8 sequence at s, 0 when invalid (lib/text decides). */
 static size_t utf8_valid(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t k;
-    uint32_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf)
-        k = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        k = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else
-        return 0;
-    if (n < k || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < k; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    return k;
+    size_t bad;
+    return ktext_utf8_seq(s, n, &bad);
 }
 
 static bool hex4(parser *ps, uint32_t *out) {

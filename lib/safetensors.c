@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +28,6 @@ struct stfile {
     char **meta_keys, **meta_values;
 };
 
-static int report(char *err, size_t errsz, int code, const char *fmt, ...) KILN_PRINTF(4, 5);
-static int report(char *err, size_t errsz, int code, const char *fmt, ...) {
-    if (err && errsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errsz, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static uint64_t le64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
@@ -50,15 +38,15 @@ static uint64_t le64(const uint8_t *p) {
 
 static int parse_meta(stfile *f, const jval *m, char *err, size_t errsz) {
     if (m->type != JSON_OBJ)
-        return report(err, errsz, EX_KILN_DATA, "%s: __metadata__ is not an object", f->name);
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: __metadata__ is not an object", f->name);
     f->meta_keys = xcalloc(m->n, sizeof *f->meta_keys);
     f->meta_values = xcalloc(m->n, sizeof *f->meta_values);
     for (size_t i = 0; i < m->n; i++) {
         const jval *v = &m->items[i];
         if (v->type != JSON_STR || strlen(v->s) != v->len || strlen(m->keys[i]) != m->keylens[i])
-            return report(err, errsz, EX_KILN_DATA,
-                          "%s: __metadata__ \"%.60s\" is not a string without NUL bytes", f->name,
-                          m->keys[i]);
+            return kiln_errf(err, errsz, EX_KILN_DATA,
+                             "%s: __metadata__ \"%.60s\" is not a string without NUL bytes",
+                             f->name, m->keys[i]);
         f->meta_keys[i] = xstrdup(m->keys[i]);
         f->meta_values[i] = xstrdup(v->s);
         f->nmeta++;
@@ -86,11 +74,11 @@ static int parse_tensor(stfile *f, const char *name, const jval *info, uint64_t 
              !json_u64(&offsets->items[0], &off[0]) || !json_u64(&offsets->items[1], &off[1]))
         why = "has data_offsets that are not [begin, end]";
     else if (off[0] > off[1] || off[1] > f->data_size)
-        return report(err, errsz, EX_KILN_DATA,
-                      "%s: tensor \"%.60s\": data_offsets [%llu, %llu] outside the data "
-                      "buffer of %zu bytes (truncated file?)",
-                      f->name, name, (unsigned long long)off[0], (unsigned long long)off[1],
-                      f->data_size);
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: tensor \"%.60s\": data_offsets [%llu, %llu] outside the data "
+                         "buffer of %zu bytes (truncated file?)",
+                         f->name, name, (unsigned long long)off[0], (unsigned long long)off[1],
+                         f->data_size);
     if (!why) {
         t->ndim = (int)shape->n;
         for (size_t d = 0; d < shape->n && !why; d++)
@@ -100,12 +88,13 @@ static int parse_tensor(stfile *f, const char *name, const jval *info, uint64_t 
     uint64_t bytes = 0;
     if (!why && !ktensor_expected_bytes(t, &bytes)) why = "has a shape whose size overflows";
     if (!why && bytes != off[1] - off[0])
-        return report(err, errsz, EX_KILN_DATA,
-                      "%s: tensor \"%.60s\": shape and dtype need %llu bytes but data_offsets "
-                      "span %llu",
-                      f->name, name, (unsigned long long)bytes,
-                      (unsigned long long)(off[1] - off[0]));
-    if (why) return report(err, errsz, EX_KILN_DATA, "%s: tensor \"%.60s\" %s", f->name, name, why);
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: tensor \"%.60s\": shape and dtype need %llu bytes but data_offsets "
+                         "span %llu",
+                         f->name, name, (unsigned long long)bytes,
+                         (unsigned long long)(off[1] - off[0]));
+    if (why)
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: tensor \"%.60s\" %s", f->name, name, why);
     t->data = f->data + off[0];
     t->nbytes = (size_t)bytes;
     f->names[f->n] = xstrdup(name);
@@ -131,33 +120,33 @@ static int check_tiling(stfile *f, span *s, char *err, size_t errsz) {
     uint64_t pos = 0;
     for (size_t i = 0; i < f->n; i++) {
         if (s[i].begin != pos)
-            return report(err, errsz, EX_KILN_DATA,
-                          "%s: tensor \"%.60s\" %s at byte %llu of the data", f->name,
-                          f->names[s[i].index],
-                          s[i].begin < pos ? "overlaps another" : "leaves a gap before it",
-                          (unsigned long long)s[i].begin);
+            return kiln_errf(err, errsz, EX_KILN_DATA,
+                             "%s: tensor \"%.60s\" %s at byte %llu of the data", f->name,
+                             f->names[s[i].index],
+                             s[i].begin < pos ? "overlaps another" : "leaves a gap before it",
+                             (unsigned long long)s[i].begin);
         pos = s[i].end;
     }
     if (pos != f->data_size)
-        return report(err, errsz, EX_KILN_DATA, "%s: %llu bytes after the last tensor", f->name,
-                      (unsigned long long)(f->data_size - pos));
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: %llu bytes after the last tensor", f->name,
+                         (unsigned long long)(f->data_size - pos));
     return 0;
 }
 
 static int parse_header(stfile *f, const char *text, size_t n, char *err, size_t errsz) {
     char jerr[200];
     if (n == 0 || text[0] != '{')
-        return report(err, errsz, EX_KILN_DATA,
-                      "%s: header does not start with '{': not a safetensors file", f->name);
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: header does not start with '{': not a safetensors file", f->name);
     jval *h = json_parse(text, n, 4, jerr, sizeof jerr);
-    if (!h) return report(err, errsz, EX_KILN_DATA, "%s: bad JSON header: %s", f->name, jerr);
+    if (!h) return kiln_errf(err, errsz, EX_KILN_DATA, "%s: bad JSON header: %s", f->name, jerr);
     f->names = xcalloc(h->n, sizeof *f->names);
     f->tensors = xcalloc(h->n, sizeof *f->tensors);
     span *spans = xcalloc(h->n, sizeof *spans);
     int rc = 0;
     for (size_t i = 0; i < h->n && !rc; i++) {
         if (strlen(h->keys[i]) != h->keylens[i])
-            rc = report(err, errsz, EX_KILN_DATA, "%s: tensor name with a NUL byte", f->name);
+            rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: tensor name with a NUL byte", f->name);
         else if (strcmp(h->keys[i], "__metadata__") == 0)
             rc = parse_meta(f, &h->items[i], err, errsz);
         else {
@@ -183,16 +172,16 @@ int st_parse(const void *bytes, size_t n, const char *name, stfile **out, char *
     int rc = 0;
     uint64_t hlen = n >= 8 ? le64(bytes) : 0;
     if (n < 8)
-        rc = report(err, errsz, EX_KILN_DATA,
-                    "%s: truncated: %zu bytes, a safetensors file has at least 8", name, n);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA,
+                       "%s: truncated: %zu bytes, a safetensors file has at least 8", name, n);
     else if (hlen > ST_MAX_HEADER)
-        rc = report(err, errsz, EX_KILN_DATA,
-                    "%s: header length %llu over the %u-byte limit: not a safetensors file", name,
-                    (unsigned long long)hlen, ST_MAX_HEADER);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA,
+                       "%s: header length %llu over the %u-byte limit: not a safetensors file",
+                       name, (unsigned long long)hlen, ST_MAX_HEADER);
     else if (hlen > n - 8)
-        rc = report(err, errsz, EX_KILN_DATA,
-                    "%s: truncated: header of %llu bytes but only %zu bytes follow the length",
-                    name, (unsigned long long)hlen, n - 8);
+        rc = kiln_errf(err, errsz, EX_KILN_DATA,
+                       "%s: truncated: header of %llu bytes but only %zu bytes follow the length",
+                       name, (unsigned long long)hlen, n - 8);
     if (!rc) {
         f->data = f->bytes + 8 + hlen;
         f->data_size = n - 8 - (size_t)hlen;
@@ -209,16 +198,16 @@ int st_parse(const void *bytes, size_t n, const char *name, stfile **out, char *
 int st_open(const char *path, stfile **out, char *err, size_t errsz) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return report(err, errsz, EX_KILN_IO, "%s: %s", path, strerror(errno));
+    if (fd < 0) return kiln_errf(err, errsz, EX_KILN_IO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return report(err, errsz, EX_KILN_IO, "%s: %s", path, strerror(e));
+        return kiln_errf(err, errsz, EX_KILN_IO, "%s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return report(err, errsz, EX_KILN_IO, "%s: not a regular file", path);
+        return kiln_errf(err, errsz, EX_KILN_IO, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
     void *map = NULL;
@@ -227,7 +216,7 @@ int st_open(const char *path, stfile **out, char *err, size_t errsz) {
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return report(err, errsz, EX_KILN_IO, "%s: mmap: %s", path, strerror(e));
+            return kiln_errf(err, errsz, EX_KILN_IO, "%s: mmap: %s", path, strerror(e));
         }
     }
     close(fd); /* the mapping keeps the file */
@@ -308,16 +297,16 @@ static int check_entries(const char *path, const st_entry *t, size_t n, char *er
     for (size_t i = 0; i < n; i++) {
         uint64_t bytes;
         if (!t[i].name || strcmp(t[i].name, "__metadata__") == 0)
-            return report(err, errsz, EX_KILN_DATA, "%s: invalid tensor name", path);
+            return kiln_errf(err, errsz, EX_KILN_DATA, "%s: invalid tensor name", path);
         if (!ktensor_expected_bytes(&t[i].t, &bytes) || bytes != t[i].t.nbytes ||
             (bytes && !t[i].t.data))
-            return report(err, errsz, EX_KILN_DATA,
-                          "%s: tensor \"%.60s\": data size does not match dtype and shape", path,
-                          t[i].name);
+            return kiln_errf(err, errsz, EX_KILN_DATA,
+                             "%s: tensor \"%.60s\": data size does not match dtype and shape", path,
+                             t[i].name);
         for (size_t j = 0; j < i; j++)
             if (strcmp(t[i].name, t[j].name) == 0)
-                return report(err, errsz, EX_KILN_DATA, "%s: tensor \"%.60s\" given twice", path,
-                              t[i].name);
+                return kiln_errf(err, errsz, EX_KILN_DATA, "%s: tensor \"%.60s\" given twice", path,
+                                 t[i].name);
     }
     return 0;
 }
@@ -366,8 +355,8 @@ int st_write(const char *path, const st_entry *tensors, size_t n, const st_meta_
     char *header = build_header(tensors, n, meta, nmeta, &hlen);
     if (hlen > ST_MAX_HEADER) {
         free(header);
-        return report(err, errsz, EX_KILN_DATA, "%s: header of %zu bytes is over the limit", path,
-                      hlen);
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: header of %zu bytes is over the limit",
+                         path, hlen);
     }
     afile *a = afile_open(path, err, errsz);
     if (!a) {

@@ -8,7 +8,7 @@
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if s starts an invalid one.  For
  * an invalid sequence, *bad gets the length of its maximal subpart (at least 1). */
-static size_t utf8_seq(const uint8_t *s, size_t n, size_t *bad) {
+size_t ktext_utf8_seq(const uint8_t *s, size_t n, size_t *bad) {
     uint8_t c = s[0];
     *bad = 1;
     if (c < 0x80) return 1;
@@ -47,7 +47,7 @@ size_t ktext_utf8_check(const uint8_t *s, size_t n) {
             i++;
             continue;
         }
-        size_t k = utf8_seq(s + i, n - i, &bad);
+        size_t k = ktext_utf8_seq(s + i, n - i, &bad);
         if (!k) return i;
         i += k;
     }
@@ -59,7 +59,7 @@ uint8_t *ktext_utf8_repair(const uint8_t *s, size_t n, size_t *outlen) {
     uint8_t *out = xmalloc(xmul(n, 3) + 1), *o = out;
     size_t i = 0, bad;
     while (i < n) {
-        size_t k = utf8_seq(s + i, n - i, &bad);
+        size_t k = ktext_utf8_seq(s + i, n - i, &bad);
         if (k) {
             memcpy(o, s + i, k);
             o += k, i += k;

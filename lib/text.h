@@ -10,6 +10,9 @@
 
 /* Offset of the first byte that is not part of valid UTF-8 (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF), or n when all of s is valid. */
+/* The length of the valid UTF-8 sequence at s (1 to 4), or 0 when it is invalid (overlong,
+ * surrogate, above U+10FFFF, truncated); then *bad is the length of its maximal subpart. */
+size_t ktext_utf8_seq(const uint8_t *s, size_t n, size_t *bad);
 size_t ktext_utf8_check(const uint8_t *s, size_t n);
 /* A copy of s with every invalid sequence replaced by U+FFFD (one per maximal invalid
  * subpart, as the Unicode standard recommends).  *outlen gets the new length. */

@@ -45,6 +45,16 @@ void kiln_warn(const char *fmt, ...) {
     va_end(ap);
 }
 
+int kiln_errf(char *err, size_t errsz, int code, const char *fmt, ...) {
+    if (err && errsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 static void *check_alloc(void *p, size_t n) {
     if (!p && n) kiln_die(EX_KILN_SOFTWARE, "out of memory (%zu bytes)", n);
     return p;

@@ -33,6 +33,10 @@ _Noreturn void kiln_die(int code, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* "prog: message" on stderr. */
 void kiln_warn(const char *fmt, ...) KILN_PRINTF(1, 2);
 
+/* Write "fmt..." into err (when err is not NULL) and return code: for functions that hand
+ * their caller an exit code and a message instead of exiting. */
+int kiln_errf(char *err, size_t errsz, int code, const char *fmt, ...) KILN_PRINTF(4, 5);
+
 /* Allocation that cannot fail: on failure the program says so and exits 70. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
