@@ -101,6 +101,7 @@ clean:
 # gpt.c's elementwise loops carry `#pragma omp simd` (vector reductions without -ffast-math);
 # -fopenmp-simd honours them without linking an OpenMP runtime.  -O3 lets them vectorise.
 $(BUILD)/lib/gpt.o: ALL_CFLAGS += -fopenmp-simd -O3
+$(BUILD)/lib/gemm.o: ALL_CFLAGS += -O3
 
 # ---- benchmark drivers (issue 4): bench/NAME.c -> $(BUILD)/bench/NAME, built with `all` ----
 BENCH_SRC := $(sort $(wildcard bench/*.c))

@@ -1,0 +1,27 @@
+/* gemm — kiln's own single-threaded SGEMM for the model's large products.
+ *
+ * C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C, row-major, op = transpose or not.  The
+ * caller splits work across threads (lib/gpt runs one call per pool thread on its block
+ * of C) and hands each call its own workspace.
+ *
+ * Why not OpenBLAS here: on AMD Zen 4 the library picks its AVX-512 kernels, which run
+ * double-pumped and reach about 88% of the FMA peak on the model's shapes; a plain
+ * BLIS-style loop nest (pack a KC x NC slab of B, pack MC x KC of A, a 6 x 64
+ * register-blocked micro-kernel) reaches about 94% (bench/train, BENCHMARKS.md).  Without
+ * AVX-512 at build time kgemm hands the product to cblas_sgemm, so results stay right
+ * everywhere and only the speed differs. */
+#ifndef KILN_GEMM_H
+#define KILN_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Floats of workspace one kgemm call needs (any shape). */
+size_t kgemm_workspace_floats(void);
+
+/* C = alpha op(A) op(B) + beta C.  A is [M, K] (ta: [K, M]) with row stride lda, B is [K, N]
+ * (tb: [N, K]) with row stride ldb.  ws: kgemm_workspace_floats() floats, 64-byte aligned. */
+void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc, float *ws);
+
+#endif

@@ -1,0 +1,84 @@
+/* test_gemm — kgemm against a plain triple loop in double precision: every transpose
+ * combination, edge sizes around the tile and slice sizes, strides wider than the matrix,
+ * and beta 0 (C's old contents, even NaN, ignored), 1 and 0.5. */
+#include "../../lib/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/rng.h"
+#include "../../lib/util.h"
+#include "check.h"
+
+static void fill(float *x, size_t n, krng *r) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)krng_uniform(r) - 0.5f;
+}
+
+/* C[i, j] from the definition, with the same layouts as kgemm's arguments. */
+static double reference(bool ta, bool tb, int i, int j, int K, const float *A, int lda,
+                        const float *B, int ldb) {
+    double s = 0.0;
+    for (int k = 0; k < K; k++) {
+        double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+        double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+        s += a * b;
+    }
+    return s;
+}
+
+static void check_case(bool ta, bool tb, int M, int N, int K, float beta, float *ws, krng *r) {
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+    size_t a_rows = ta ? K : M, b_rows = tb ? N : K;
+    float *A = xmalloc(sizeof(float) * a_rows * lda), *B = xmalloc(sizeof(float) * b_rows * ldb);
+    float *C = xmalloc(sizeof(float) * M * ldc), *C0 = xmalloc(sizeof(float) * M * ldc);
+    fill(A, a_rows * lda, r);
+    fill(B, b_rows * ldb, r);
+    fill(C0, (size_t)M * ldc, r);
+    if (beta == 0.0f) C0[0] = NAN; /* must not leak into the result */
+    memcpy(C, C0, sizeof(float) * M * ldc);
+    kgemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, beta, C, ldc, ws);
+    int bad = 0;
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < ldc; j++) {
+            float got = C[(size_t)i * ldc + j], old = C0[(size_t)i * ldc + j];
+            if (j >= N) { /* the padding between rows is not touched */
+                bad += got != old && !(got != got && old != old);
+                continue;
+            }
+            double want =
+                0.75 * reference(ta, tb, i, j, K, A, lda, B, ldb) + (beta ? beta * old : 0.0);
+            bad += !(fabs(got - want) <= 1e-5 * (1.0 + sqrt((double)K)));
+        }
+    }
+    if (bad)
+        fprintf(stderr, "kgemm ta=%d tb=%d M=%d N=%d K=%d beta=%g: %d wrong elements\n", ta, tb, M,
+                N, K, beta, bad);
+    CHECK(bad == 0);
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+int main(void) {
+    float *ws = aligned_alloc(64, sizeof(float) * ((kgemm_workspace_floats() + 15) / 16 * 16));
+    if (!ws) return 1;
+    krng r;
+    krng_init(&r, 7, 0, 0, 0);
+    const int sizes_m[] = {1, 5, 6, 7, 13, 64, 100};
+    const int sizes_n[] = {1, 17, 64, 65, 130};
+    const int sizes_k[] = {1, 7, 64, 383, 384, 385, 800};
+    for (int t = 0; t < 4; t++)
+        for (size_t im = 0; im < sizeof sizes_m / sizeof *sizes_m; im++)
+            for (size_t in = 0; in < sizeof sizes_n / sizeof *sizes_n; in++)
+                for (size_t ik = 0; ik < sizeof sizes_k / sizeof *sizes_k; ik++)
+                    check_case(t & 1, t & 2, sizes_m[im], sizes_n[in], sizes_k[ik],
+                               (float)((im + in + ik) % 3) * 0.5f, ws, &r);
+    /* wider than one packed slab of B (1536 columns), and K = 0 (C = beta C) */
+    check_case(false, false, 8, 1600, 16, 0.0f, ws, &r);
+    check_case(false, true, 8, 1600, 16, 1.0f, ws, &r);
+    check_case(true, false, 9, 70, 0, 0.0f, ws, &r);
+    check_case(false, false, 9, 70, 0, 0.5f, ws, &r);
+    free(ws);
+    return check_report("test_gemm");
+}
