@@ -68,12 +68,13 @@ static void pack_b(bool tb, const float *B, int ldb, int k0, int kc, int j0, int
     }
 }
 
-/* op(A)[mc, kc] (element [i, k] at a[i * rs + k * cs]) times the packed B slab Bp [kc, nc],
- * into C tile by tile.  Each MR-row group of A stays in L1 across the slab; a transposed A or a
- * last partial group is first copied into a zero-padded [kc][MR] panel. */
+/* op(A)[mc, kc] (element [i, k] at a[i * rs + k * cs]) times the packed B slab Bp [kc, nc]
+ * (panel p at Bp + p * panel_stride), into C tile by tile.  Each MR-row group of A stays in L1
+ * across the slab; a transposed A or a last partial group is first copied into a zero-padded
+ * [kc][MR] panel. */
 static void macro_kernel(int mc, int nc, int kc, float alpha, const float *a, size_t rs, size_t cs,
-                         const float *Bp, float *C, int ldc, bool accumulate, float *apad,
-                         float *edge) {
+                         const float *Bp, size_t panel_stride, float *C, int ldc, bool accumulate,
+                         float *apad, float *edge) {
     for (int i = 0; i < mc; i += MR) {
         int h = mc - i < MR ? mc - i : MR;
         const float *ai = a + i * rs;
@@ -87,7 +88,7 @@ static void macro_kernel(int mc, int nc, int kc, float alpha, const float *a, si
             ai = apad, ars = 1, acs = MR;
         }
         for (int j = 0; j < nc; j += NR) {
-            const float *b = Bp + (size_t)j * kc;
+            const float *b = Bp + (size_t)(j / NR) * panel_stride;
             float *c = C + (size_t)i * ldc + j;
             int w = nc - j < NR ? nc - j : NR;
             if (h == MR && w == NR) {
@@ -103,16 +104,20 @@ static void macro_kernel(int mc, int nc, int kc, float alpha, const float *a, si
     }
 }
 
+/* C = beta C (zero when beta is: C's old NaNs do not survive). */
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
 void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc, float *ws) {
     if (M <= 0 || N <= 0) return;
-    if (beta != 0.0f && beta != 1.0f)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
-    if (K <= 0) {
-        if (beta == 0.0f)
-            for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
-        return;
+    if (K <= 0 || (beta != 0.0f && beta != 1.0f)) {
+        scale_c(M, N, beta, C, ldc);
+        if (K <= 0) return;
+        beta = 1.0f;
     }
     float *apad = ws, *Bp = ws + (size_t)KC * MR, *edge = Bp + (size_t)KC * NC;
     size_t rs = ta ? 1 : (size_t)lda, cs = ta ? (size_t)lda : 1;
@@ -121,13 +126,47 @@ void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
         for (int k0 = 0; k0 < K; k0 += KC) {
             int kc = K - k0 < KC ? K - k0 : KC;
             pack_b(tb, B, ldb, k0, kc, j0, nc, Bp);
-            macro_kernel(M, nc, kc, alpha, A + k0 * cs, rs, cs, Bp, C + j0, ldc,
+            macro_kernel(M, nc, kc, alpha, A + k0 * cs, rs, cs, Bp, (size_t)kc * NR, C + j0, ldc,
                          k0 > 0 || beta != 0.0f, apad, edge);
         }
     }
 }
 
-#else /* no AVX-512 at build time: OpenBLAS does it */
+size_t kgemm_packed_floats(int K, int N) {
+    return (size_t)K * (size_t)((N + NR - 1) / NR) * NR;
+}
+
+int kgemm_panel_width(void) {
+    return NR;
+}
+
+int kgemm_tile_rows(void) {
+    return MR;
+}
+
+void kgemm_pack(bool tb, int K, int N, const float *B, int ldb, int j0, int j1, float *Bp) {
+    if (j1 > N) j1 = N;
+    if (j0 < j1) pack_b(tb, B, ldb, 0, K, j0, j1 - j0, Bp + (size_t)j0 * K);
+}
+
+void kgemm_packed(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *Bp, float beta, float *C, int ldc, float *ws) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || (beta != 0.0f && beta != 1.0f)) {
+        scale_c(M, N, beta, C, ldc);
+        if (K <= 0) return;
+        beta = 1.0f;
+    }
+    float *apad = ws, *edge = ws + (size_t)KC * MR + (size_t)KC * NC;
+    size_t rs = ta ? 1 : (size_t)lda, cs = ta ? (size_t)lda : 1;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int kc = K - k0 < KC ? K - k0 : KC;
+        macro_kernel(M, N, kc, alpha, A + k0 * cs, rs, cs, Bp + (size_t)k0 * NR, (size_t)K * NR, C,
+                     ldc, k0 > 0 || beta != 0.0f, apad, edge);
+    }
+}
+
+#else /* no AVX-512 at build time: OpenBLAS does it; "packed" B is op(B) row-major */
 #include <cblas.h>
 
 size_t kgemm_workspace_floats(void) {
@@ -140,5 +179,29 @@ void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
     if (M <= 0 || N <= 0) return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+size_t kgemm_packed_floats(int K, int N) {
+    return (size_t)K * (size_t)N;
+}
+
+int kgemm_panel_width(void) {
+    return 16;
+}
+
+int kgemm_tile_rows(void) {
+    return 1;
+}
+
+void kgemm_pack(bool tb, int K, int N, const float *B, int ldb, int j0, int j1, float *Bp) {
+    if (j1 > N) j1 = N;
+    for (int k = 0; k < K; k++)
+        for (int j = j0; j < j1; j++)
+            Bp[(size_t)k * N + j] = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+}
+
+void kgemm_packed(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *Bp, float beta, float *C, int ldc, float *ws) {
+    kgemm(ta, false, M, N, K, alpha, A, lda, Bp, N, beta, C, ldc, ws);
 }
 #endif

@@ -24,4 +24,15 @@ size_t kgemm_workspace_floats(void);
 void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc, float *ws);
 
+/* One B shared by threads that split the rows of C: op(B) [K, N] packed into
+ * kgemm_packed_floats(K, N) floats (64-byte aligned), its columns [j0, j1) at a time so
+ * that threads can share the packing (j0 a multiple of kgemm_panel_width()); then
+ * C = alpha op(A) op(B) + beta C for any rows of A, from the packed B. */
+size_t kgemm_packed_floats(int K, int N);
+int kgemm_panel_width(void);
+int kgemm_tile_rows(void); /* rows of C per register tile: row splits in its multiples waste none */
+void kgemm_pack(bool tb, int K, int N, const float *B, int ldb, int j0, int j1, float *Bp);
+void kgemm_packed(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *Bp, float beta, float *C, int ldc, float *ws);
+
 #endif

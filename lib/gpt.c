@@ -47,6 +47,9 @@ struct gpt_acts {
     float *partial;                   /* [threads, 4C] per-thread column sums */
     float *gemm_ws;                   /* [threads, kgemm_workspace_floats()] packing buffers */
     float *wgrad;                     /* [threads-1, max(4C, V) * C] weight-gradient partials */
+    float *packed;                    /* a weight packed once for all threads' rows of a GEMM */
+    float *att_dbias;                 /* [B, 3C] c_attn bias gradient of each sequence */
+    size_t packed_floats;
     bool have_logits;
 };
 
@@ -96,7 +99,10 @@ static inline float tanh_fast(float u) {
 
 /* ---- parallel GEMM ------------------------------------------------------------------- */
 
-/* C = alpha op(A) op(B) + beta C, row-major; with `bias`, C's rows start as bias. */
+/* C = op(A) op(B) + beta C, row-major; with `bias`, C's rows start as bias.  Large jobs
+ * pack B once, the threads sharing the work (gemm_pack_task), then take chunks of C's rows
+ * as they come free (gemm_rows_task); small ones split C statically, each thread packing
+ * its own B (gemm_task). */
 typedef struct gemm_job {
     bool ta, tb;
     int M, N, K;
@@ -108,11 +114,24 @@ typedef struct gemm_job {
     float *C;
     int ldc;
     const float *bias;
-    float *ws;
+    float *ws, *packed;
+    size_t chunk;
+    atomic_size_t next;
 } gemm_job;
 
+#define GEMM_CHUNK_TILES 32 /* rows per dynamic chunk, in kgemm tiles: 192 */
+
+/* Thread tid's kgemm workspace. */
+static float *gemm_ws_of(float *ws, int tid) {
+    return ws + (size_t)tid * kgemm_workspace_floats();
+}
+
+static void fill_bias(float *C, int ldc, const float *bias, int rows, int cols) {
+    for (int i = 0; i < rows; i++) memcpy(C + (size_t)i * ldc, bias, sizeof(float) * cols);
+}
+
 static void gemm_task(void *ctx, int tid, int nt) {
-    const gemm_job *j = ctx;
+    gemm_job *j = ctx;
     const float *A = j->A, *B = j->B;
     float *C = j->C;
     int M = j->M, N = j->N;
@@ -132,17 +151,56 @@ static void gemm_task(void *ctx, int tid, int nt) {
     if (M == 0 || N == 0) return;
     float beta = j->beta;
     if (j->bias) {
-        const float *bias = j->bias + (split_rows ? 0 : lo);
-        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * j->ldc, bias, sizeof(float) * N);
+        fill_bias(C, j->ldc, j->bias + (split_rows ? 0 : lo), M, N);
         beta = 1.0f;
     }
     kgemm(j->ta, j->tb, M, N, j->K, 1.0f, A, j->lda, B, j->ldb, beta, C, j->ldc,
-          j->ws + (size_t)tid * kgemm_workspace_floats());
+          gemm_ws_of(j->ws, tid));
+}
+
+static void gemm_pack_task(void *ctx, int tid, int nt) {
+    gemm_job *j = ctx;
+    size_t lo, hi;
+    kpool_range((size_t)j->N, (size_t)kgemm_panel_width(), tid, nt, &lo, &hi);
+    kgemm_pack(j->tb, j->K, j->N, j->B, j->ldb, (int)lo, (int)hi, j->packed);
+}
+
+static void gemm_rows_task(void *ctx, int tid, int nt) {
+    gemm_job *j = ctx;
+    (void)nt;
+    size_t lo, hi;
+    while (kpool_next(&j->next, (size_t)j->M, j->chunk, &lo, &hi)) {
+        const float *A = j->A + (j->ta ? lo : lo * (size_t)j->lda);
+        float *C = j->C + lo * (size_t)j->ldc;
+        float beta = j->beta;
+        if (j->bias) {
+            fill_bias(C, j->ldc, j->bias, (int)(hi - lo), j->N);
+            beta = 1.0f;
+        }
+        kgemm_packed(j->ta, (int)(hi - lo), j->N, j->K, 1.0f, A, j->lda, j->packed, beta, C, j->ldc,
+                     gemm_ws_of(j->ws, tid));
+    }
 }
 
 static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
-    gemm_job j = {ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, m->acts->gemm_ws};
+    gemm_job j = {ta,   tb,
+                  M,    N,
+                  K,    A,
+                  lda,  B,
+                  ldb,  beta,
+                  C,    ldc,
+                  bias, m->acts->gemm_ws,
+                  NULL, (size_t)GEMM_CHUNK_TILES * kgemm_tile_rows(),
+                  0};
+    int nt = kpool_size(m->pool);
+    if (nt > 1 && (size_t)M >= 2 * nt * j.chunk &&
+        kgemm_packed_floats(K, N) <= m->acts->packed_floats) {
+        j.packed = m->acts->packed;
+        kpool_run(m->pool, gemm_pack_task, &j);
+        kpool_run(m->pool, gemm_rows_task, &j);
+        return;
+    }
     kpool_run(m->pool, gemm_task, &j);
 }
 
@@ -150,9 +208,11 @@ static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, 
  * gradient.  Each thread takes a slice of K and sums into its own partial (thread 0 straight
  * into C), then the partials are added.  Split by rows of C instead, each thread would have
  * few rows to spread the packing of its whole [K, N] B over: 3-8% slower on 2 threads
- * (measured).  A partial is as big as the weight, so past WGRAD_SPLIT_MAX threads the
- * rows are split as usual. */
+ * (measured).  The slices are fixed, not handed out as threads come free, so that the sum's
+ * order and the trained weights do not depend on timing.  A partial is as big as the weight,
+ * so past WGRAD_SPLIT_MAX threads the rows are split as usual. */
 #define WGRAD_SPLIT_MAX 4
+
 typedef struct wgrad_job {
     int M, N, K;
     const float *A, *B;
@@ -165,7 +225,7 @@ static void wgrad_task(void *ctx, int tid, int nt) {
     kpool_range((size_t)j->K, 64, tid, nt, &lo, &hi);
     float *C = tid ? j->partials + (size_t)(tid - 1) * j->M * j->N : j->C;
     kgemm(true, false, j->M, j->N, (int)(hi - lo), 1.0f, j->A + lo * j->M, j->M, j->B + lo * j->N,
-          j->N, tid ? 0.0f : 1.0f, C, j->N, j->ws + (size_t)tid * kgemm_workspace_floats());
+          j->N, tid ? 0.0f : 1.0f, C, j->N, gemm_ws_of(j->ws, tid));
 }
 
 static void wgrad_sum_task(void *ctx, int tid, int nt) {
@@ -426,24 +486,23 @@ static void gelu_bwd_task(void *ctx, int tid, int nt) {
 
 typedef struct att_job {
     gpt *m;
-    const float *qkv; /* [N, 3C] */
-    float *out;       /* forward: y [N, C]; backward: dqkv [N, 3C] */
-    float *lse;       /* [B, H, T] */
-    const float *dy;  /* backward: [N, C] */
+    const float *qkv;   /* [N, 3C] */
+    float *out;         /* forward: y [N, C]; backward: dqkv [N, 3C] */
+    float *lse;         /* [B, H, T] */
+    const float *dy;    /* backward: [N, C] */
+    atomic_size_t next; /* the next (batch, head) pair to take */
 } att_job;
 
 /* The shape of one attention job, shared by forward and backward. */
 typedef struct att_dims {
     int T, C, H, hd, ld, blk; /* ld: row stride of qkv (3C) */
     float scale;
-    size_t lo, hi; /* this thread's (batch, head) pairs */
 } att_dims;
 
-static att_dims att_dims_of(const gpt *m, int tid, int nt) {
-    att_dims d = {m->T, m->cfg.n_embd, m->cfg.n_head, 0, 3 * m->cfg.n_embd, m->att_block, 0, 0, 0};
+static att_dims att_dims_of(const gpt *m) {
+    att_dims d = {m->T, m->cfg.n_embd, m->cfg.n_head, 0, 3 * m->cfg.n_embd, m->att_block, 0};
     d.hd = d.C / d.H;
     d.scale = 1.0f / sqrtf((float)d.hd);
-    kpool_range((size_t)m->B * d.H, 1, tid, nt, &d.lo, &d.hi);
     return d;
 }
 
@@ -465,11 +524,13 @@ static void zero_future(float *row, int i, int T, int blk) {
 }
 
 static void att_fwd_task(void *ctx, int tid, int nt) {
-    const att_job *j = ctx;
-    att_dims dims = att_dims_of(j->m, tid, nt);
+    att_job *j = ctx;
+    (void)nt;
+    att_dims dims = att_dims_of(j->m);
     int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld, blk = dims.blk;
     float *S = j->m->acts->att_scratch + (size_t)tid * 2 * T * T;
-    for (size_t bh = dims.lo; bh < dims.hi; bh++) {
+    size_t bh, bh_end;
+    while (kpool_next(&j->next, (size_t)j->m->B * H, 1, &bh, &bh_end)) {
         size_t b = bh / H, h = bh % H;
         const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
         float *lse = j->lse + bh * T;
@@ -497,14 +558,14 @@ static void att_fwd_task(void *ctx, int tid, int nt) {
 }
 
 static void att_bwd_task(void *ctx, int tid, int nt) {
-    const att_job *j = ctx;
-    att_dims dims = att_dims_of(j->m, tid, nt);
+    att_job *j = ctx;
+    (void)nt;
+    att_dims dims = att_dims_of(j->m);
     int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld, blk = dims.blk;
     float scale = dims.scale;
     float *P = j->m->acts->att_scratch + (size_t)tid * 2 * T * T, *dS = P + (size_t)T * T;
-    float *dbias = j->m->acts->partial + (size_t)tid * 4 * C; /* [3C]: the c_attn bias grad */
-    memset(dbias, 0, sizeof(float) * 3 * C);
-    for (size_t bh = dims.lo; bh < dims.hi; bh++) {
+    size_t bh, bh_end;
+    while (kpool_next(&j->next, (size_t)j->m->B * H, 1, &bh, &bh_end)) {
         size_t b = bh / H, h = bh % H;
         const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
         const float *dY = j->dy + b * T * C + h * hd;
@@ -540,10 +601,14 @@ static void att_bwd_task(void *ctx, int tid, int nt) {
                         P + (size_t)r0 * T + r0, T, dY + (size_t)r0 * C, C, 0.0f,
                         dV + (size_t)r0 * ld, ld);
         }
-        for (int i = 0; i < T; i++) /* bias gradient: column sums of this head's dq, dk, dv */
+        /* c_attn's bias gradient: this head's column sums of dq, dk, dv, kept per sequence
+         * (att_dbias [B, 3C]) and added in order afterwards, whichever thread ran which */
+        float *dbias = j->m->acts->att_dbias + b * 3 * C + h * hd;
+        for (int part = 0; part < 3; part++) memset(dbias + part * C, 0, sizeof(float) * hd);
+        for (int i = 0; i < T; i++)
             for (int part = 0; part < 3; part++) {
                 const float *row = dQ + (size_t)i * ld + part * C;
-                float *acc = dbias + part * C + h * hd;
+                float *acc = dbias + part * C;
                 for (int k = 0; k < hd; k++) acc[k] += row[k];
             }
     }
@@ -716,7 +781,8 @@ static void free_acts(gpt_acts *a) {
                       &a->ln2_rstd,    &a->fch,     &a->gelu,    &a->lnf,      &a->lnf_mean,
                       &a->lnf_rstd,    &a->logits,  &a->lse,     &a->weight,   &a->pool_w,
                       &a->pooled,      &a->dres,    &a->dc,      &a->d3c,      &a->d4c,
-                      &a->att_scratch, &a->partial, &a->gemm_ws, &a->wgrad};
+                      &a->att_scratch, &a->partial, &a->gemm_ws, &a->wgrad,    &a->packed,
+                      &a->att_dbias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
     free(a->x);
     free(a->y);
@@ -796,6 +862,14 @@ static void ensure_acts(gpt *m, int B, int T) {
     a->att_scratch = alloc_floats(nt * 2 * T * T);
     a->partial = alloc_floats(nt * 4 * C);
     a->gemm_ws = alloc_floats(nt * kgemm_workspace_floats());
+    /* op(B) of every large GEMM: a weight [in, out] or its transpose, or wte */
+    size_t widths[][2] = {{C, 3 * C}, {3 * C, C}, {C, 4 * C}, {4 * C, C}, {C, V}, {V, C}};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+        size_t f = kgemm_packed_floats((int)widths[i][0], (int)widths[i][1]);
+        if (f > a->packed_floats) a->packed_floats = f;
+    }
+    a->packed = alloc_floats(a->packed_floats);
+    a->att_dbias = alloc_floats((size_t)B * 3 * C);
     if (nt > 1 && nt <= WGRAD_SPLIT_MAX)
         a->wgrad = alloc_floats((nt - 1) * (V > 4 * C ? V : 4 * C) * C);
     a->x = xmalloc(N * sizeof(int32_t));
@@ -847,7 +921,7 @@ static void block_forward(gpt *m, int l, float *out) {
     int C = m->cfg.n_embd, N = m->B * m->T;
     linear_fwd(m, a.ln1, p.qkvw, p.qkvb, a.qkv, N, C, 3 * C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_QKV, a.ln1, a.qkv, N);
-    att_job aj = {m, a.qkv, a.atty, a.att_lse, NULL};
+    att_job aj = {m, a.qkv, a.atty, a.att_lse, NULL, 0};
     kpool_run(m->pool, att_fwd_task, &aj);
     linear_fwd(m, a.atty, p.attprojw, NULL, out, N, C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_PROJ, a.atty, out, N);
@@ -879,9 +953,10 @@ static void block_backward(gpt *m, int l) {
                     true, g.attprojb);
     linear_bwd(m, a.atty, p.attprojw, s->dres, s->dc, g.attprojw, N, C, C);
     if (m->lora) lora_backward(m->lora, m->pool, l, LORA_PROJ, a.atty, s->dres, s->dc, N);
-    att_job aj = {m, a.qkv, s->d3c, a.att_lse, s->dc};
+    att_job aj = {m, a.qkv, s->d3c, a.att_lse, s->dc, 0};
     kpool_run(m->pool, att_bwd_task, &aj);
-    reduce_partials(m, 4 * (size_t)C, 0, 3 * C, g.qkvb);
+    for (int b = 0; b < m->B; b++)
+        for (int i = 0; i < 3 * C; i++) g.qkvb[i] += s->att_dbias[(size_t)b * 3 * C + i];
     linear_bwd(m, a.ln1, p.qkvw, s->d3c, s->dc, g.qkvw, N, C, 3 * C);
     if (m->lora) lora_backward(m->lora, m->pool, l, LORA_QKV, a.ln1, s->d3c, s->dc, N);
     residual_ln_bwd(m, N, s->dc, a.res, a.ln1_mean, a.ln1_rstd, p.ln1w, g.ln1w, g.ln1b, s->dres,

@@ -9,6 +9,8 @@
 #ifndef KILN_POOL_H
 #define KILN_POOL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct kpool kpool;
@@ -32,6 +34,17 @@ static inline void kpool_range(size_t n, size_t align, int tid, int nthreads, si
     size_t b1 = blocks * (size_t)(tid + 1) / (size_t)nthreads;
     *lo = b0 * align < n ? b0 * align : n;
     *hi = b1 * align < n ? b1 * align : n;
+}
+
+/* A dynamic share: the next chunk [*lo, *hi) of [0, n), `chunk` at a time, taken from a
+ * counter the job starts at 0; false when none is left.  For the big jobs: on a shared
+ * machine one core often runs slower, and with static halves the other waits for it. */
+static inline bool kpool_next(atomic_size_t *next, size_t n, size_t chunk, size_t *lo, size_t *hi) {
+    size_t c = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+    if (c >= (n + chunk - 1) / chunk) return false;
+    *lo = c * chunk;
+    *hi = *lo + chunk < n ? *lo + chunk : n;
+    return true;
 }
 
 #endif
