@@ -1,8 +1,11 @@
 /* gpt — forward and backward of a GPT-2 style transformer, layer by layer, side by side.
  *
  * Layout: activations are row-major [N, width] with N = B*T rows (b major, t minor).
- * Threading: every kernel is a kpool job over rows (or columns, or attention heads);
- * OpenBLAS runs single-threaded inside each pool thread on that thread's block.
+ * Threading: every kernel is a kpool job over rows (or columns, or attention heads).  The
+ * linear layers' products run on lib/gemm (kiln's AVX-512 SGEMM): B packed once, chunks of
+ * rows handed to threads as they come free; weight gradients split the batch.  Attention's
+ * small products call OpenBLAS, single-threaded inside each pool thread.  Every result is
+ * independent of which thread ran what, so runs repeat bit for bit.
  * Fusions: residual add + bias + LayerNorm (forward), LayerNorm backward + residual
  * gradient + the bias gradient of the projection that fed the residual (backward),
  * bias + GELU, log-sum-exp + cross-entropy (forward) and softmax + CE gradient in place

@@ -1,6 +1,7 @@
 /* test_gemm — kgemm against a plain triple loop in double precision: every transpose
  * combination, edge sizes around the tile and slice sizes, strides wider than the matrix,
- * and beta 0 (C's old contents, even NaN, ignored), 1 and 0.5. */
+ * and beta 0 (C's old contents, even NaN, ignored), 1 and 0.5; and kgemm_packed from a B
+ * packed in two column ranges. */
 #include "../../lib/gemm.h"
 
 #include <stdlib.h>
@@ -60,6 +61,40 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float beta, float 
     free(C0);
 }
 
+/* kgemm_packed from a B packed in two column ranges (as two threads would), rows of A at
+ * an offset, beta 1 over a NaN-free C. */
+static void check_packed(bool ta, bool tb, int M, int N, int K, float *ws, krng *r) {
+    int lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N;
+    size_t a_rows = ta ? K : M, b_rows = tb ? N : K;
+    float *A = xmalloc(sizeof(float) * a_rows * lda), *B = xmalloc(sizeof(float) * b_rows * ldb);
+    float *C = xmalloc(sizeof(float) * M * ldc), *C0 = xmalloc(sizeof(float) * M * ldc);
+    float *Bp = aligned_alloc(64, (kgemm_packed_floats(K, N) * sizeof(float) + 63) / 64 * 64);
+    if (!Bp) exit(1);
+    fill(A, a_rows * lda, r);
+    fill(B, b_rows * ldb, r);
+    fill(C0, (size_t)M * ldc, r);
+    memcpy(C, C0, sizeof(float) * M * ldc);
+    int w = kgemm_panel_width(), split = (N / 2 + w - 1) / w * w;
+    kgemm_pack(tb, K, N, B, ldb, split, N, Bp);
+    kgemm_pack(tb, K, N, B, ldb, 0, split, Bp);
+    kgemm_packed(ta, M, N, K, 1.0f, A, lda, Bp, 1.0f, C, ldc, ws);
+    int bad = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double want = reference(ta, tb, i, j, K, A, lda, B, ldb) + C0[(size_t)i * ldc + j];
+            bad += !(fabs(C[(size_t)i * ldc + j] - want) <= 1e-5 * (1.0 + sqrt((double)K)));
+        }
+    if (bad)
+        fprintf(stderr, "kgemm_packed ta=%d tb=%d M=%d N=%d K=%d: %d wrong elements\n", ta, tb, M,
+                N, K, bad);
+    CHECK(bad == 0);
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+    free(Bp);
+}
+
 int main(void) {
     float *ws = aligned_alloc(64, sizeof(float) * ((kgemm_workspace_floats() + 15) / 16 * 16));
     if (!ws) return 1;
@@ -79,6 +114,10 @@ int main(void) {
     check_case(false, true, 8, 1600, 16, 1.0f, ws, &r);
     check_case(true, false, 9, 70, 0, 0.0f, ws, &r);
     check_case(false, false, 9, 70, 0, 0.5f, ws, &r);
+    for (int t = 0; t < 4; t++) {
+        check_packed(t & 1, t & 2, 13, 130, 800, ws, &r); /* K over two slabs, edge panel */
+        check_packed(t & 1, t & 2, 192, 64, 7, ws, &r);
+    }
     free(ws);
     return check_report("test_gemm");
 }
