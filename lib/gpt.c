@@ -134,7 +134,7 @@ static void fill_bias(float *C, int ldc, const float *bias, int rows, int cols) 
 }
 
 static void gemm_task(void *ctx, int tid, int nt) {
-    gemm_job *j = ctx;
+    const gemm_job *j = ctx;
     const float *A = j->A, *B = j->B;
     float *C = j->C;
     int M = j->M, N = j->N;
@@ -162,7 +162,7 @@ static void gemm_task(void *ctx, int tid, int nt) {
 }
 
 static void gemm_pack_task(void *ctx, int tid, int nt) {
-    gemm_job *j = ctx;
+    const gemm_job *j = ctx;
     size_t lo, hi;
     kpool_range((size_t)j->N, (size_t)kgemm_panel_width(), tid, nt, &lo, &hi);
     kgemm_pack(j->tb, j->K, j->N, j->B, j->ldb, (int)lo, (int)hi, j->packed);
@@ -187,15 +187,21 @@ static void gemm_rows_task(void *ctx, int tid, int nt) {
 
 static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
-    gemm_job j = {ta,   tb,
-                  M,    N,
-                  K,    A,
-                  lda,  B,
-                  ldb,  beta,
-                  C,    ldc,
-                  bias, m->acts->gemm_ws,
-                  NULL, (size_t)GEMM_CHUNK_TILES * kgemm_tile_rows(),
-                  0};
+    gemm_job j = {.ta = ta,
+                  .tb = tb,
+                  .M = M,
+                  .N = N,
+                  .K = K,
+                  .A = A,
+                  .lda = lda,
+                  .B = B,
+                  .ldb = ldb,
+                  .beta = beta,
+                  .C = C,
+                  .ldc = ldc,
+                  .bias = bias,
+                  .ws = m->acts->gemm_ws,
+                  .chunk = (size_t)GEMM_CHUNK_TILES * kgemm_tile_rows()};
     int nt = kpool_size(m->pool);
     if (nt > 1 && (size_t)M >= 2 * nt * j.chunk &&
         kgemm_packed_floats(K, N) <= m->acts->packed_floats) {
