@@ -49,8 +49,8 @@ struct gpt_acts {
     float *att_scratch;               /* [threads, 2, T, T] */
     float *partial;                   /* [threads, 4C] per-thread column sums */
     float *gemm_ws;                   /* [threads, kgemm_workspace_floats()] packing buffers */
-    float *wgrad;                     /* [threads-1, max(4C, V) * C] weight-gradient partials */
-    float *packed;                    /* a weight packed once for all threads' rows of a GEMM */
+    float *wgrad;                     /* [threads-1, 4C * C] weight-gradient partials */
+    float *packed;                    /* [packed_floats] a block matrix packed for all threads */
     float *att_dbias;                 /* [B, 3C] c_attn bias gradient of each sequence */
     size_t packed_floats;
     bool have_logits;
@@ -249,7 +249,8 @@ static void wgrad_sum_task(void *ctx, int tid, int nt) {
 
 static void wgrad(gpt *m, int M, int N, int K, const float *A, const float *B, float *C) {
     int nt = kpool_size(m->pool);
-    if (nt == 1 || nt > WGRAD_SPLIT_MAX || K < 256 * nt) {
+    size_t width = (size_t)m->cfg.n_embd;
+    if (nt == 1 || nt > WGRAD_SPLIT_MAX || K < 256 * nt || (size_t)M * N > 4 * width * width) {
         gemm(m, true, false, M, N, K, A, M, B, N, 1.0f, C, N, NULL);
         return;
     }
@@ -871,16 +872,15 @@ static void ensure_acts(gpt *m, int B, int T) {
     a->att_scratch = alloc_floats(nt * 2 * T * T);
     a->partial = alloc_floats(nt * 4 * C);
     a->gemm_ws = alloc_floats(nt * kgemm_workspace_floats());
-    /* op(B) of every large GEMM: a weight [in, out] or its transpose, or wte */
-    size_t widths[][2] = {{C, 3 * C}, {3 * C, C}, {C, 4 * C}, {4 * C, C}, {C, V}, {V, C}};
-    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
-        size_t f = kgemm_packed_floats((int)widths[i][0], (int)widths[i][1]);
-        if (f > a->packed_floats) a->packed_floats = f;
-    }
+    /* Room for the block matrices, [C, 4C] at most, packed or as a partial gradient: the
+     * head's products with a vocabulary bigger than 4C take the paths that need neither,
+     * rather than this scratch growing to a copy of wte per thread. */
+    a->packed_floats = kgemm_packed_floats(C, 4 * C) > kgemm_packed_floats(4 * C, C)
+                           ? kgemm_packed_floats(C, 4 * C)
+                           : kgemm_packed_floats(4 * C, C);
     a->packed = alloc_floats(a->packed_floats);
     a->att_dbias = alloc_floats((size_t)B * 3 * C);
-    if (nt > 1 && nt <= WGRAD_SPLIT_MAX)
-        a->wgrad = alloc_floats((nt - 1) * (V > 4 * C ? V : 4 * C) * C);
+    if (nt > 1 && nt <= WGRAD_SPLIT_MAX) a->wgrad = alloc_floats((nt - 1) * 4 * C * C);
     a->x = xmalloc(N * sizeof(int32_t));
     a->y = xmalloc(N * sizeof(int32_t));
 }

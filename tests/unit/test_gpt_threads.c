@@ -19,10 +19,10 @@ enum { B = 8, T = 192 };
 static int32_t xs[B * T], ys[B * T];
 static uint8_t mask[B * T];
 
-/* Loss and gradients of the model from `seed` on `threads` threads; grads into out. */
-static float run(int threads, float *out, size_t *n) {
+/* Loss and gradients of the model on `threads` threads; grads into out. */
+static float run(int threads, int vocab, float *out, size_t *n) {
     kpool *pool = kpool_create(threads);
-    gpt_config cfg = {.n_layer = 2, .n_embd = 64, .n_head = 2, .n_ctx = T, .vocab = 96};
+    gpt_config cfg = {.n_layer = 2, .n_embd = 64, .n_head = 2, .n_ctx = T, .vocab = vocab};
     gpt *m = gpt_create(&cfg, pool, 11);
     unsigned seed = 3; /* biases and LayerNorms off their zero / one init, so they count */
     for (size_t i = 0; i < m->n_params; i++) {
@@ -45,31 +45,34 @@ int main(void) {
         ys[i] = (int32_t)((i * 11 + 3) % 96);
         mask[i] = (i % 7) != 0;
     }
-    size_t n;
-    run(1, NULL, &n);
-    float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
-    if (!ref || !got) return 1;
-    float loss1 = run(1, ref, &n);
-    double scale = 0.0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    CHECK(scale > 0.0);
-    float *again = malloc(n * sizeof(float));
-    if (!again) return 1;
-    for (int threads = 2; threads <= 3; threads++) {
-        float loss = run(threads, got, &n);
-        for (int rep = 0; rep < 3; rep++) {
-            CHECK(run(threads, again, &n) == loss);
-            CHECK(!memcmp(again, got, n * sizeof(float)));
+    /* vocabularies under and over 4 x width: the head's products take both paths */
+    const int vocabs[] = {96, 300};
+    for (int v = 0; v < 2; v++) {
+        size_t n;
+        run(1, vocabs[v], NULL, &n);
+        float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+        float *again = malloc(n * sizeof(float));
+        if (!ref || !got || !again) return 1;
+        float loss1 = run(1, vocabs[v], ref, &n);
+        double scale = 0.0;
+        for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+        CHECK(scale > 0.0);
+        for (int threads = 2; threads <= 3; threads++) {
+            float loss = run(threads, vocabs[v], got, &n);
+            for (int rep = 0; rep < 3; rep++) {
+                CHECK(run(threads, vocabs[v], again, &n) == loss);
+                CHECK(!memcmp(again, got, n * sizeof(float)));
+            }
+            CHECK_NEAR(loss, loss1, 1e-6);
+            double worst = 0.0;
+            for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - ref[i]) / scale);
+            fprintf(stderr, "vocab %d, %d threads: loss %.7f (1 thread %.7f), worst error %.2g\n",
+                    vocabs[v], threads, loss, loss1, worst);
+            CHECK(worst <= 1e-5);
         }
-        CHECK_NEAR(loss, loss1, 1e-6);
-        double worst = 0.0;
-        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - ref[i]) / scale);
-        fprintf(stderr, "%d threads: loss %.7f (1 thread %.7f), worst gradient error %.2g\n",
-                threads, loss, loss1, worst);
-        CHECK(worst <= 1e-5);
+        free(ref);
+        free(got);
+        free(again);
     }
-    free(ref);
-    free(got);
-    free(again);
     return check_report("gpt_threads");
 }
