@@ -104,21 +104,22 @@ static void macro_kernel(int mc, int nc, int kc, float alpha, const float *a, si
     }
 }
 
-/* C = beta C (zero when beta is: C's old NaNs do not survive). */
-static void scale_c(int M, int N, float beta, float *C, int ldc) {
+/* Beta other than 0 and 1 applied up front, so the kernels only store or add: C = beta C
+ * (zero when beta is: C's old NaNs do not survive), *beta becomes 1.  false when K is 0 and
+ * that was all there was to do. */
+static bool apply_beta(int M, int N, int K, float *beta, float *C, int ldc) {
+    if (K > 0 && (*beta == 0.0f || *beta == 1.0f)) return true;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++)
-            C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+            C[(size_t)i * ldc + j] = *beta == 0.0f ? 0.0f : *beta * C[(size_t)i * ldc + j];
+    *beta = 1.0f;
+    return K > 0;
 }
 
 void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc, float *ws) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || (beta != 0.0f && beta != 1.0f)) {
-        scale_c(M, N, beta, C, ldc);
-        if (K <= 0) return;
-        beta = 1.0f;
-    }
+    if (!apply_beta(M, N, K, &beta, C, ldc)) return;
     float *apad = ws, *Bp = ws + (size_t)KC * MR, *edge = Bp + (size_t)KC * NC;
     size_t rs = ta ? 1 : (size_t)lda, cs = ta ? (size_t)lda : 1;
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -152,11 +153,7 @@ void kgemm_pack(bool tb, int K, int N, const float *B, int ldb, int j0, int j1, 
 void kgemm_packed(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *Bp, float beta, float *C, int ldc, float *ws) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || (beta != 0.0f && beta != 1.0f)) {
-        scale_c(M, N, beta, C, ldc);
-        if (K <= 0) return;
-        beta = 1.0f;
-    }
+    if (!apply_beta(M, N, K, &beta, C, ldc)) return;
     float *apad = ws, *edge = ws + (size_t)KC * MR + (size_t)KC * NC;
     size_t rs = ta ? 1 : (size_t)lda, cs = ta ? (size_t)lda : 1;
     for (int k0 = 0; k0 < K; k0 += KC) {
