@@ -7,8 +7,9 @@
  * registers over the whole KC slice.  The rows of A stay in L1 while the slab of B
  * streams past them.  Edge tiles go through a small C scratch.
  *
- * Measured on the model's shapes (2 threads, Zen 4): 196-218 GFLOP/s against OpenBLAS
- * 0.3.21's 185-208 on the same split; packing A as well, or reading B in place, was slower. */
+ * On the model's products (build/rel/bench/gemm, 2 threads, Zen 4): 183-218 GFLOP/s against
+ * OpenBLAS 0.3.21's 182-195 on the same split; packing A as well, or reading B in place, was
+ * slower while tuning. */
 #include "gemm.h"
 
 #include <string.h>

@@ -2,14 +2,14 @@
  *
  * C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C, row-major, op = transpose or not.  The
  * caller splits work across threads (lib/gpt runs one call per pool thread on its block
- * of C) and hands each call its own workspace.
+ * of C, or shares one packed B: kgemm_pack / kgemm_packed) and hands each call its own
+ * workspace.
  *
- * Why not OpenBLAS here: on AMD Zen 4 the library picks its AVX-512 kernels, which run
- * double-pumped and reach about 88% of the FMA peak on the model's shapes; a plain
- * BLIS-style loop nest (pack a KC x NC slab of B, pack MC x KC of A, a 6 x 64
- * register-blocked micro-kernel) reaches about 94% (bench/train, BENCHMARKS.md).  Without
- * AVX-512 at build time kgemm hands the product to cblas_sgemm, so results stay right
- * everywhere and only the speed differs. */
+ * Why not OpenBLAS here: on the model's products a plain BLIS-style loop nest (pack a slab
+ * of B, read A in place, a 6 x 64 register-blocked AVX-512 micro-kernel) runs 6.5% faster
+ * than OpenBLAS 0.3.21's kernels on the same thread split (build/rel/bench/gemm,
+ * BENCHMARKS.md).  Without AVX-512 at build time kgemm hands the product to cblas_sgemm, so
+ * results stay right everywhere and only the speed differs. */
 #ifndef KILN_GEMM_H
 #define KILN_GEMM_H
 
