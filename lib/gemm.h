@@ -27,12 +27,22 @@ void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
 /* One B shared by threads that split the rows of C: op(B) [K, N] packed into
  * kgemm_packed_floats(K, N) floats (64-byte aligned), its columns [j0, j1) at a time so
  * that threads can share the packing (j0 a multiple of kgemm_panel_width()); then
- * C = alpha op(A) op(B) + beta C for any rows of A, from the packed B. */
+ * C = alpha op(A) op(B) + beta C (+ bias [N] on every row, when not NULL) for any rows of A,
+ * from the packed B. */
 size_t kgemm_packed_floats(int K, int N);
 int kgemm_panel_width(void);
 int kgemm_tile_rows(void); /* rows of C per register tile: row splits in its multiples waste none */
 void kgemm_pack(bool tb, int K, int N, const float *B, int ldb, int j0, int j1, float *Bp);
 void kgemm_packed(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *Bp, float beta, float *C, int ldc, float *ws);
+                  const float *Bp, float beta, const float *bias, float *C, int ldc, float *ws);
+
+/* C = alpha op(A) B + beta C with B [K, N] read in place, unpacked: for small products whose
+ * B rows are already contiguous and stay in cache (a head's keys, values, queries).  Any N;
+ * ws as for kgemm. */
+void kgemm_small(bool ta, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc, float *ws);
+
+/* Xt [cols, rows] (row stride ldt) = X^T for X [rows, cols] (row stride ldx). */
+void ktranspose(int rows, int cols, const float *X, int ldx, float *Xt, int ldt);
 
 #endif

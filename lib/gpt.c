@@ -46,7 +46,7 @@ struct gpt_acts {
     float *pool_w;                    /* [N] pooling weights of the last gpt_pool */
     float *pooled;                    /* [B, C] */
     float *dres, *dc, *d3c, *d4c;     /* backward scratch [N, C], [N, C], [N, 3C], [N, 4C] */
-    float *att_scratch;               /* [threads, 2, T, T] */
+    float *att_scratch;               /* [threads, att_scratch_floats(T, hd)] */
     float *partial;                   /* [threads, 4C] per-thread column sums */
     float *gemm_ws;                   /* [threads, kgemm_workspace_floats()] packing buffers */
     float *wgrad;                     /* [threads-1, 4C * C] weight-gradient partials */
@@ -174,14 +174,8 @@ static void gemm_rows_task(void *ctx, int tid, int nt) {
     size_t lo, hi;
     while (kpool_next(&j->next, (size_t)j->M, j->chunk, &lo, &hi)) {
         const float *A = j->A + (j->ta ? lo : lo * (size_t)j->lda);
-        float *C = j->C + lo * (size_t)j->ldc;
-        float beta = j->beta;
-        if (j->bias) {
-            fill_bias(C, j->ldc, j->bias, (int)(hi - lo), j->N);
-            beta = 1.0f;
-        }
-        kgemm_packed(j->ta, (int)(hi - lo), j->N, j->K, 1.0f, A, j->lda, j->packed, beta, C, j->ldc,
-                     gemm_ws_of(j->ws, tid));
+        kgemm_packed(j->ta, (int)(hi - lo), j->N, j->K, 1.0f, A, j->lda, j->packed, j->beta,
+                     j->bias, j->C + lo * (size_t)j->ldc, j->ldc, gemm_ws_of(j->ws, tid));
     }
 }
 
@@ -505,64 +499,124 @@ typedef struct att_job {
 
 /* The shape of one attention job, shared by forward and backward. */
 typedef struct att_dims {
-    int T, C, H, hd, ld, blk; /* ld: row stride of qkv (3C) */
+    int T, C, H, hd, ld; /* ld: row stride of qkv (3C) */
     float scale;
 } att_dims;
 
 static att_dims att_dims_of(const gpt *m) {
-    att_dims d = {m->T, m->cfg.n_embd, m->cfg.n_head, 0, 3 * m->cfg.n_embd, m->att_block, 0};
+    att_dims d = {m->T, m->cfg.n_embd, m->cfg.n_head, 0, 3 * m->cfg.n_embd, 0};
     d.hd = d.C / d.H;
     d.scale = 1.0f / sqrtf((float)d.hd);
     return d;
 }
 
-/* S[r0:r1, 0:r1] = scale Q K^T by causal blocks of query rows. */
-static void att_scores(const float *Q, const float *K, int ld, int T, int hd, float scale, int blk,
-                       float *S) {
-    for (int r0 = 0; r0 < T; r0 += blk) {
-        int r1 = r0 + blk < T ? r0 + blk : T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, scale,
-                    Q + (size_t)r0 * ld, ld, K, ld, 0.0f, S + (size_t)r0 * T, T);
-    }
+/* Attention works on groups of ATT_ROWS query rows (kgemm's register tile is 6 rows): a
+ * group's products stop at its last row's diagonal, so the causal mask costs at most 5
+ * extra columns per row instead of a block's worth.  Row i of P and dS holds zeros in
+ * (i, i + ATT_ROWS): the products that read a whole group's columns, or a group of key
+ * columns down the rows, see zeros where the future would be. */
+#define ATT_ROWS 6
+
+/* A thread's attention scratch: P (scores, then probabilities) and dS [T, T], and the
+ * head's keys and values transposed, [hd, T] each. */
+static size_t att_scratch_floats(int T, int hd) {
+    return 2 * (size_t)T * T + 2 * (size_t)hd * T;
 }
 
-/* Zero the future (j > i) inside row i's causal block. */
-static void zero_future(float *row, int i, int T, int blk) {
-    int end = (i / blk + 1) * blk;
-    if (end > T) end = T;
-    for (int k = i + 1; k < end; k++) row[k] = 0.0f;
+/* max(x[0:n]), n >= 1, sixteen lanes at a time: an elementwise max the compilers vectorise
+ * (a max reduction loop they leave scalar, or refuse). */
+static float max_of(const float *x, int n) {
+    float lane[16];
+    for (int u = 0; u < 16; u++) lane[u] = x[0];
+    int k = 0;
+    for (; k + 16 <= n; k += 16)
+#pragma omp simd
+        for (int u = 0; u < 16; u++) lane[u] = x[k + u] > lane[u] ? x[k + u] : lane[u];
+    for (; k < n; k++) lane[0] = x[k] > lane[0] ? x[k] : lane[0];
+    float mx = lane[0];
+    for (int u = 1; u < 16; u++) mx = lane[u] > mx ? lane[u] : mx;
+    return mx;
+}
+
+/* Columns [0, end) of the group of rows starting at g: through its last row's diagonal. */
+static int att_group_end(int g, int T) {
+    return g + ATT_ROWS < T ? g + ATT_ROWS : T;
+}
+
+static int att_group_rows(int g, int T) {
+    return T - g < ATT_ROWS ? T - g : ATT_ROWS;
+}
+
+/* Zero row i's future that a group's products read: columns (i, i + ATT_ROWS). */
+static void zero_future(float *row, int i, int T) {
+    for (int k = i + 1; k < i + ATT_ROWS && k < T; k++) row[k] = 0.0f;
+}
+
+/* S[g rows, 0:end) = scale Q Kt for one group: the scores, or with dY and Vt, dP. */
+static void att_group_scores(const float *Q, int ldq, const float *Kt, int T, int hd, float scale,
+                             int g, float *S, float *ws) {
+    kgemm_small(false, att_group_rows(g, T), att_group_end(g, T), hd, scale, Q + (size_t)g * ldq,
+                ldq, Kt, T, 0.0f, S + (size_t)g * T, T, ws);
 }
 
 static void att_fwd_task(void *ctx, int tid, int nt) {
     att_job *j = ctx;
     (void)nt;
     att_dims dims = att_dims_of(j->m);
-    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld, blk = dims.blk;
-    float *S = j->m->acts->att_scratch + (size_t)tid * 2 * T * T;
+    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld;
+    float *S = j->m->acts->att_scratch + (size_t)tid * att_scratch_floats(T, hd);
+    float *Kt = S + 2 * (size_t)T * T, *ws = gemm_ws_of(j->m->acts->gemm_ws, tid);
     size_t bh, bh_end;
     while (kpool_next(&j->next, (size_t)j->m->B * H, 1, &bh, &bh_end)) {
         size_t b = bh / H, h = bh % H;
         const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
-        float *lse = j->lse + bh * T;
-        att_scores(Q, K, ld, T, hd, dims.scale, blk, S);
-        for (int i = 0; i < T; i++) {
-            float *row = S + (size_t)i * T, mx = -INFINITY, sum = 0.0f;
-            for (int k = 0; k <= i; k++) mx = row[k] > mx ? row[k] : mx;
+        float *lse = j->lse + bh * T, *Y = j->out + b * T * C + h * hd;
+        ktranspose(T, hd, K, ld, Kt, T);
+        for (int g = 0; g < T; g += ATT_ROWS) {
+            int rows = att_group_rows(g, T);
+            float inv[ATT_ROWS];
+            att_group_scores(Q, ld, Kt, T, hd, dims.scale, g, S, ws);
+            for (int i = g; i < g + rows; i++) {
+                float *row = S + (size_t)i * T, mx, sum = 0.0f;
+                mx = max_of(row, i + 1);
 #pragma omp simd reduction(+ : sum)
-            for (int k = 0; k <= i; k++) {
-                row[k] = exp_fast(row[k] - mx);
-                sum += row[k];
+                for (int k = 0; k <= i; k++) {
+                    row[k] = exp_fast(row[k] - mx);
+                    sum += row[k];
+                }
+                zero_future(row, i, T);
+                inv[i - g] = 1.0f / sum;
+                lse[i] = mx + logf(sum);
             }
-            float inv = 1.0f / sum;
-            for (int k = 0; k <= i; k++) row[k] *= inv;
-            zero_future(row, i, T, blk);
-            lse[i] = mx + logf(sum);
+            /* Y = P V with P's rows normalised afterwards: hd products a row, not i + 1 */
+            float *Yg = Y + (size_t)g * C;
+            kgemm_small(false, rows, hd, att_group_end(g, T), 1.0f, S + (size_t)g * T, T, V, ld,
+                        0.0f, Yg, C, ws);
+            for (int r = 0; r < rows; r++)
+                for (int k = 0; k < hd; k++) Yg[(size_t)r * C + k] *= inv[r];
         }
-        float *Y = j->out + b * T * C + h * hd;
-        for (int r0 = 0; r0 < T; r0 += blk) {
-            int r1 = r0 + blk < T ? r0 + blk : T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hd, r1, 1.0f,
-                        S + (size_t)r0 * T, T, V, ld, 0.0f, Y + (size_t)r0 * C, C);
+    }
+}
+
+/* dP = dY V^T and P recomputed from the scores and the saved log-sum-exp, one group of rows
+ * at a time; dS = P (dP - rowsum(P dP)) scale, in place of dP. */
+static void att_bwd_probs(const float *Q, const float *dY, int C, const float *Kt, const float *Vt,
+                          const float *lse, const att_dims *d, float *P, float *dS, float *ws) {
+    int T = d->T;
+    for (int g = 0; g < T; g += ATT_ROWS) {
+        att_group_scores(Q, d->ld, Kt, T, d->hd, d->scale, g, P, ws);
+        att_group_scores(dY, C, Vt, T, d->hd, 1.0f, g, dS, ws);
+        for (int i = g; i < g + att_group_rows(g, T); i++) {
+            float *p = P + (size_t)i * T, *ds = dS + (size_t)i * T, l = lse[i], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int k = 0; k <= i; k++) {
+                p[k] = exp_fast(p[k] - l);
+                dot += p[k] * ds[k];
+            }
+#pragma omp simd
+            for (int k = 0; k <= i; k++) ds[k] = p[k] * (ds[k] - dot) * d->scale;
+            zero_future(p, i, T);
+            zero_future(ds, i, T);
         }
     }
 }
@@ -571,45 +625,29 @@ static void att_bwd_task(void *ctx, int tid, int nt) {
     att_job *j = ctx;
     (void)nt;
     att_dims dims = att_dims_of(j->m);
-    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld, blk = dims.blk;
-    float scale = dims.scale;
-    float *P = j->m->acts->att_scratch + (size_t)tid * 2 * T * T, *dS = P + (size_t)T * T;
+    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld;
+    float *P = j->m->acts->att_scratch + (size_t)tid * att_scratch_floats(T, hd);
+    float *dS = P + (size_t)T * T, *Kt = dS + (size_t)T * T, *Vt = Kt + (size_t)hd * T;
+    float *ws = gemm_ws_of(j->m->acts->gemm_ws, tid);
     size_t bh, bh_end;
     while (kpool_next(&j->next, (size_t)j->m->B * H, 1, &bh, &bh_end)) {
         size_t b = bh / H, h = bh % H;
         const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
         const float *dY = j->dy + b * T * C + h * hd;
         float *dQ = j->out + b * T * ld + h * hd, *dK = dQ + C, *dV = dQ + 2 * C;
-        const float *lse = j->lse + bh * T;
-        att_scores(Q, K, ld, T, hd, scale, blk, P); /* recompute P from the saved lse */
-        for (int r0 = 0; r0 < T; r0 += blk) {
-            int r1 = r0 + blk < T ? r0 + blk : T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, 1.0f,
-                        dY + (size_t)r0 * C, C, V, ld, 0.0f, dS + (size_t)r0 * T, T);
-        }
-        for (int i = 0; i < T; i++) {
-            float *p = P + (size_t)i * T, *d = dS + (size_t)i * T, l = lse[i], dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int k = 0; k <= i; k++) {
-                p[k] = exp_fast(p[k] - l);
-                dot += p[k] * d[k];
-            }
-#pragma omp simd
-            for (int k = 0; k <= i; k++) d[k] = p[k] * (d[k] - dot) * scale;
-            zero_future(p, i, T, blk);
-            zero_future(d, i, T, blk);
-        }
-        for (int r0 = 0; r0 < T; r0 += blk) {
-            int r1 = r0 + blk < T ? r0 + blk : T, n = r1 - r0;
-            /* dQ[r] = dS[r, :r1] K[:r1];  dK[c] = dS[c:, c]^T Q[c:];  dV[c] = P[c:, c]^T dY[c:] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, r1, 1.0f,
-                        dS + (size_t)r0 * T, T, K, ld, 0.0f, dQ + (size_t)r0 * ld, ld);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, T - r0, 1.0f,
-                        dS + (size_t)r0 * T + r0, T, Q + (size_t)r0 * ld, ld, 0.0f,
-                        dK + (size_t)r0 * ld, ld);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, T - r0, 1.0f,
-                        P + (size_t)r0 * T + r0, T, dY + (size_t)r0 * C, C, 0.0f,
-                        dV + (size_t)r0 * ld, ld);
+        ktranspose(T, hd, K, ld, Kt, T);
+        ktranspose(T, hd, V, ld, Vt, T);
+        att_bwd_probs(Q, dY, C, Kt, Vt, j->lse + bh * T, &dims, P, dS, ws);
+        for (int g = 0; g < T; g += ATT_ROWS) {
+            int rows = att_group_rows(g, T), end = att_group_end(g, T);
+            /* dQ[g] = dS[g, :end] K[:end];  dK[g] = dS[g:, g]^T Q[g:];  dV[g] = P[g:, g]^T dY[g:]
+             */
+            kgemm_small(false, rows, hd, end, 1.0f, dS + (size_t)g * T, T, K, ld, 0.0f,
+                        dQ + (size_t)g * ld, ld, ws);
+            kgemm_small(true, rows, hd, T - g, 1.0f, dS + (size_t)g * T + g, T, Q + (size_t)g * ld,
+                        ld, 0.0f, dK + (size_t)g * ld, ld, ws);
+            kgemm_small(true, rows, hd, T - g, 1.0f, P + (size_t)g * T + g, T, dY + (size_t)g * C,
+                        C, 0.0f, dV + (size_t)g * ld, ld, ws);
         }
         /* c_attn's bias gradient: this head's column sums of dq, dk, dv, kept per sequence
          * (att_dbias [B, 3C]) and added in order afterwards, whichever thread ran which */
@@ -758,7 +796,6 @@ gpt *gpt_create(const gpt_config *cfg, kpool *pool, uint64_t seed) {
     gpt *m = xcalloc(1, sizeof *m);
     m->cfg = *cfg;
     m->pool = pool;
-    m->att_block = 64;
     m->n_tensors = layout(cfg, NULL, &m->p, NULL, &m->n_params);
     m->tensors = xcalloc((size_t)m->n_tensors, sizeof *m->tensors);
     m->params = alloc_floats(m->n_params);
@@ -869,7 +906,7 @@ static void ensure_acts(gpt *m, int B, int T) {
     a->dc = alloc_floats(N * C);
     a->d3c = alloc_floats(N * 3 * C);
     a->d4c = alloc_floats(N * 4 * C);
-    a->att_scratch = alloc_floats(nt * 2 * T * T);
+    a->att_scratch = alloc_floats(nt * att_scratch_floats(T, C / m->cfg.n_head));
     a->partial = alloc_floats(nt * 4 * C);
     a->gemm_ws = alloc_floats(nt * kgemm_workspace_floats());
     /* Room for the block matrices, [C, 4C] at most, packed or as a partial gradient: the

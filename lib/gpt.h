@@ -76,7 +76,6 @@ typedef struct gpt {
     int B, T;         /* of the last forward */
     float loss;       /* mean masked cross-entropy of the last LM forward */
     float mask_count; /* positions that counted in it */
-    int att_block;    /* query rows per causal attention block (64; tests shrink it) */
     /* Fine-tuning (lib/finetune.h, lib/lora.h); NULL for plain training.  A frozen tensor
      * gets no weight-gradient GEMM, and backward stops below the lowest block that has
      * anything to train; its gradient buffer is left undefined (optimizers skip it). */

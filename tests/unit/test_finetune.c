@@ -28,7 +28,6 @@ static double frand(unsigned *s) {
 static gpt *model(kpool *pool) {
     gpt_config g = {.n_layer = 3, .n_embd = 16, .n_head = 2, .n_ctx = 16, .vocab = 13};
     gpt *m = gpt_create(&g, pool, 5);
-    m->att_block = 4;
     return m;
 }
 

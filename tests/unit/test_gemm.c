@@ -1,7 +1,8 @@
 /* test_gemm — kgemm against a plain triple loop in double precision: every transpose
  * combination, edge sizes around the tile and slice sizes, strides wider than the matrix,
  * and beta 0 (C's old contents, even NaN, ignored), 1 and 0.5; and kgemm_packed from a B
- * packed in two column ranges. */
+ * packed in two column ranges; kgemm_small (B in place) over the same sizes and every width of
+ * a masked last vector. */
 #include "../../lib/gemm.h"
 
 #include <stdlib.h>
@@ -27,7 +28,9 @@ static double reference(bool ta, bool tb, int i, int j, int K, const float *A, i
     return s;
 }
 
-static void check_case(bool ta, bool tb, int M, int N, int K, float beta, float *ws, krng *r) {
+/* kgemm, or with `small` kgemm_small (B untransposed, read in place). */
+static void check_case(bool small, bool ta, bool tb, int M, int N, int K, float beta, float *ws,
+                       krng *r) {
     int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
     size_t a_rows = ta ? K : M, b_rows = tb ? N : K;
     float *A = xmalloc(sizeof(float) * a_rows * lda), *B = xmalloc(sizeof(float) * b_rows * ldb);
@@ -37,7 +40,10 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float beta, float 
     fill(C0, (size_t)M * ldc, r);
     if (beta == 0.0f) C0[0] = NAN; /* must not leak into the result */
     memcpy(C, C0, sizeof(float) * M * ldc);
-    kgemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, beta, C, ldc, ws);
+    if (small)
+        kgemm_small(ta, M, N, K, 0.75f, A, lda, B, ldb, beta, C, ldc, ws);
+    else
+        kgemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, beta, C, ldc, ws);
     int bad = 0;
     for (int i = 0; i < M; i++) {
         for (int j = 0; j < ldc; j++) {
@@ -52,8 +58,8 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float beta, float 
         }
     }
     if (bad)
-        fprintf(stderr, "kgemm ta=%d tb=%d M=%d N=%d K=%d beta=%g: %d wrong elements\n", ta, tb, M,
-                N, K, beta, bad);
+        fprintf(stderr, "%s ta=%d tb=%d M=%d N=%d K=%d beta=%g: %d wrong elements\n",
+                small ? "kgemm_small" : "kgemm", ta, tb, M, N, K, beta, bad);
     CHECK(bad == 0);
     free(A);
     free(B);
@@ -62,7 +68,7 @@ static void check_case(bool ta, bool tb, int M, int N, int K, float beta, float 
 }
 
 /* kgemm_packed from a B packed in two column ranges (as two threads would), rows of A at
- * an offset, beta 1 over a NaN-free C. */
+ * an offset, beta 1 over a NaN-free C, plus a bias row. */
 static void check_packed(bool ta, bool tb, int M, int N, int K, float *ws, krng *r) {
     int lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N;
     size_t a_rows = ta ? K : M, b_rows = tb ? N : K;
@@ -77,11 +83,14 @@ static void check_packed(bool ta, bool tb, int M, int N, int K, float *ws, krng 
     int w = kgemm_panel_width(), split = (N / 2 + w - 1) / w * w;
     kgemm_pack(tb, K, N, B, ldb, split, N, Bp);
     kgemm_pack(tb, K, N, B, ldb, 0, split, Bp);
-    kgemm_packed(ta, M, N, K, 1.0f, A, lda, Bp, 1.0f, C, ldc, ws);
+    float *bias = xmalloc(sizeof(float) * N);
+    fill(bias, (size_t)N, r);
+    kgemm_packed(ta, M, N, K, 1.0f, A, lda, Bp, 1.0f, bias, C, ldc, ws);
     int bad = 0;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            double want = reference(ta, tb, i, j, K, A, lda, B, ldb) + C0[(size_t)i * ldc + j];
+            double want =
+                reference(ta, tb, i, j, K, A, lda, B, ldb) + C0[(size_t)i * ldc + j] + bias[j];
             bad += !(fabs(C[(size_t)i * ldc + j] - want) <= 1e-5 * (1.0 + sqrt((double)K)));
         }
     if (bad)
@@ -93,6 +102,7 @@ static void check_packed(bool ta, bool tb, int M, int N, int K, float *ws, krng 
     free(C);
     free(C0);
     free(Bp);
+    free(bias);
 }
 
 int main(void) {
@@ -103,17 +113,21 @@ int main(void) {
     const int sizes_m[] = {1, 5, 6, 7, 13, 64, 100};
     const int sizes_n[] = {1, 17, 64, 65, 130};
     const int sizes_k[] = {1, 7, 64, 383, 384, 385, 800};
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < 6; t++) /* 4, 5: kgemm_small, A untransposed and transposed */
         for (size_t im = 0; im < sizeof sizes_m / sizeof *sizes_m; im++)
             for (size_t in = 0; in < sizeof sizes_n / sizeof *sizes_n; in++)
                 for (size_t ik = 0; ik < sizeof sizes_k / sizeof *sizes_k; ik++)
-                    check_case(t & 1, t & 2, sizes_m[im], sizes_n[in], sizes_k[ik],
-                               (float)((im + in + ik) % 3) * 0.5f, ws, &r);
+                    check_case(t >= 4, t & 1, t < 4 && (t & 2), sizes_m[im], sizes_n[in],
+                               sizes_k[ik], (float)((im + in + ik) % 3) * 0.5f, ws, &r);
     /* wider than one packed slab of B (1536 columns), and K = 0 (C = beta C) */
-    check_case(false, false, 8, 1600, 16, 0.0f, ws, &r);
-    check_case(false, true, 8, 1600, 16, 1.0f, ws, &r);
-    check_case(true, false, 9, 70, 0, 0.0f, ws, &r);
-    check_case(false, false, 9, 70, 0, 0.5f, ws, &r);
+    check_case(false, false, false, 8, 1600, 16, 0.0f, ws, &r);
+    check_case(false, false, true, 8, 1600, 16, 1.0f, ws, &r);
+    check_case(false, true, false, 9, 70, 0, 0.0f, ws, &r);
+    check_case(false, false, false, 9, 70, 0, 0.5f, ws, &r);
+    check_case(true, true, false, 9, 70, 0, 0.5f, ws, &r);
+    /* attention's shapes: 64-wide heads, causal row counts, every 16-column tail */
+    for (int n = 1; n <= 48; n++) check_case(true, n & 1, false, 6, n, 64, 0.0f, ws, &r);
+    check_case(true, false, false, 250, 64, 256, 0.0f, ws, &r);
     for (int t = 0; t < 4; t++) {
         check_packed(t & 1, t & 2, 13, 130, 800, ws, &r); /* K over two slabs, edge panel */
         check_packed(t & 1, t & 2, 192, 64, 7, ws, &r);

@@ -125,7 +125,6 @@ int main(void) {
     gpt_config cfg = {(int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], GPT_HEAD_SCALAR};
     kpool *pool = kpool_create(2);
     gpt *m = gpt_create(&cfg, pool, 1);
-    m->att_block = 4; /* several causal blocks within T = 16 */
     for (int i = 0; i < m->n_tensors; i++) {
         const entry *e = get("init/", m->tensors[i].name);
         CHECK(e && e->n == m->tensors[i].numel);
