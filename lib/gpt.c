@@ -122,7 +122,8 @@ typedef struct gemm_job {
     atomic_size_t next;
 } gemm_job;
 
-#define GEMM_CHUNK_TILES 32 /* rows per dynamic chunk, in kgemm tiles: 192 */
+/* Rows of C a thread, in kgemm tiles, from which B is packed once and shared. */
+#define GEMM_SHARED_TILES 128
 
 /* Thread tid's kgemm workspace. */
 static float *gemm_ws_of(float *ws, int tid) {
@@ -170,13 +171,27 @@ static void gemm_pack_task(void *ctx, int tid, int nt) {
 
 static void gemm_rows_task(void *ctx, int tid, int nt) {
     gemm_job *j = ctx;
-    (void)nt;
     size_t lo, hi;
-    while (kpool_next(&j->next, (size_t)j->M, j->chunk, &lo, &hi)) {
+    while (kpool_next(&j->next, (size_t)j->M, j->chunk, nt, &lo, &hi)) {
         const float *A = j->A + (j->ta ? lo : lo * (size_t)j->lda);
         kgemm_packed(j->ta, (int)(hi - lo), j->N, j->K, 1.0f, A, j->lda, j->packed, j->beta,
                      j->bias, j->C + lo * (size_t)j->ldc, j->ldc, gemm_ws_of(j->ws, tid));
     }
+}
+
+/* The shared-B path: pack B once, the threads sharing the packing, then hand out rows of C,
+ * guided, down to chunks of about GEMM_CHUNK_FLOPS (whole tiles).  Each row of C is computed
+ * by one thread in one fixed order, so results never depend on who took which chunk. */
+#define GEMM_CHUNK_FLOPS 25e6 /* ~0.2 ms on one Zen 4 core: the most a thread waits at the end */
+
+static void gemm_shared(gpt *m, gemm_job *j) {
+    size_t tile = (size_t)kgemm_tile_rows(),
+           rows = (size_t)(GEMM_CHUNK_FLOPS / (2.0 * j->N * j->K));
+    j->chunk = rows > tile ? rows / tile * tile : tile;
+    j->packed = m->acts->packed;
+    atomic_store_explicit(&j->next, 0, memory_order_relaxed);
+    kpool_run(m->pool, gemm_pack_task, j);
+    kpool_run(m->pool, gemm_rows_task, j);
 }
 
 static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
@@ -194,14 +209,11 @@ static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, 
                   .C = C,
                   .ldc = ldc,
                   .bias = bias,
-                  .ws = m->acts->gemm_ws,
-                  .chunk = (size_t)GEMM_CHUNK_TILES * kgemm_tile_rows()};
+                  .ws = m->acts->gemm_ws};
     int nt = kpool_size(m->pool);
-    if (nt > 1 && (size_t)M >= 2 * nt * j.chunk &&
+    if (nt > 1 && (size_t)M >= (size_t)nt * GEMM_SHARED_TILES * kgemm_tile_rows() &&
         kgemm_packed_floats(K, N) <= m->acts->packed_floats) {
-        j.packed = m->acts->packed;
-        kpool_run(m->pool, gemm_pack_task, &j);
-        kpool_run(m->pool, gemm_rows_task, &j);
+        gemm_shared(m, &j);
         return;
     }
     kpool_run(m->pool, gemm_task, &j);
@@ -349,13 +361,11 @@ typedef struct ln_job {
     float *res_out;
     const float *w, *b;
     float *out, *mean, *rstd;
+    atomic_size_t next; /* forward: rows are handed out as threads come free */
 } ln_job;
 
-static void ln_fwd_task(void *ctx, int tid, int nt) {
-    const ln_job *j = ctx;
+static void ln_fwd_rows(const ln_job *j, size_t lo, size_t hi) {
     int C = j->C;
-    size_t lo, hi;
-    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
     for (size_t n = lo; n < hi; n++) {
         const float *x = j->res_in + n * C;
         if (j->delta) {
@@ -378,10 +388,17 @@ static void ln_fwd_task(void *ctx, int tid, int nt) {
     }
 }
 
+static void ln_fwd_task(void *ctx, int tid, int nt) {
+    ln_job *j = ctx;
+    size_t lo, hi;
+    (void)tid;
+    while (kpool_next(&j->next, (size_t)j->N, 16, nt, &lo, &hi)) ln_fwd_rows(j, lo, hi);
+}
+
 static void residual_ln_fwd(gpt *m, int N, const float *res_in, const float *delta,
                             const float *bias, float *res_out, const float *w, const float *b,
                             float *out, float *mean, float *rstd) {
-    ln_job j = {N, m->cfg.n_embd, res_in, delta, bias, res_out, w, b, out, mean, rstd};
+    ln_job j = {N, m->cfg.n_embd, res_in, delta, bias, res_out, w, b, out, mean, rstd, 0};
     kpool_run(m->pool, ln_fwd_task, &j);
 }
 
@@ -444,25 +461,27 @@ static void residual_ln_bwd(gpt *m, int N, const float *dout, const float *x, co
 typedef struct gelu_job {
     gpt *m;
     int N, W;
-    float *pre;        /* [N, W]: in forward gets the bias added */
-    const float *bias; /* forward */
-    float *out;        /* forward: GELU(pre); backward: d(out) in, d(pre) out */
+    float *pre;         /* [N, W]: in forward gets the bias added */
+    const float *bias;  /* forward */
+    float *out;         /* forward: GELU(pre); backward: d(out) in, d(pre) out */
+    atomic_size_t next; /* forward: rows are handed out as threads come free */
 } gelu_job;
 
 static void gelu_fwd_task(void *ctx, int tid, int nt) {
-    const gelu_job *j = ctx;
+    gelu_job *j = ctx;
     size_t lo, hi;
-    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
-    for (size_t n = lo; n < hi; n++) {
-        float *pre = j->pre + n * j->W, *out = j->out + n * j->W;
+    (void)tid;
+    while (kpool_next(&j->next, (size_t)j->N, 16, nt, &lo, &hi))
+        for (size_t n = lo; n < hi; n++) {
+            float *pre = j->pre + n * j->W, *out = j->out + n * j->W;
 #pragma omp simd
-        for (int i = 0; i < j->W; i++) {
-            float x = pre[i] + j->bias[i];
-            pre[i] = x;
-            float t = tanh_fast(GELU_S * (x + GELU_C * x * x * x));
-            out[i] = 0.5f * x * (1.0f + t);
+            for (int i = 0; i < j->W; i++) {
+                float x = pre[i] + j->bias[i];
+                pre[i] = x;
+                float t = tanh_fast(GELU_S * (x + GELU_C * x * x * x));
+                out[i] = 0.5f * x * (1.0f + t);
+            }
         }
-    }
 }
 
 static void gelu_bwd_task(void *ctx, int tid, int nt) {
@@ -559,43 +578,46 @@ static void att_group_scores(const float *Q, int ldq, const float *Kt, int T, in
                 ldq, Kt, T, 0.0f, S + (size_t)g * T, T, ws);
 }
 
+/* One (batch, head) pair of the forward: scores, softmax and P V by groups of rows. */
+static void att_fwd_head(const att_job *j, const att_dims *d, size_t bh, float *S, float *Kt,
+                         float *ws) {
+    int T = d->T, C = d->C, hd = d->hd, ld = d->ld;
+    size_t b = bh / d->H, h = bh % d->H;
+    const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
+    float *lse = j->lse + bh * T, *Y = j->out + b * T * C + h * hd;
+    ktranspose(T, hd, K, ld, Kt, T);
+    for (int g = 0; g < T; g += ATT_ROWS) {
+        int rows = att_group_rows(g, T);
+        float inv[ATT_ROWS];
+        att_group_scores(Q, ld, Kt, T, hd, d->scale, g, S, ws);
+        for (int i = g; i < g + rows; i++) {
+            float *row = S + (size_t)i * T, mx = max_of(row, i + 1), sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int k = 0; k <= i; k++) {
+                row[k] = exp_fast(row[k] - mx);
+                sum += row[k];
+            }
+            zero_future(row, i, T);
+            inv[i - g] = 1.0f / sum;
+            lse[i] = mx + logf(sum);
+        }
+        /* Y = P V with P's rows normalised afterwards: hd products a row, not i + 1 */
+        float *Yg = Y + (size_t)g * C;
+        kgemm_small(false, rows, hd, att_group_end(g, T), 1.0f, S + (size_t)g * T, T, V, ld, 0.0f,
+                    Yg, C, ws);
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < hd; k++) Yg[(size_t)r * C + k] *= inv[r];
+    }
+}
+
 static void att_fwd_task(void *ctx, int tid, int nt) {
     att_job *j = ctx;
-    (void)nt;
-    att_dims dims = att_dims_of(j->m);
-    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld;
-    float *S = j->m->acts->att_scratch + (size_t)tid * att_scratch_floats(T, hd);
-    float *Kt = S + 2 * (size_t)T * T, *ws = gemm_ws_of(j->m->acts->gemm_ws, tid);
-    size_t bh, bh_end;
-    while (kpool_next(&j->next, (size_t)j->m->B * H, 1, &bh, &bh_end)) {
-        size_t b = bh / H, h = bh % H;
-        const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
-        float *lse = j->lse + bh * T, *Y = j->out + b * T * C + h * hd;
-        ktranspose(T, hd, K, ld, Kt, T);
-        for (int g = 0; g < T; g += ATT_ROWS) {
-            int rows = att_group_rows(g, T);
-            float inv[ATT_ROWS];
-            att_group_scores(Q, ld, Kt, T, hd, dims.scale, g, S, ws);
-            for (int i = g; i < g + rows; i++) {
-                float *row = S + (size_t)i * T, mx, sum = 0.0f;
-                mx = max_of(row, i + 1);
-#pragma omp simd reduction(+ : sum)
-                for (int k = 0; k <= i; k++) {
-                    row[k] = exp_fast(row[k] - mx);
-                    sum += row[k];
-                }
-                zero_future(row, i, T);
-                inv[i - g] = 1.0f / sum;
-                lse[i] = mx + logf(sum);
-            }
-            /* Y = P V with P's rows normalised afterwards: hd products a row, not i + 1 */
-            float *Yg = Y + (size_t)g * C;
-            kgemm_small(false, rows, hd, att_group_end(g, T), 1.0f, S + (size_t)g * T, T, V, ld,
-                        0.0f, Yg, C, ws);
-            for (int r = 0; r < rows; r++)
-                for (int k = 0; k < hd; k++) Yg[(size_t)r * C + k] *= inv[r];
-        }
-    }
+    att_dims d = att_dims_of(j->m);
+    float *S = j->m->acts->att_scratch + (size_t)tid * att_scratch_floats(d.T, d.hd);
+    float *Kt = S + 2 * (size_t)d.T * d.T, *ws = gemm_ws_of(j->m->acts->gemm_ws, tid);
+    size_t lo, hi;
+    while (kpool_next(&j->next, (size_t)j->m->B * d.H, 1, nt, &lo, &hi))
+        for (size_t bh = lo; bh < hi; bh++) att_fwd_head(j, &d, bh, S, Kt, ws);
 }
 
 /* dP = dY V^T and P recomputed from the scores and the saved log-sum-exp, one group of rows
@@ -621,45 +643,48 @@ static void att_bwd_probs(const float *Q, const float *dY, int C, const float *K
     }
 }
 
+/* One (batch, head) pair of the backward: dq, dk, dv into dqkv and the pair's share of c_attn's
+ * bias gradient. */
+static void att_bwd_head(const att_job *j, const att_dims *d, size_t bh, float *P, float *ws) {
+    int T = d->T, C = d->C, hd = d->hd, ld = d->ld;
+    size_t b = bh / d->H, h = bh % d->H;
+    float *dS = P + (size_t)T * T, *Kt = dS + (size_t)T * T, *Vt = Kt + (size_t)hd * T;
+    const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
+    const float *dY = j->dy + b * T * C + h * hd;
+    float *dQ = j->out + b * T * ld + h * hd, *dK = dQ + C, *dV = dQ + 2 * C;
+    ktranspose(T, hd, K, ld, Kt, T);
+    ktranspose(T, hd, V, ld, Vt, T);
+    att_bwd_probs(Q, dY, C, Kt, Vt, j->lse + bh * T, d, P, dS, ws);
+    for (int g = 0; g < T; g += ATT_ROWS) {
+        int rows = att_group_rows(g, T), end = att_group_end(g, T);
+        /* dQ[g] = dS[g, :end] K[:end];  dK[g] = dS[g:, g]^T Q[g:];  dV[g] = P[g:, g]^T dY[g:] */
+        kgemm_small(false, rows, hd, end, 1.0f, dS + (size_t)g * T, T, K, ld, 0.0f,
+                    dQ + (size_t)g * ld, ld, ws);
+        kgemm_small(true, rows, hd, T - g, 1.0f, dS + (size_t)g * T + g, T, Q + (size_t)g * ld, ld,
+                    0.0f, dK + (size_t)g * ld, ld, ws);
+        kgemm_small(true, rows, hd, T - g, 1.0f, P + (size_t)g * T + g, T, dY + (size_t)g * C, C,
+                    0.0f, dV + (size_t)g * ld, ld, ws);
+    }
+    /* c_attn's bias gradient: this head's column sums of dq, dk, dv, kept per sequence
+     * (att_dbias [B, 3C]) and added in order afterwards, whichever thread ran which */
+    float *dbias = j->m->acts->att_dbias + b * 3 * C + h * hd;
+    for (int part = 0; part < 3; part++) memset(dbias + part * C, 0, sizeof(float) * hd);
+    for (int i = 0; i < T; i++)
+        for (int part = 0; part < 3; part++) {
+            const float *row = dQ + (size_t)i * ld + part * C;
+            float *acc = dbias + part * C;
+            for (int k = 0; k < hd; k++) acc[k] += row[k];
+        }
+}
+
 static void att_bwd_task(void *ctx, int tid, int nt) {
     att_job *j = ctx;
-    (void)nt;
-    att_dims dims = att_dims_of(j->m);
-    int T = dims.T, C = dims.C, H = dims.H, hd = dims.hd, ld = dims.ld;
-    float *P = j->m->acts->att_scratch + (size_t)tid * att_scratch_floats(T, hd);
-    float *dS = P + (size_t)T * T, *Kt = dS + (size_t)T * T, *Vt = Kt + (size_t)hd * T;
+    att_dims d = att_dims_of(j->m);
+    float *P = j->m->acts->att_scratch + (size_t)tid * att_scratch_floats(d.T, d.hd);
     float *ws = gemm_ws_of(j->m->acts->gemm_ws, tid);
-    size_t bh, bh_end;
-    while (kpool_next(&j->next, (size_t)j->m->B * H, 1, &bh, &bh_end)) {
-        size_t b = bh / H, h = bh % H;
-        const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
-        const float *dY = j->dy + b * T * C + h * hd;
-        float *dQ = j->out + b * T * ld + h * hd, *dK = dQ + C, *dV = dQ + 2 * C;
-        ktranspose(T, hd, K, ld, Kt, T);
-        ktranspose(T, hd, V, ld, Vt, T);
-        att_bwd_probs(Q, dY, C, Kt, Vt, j->lse + bh * T, &dims, P, dS, ws);
-        for (int g = 0; g < T; g += ATT_ROWS) {
-            int rows = att_group_rows(g, T), end = att_group_end(g, T);
-            /* dQ[g] = dS[g, :end] K[:end];  dK[g] = dS[g:, g]^T Q[g:];  dV[g] = P[g:, g]^T dY[g:]
-             */
-            kgemm_small(false, rows, hd, end, 1.0f, dS + (size_t)g * T, T, K, ld, 0.0f,
-                        dQ + (size_t)g * ld, ld, ws);
-            kgemm_small(true, rows, hd, T - g, 1.0f, dS + (size_t)g * T + g, T, Q + (size_t)g * ld,
-                        ld, 0.0f, dK + (size_t)g * ld, ld, ws);
-            kgemm_small(true, rows, hd, T - g, 1.0f, P + (size_t)g * T + g, T, dY + (size_t)g * C,
-                        C, 0.0f, dV + (size_t)g * ld, ld, ws);
-        }
-        /* c_attn's bias gradient: this head's column sums of dq, dk, dv, kept per sequence
-         * (att_dbias [B, 3C]) and added in order afterwards, whichever thread ran which */
-        float *dbias = j->m->acts->att_dbias + b * 3 * C + h * hd;
-        for (int part = 0; part < 3; part++) memset(dbias + part * C, 0, sizeof(float) * hd);
-        for (int i = 0; i < T; i++)
-            for (int part = 0; part < 3; part++) {
-                const float *row = dQ + (size_t)i * ld + part * C;
-                float *acc = dbias + part * C;
-                for (int k = 0; k < hd; k++) acc[k] += row[k];
-            }
-    }
+    size_t lo, hi;
+    while (kpool_next(&j->next, (size_t)j->m->B * d.H, 1, nt, &lo, &hi))
+        for (size_t bh = lo; bh < hi; bh++) att_bwd_head(j, &d, bh, P, ws);
 }
 
 /* ---- cross-entropy ---------------------------------------------------------------------- */
@@ -975,7 +1000,7 @@ static void block_forward(gpt *m, int l, float *out) {
                     a.ln2_rstd);
     linear_fwd(m, a.ln2, p.fcw, NULL, a.fch, N, C, 4 * C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FC, a.ln2, a.fch, N);
-    gelu_job gj = {m, N, 4 * C, a.fch, p.fcb, a.gelu};
+    gelu_job gj = {m, N, 4 * C, a.fch, p.fcb, a.gelu, 0};
     kpool_run(m->pool, gelu_fwd_task, &gj);
     linear_fwd(m, a.gelu, p.fcprojw, NULL, out, N, 4 * C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, out, N);
@@ -990,7 +1015,7 @@ static void block_backward(gpt *m, int l) {
     int C = m->cfg.n_embd, N = m->B * m->T;
     linear_bwd(m, a.gelu, p.fcprojw, s->dres, s->d4c, g.fcprojw, N, 4 * C, C);
     if (m->lora) lora_backward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, s->dres, s->d4c, N);
-    gelu_job gj = {m, N, 4 * C, a.fch, NULL, s->d4c};
+    gelu_job gj = {m, N, 4 * C, a.fch, NULL, s->d4c, 0};
     kpool_run(m->pool, gelu_bwd_task, &gj);
     reduce_partials(m, 4 * (size_t)C, 0, 4 * C, g.fcb);
     linear_bwd(m, a.ln2, p.fcw, s->d4c, s->dc, g.fcw, N, C, 4 * C);

@@ -36,15 +36,25 @@ static inline void kpool_range(size_t n, size_t align, int tid, int nthreads, si
     *hi = b1 * align < n ? b1 * align : n;
 }
 
-/* A dynamic share: the next chunk [*lo, *hi) of [0, n), `chunk` at a time, taken from a
- * counter the job starts at 0; false when none is left.  For the big jobs: on a shared
- * machine one core often runs slower, and with static halves the other waits for it. */
-static inline bool kpool_next(atomic_size_t *next, size_t n, size_t chunk, size_t *lo, size_t *hi) {
-    size_t c = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
-    if (c >= (n + chunk - 1) / chunk) return false;
-    *lo = c * chunk;
-    *hi = *lo + chunk < n ? *lo + chunk : n;
-    return true;
+/* A dynamic share: the next chunk [*lo, *hi) of [0, n), taken from a counter the job starts
+ * at 0; false when none is left.  Guided: a chunk is the remaining work over twice the
+ * threads, rounded up to a multiple of `chunk` (the smallest), so threads start on big
+ * pieces and finish together on small ones.  For the big jobs: on a shared machine one core
+ * often runs slower, and with static halves the other waits for it. */
+static inline bool kpool_next(atomic_size_t *next, size_t n, size_t chunk, int nthreads, size_t *lo,
+                              size_t *hi) {
+    size_t at = atomic_load_explicit(next, memory_order_relaxed);
+    for (;;) {
+        if (at >= n) return false;
+        size_t size = (n - at) / (2 * (size_t)nthreads);
+        size = size > chunk ? (size + chunk - 1) / chunk * chunk : chunk;
+        size_t end = n - at > size ? at + size : n;
+        if (atomic_compare_exchange_weak_explicit(next, &at, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *lo = at, *hi = end;
+            return true;
+        }
+    }
 }
 
 #endif
