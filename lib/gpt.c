@@ -1,17 +1,17 @@
 /* gpt — forward and backward of a GPT-2 style transformer, layer by layer, side by side.
  *
  * Layout: activations are row-major [N, width] with N = B*T rows (b major, t minor).
- * Threading: every kernel is a kpool job over rows (or columns, or attention heads).  The
- * linear layers' products run on lib/gemm (kiln's AVX-512 SGEMM): B packed once, chunks of
- * rows handed to threads as they come free; weight gradients split the batch.  Attention's
- * small products call OpenBLAS, single-threaded inside each pool thread.  Every result is
- * independent of which thread ran what, so runs repeat bit for bit.
- * Fusions: residual add + bias + LayerNorm (forward), LayerNorm backward + residual
- * gradient + the bias gradient of the projection that fed the residual (backward),
- * bias + GELU, log-sum-exp + cross-entropy (forward) and softmax + CE gradient in place
- * (backward), the c_attn bias gradient inside attention backward.  Attention keeps only its output
- * and one log-sum-exp per query row; the [T, T] scores of one head live in a per-thread scratch and
- * are recomputed in backward. */
+ * Threading: every kernel is a kpool job over rows (or columns, or attention heads), the big
+ * ones handed out in guided chunks as threads come free.  The linear layers' products run on
+ * lib/gemm (kiln's AVX-512 SGEMM): B packed once and shared; weight gradients split the batch.
+ * Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at the
+ * diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
+ * Fusions: bias in the GEMM's store (c_attn, c_fc), residual add + bias + LayerNorm (forward),
+ * LayerNorm backward + residual gradient + the bias gradient of the projection that fed the
+ * residual (backward), log-sum-exp + cross-entropy (forward) and softmax + CE gradient in
+ * place (backward), the c_attn bias gradient inside attention backward.  Attention keeps only
+ * its output and one log-sum-exp per query row; the [T, T] scores of one head live in a
+ * per-thread scratch and are recomputed in backward. */
 #include "gpt.h"
 
 #include <cblas.h>
@@ -456,13 +456,12 @@ static void residual_ln_bwd(gpt *m, int N, const float *dout, const float *x, co
     if (dbias_in) reduce_partials(m, 4 * (size_t)C, 2 * (size_t)C, C, dbias_in);
 }
 
-/* ---- bias + GELU ------------------------------------------------------------------------ */
+/* ---- GELU (c_fc's bias is added by its GEMM) -------------------------------------------- */
 
 typedef struct gelu_job {
     gpt *m;
     int N, W;
-    float *pre;         /* [N, W]: in forward gets the bias added */
-    const float *bias;  /* forward */
+    float *pre;         /* [N, W] */
     float *out;         /* forward: GELU(pre); backward: d(out) in, d(pre) out */
     atomic_size_t next; /* forward: rows are handed out as threads come free */
 } gelu_job;
@@ -473,11 +472,11 @@ static void gelu_fwd_task(void *ctx, int tid, int nt) {
     (void)tid;
     while (kpool_next(&j->next, (size_t)j->N, 16, nt, &lo, &hi))
         for (size_t n = lo; n < hi; n++) {
-            float *pre = j->pre + n * j->W, *out = j->out + n * j->W;
+            const float *pre = j->pre + n * j->W;
+            float *out = j->out + n * j->W;
 #pragma omp simd
             for (int i = 0; i < j->W; i++) {
-                float x = pre[i] + j->bias[i];
-                pre[i] = x;
+                float x = pre[i];
                 float t = tanh_fast(GELU_S * (x + GELU_C * x * x * x));
                 out[i] = 0.5f * x * (1.0f + t);
             }
@@ -998,9 +997,9 @@ static void block_forward(gpt *m, int l, float *out) {
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_PROJ, a.atty, out, N);
     residual_ln_fwd(m, N, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2, a.ln2_mean,
                     a.ln2_rstd);
-    linear_fwd(m, a.ln2, p.fcw, NULL, a.fch, N, C, 4 * C);
+    linear_fwd(m, a.ln2, p.fcw, p.fcb, a.fch, N, C, 4 * C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FC, a.ln2, a.fch, N);
-    gelu_job gj = {m, N, 4 * C, a.fch, p.fcb, a.gelu, 0};
+    gelu_job gj = {m, N, 4 * C, a.fch, a.gelu, 0};
     kpool_run(m->pool, gelu_fwd_task, &gj);
     linear_fwd(m, a.gelu, p.fcprojw, NULL, out, N, 4 * C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, out, N);
@@ -1015,7 +1014,7 @@ static void block_backward(gpt *m, int l) {
     int C = m->cfg.n_embd, N = m->B * m->T;
     linear_bwd(m, a.gelu, p.fcprojw, s->dres, s->d4c, g.fcprojw, N, 4 * C, C);
     if (m->lora) lora_backward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, s->dres, s->d4c, N);
-    gelu_job gj = {m, N, 4 * C, a.fch, NULL, s->d4c, 0};
+    gelu_job gj = {m, N, 4 * C, a.fch, s->d4c, 0};
     kpool_run(m->pool, gelu_bwd_task, &gj);
     reduce_partials(m, 4 * (size_t)C, 0, 4 * C, g.fcb);
     linear_bwd(m, a.ln2, p.fcw, s->d4c, s->dc, g.fcw, N, C, 4 * C);
