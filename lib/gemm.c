@@ -5,10 +5,12 @@
  * already contiguous in k, and six rows stream well; a transposed A is copied into one
  * small [KC][MR] panel), then the NR-wide panels, each MR x NR tile of C computed in
  * registers over the whole KC slice.  The rows of A stay in L1 while the slab of B
- * streams past them.  Edge tiles go through a small C scratch.
+ * streams past them.  Edge tiles use the same kernel with fewer vectors, a masked last
+ * one and fewer rows stored.  kgemm_small skips the packing: B is read in place (attention's
+ * per-head products, whose B is small and already in cache).
  *
- * On the model's products (build/rel/bench/gemm, 2 threads, Zen 4): 183-218 GFLOP/s against
- * OpenBLAS 0.3.21's 182-195 on the same split; packing A as well, or reading B in place, was
+ * On the model's products (build/rel/bench/gemm, 2 threads, Zen 4): 197-220 GFLOP/s against
+ * OpenBLAS 0.3.21's 193-201 on the same split; packing A as well, or reading B in place, was
  * slower while tuning. */
 #include "gemm.h"
 

@@ -1,4 +1,5 @@
-/* gemm — kiln's own single-threaded SGEMM for the model's large products.
+/* gemm — kiln's own single-threaded SGEMM for the model's products: the linear layers'
+ * (kgemm, kgemm_pack / kgemm_packed) and attention's small per-head ones (kgemm_small).
  *
  * C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C, row-major, op = transpose or not.  The
  * caller splits work across threads (lib/gpt runs one call per pool thread on its block
@@ -6,9 +7,9 @@
  * workspace.
  *
  * Why not OpenBLAS here: on the model's products a plain BLIS-style loop nest (pack a slab
- * of B, read A in place, a 6 x 64 register-blocked AVX-512 micro-kernel) runs 6.5% faster
+ * of B, read A in place, a 6 x 64 register-blocked AVX-512 micro-kernel) runs 7% faster
  * than OpenBLAS 0.3.21's kernels on the same thread split (build/rel/bench/gemm,
- * BENCHMARKS.md).  Without AVX-512 at build time kgemm hands the product to cblas_sgemm, so
+ * BENCHMARKS.md), and on attention's products, B read in place, it needs no packing.  Without AVX-512 at build time kgemm hands the product to cblas_sgemm, so
  * results stay right everywhere and only the speed differs. */
 #ifndef KILN_GEMM_H
 #define KILN_GEMM_H

@@ -1,5 +1,5 @@
 /* gpt — the model core: a GPT-2 style decoder-only transformer with hand-written forward
- * and backward passes (llm.c style), matrix products through OpenBLAS.
+ * and backward passes (llm.c style), matrix products through lib/gemm (kiln's AVX-512 SGEMM).
  *
  * Token + learned position embeddings, pre-LayerNorm blocks (causal multi-head
  * self-attention, tanh-GELU 4x MLP), final LayerNorm, output head tied to wte.  Three
