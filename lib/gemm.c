@@ -99,12 +99,14 @@ static void pack_b(bool tb, const float *B, int ldb, int k0, int kc, int j0, int
         if (tb) transpose_any(w, kc, B + (size_t)(j0 + j) * ldb + k0, (size_t)ldb, out, NR);
         for (int k = 0; k < kc; k++) {
             float *o = out + (size_t)k * NR;
-            const float *src = B + (size_t)(k0 + k) * ldb + j0 + j;
-            if (!tb && w == NR)
-                for (int v = 0; v < NV; v++)
-                    _mm512_storeu_ps(o + 16 * v, _mm512_loadu_ps(src + 16 * v));
-            else if (!tb)
-                memcpy(o, src, sizeof(float) * w);
+            if (!tb) {
+                const float *src = B + (size_t)(k0 + k) * ldb + j0 + j;
+                if (w == NR)
+                    for (int v = 0; v < NV; v++)
+                        _mm512_storeu_ps(o + 16 * v, _mm512_loadu_ps(src + 16 * v));
+                else
+                    memcpy(o, src, sizeof(float) * w);
+            }
             for (int c = w; c < NR; c++) o[c] = 0.0f;
         }
     }

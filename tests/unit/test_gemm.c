@@ -2,7 +2,7 @@
  * combination, edge sizes around the tile and slice sizes, strides wider than the matrix,
  * and beta 0 (C's old contents, even NaN, ignored), 1 and 0.5; and kgemm_packed from a B
  * packed in two column ranges; kgemm_small (B in place) over the same sizes and every width of
- * a masked last vector. */
+ * a masked last vector; ktranspose. */
 #include "../../lib/gemm.h"
 
 #include <stdlib.h>
@@ -105,6 +105,22 @@ static void check_packed(bool ta, bool tb, int M, int N, int K, float *ws, krng 
     free(bias);
 }
 
+/* ktranspose over whole 16 x 16 blocks, ragged edges and wider strides. */
+static void check_transpose(int rows, int cols, krng *r) {
+    int ldx = cols + 3, ldt = rows + 5;
+    float *X = xmalloc(sizeof(float) * rows * ldx), *Xt = xmalloc(sizeof(float) * cols * ldt);
+    fill(X, (size_t)rows * ldx, r);
+    fill(Xt, (size_t)cols * ldt, r);
+    ktranspose(rows, cols, X, ldx, Xt, ldt);
+    int bad = 0;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) bad += Xt[(size_t)j * ldt + i] != X[(size_t)i * ldx + j];
+    if (bad) fprintf(stderr, "ktranspose %d x %d: %d wrong elements\n", rows, cols, bad);
+    CHECK(bad == 0);
+    free(X);
+    free(Xt);
+}
+
 int main(void) {
     float *ws = aligned_alloc(64, sizeof(float) * ((kgemm_workspace_floats() + 15) / 16 * 16));
     if (!ws) return 1;
@@ -128,6 +144,10 @@ int main(void) {
     /* attention's shapes: 64-wide heads, causal row counts, every 16-column tail */
     for (int n = 1; n <= 48; n++) check_case(true, n & 1, false, 6, n, 64, 0.0f, ws, &r);
     check_case(true, false, false, 250, 64, 256, 0.0f, ws, &r);
+    const int sizes_t[] = {1, 15, 16, 17, 33, 64, 256};
+    for (size_t a = 0; a < sizeof sizes_t / sizeof *sizes_t; a++)
+        for (size_t b = 0; b < sizeof sizes_t / sizeof *sizes_t; b++)
+            check_transpose(sizes_t[a], sizes_t[b], &r);
     for (int t = 0; t < 4; t++) {
         check_packed(t & 1, t & 2, 13, 130, 800, ws, &r); /* K over two slabs, edge panel */
         check_packed(t & 1, t & 2, 192, 64, 7, ws, &r);
