@@ -1,11 +1,11 @@
 /* pool — kiln's one threading layer: a fixed set of worker threads that run the same
  * function on disjoint parts of one job (fork/join), the caller taking part as thread 0.
  *
- * The model runs every parallel region through a pool, and OpenBLAS is told to use one
- * thread, so each pool thread calls sgemm on its own block: two thread pools spinning
- * against each other on a 2-core machine halve the speed of both.  Workers spin briefly
- * between jobs (a training step runs hundreds of short regions back to back) and then
- * sleep on a futex, so an idle pool costs nothing. */
+ * The model runs every parallel region through a pool (its products on lib/gemm), and
+ * OpenBLAS, where it still runs (LoRA, generation), is told to use one thread: two thread
+ * pools spinning against each other on a 2-core machine halve the speed of both.  Workers spin
+ * briefly between jobs (a training step runs hundreds of short regions back to back) and then sleep
+ * on a futex, so an idle pool costs nothing. */
 #ifndef KILN_POOL_H
 #define KILN_POOL_H
 

@@ -30,8 +30,8 @@ static void visit_dynamic(void *ctx, int tid, int nt) {
     size_t lo, hi, last = (size_t)-1;
     (void)tid;
     while (kpool_next(&j->next, j->n, 16, nt, &lo, &hi)) {
-        CHECK(lo % 16 == 0 && lo < hi && hi <= j->n &&
-              (hi - lo) % 16 == (hi == j->n ? hi - lo : 0) % 16);
+        CHECK(lo % 16 == 0 && lo < hi && hi <= j->n); /* whole chunks but the last */
+        CHECK((hi - lo) % 16 == 0 || hi == j->n);
         CHECK(hi - lo <= last || hi == j->n); /* guided: never bigger than this thread's last */
         last = hi - lo;
         for (size_t i = lo; i < hi; i++) atomic_fetch_add(&j->hits[i], 1);
