@@ -23,7 +23,7 @@ SANFLAGS ?=
 
 ALL_CFLAGS = $(STD) $(OPT) $(CFLAGS) $(WARN) $(SANFLAGS) -Ilib -DKILN_VERSION='"$(VERSION)"' -MMD -MP
 
-LIB_SRC   := $(sort $(wildcard lib/*.c))
+LIB_SRC   := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A     := $(BUILD)/libkiln.a
 STAGE_SRC := $(sort $(filter-out stages/kiln.c,$(wildcard stages/*.c)))
@@ -85,7 +85,7 @@ bench: all
 	@bench/run.sh
 
 format:
-	@clang-format -i lib/*.c lib/*.h stages/*.c tests/unit/*.c tests/unit/*.h bench/*.c
+	@clang-format -i lib/*/*.c lib/*/*.h stages/*.c tests/unit/*.c tests/unit/*.h bench/*.c
 
 PREFIX ?= /usr/local
 install: all
@@ -100,8 +100,8 @@ clean:
 # ---- model core (issue 4): per-file flags ---------------------------------------------------
 # gpt.c's elementwise loops carry `#pragma omp simd` (vector reductions without -ffast-math);
 # -fopenmp-simd honours them without linking an OpenMP runtime.  -O3 lets them vectorise.
-$(BUILD)/lib/gpt.o: ALL_CFLAGS += -fopenmp-simd -O3
-$(BUILD)/lib/gemm.o: ALL_CFLAGS += -O3
+$(BUILD)/lib/model/gpt.o: ALL_CFLAGS += -fopenmp-simd -O3
+$(BUILD)/lib/model/gemm.o: ALL_CFLAGS += -O3
 
 # ---- benchmark drivers (issue 4): bench/NAME.c -> $(BUILD)/bench/NAME, built with `all` ----
 BENCH_SRC := $(sort $(wildcard bench/*.c))

@@ -1,6 +1,6 @@
-/* gemm — kiln's SGEMM (lib/gemm) against OpenBLAS on the products of a config-B training step
+/* gemm — kiln's SGEMM (lib/model/gemm) against OpenBLAS on the products of a config-B training step
  * (6 layers, 384 wide, B 16 x T 256 = 4,096 rows), both split over the pool's threads the
- * way lib/gpt splits them: rows of C for the forward and input-gradient products, halves of
+ * way lib/model/gpt splits them: rows of C for the forward and input-gradient products, halves of
  * the batch (summed afterwards) for the weight gradients.  OpenBLAS runs single-threaded
  * inside each pool thread, as kiln ran it before lib/gemm.  Random inputs; the best of
  * --reps runs of each, alternating.  Prints a Markdown table.
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
-#include "pool.h"
-#include "util.h"
+#include "model/gemm.h"
+#include "model/pool.h"
+#include "core/util.h"
 
 typedef struct shape {
     const char *what;
@@ -65,7 +65,7 @@ static void sum_task(void *ctx, int tid, int nt) {
 static double run(kpool *pool, job *j) {
     double t = kiln_now();
     kpool_run(pool, task, j);
-    if (j->s->ta) kpool_run(pool, sum_task, j); /* add the partials, as lib/gpt does */
+    if (j->s->ta) kpool_run(pool, sum_task, j); /* add the partials, as lib/model/gpt does */
     return kiln_now() - t;
 }
 

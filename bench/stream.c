@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stream.h"
-#include "util.h"
+#include "stream/stream.h"
+#include "core/util.h"
 
 static int gen(uint64_t n, uint64_t bytes, const char *url) {
     uint8_t *data = xmalloc(bytes);

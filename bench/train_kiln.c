@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "gpt.h"
-#include "optim.h"
-#include "util.h"
+#include "model/gpt.h"
+#include "model/optim.h"
+#include "core/util.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

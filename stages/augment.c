@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
-#include "cli.h"
-#include "sample.h"
-#include "util.h"
+#include "data/augment.h"
+#include "stream/cli.h"
+#include "data/sample.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-augment — random image transforms for training, deterministic per record\n"

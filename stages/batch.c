@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "sample.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "stream/cli.h"
+#include "data/sample.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-batch — group token sequences into [B,T] training batches\n"

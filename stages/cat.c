@@ -1,6 +1,6 @@
 /* kiln-cat — copy records from one place to another: a bridge between pipes, files and
  * ZeroMQ sockets, and the collector of a fan-in. */
-#include "cli.h"
+#include "stream/cli.h"
 
 static const char HELP[] =
     "kiln-cat — copy a record stream (bridge pipes, files and ZeroMQ sockets)\n"

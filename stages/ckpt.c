@@ -8,12 +8,12 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "adapter.h"
-#include "afile.h"
-#include "ckptfile.h"
-#include "cli.h"
-#include "gptload.h"
-#include "util.h"
+#include "ckpt/adapter.h"
+#include "core/afile.h"
+#include "ckpt/store.h"
+#include "stream/cli.h"
+#include "ckpt/gptload.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-ckpt — save checkpoints as safetensors files, keeping the last K and the best\n"

@@ -5,11 +5,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
-#include "png.h"
-#include "sample.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "stream/cli.h"
+#include "data/png.h"
+#include "data/sample.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-detok — turn tokens records back into text or PNG files\n"

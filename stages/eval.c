@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapter.h"
-#include "cli.h"
-#include "generate.h"
-#include "gptload.h"
-#include "sample.h"
-#include "util.h"
+#include "ckpt/adapter.h"
+#include "stream/cli.h"
+#include "model/generate.h"
+#include "ckpt/gptload.h"
+#include "data/sample.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-eval — evaluate checkpoints on held-out data: loss, bits per byte/dim, perplexity\n"

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64.h"
-#include "cli.h"
-#include "json.h"
-#include "util.h"
+#include "data/b64.h"
+#include "stream/cli.h"
+#include "data/json.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-import — turn JSON lines into records\n"

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln — train small generative models with a pipeline of small programs\n"

@@ -4,15 +4,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "idx.h"
-#include "image.h"
-#include "json.h"
-#include "png.h"
-#include "text.h"
-#include "tokenizer.h"
-#include "util.h"
-#include "walk.h"
+#include "stream/cli.h"
+#include "data/idx.h"
+#include "data/image.h"
+#include "data/json.h"
+#include "data/png.h"
+#include "data/text.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
+#include "data/walk.h"
 
 static const char HELP[] =
     "kiln-load — read text, PNG folders, IDX files and JSON lines into sample records\n"

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "rng.h"
-#include "sample.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "stream/cli.h"
+#include "core/rng.h"
+#include "data/sample.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-palette — learn a K-colour palette from images with k-means\n"

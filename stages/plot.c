@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "plot.h"
-#include "png.h"
-#include "util.h"
+#include "core/afile.h"
+#include "stream/cli.h"
+#include "plot/plot.h"
+#include "data/png.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-plot — draw train and eval loss against step into a PNG\n"

@@ -4,11 +4,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "generate.h"
-#include "gptload.h"
-#include "png.h"
-#include "util.h"
+#include "stream/cli.h"
+#include "model/generate.h"
+#include "ckpt/gptload.h"
+#include "data/png.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-sample — generate text or images from a checkpoint\n"

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "b64.h"
-#include "cli.h"
-#include "json.h"
-#include "util.h"
+#include "data/b64.h"
+#include "stream/cli.h"
+#include "data/json.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-show — print a record stream as JSON lines (tensors summarised)\n"

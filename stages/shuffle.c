@@ -2,10 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cli.h"
-#include "rng.h"
-#include "sample.h"
-#include "util.h"
+#include "stream/cli.h"
+#include "core/rng.h"
+#include "data/sample.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-shuffle — shuffle records through a buffer, deterministically for a seed\n"

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "sample.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "stream/cli.h"
+#include "data/sample.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-tokenize — turn samples into token sequences (text bytes, image pixels)\n"

@@ -5,16 +5,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ckptfile.h"
-#include "cli.h"
-#include "finetune.h"
-#include "gpt.h"
-#include "gptckpt.h"
-#include "lora.h"
-#include "optim.h"
-#include "sample.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "ckpt/store.h"
+#include "stream/cli.h"
+#include "run/finetune.h"
+#include "model/weights.h"
+#include "model/gpt.h"
+#include "ckpt/gptckpt.h"
+#include "model/lora.h"
+#include "model/optim.h"
+#include "data/sample.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
 
 static const char HELP[] =
     "kiln-train — train a GPT on batch records; write metrics and ckpt records\n"
@@ -143,7 +144,7 @@ static void pack_param_map(kwriter *w, const trainer *T, const float *moments) {
     }
 }
 
-/* The `adapter` map of a LoRA checkpoint (lib/adapter.h). */
+/* The `adapter` map of a LoRA checkpoint (lib/ckpt/adapter.h). */
 static void emit_adapter_info(const trainer *T) {
     const lora_config *c = &T->lora->cfg;
     char targets[64];
@@ -473,12 +474,12 @@ static void setup_finetune(trainer *T, const int *rows, const int mean[2]) {
     if (T->o.lora) {
         lora_config lc;
         if (!lora_parse(T->o.lora, &lc, err, sizeof err)) kiln_usage_error("--lora: %s", err);
-        ft_base_hash(T->m, T->base_hash, sizeof T->base_hash); /* before any class is added */
+        gpt_weights_hash(T->m, T->base_hash, sizeof T->base_hash); /* before any class is added */
         T->lora = lora_create(&lc, &T->m->cfg, T->seed);
         T->lora->training = true;
     }
     if (T->o.n_add) {
-        gpt *grown = ft_grow_vocab(T->m, T->o.n_add, rows, mean);
+        gpt *grown = gpt_grow_vocab(T->m, T->o.n_add, rows, mean);
         gpt_free(T->m);
         T->m = grown;
     }

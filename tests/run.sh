@@ -30,7 +30,7 @@ run_one() { # name, command...
 for t in "$KILN_UNITS"/test_*; do
     [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
 done
-for t in "$here"/stage/*.sh "$here"/flow/*.sh; do
+for t in "$here"/lint/*.sh "$here"/stage/*.sh "$here"/flow/*.sh; do
     [ -f "$t" ] && run_one "${t#"$here"/}" bash "$t"
 done
 

@@ -1,6 +1,6 @@
 /* test_augment — op parsing, identities (flip twice, zero-size ops), what each op changes,
  * and determinism: the result depends on the rng key only. */
-#include "augment.h"
+#include "data/augment.h"
 #include "check.h"
 
 #include <stdlib.h>

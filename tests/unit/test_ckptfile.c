@@ -1,4 +1,4 @@
-/* Unit tests of lib/ckptfile: ckpt records written with kwriter become safetensors files
+/* Unit tests of lib/ckpt/store: ckpt records written with kwriter become safetensors files
  * (model + optimizer sibling) that kckpt_load reads back exactly; bad records and
  * damaged files are refused with the file named. */
 #include <math.h>
@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "ckptfile.h"
-#include "util.h"
+#include "ckpt/store.h"
+#include "core/util.h"
 
 static char dir[64];
 

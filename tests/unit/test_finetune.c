@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "finetune.h"
-#include "gpt.h"
-#include "lora.h"
-#include "optim.h"
+#include "run/finetune.h"
+#include "model/gpt.h"
+#include "model/lora.h"
+#include "model/optim.h"
 
 enum { B = 2, T = 9 };
 static int32_t xs[B * T], ys[B * T];

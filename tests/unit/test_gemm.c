@@ -3,13 +3,13 @@
  * and beta 0 (C's old contents, even NaN, ignored), 1 and 0.5; and kgemm_packed from a B
  * packed in two column ranges; kgemm_small (B in place) over the same sizes and every width of
  * a masked last vector; ktranspose. */
-#include "../../lib/gemm.h"
+#include "../../lib/model/gemm.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/rng.h"
-#include "../../lib/util.h"
+#include "../../lib/core/rng.h"
+#include "../../lib/core/util.h"
 #include "check.h"
 
 static void fill(float *x, size_t n, krng *r) {

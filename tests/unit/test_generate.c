@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "generate.h"
+#include "model/generate.h"
 
 static void cached_matches_forward(kpool *pool) {
     gpt_config c = {.n_layer = 2, .n_embd = 32, .n_head = 4, .n_ctx = 16, .vocab = 37};

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "gpt.h"
+#include "model/gpt.h"
 
 enum { B = 2, T = 11 };
 static int32_t xs[B * T], ys[B * T];

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "gpt.h"
-#include "optim.h"
+#include "model/gpt.h"
+#include "model/optim.h"
 
 typedef struct entry {
     char name[96];

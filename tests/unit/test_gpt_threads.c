@@ -1,7 +1,7 @@
 /* test_gpt_threads — the same batch gives the same loss and gradients on 1, 2 and 3 threads,
  * and bit for bit the same on every run with the same number of threads.
  *
- * The batch is large enough (B 8 x T 192 = 1,536 rows) for every threaded path of lib/gpt:
+ * The batch is large enough (B 8 x T 192 = 1,536 rows) for every threaded path of lib/model/gpt:
  * the linear layers' GEMMs pack B once and hand out chunks of rows as threads come free,
  * the weight gradients split the batch into per-thread partial sums, attention hands out
  * (batch, head) pairs.  One thread runs none of that, so it is the reference; sums are added
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/gpt.h"
-#include "../../lib/pool.h"
+#include "../../lib/model/gpt.h"
+#include "../../lib/model/pool.h"
 #include "check.h"
 
 enum { B = 8, T = 192 };

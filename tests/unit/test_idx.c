@@ -1,7 +1,7 @@
 /* test_idx — plain and gzipped IDX files read back; wrong magic, unsupported type, short
  * header, short data and oversized declarations fail with a clear reason. */
 #include "check.h"
-#include "idx.h"
+#include "data/idx.h"
 
 #include <stdio.h>
 #include <stdlib.h>

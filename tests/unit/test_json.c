@@ -1,10 +1,10 @@
-/* Unit tests of lib/json: strict parsing, exact integers, errors with offsets, writers. */
+/* Unit tests of lib/data/json: strict parsing, exact integers, errors with offsets, writers. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "json.h"
-#include "rng.h"
+#include "data/json.h"
+#include "core/rng.h"
 
 static jval *parse(const char *s) {
     char err[200];

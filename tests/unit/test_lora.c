@@ -11,9 +11,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "finetune.h"
-#include "lora.h"
-#include "pool.h"
+#include "run/finetune.h"
+#include "model/weights.h"
+#include "model/lora.h"
+#include "model/pool.h"
 
 static double frand(unsigned *s) {
     *s = *s * 1103515245u + 12345u;
@@ -220,11 +221,11 @@ static void test_freeze(kpool *pool) {
     lora_free(a);
     /* hash: stable, and any change of a weight changes it */
     char h1[32], h2[32], h3[32];
-    ft_base_hash(m, h1, sizeof h1);
-    ft_base_hash(m, h2, sizeof h2);
+    gpt_weights_hash(m, h1, sizeof h1);
+    gpt_weights_hash(m, h2, sizeof h2);
     CHECK(!strcmp(h1, h2) && !strncmp(h1, "fnv1a64:", 8) && strlen(h1) == 24);
     m->p.fcprojb[3] += 1e-7f;
-    ft_base_hash(m, h3, sizeof h3);
+    gpt_weights_hash(m, h3, sizeof h3);
     CHECK(strcmp(h1, h3) != 0);
     free(fr);
     gpt_free(m);
@@ -271,7 +272,7 @@ static void test_add_class(kpool *pool) {
     gpt_config g = {.n_layer = 1, .n_embd = 8, .n_head = 2, .n_ctx = 8, .vocab = 9};
     gpt *base = gpt_create(&g, pool, 3);
     int r2[2] = {7, -1}, mn[2] = {7, 9};
-    gpt *m = ft_grow_vocab(base, 2, r2, mn);
+    gpt *m = gpt_grow_vocab(base, 2, r2, mn);
     CHECK(m->cfg.vocab == 11);
     CHECK(!memcmp(m->p.wte, base->p.wte, sizeof(float) * 9 * 8));
     CHECK(!memcmp(m->p.wte + 9 * 8, base->p.wte + 7 * 8, sizeof(float) * 8));

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "mpscan.h"
+#include "stream/mpscan.h"
 
 static const mpscan_limits LIM = {1 << 20, 1024, 8, 0};
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "optim.h"
+#include "model/optim.h"
 
 int main(void) {
     /* warm-up 10 then cosine to lr/10 at step 110 */

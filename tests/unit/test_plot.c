@@ -1,11 +1,11 @@
-/* Unit tests of lib/font and lib/plot: glyph placement, and that a rendered chart has its
+/* Unit tests of lib/plot/font and lib/plot/plot: glyph placement, and that a rendered chart has its
  * background, both series' colours, axis ink, the legend and the "no data" message. */
 #include <math.h>
 #include <string.h>
 
 #include "check.h"
-#include "font.h"
-#include "plot.h"
+#include "plot/font.h"
+#include "plot/plot.h"
 
 static const uint8_t blue[3] = {31, 119, 180}, orange[3] = {255, 127, 14};
 

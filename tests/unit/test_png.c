@@ -2,9 +2,9 @@
  * truncated and oversized files fail with a clear reason; write/read round-trips; resizing
  * averages areas when shrinking and interpolates when growing. */
 #include "check.h"
-#include "png.h"
-#include "rng.h"
-#include "util.h"
+#include "data/png.h"
+#include "core/rng.h"
+#include "core/util.h"
 
 #include <libpng16/png.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "pool.h"
+#include "model/pool.h"
 
 typedef struct job {
     size_t n;

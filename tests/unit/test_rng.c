@@ -1,6 +1,6 @@
 /* test_rng — Philox known-answer vectors and the order-independence that augment relies on. */
 #include "check.h"
-#include "rng.h"
+#include "core/rng.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* Unit tests of lib/safetensors and lib/afile: round trip, header validation (truncated
+/* Unit tests of lib/ckpt/safetensors and lib/core/afile: round trip, header validation (truncated
  * file, corrupted header, offsets outside the file, overlaps, gaps), a write that fails
  * half-way (file size limit standing in for a full disk) leaving the old file intact. */
 #include <dirent.h>
@@ -8,11 +8,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "afile.h"
+#include "core/afile.h"
 #include "check.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "util.h"
+#include "core/rng.h"
+#include "ckpt/safetensors.h"
+#include "core/util.h"
 
 static char dir[64];
 static volatile uint8_t sink;

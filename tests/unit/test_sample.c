@@ -2,8 +2,8 @@
  * reader's next record, kw_copy_fields copies all but the replaced fields, krec_image reads
  * an image tensor. */
 #include "check.h"
-#include "sample.h"
-#include "util.h"
+#include "data/sample.h"
+#include "core/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "stream.h"
-#include "util.h"
+#include "stream/stream.h"
+#include "core/util.h"
 
 int main(void) {
     char path[] = "/tmp/kiln-test-stream-XXXXXX";

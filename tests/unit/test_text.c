@@ -1,9 +1,9 @@
 /* test_text — UTF-8 checking and repair, every --split mode (chunks never cut a
  * character), and the sorted recursive file walk. */
 #include "check.h"
-#include "text.h"
-#include "util.h"
-#include "walk.h"
+#include "data/text.h"
+#include "core/util.h"
+#include "data/walk.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* test_tokenizer — vocab layout, text and image round trips, the hdr description, class and
  * palette files, and k-means finding obvious clusters. */
 #include "check.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "data/tokenizer.h"
+#include "core/util.h"
 
 #include <stdlib.h>
 #include <string.h>

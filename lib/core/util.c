@@ -1,0 +1,163 @@
+/* util — program name, messages, checked allocation, parsing, signals. */
+#include "core/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *prog_name = "kiln";
+static volatile sig_atomic_t stop_signal;
+
+void kiln_set_prog(const char *argv0) {
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    prog_name = slash ? slash + 1 : (argv0 ? argv0 : "kiln");
+}
+
+const char *kiln_prog(void) {
+    return prog_name;
+}
+
+static void vmessage(const char *fmt, va_list ap) {
+    /* One fprintf per message so lines from concurrent stages do not interleave. */
+    char buf[2048];
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n < 0) n = 0;
+    fprintf(stderr, "%s: %s\n", prog_name, buf);
+}
+
+void kiln_die(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+    exit(code);
+}
+
+void kiln_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+}
+
+int kiln_errf(char *err, size_t errsz, int code, const char *fmt, ...) {
+    if (err && errsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static void *check_alloc(void *p, size_t n) {
+    if (!p && n) kiln_die(EX_KILN_SOFTWARE, "out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *xmalloc(size_t n) {
+    return check_alloc(malloc(n ? n : 1), n);
+}
+
+void *xcalloc(size_t n, size_t size) {
+    return check_alloc(calloc(n ? n : 1, size ? size : 1), xmul(n, size));
+}
+
+void *xrealloc(void *p, size_t n) {
+    return check_alloc(realloc(p, n ? n : 1), n);
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+size_t xmul(size_t n, size_t size) {
+    size_t r;
+    if (__builtin_mul_overflow(n, size, &r))
+        kiln_die(EX_KILN_SOFTWARE, "size overflow (%zu x %zu)", n, size);
+    return r;
+}
+
+bool parse_u64(const char *s, uint64_t *out) {
+    if (!s || !isdigit((unsigned char)*s)) return false; /* strtoull would take " -1" */
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+bool parse_i64(const char *s, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+bool parse_f64(const char *s, double *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+uint64_t opt_u64(const char *opt, const char *s) {
+    uint64_t v;
+    if (!parse_u64(s, &v))
+        kiln_die(EX_KILN_USAGE, "%s wants a non-negative integer, not '%s'", opt, s ? s : "");
+    return v;
+}
+
+double opt_f64(const char *opt, const char *s) {
+    double v;
+    if (!parse_f64(s, &v)) kiln_die(EX_KILN_USAGE, "%s wants a number, not '%s'", opt, s ? s : "");
+    return v;
+}
+
+static void on_stop(int sig) {
+    if (!stop_signal) stop_signal = sig;
+}
+
+void kiln_signals_init(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns EINTR and the loop sees the stop */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int kiln_stop_signal(void) {
+    return stop_signal;
+}
+
+int kiln_stop_status(int sig) {
+    return sig == SIGTERM ? EX_KILN_SIGTERM : EX_KILN_SIGINT;
+}
+
+double kiln_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void kiln_print_version(void) {
+    printf("%s (kiln) %s\n", prog_name, KILN_VERSION);
+}

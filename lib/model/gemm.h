@@ -1,0 +1,49 @@
+/* gemm — kiln's own single-threaded SGEMM for the model's products: the linear layers'
+ * (kgemm, kgemm_pack / kgemm_packed) and attention's small per-head ones (kgemm_small).
+ *
+ * C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C, row-major, op = transpose or not.  The
+ * caller splits work across threads (lib/model/gpt runs one call per pool thread on its block
+ * of C, or shares one packed B: kgemm_pack / kgemm_packed) and hands each call its own
+ * workspace.
+ *
+ * Why not OpenBLAS here: on the model's products a plain BLIS-style loop nest (pack a slab
+ * of B, read A in place, a 6 x 64 register-blocked AVX-512 micro-kernel) runs 7% faster
+ * than OpenBLAS 0.3.21's kernels on the same thread split (build/rel/bench/gemm,
+ * BENCHMARKS.md), and on attention's products, B read in place, it needs no packing.  Without AVX-512 at build time kgemm hands the product to cblas_sgemm, so
+ * results stay right everywhere and only the speed differs. */
+#ifndef KILN_GEMM_H
+#define KILN_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Floats of workspace one kgemm call needs (any shape). */
+size_t kgemm_workspace_floats(void);
+
+/* C = alpha op(A) op(B) + beta C.  A is [M, K] (ta: [K, M]) with row stride lda, B is [K, N]
+ * (tb: [N, K]) with row stride ldb.  ws: kgemm_workspace_floats() floats, 64-byte aligned. */
+void kgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc, float *ws);
+
+/* One B shared by threads that split the rows of C: op(B) [K, N] packed into
+ * kgemm_packed_floats(K, N) floats (64-byte aligned), its columns [j0, j1) at a time so
+ * that threads can share the packing (j0 a multiple of kgemm_panel_width()); then
+ * C = alpha op(A) op(B) + beta C (+ bias [N] on every row, when not NULL) for any rows of A,
+ * from the packed B. */
+size_t kgemm_packed_floats(int K, int N);
+int kgemm_panel_width(void);
+int kgemm_tile_rows(void); /* rows of C per register tile: row splits in its multiples waste none */
+void kgemm_pack(bool tb, int K, int N, const float *B, int ldb, int j0, int j1, float *Bp);
+void kgemm_packed(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *Bp, float beta, const float *bias, float *C, int ldc, float *ws);
+
+/* C = alpha op(A) B + beta C with B [K, N] read in place, unpacked: for small products whose
+ * B rows are already contiguous and stay in cache (a head's keys, values, queries).  Any N;
+ * ws as for kgemm. */
+void kgemm_small(bool ta, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc, float *ws);
+
+/* Xt [cols, rows] (row stride ldt) = X^T for X [rows, cols] (row stride ldx). */
+void ktranspose(int rows, int cols, const float *X, int ldx, float *Xt, int ldt);
+
+#endif

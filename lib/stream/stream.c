@@ -1,0 +1,891 @@
+/* stream — record reader and writer over pipes, files and ZeroMQ (see stream.h). */
+#include "stream/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "stream/mpscan.h"
+#include "core/util.h"
+#include "stream/zmqio.h"
+
+/* ================================ records ================================================ */
+
+const msgpack_object *kobj_get(const msgpack_object *map, const char *key) {
+    if (!map || map->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
+            memcmp(k->via.str.ptr, key, kl) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+bool kobj_str_eq(const msgpack_object *o, const char *s) {
+    size_t n = strlen(s);
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+           memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+bool kobj_cstr(const msgpack_object *o, char *buf, size_t bufsize) {
+    if (!o || o->type != MSGPACK_OBJECT_STR || !bufsize) return false;
+    size_t n = o->via.str.size < bufsize - 1 ? o->via.str.size : bufsize - 1;
+    memcpy(buf, o->via.str.ptr, n);
+    buf[n] = 0;
+    return true;
+}
+
+const msgpack_object *krec_get(const krec *r, const char *key) {
+    return kobj_get(r->map, key);
+}
+
+bool krec_is(const krec *r, const char *type) {
+    return strcmp(r->t, type) == 0;
+}
+
+bool krec_str(const krec *r, const char *key, const char **s, size_t *n) {
+    const msgpack_object *o = krec_get(r, key);
+    if (!o || o->type != MSGPACK_OBJECT_STR) return false;
+    *s = o->via.str.ptr;
+    *n = o->via.str.size;
+    return true;
+}
+
+bool krec_u64(const krec *r, const char *key, uint64_t *v) {
+    const msgpack_object *o = krec_get(r, key);
+    if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
+    *v = o->via.u64;
+    return true;
+}
+
+bool krec_i64(const krec *r, const char *key, int64_t *v) {
+    const msgpack_object *o = krec_get(r, key);
+    if (!o) return false;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *v = o->via.i64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+        *v = (int64_t)o->via.u64;
+    else
+        return false;
+    return true;
+}
+
+bool krec_f64(const krec *r, const char *key, double *v) {
+    const msgpack_object *o = krec_get(r, key);
+    if (!o) return false;
+    switch (o->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *v = o->via.f64;
+        return true;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *v = (double)o->via.u64;
+        return true;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *v = (double)o->via.i64;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Fills out from a {dtype, shape, data} map; why says what is wrong when it is not one. */
+static bool tensor_from_obj(const msgpack_object *o, ktensor *out, const char **why) {
+    const msgpack_object *dt = kobj_get(o, "dtype"), *sh = kobj_get(o, "shape"),
+                         *da = kobj_get(o, "data");
+    *why = "not a tensor map {dtype, shape, data}";
+    if (!dt || !sh || !da || dt->type != MSGPACK_OBJECT_STR || sh->type != MSGPACK_OBJECT_ARRAY ||
+        da->type != MSGPACK_OBJECT_BIN)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->dtype = kdtype_from_name(dt->via.str.ptr, dt->via.str.size);
+    if (out->dtype == KT_INVALID) return *why = "unknown tensor dtype", false;
+    if (sh->via.array.size > KT_MAX_DIMS) return *why = "tensor has more than 8 dimensions", false;
+    out->ndim = (int)sh->via.array.size;
+    for (int i = 0; i < out->ndim; i++) {
+        const msgpack_object *d = &sh->via.array.ptr[i];
+        if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            if (d->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                return *why = "negative tensor dimension", false;
+            return *why = "tensor shape holds a non-integer", false;
+        }
+        out->shape[i] = d->via.u64;
+    }
+    uint64_t want;
+    if (!ktensor_expected_bytes(out, &want)) return *why = "tensor size overflows", false;
+    if (want != da->via.bin.size)
+        return *why = "tensor data length does not match its shape", false;
+    out->data = da->via.bin.ptr;
+    out->nbytes = da->via.bin.size;
+    return true;
+}
+
+bool kobj_tensor(const msgpack_object *o, ktensor *out) {
+    const char *why;
+    return o && o->type == MSGPACK_OBJECT_MAP && tensor_from_obj(o, out, &why);
+}
+
+bool krec_tensor(const krec *r, const char *key, ktensor *out) {
+    return kobj_tensor(krec_get(r, key), out);
+}
+
+/* A map whose keys are exactly dtype, shape and data claims to be a tensor: check it. */
+static const char *check_tensors(const msgpack_object *o) {
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            const char *why = check_tensors(&o->via.array.ptr[i]);
+            if (why) return why;
+        }
+    } else if (o->type == MSGPACK_OBJECT_MAP) {
+        if (o->via.map.size == 3 && kobj_get(o, "dtype") && kobj_get(o, "shape") &&
+            kobj_get(o, "data")) {
+            ktensor t;
+            const char *why;
+            return tensor_from_obj(o, &t, &why) ? NULL : why;
+        }
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const char *why = check_tensors(&o->via.map.ptr[i].val);
+            if (why) return why;
+        }
+    }
+    return NULL;
+}
+
+/* ================================ reading ================================================ */
+
+struct kreader {
+    char *name;
+    int fd;
+    kzin *zin;
+    uint8_t *buf;
+    size_t cap, start, end; /* unread bytes are buf[start, end) */
+    bool eof;
+    uint64_t offset;   /* input offset of buf[start] */
+    uint64_t nrecords; /* records decoded, hdr included */
+    uint64_t ndata;    /* records returned to the stage */
+    mpscan_limits lim;
+    msgpack_unpacked unp;
+    uint8_t *hdr_bytes; /* the hdr keeps its own copy: it outlives the buffer */
+    msgpack_unpacked hdr_unp;
+    krec hdr;
+    char status[16];
+    bool ended;
+    kreader *next_reader;
+};
+
+static kreader *all_readers;
+
+/* A stage that exits early (a closed stdout, an error) must still tell ZeroMQ senders that
+ * it stopped, or they would wait for credit forever: as a pipe tells its writer. */
+static void close_readers_at_exit(void) {
+    for (kreader *r = all_readers; r; r = r->next_reader)
+        if (r->zin) {
+            kzin_close(r->zin, !r->ended);
+            r->zin = NULL;
+        }
+}
+
+size_t kiln_max_record_bytes(void) {
+    const char *e = getenv("KILN_MAX_RECORD");
+    uint64_t v;
+    if (e && parse_u64(e, &v) && v >= 64) return (size_t)v;
+    return KILN_MAX_RECORD_DEFAULT;
+}
+
+static void flush_all_writers(void);
+static void flush_writers_at_exit(void);
+
+/* Read until at least `need` unread bytes are buffered (or EOF), taking whatever more is
+ * already there, with space for `room` unread bytes (room >= need) so that a record of
+ * unknown size is read in growing chunks rather than rescanned byte by byte.  `exact` reads
+ * no further than `need`: for a large record of known size, so that the next record starts
+ * at the front of the buffer and nothing is ever slid.  Returns false on a stop signal. */
+static bool fill(kreader *r, size_t need, size_t room, bool exact) {
+    if (r->start > 0 && r->start == r->end) r->start = r->end = 0;
+    if (room > r->cap - r->start) {
+        if (r->start > 0) { /* slide the partial record to the front */
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        if (room > r->cap) {
+            size_t cap = r->cap * 2 > room ? r->cap * 2 : room;
+            r->buf = xrealloc(r->buf, cap);
+            r->cap = cap;
+        }
+    }
+    flush_all_writers(); /* never sit on output while waiting for input */
+    while (r->end - r->start < need) {
+        size_t space = r->cap - r->end;
+        if (exact && space > need - (r->end - r->start)) space = need - (r->end - r->start);
+        if (kiln_stop_signal()) return false;
+        ssize_t n = read(r->fd, r->buf + r->end, space);
+        if (n > 0) {
+            r->end += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            r->eof = true;
+            return true;
+        }
+        if (errno == EINTR) continue;
+        kiln_die(EX_KILN_IO, "%s: read error: %s", r->name, strerror(errno));
+    }
+    return true;
+}
+
+_Noreturn static void truncated(kreader *r) {
+    kiln_die(EX_KILN_IO,
+             "%s: upstream ended without end-of-stream (did it crash?) after %llu records, "
+             "at byte offset %llu",
+             r->name, (unsigned long long)r->nrecords, (unsigned long long)r->offset);
+}
+
+/* The next whole message: its bytes and length.  false when interrupted. */
+static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
+    char why[160];
+    if (r->zin) {
+        if (!kzin_next(r->zin, p, n)) return false;
+        size_t len;
+        mpscan_result res = mpscan(*p, *n, &r->lim, &len, why, sizeof why);
+        if (res == MPSCAN_OK && len == *n) return true;
+        if (res == MPSCAN_OK) snprintf(why, sizeof why, "message holds bytes after its record");
+        if (res == MPSCAN_MORE) snprintf(why, sizeof why, "message ends inside its record");
+        kiln_die(EX_KILN_DATA, "%s: bad record %llu: %s", r->name, (unsigned long long)r->nrecords,
+                 why);
+    }
+    size_t need = 1;
+    bool known = false; /* need is the size of the whole record, from its headers */
+    for (;;) {
+        size_t avail = r->end - r->start, len;
+        if (avail >= need) {
+            mpscan_result res = mpscan(r->buf + r->start, avail, &r->lim, &len, why, sizeof why);
+            if (res == MPSCAN_OK) {
+                *p = r->buf + r->start;
+                *n = len;
+                return true;
+            }
+            if (res == MPSCAN_BAD)
+                kiln_die(EX_KILN_DATA, "%s: bad record %llu at byte offset %llu: %s", r->name,
+                         (unsigned long long)r->nrecords, (unsigned long long)(r->offset + len),
+                         why);
+            known = len > avail;
+            need = known ? len : avail + 1;
+        }
+        if (r->eof) truncated(r);
+        /* Wait for what the record needs; make room for a good chunk more when its size is
+         * unknown, so a record made of many small pieces is not rescanned once per read. */
+        size_t room = avail + (avail >> 1);
+        if (room < need || room > r->lim.max_bytes) room = need;
+        if (!fill(r, need, room, known && need >= (64u << 10))) return false;
+    }
+}
+
+static void consume(kreader *r, size_t n) {
+    if (!r->zin) {
+        r->start += n;
+        r->offset += n;
+    }
+}
+
+/* Decode raw bytes into rec with unp's zone; exits 65 on anything malformed. */
+static void decode(kreader *r, msgpack_unpacked *unp, const uint8_t *p, size_t n, krec *rec) {
+    size_t off = 0;
+    msgpack_unpack_return ret = msgpack_unpack_next(unp, (const char *)p, n, &off);
+    const char *why = NULL;
+    if (ret != MSGPACK_UNPACK_SUCCESS || off != n)
+        why = "MessagePack does not parse";
+    else if (unp->data.type != MSGPACK_OBJECT_MAP)
+        why = "record is not a map";
+    memset(rec, 0, sizeof *rec);
+    rec->map = &unp->data;
+    rec->raw = p;
+    rec->raw_len = n;
+    rec->index = r->nrecords;
+    rec->offset = r->offset;
+    if (!why) {
+        const msgpack_object *t = krec_get(rec, "t"), *seq = krec_get(rec, "seq");
+        if (!t || t->type != MSGPACK_OBJECT_STR || t->via.str.size == 0 ||
+            t->via.str.size >= sizeof rec->t)
+            why = "record has no type 't'";
+        else if (!seq || seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            why = "record has no sequence number 'seq'";
+        else {
+            memcpy(rec->t, t->via.str.ptr, t->via.str.size);
+            rec->seq = seq->via.u64;
+            why = check_tensors(rec->map);
+        }
+    }
+    if (why)
+        kiln_die(EX_KILN_DATA, "%s: bad record %llu at byte offset %llu: %s", r->name,
+                 (unsigned long long)rec->index, (unsigned long long)rec->offset, why);
+    r->nrecords++;
+}
+
+kreader *kreader_open(const char *url, int peers) {
+    kreader *r = xcalloc(1, sizeof *r);
+    r->lim.max_bytes = kiln_max_record_bytes();
+    r->lim.max_objects = KILN_MAX_OBJECTS;
+    r->lim.max_entries = KILN_MAX_CONTAINER;
+    r->lim.max_depth = KILN_MAX_DEPTH;
+    msgpack_unpacked_init(&r->unp);
+    msgpack_unpacked_init(&r->hdr_unp);
+    if (!url || strcmp(url, "-") == 0) {
+        r->name = xstrdup("stdin");
+        r->fd = 0;
+    } else if (kzmq_is_url(url)) {
+        r->name = xstrdup(url);
+        r->fd = -1;
+        r->zin = kzin_open(url, peers < 1 ? 1 : peers);
+        static bool registered;
+        if (!registered) atexit(close_readers_at_exit);
+        registered = true;
+    } else {
+        r->name = xstrdup(url);
+        r->fd = open(url, O_RDONLY | O_CLOEXEC);
+        if (r->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot open: %s", url, strerror(errno));
+    }
+    r->next_reader = all_readers;
+    all_readers = r;
+    if (!r->zin) {
+        r->cap = 1 << 20;
+        r->buf = xmalloc(r->cap);
+    }
+    const uint8_t *p;
+    size_t n;
+    if (!next_raw(r, &p, &n))
+        kiln_die(kiln_stop_status(kiln_stop_signal()), "%s: interrupted before the stream began",
+                 r->name);
+    r->hdr_bytes = xmalloc(n);
+    memcpy(r->hdr_bytes, p, n);
+    decode(r, &r->hdr_unp, r->hdr_bytes, n, &r->hdr);
+    consume(r, n);
+    if (!krec_is(&r->hdr, "hdr"))
+        kiln_die(EX_KILN_DATA, "%s: stream does not start with a hdr record (got '%s')", r->name,
+                 r->hdr.t);
+    uint64_t v;
+    if (krec_u64(&r->hdr, "v", &v) && v > KILN_FORMAT_VERSION)
+        kiln_die(EX_KILN_DATA, "%s: stream format version %llu is newer than this kiln (%d)",
+                 r->name, (unsigned long long)v, KILN_FORMAT_VERSION);
+    return r;
+}
+
+const krec *kreader_hdr(const kreader *r) {
+    return &r->hdr;
+}
+
+const char *kreader_name(const kreader *r) {
+    return r->name;
+}
+
+bool kreader_next(kreader *r, krec *out) {
+    if (r->ended) return false;
+    const uint8_t *p;
+    size_t n;
+    for (;;) {
+        if (kiln_stop_signal() || !next_raw(r, &p, &n)) return false;
+        decode(r, &r->unp, p, n, out);
+        consume(r, n);
+        if (krec_is(out, "hdr")) continue; /* a repeated hdr (concatenated streams): skip */
+        if (!krec_is(out, "eos")) {
+            r->ndata++;
+            return true;
+        }
+        r->ended = true;
+        const msgpack_object *st = krec_get(out, "status");
+        if (!kobj_cstr(st, r->status, sizeof r->status)) strcpy(r->status, "ok");
+        uint64_t count;
+        if (strcmp(r->status, "ok") == 0 && krec_u64(out, "count", &count) && count != r->ndata)
+            kiln_die(EX_KILN_IO, "%s: upstream sent %llu records but %llu arrived (records lost)",
+                     r->name, (unsigned long long)count, (unsigned long long)r->ndata);
+        return false;
+    }
+}
+
+const char *kreader_status(const kreader *r) {
+    return r->ended ? r->status : NULL;
+}
+
+void kreader_close(kreader *r) {
+    if (!r) return;
+    if (r->zin)
+        kzin_close(r->zin, !r->ended);
+    else if (r->fd > 0)
+        close(r->fd);
+    for (kreader **pp = &all_readers; *pp; pp = &(*pp)->next_reader)
+        if (*pp == r) {
+            *pp = r->next_reader;
+            break;
+        }
+    msgpack_unpacked_destroy(&r->unp);
+    msgpack_unpacked_destroy(&r->hdr_unp);
+    free(r->hdr_bytes);
+    free(r->buf);
+    free(r->name);
+    free(r);
+}
+
+/* ================================ writing ================================================ */
+
+/* A record under construction: small packed pieces in `body`, and large tensor data kept
+ * by reference as separate segments, so writing a tensor costs no copy. */
+typedef struct {
+    bool external;
+    size_t off, len; /* in body, when !external */
+    const void *ptr; /* when external */
+} segment;
+
+#define SMALL_RECORD (64u << 10) /* records below this are gathered into `out` */
+#define EXTERNAL_MIN 4096        /* bin payloads from this size are referenced, not copied */
+
+struct kwriter {
+    char *name;
+    int fd;
+    kzout *zout;
+    msgpack_packer pk;
+    uint8_t *body;
+    size_t body_len, body_cap, seg_start;
+    segment *segs;
+    size_t nsegs, segs_cap;
+    uint32_t nfields;
+    char type[32];
+    bool building, is_hdr, gone;
+    uint64_t seq, count;
+    /* hdr: upstream fields to copy at the end, unless this stage set them itself */
+    const krec *hdr_upstream;
+    char **hdr_keys;
+    size_t hdr_nkeys;
+    /* small records are gathered here and written together */
+    uint8_t *out;
+    size_t out_len;
+    double out_since, last_end;
+    kwriter *next_writer;
+};
+
+static kwriter *all_writers;
+
+static int body_write(void *data, const char *buf, size_t len) {
+    kwriter *w = data;
+    if (w->body_len + len > w->body_cap) {
+        size_t cap = w->body_cap ? w->body_cap * 2 : 4096;
+        while (cap < w->body_len + len) cap *= 2;
+        w->body = xrealloc(w->body, cap);
+        w->body_cap = cap;
+    }
+    memcpy(w->body + w->body_len, buf, len);
+    w->body_len += len;
+    return 0;
+}
+
+static void push_segment(kwriter *w, segment s) {
+    if (w->nsegs == w->segs_cap) {
+        w->segs_cap = w->segs_cap ? w->segs_cap * 2 : 16;
+        w->segs = xrealloc(w->segs, xmul(w->segs_cap, sizeof *w->segs));
+    }
+    w->segs[w->nsegs++] = s;
+}
+
+/* Close the current run of packed bytes as a segment. */
+static void cut_body(kwriter *w) {
+    if (w->body_len > w->seg_start)
+        push_segment(w, (segment){false, w->seg_start, w->body_len - w->seg_start, NULL});
+    w->seg_start = w->body_len;
+}
+
+static void add_external(kwriter *w, const void *p, size_t n) {
+    cut_body(w);
+    if (n) push_segment(w, (segment){true, 0, n, p});
+}
+
+/* A pipe's default 64 KiB buffer makes a 256 KiB record cost several context switches
+ * between writer and reader; a wider pipe (up to the unprivileged 1 MiB limit) costs memory
+ * only while full.  Not a pipe, or not allowed: left as it is. */
+static void widen_pipe(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) (void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
+kwriter *kwriter_open(const char *url, int peers) {
+    kwriter *w = xcalloc(1, sizeof *w);
+    if (!url || strcmp(url, "-") == 0) {
+        if (isatty(1))
+            kiln_die(EX_KILN_USAGE, "refusing to write records to a terminal; pipe them into "
+                                    "'kiln show' (e.g. '... | kiln show')");
+        w->name = xstrdup("stdout");
+        w->fd = 1;
+        widen_pipe(1);
+    } else if (kzmq_is_url(url)) {
+        w->name = xstrdup(url);
+        w->fd = -1;
+        w->zout = kzout_open(url, peers < 1 ? 1 : peers);
+    } else {
+        w->name = xstrdup(url);
+        w->fd = open(url, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot create: %s", url, strerror(errno));
+    }
+    msgpack_packer_init(&w->pk, w, body_write);
+    w->out = xmalloc(SMALL_RECORD * 2);
+    w->next_writer = all_writers;
+    all_writers = w;
+    static bool registered;
+    if (!registered) atexit(flush_writers_at_exit);
+    registered = true;
+    return w;
+}
+
+/* The downstream closed its end: stop quietly (documented exit status 0). */
+_Noreturn static void downstream_gone(void) {
+    exit(EX_KILN_OK);
+}
+
+static void write_all(kwriter *w, struct iovec *iov, int cnt) {
+    while (cnt > 0) {
+        ssize_t n = writev(w->fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EPIPE) downstream_gone();
+            kiln_die(EX_KILN_IO, "%s: write error: %s", w->name, strerror(errno));
+        }
+        size_t left = (size_t)n;
+        while (cnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+}
+
+static void flush_out(kwriter *w) {
+    if (!w->out_len) return;
+    struct iovec iov = {w->out, w->out_len};
+    w->out_len = 0;
+    write_all(w, &iov, 1);
+}
+
+static void flush_all_writers(void) {
+    for (kwriter *w = all_writers; w; w = w->next_writer)
+        if (w->fd >= 0) flush_out(w);
+}
+
+void kwriter_begin(kwriter *w, const char *type) {
+    if (w->building) kiln_die(EX_KILN_SOFTWARE, "record '%s' begun inside '%s'", type, w->type);
+    w->building = true;
+    w->is_hdr = false;
+    snprintf(w->type, sizeof w->type, "%s", type);
+    w->body_len = w->seg_start = 0;
+    w->nsegs = 0;
+    w->nfields = 0;
+}
+
+void kw_key(kwriter *w, const char *key) {
+    size_t n = strlen(key);
+    w->nfields++;
+    msgpack_pack_str(&w->pk, n);
+    msgpack_pack_str_body(&w->pk, key, n);
+    if (w->is_hdr) {
+        w->hdr_keys = xrealloc(w->hdr_keys, xmul(w->hdr_nkeys + 1, sizeof *w->hdr_keys));
+        w->hdr_keys[w->hdr_nkeys++] = xstrdup(key);
+    }
+}
+
+msgpack_packer *kw_packer(kwriter *w) {
+    return &w->pk;
+}
+
+void kw_strn(kwriter *w, const char *key, const char *s, size_t n) {
+    kw_key(w, key);
+    msgpack_pack_str(&w->pk, n);
+    msgpack_pack_str_body(&w->pk, s, n);
+}
+
+void kw_str(kwriter *w, const char *key, const char *s) {
+    kw_strn(w, key, s, strlen(s));
+}
+
+void kw_u64(kwriter *w, const char *key, uint64_t v) {
+    kw_key(w, key);
+    msgpack_pack_uint64(&w->pk, v);
+}
+
+void kw_i64(kwriter *w, const char *key, int64_t v) {
+    kw_key(w, key);
+    msgpack_pack_int64(&w->pk, v);
+}
+
+void kw_f64(kwriter *w, const char *key, double v) {
+    kw_key(w, key);
+    msgpack_pack_double(&w->pk, v);
+}
+
+void kw_bool(kwriter *w, const char *key, bool v) {
+    kw_key(w, key);
+    if (v)
+        msgpack_pack_true(&w->pk);
+    else
+        msgpack_pack_false(&w->pk);
+}
+
+static void pack_bin_ref(kwriter *w, const void *p, size_t n) {
+    msgpack_pack_bin(&w->pk, n);
+    if (n >= EXTERNAL_MIN)
+        add_external(w, p, n);
+    else
+        msgpack_pack_bin_body(&w->pk, p, n);
+}
+
+void kw_tensor_value(kwriter *w, const ktensor *t) {
+    uint64_t want;
+    if (!ktensor_expected_bytes(t, &want) || want != t->nbytes)
+        kiln_die(EX_KILN_SOFTWARE, "record '%s': tensor size does not match its shape", w->type);
+    const char *dn = kdtype_name(t->dtype);
+    msgpack_pack_map(&w->pk, 3);
+    msgpack_pack_str(&w->pk, 5);
+    msgpack_pack_str_body(&w->pk, "dtype", 5);
+    msgpack_pack_str(&w->pk, strlen(dn));
+    msgpack_pack_str_body(&w->pk, dn, strlen(dn));
+    msgpack_pack_str(&w->pk, 5);
+    msgpack_pack_str_body(&w->pk, "shape", 5);
+    msgpack_pack_array(&w->pk, (size_t)t->ndim);
+    for (int i = 0; i < t->ndim; i++) msgpack_pack_uint64(&w->pk, t->shape[i]);
+    msgpack_pack_str(&w->pk, 4);
+    msgpack_pack_str_body(&w->pk, "data", 4);
+    pack_bin_ref(w, t->data, t->nbytes);
+}
+
+void kw_tensor(kwriter *w, const char *key, const ktensor *t) {
+    kw_key(w, key);
+    kw_tensor_value(w, t);
+}
+
+/* msgpack_pack_object, except that large bin payloads are referenced, not copied. */
+static void pack_obj(kwriter *w, const msgpack_object *o) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_BIN:
+        pack_bin_ref(w, o->via.bin.ptr, o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        msgpack_pack_array(&w->pk, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++) pack_obj(w, &o->via.array.ptr[i]);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        msgpack_pack_map(&w->pk, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            pack_obj(w, &o->via.map.ptr[i].key);
+            pack_obj(w, &o->via.map.ptr[i].val);
+        }
+        break;
+    default:
+        msgpack_pack_object(&w->pk, *o);
+    }
+}
+
+void kw_obj(kwriter *w, const char *key, const msgpack_object *o) {
+    kw_key(w, key);
+    pack_obj(w, o);
+}
+
+static bool hdr_key_set(const kwriter *w, const msgpack_object *k) {
+    for (size_t i = 0; i < w->hdr_nkeys; i++)
+        if (kobj_str_eq(k, w->hdr_keys[i])) return true;
+    return false;
+}
+
+void kwriter_hdr_begin(kwriter *w, const krec *upstream, const char *schema, uint64_t seed) {
+    kwriter_begin(w, "hdr");
+    w->is_hdr = true;
+    w->hdr_upstream = upstream;
+    kw_u64(w, "v", KILN_FORMAT_VERSION);
+    kw_str(w, "stage", kiln_prog());
+    if (schema) kw_str(w, "schema", schema); /* else the upstream's, copied at the end */
+    kw_u64(w, "seed", seed);
+    /* chain: the upstream's chain, then this stage */
+    const msgpack_object *chain = upstream ? krec_get(upstream, "chain") : NULL;
+    uint32_t n = chain && chain->type == MSGPACK_OBJECT_ARRAY ? chain->via.array.size : 0;
+    if (n >= KILN_MAX_CONTAINER) n = KILN_MAX_CONTAINER - 1;
+    kw_key(w, "chain");
+    msgpack_pack_array(&w->pk, n + 1);
+    for (uint32_t i = 0; i < n; i++) pack_obj(w, &chain->via.array.ptr[i]);
+    msgpack_pack_str(&w->pk, strlen(kiln_prog()));
+    msgpack_pack_str_body(&w->pk, kiln_prog(), strlen(kiln_prog()));
+}
+
+/* hdr fields of the upstream this stage did not set: copied forward unchanged. */
+static void copy_upstream_hdr_fields(kwriter *w) {
+    const msgpack_object *m = w->hdr_upstream ? w->hdr_upstream->map : NULL;
+    for (uint32_t i = 0; m && i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR || kobj_str_eq(k, "t") || kobj_str_eq(k, "seq") ||
+            hdr_key_set(w, k))
+            continue;
+        w->nfields++;
+        pack_obj(w, k);
+        pack_obj(w, &m->via.map.ptr[i].val);
+    }
+    for (size_t i = 0; i < w->hdr_nkeys; i++) free(w->hdr_keys[i]);
+    w->hdr_nkeys = 0;
+    w->hdr_upstream = NULL;
+}
+
+/* Records that come in floods and are worth gathering; all others (hdr, metrics, ckpt,
+ * saved, err, eos...) are written at once. */
+static bool bulk_type(const char *t) {
+    return !strcmp(t, "sample") || !strcmp(t, "tokens") || !strcmp(t, "batch") ||
+           !strcmp(t, "pref");
+}
+
+/* Records gathered but not yet written go out even when the stage exits on an error:
+ * nothing already written is lost.  Best effort: no message, no second exit. */
+static void flush_writers_at_exit(void) {
+    for (kwriter *w = all_writers; w; w = w->next_writer) {
+        size_t off = 0;
+        while (w->fd >= 0 && off < w->out_len) {
+            ssize_t n = write(w->fd, w->out + off, w->out_len - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            off += (size_t)n;
+        }
+        w->out_len = 0;
+    }
+}
+
+/* Map header, t and seq: the record's first bytes, packed into head. */
+static size_t pack_head(uint8_t *head, uint32_t nfields, const char *type, uint64_t seq) {
+    size_t n = 0, tl = strlen(type);
+    uint32_t m = nfields + 2;
+    if (m < 16)
+        head[n++] = (uint8_t)(0x80 | m);
+    else if (m < 65536) {
+        head[n++] = 0xde;
+        head[n++] = (uint8_t)(m >> 8);
+        head[n++] = (uint8_t)m;
+    } else {
+        head[n++] = 0xdf;
+        for (int i = 3; i >= 0; i--) head[n++] = (uint8_t)(m >> (8 * i));
+    }
+    head[n++] = 0xa1;
+    head[n++] = 't';
+    head[n++] = (uint8_t)(0xa0 | tl); /* type names are < 32 bytes */
+    memcpy(head + n, type, tl);
+    n += tl;
+    head[n++] = 0xa3;
+    memcpy(head + n, "seq", 3);
+    n += 3;
+    head[n++] = 0xcf;
+    for (int i = 7; i >= 0; i--) head[n++] = (uint8_t)(seq >> (8 * i));
+    return n;
+}
+
+void kwriter_end(kwriter *w) {
+    if (!w->building) kiln_die(EX_KILN_SOFTWARE, "kwriter_end without kwriter_begin");
+    if (w->is_hdr) copy_upstream_hdr_fields(w);
+    bool is_hdr = strcmp(w->type, "hdr") == 0, is_eos = strcmp(w->type, "eos") == 0;
+    uint64_t seq = is_hdr ? 0 : ++w->seq;
+    cut_body(w);
+    uint8_t head[64];
+    size_t headlen = pack_head(head, w->nfields, w->type, seq), total = headlen;
+    struct iovec stackv[64], *iov = stackv;
+    if (w->nsegs + 1 > 64) iov = xmalloc(xmul(w->nsegs + 1, sizeof *iov));
+    iov[0] = (struct iovec){head, headlen};
+    for (size_t i = 0; i < w->nsegs; i++) {
+        const segment *s = &w->segs[i];
+        iov[i + 1].iov_base = s->external ? (void *)s->ptr : (void *)(w->body + s->off);
+        iov[i + 1].iov_len = s->len;
+        total += s->len;
+    }
+    int cnt = (int)w->nsegs + 1;
+    w->building = false;
+    if (!is_hdr && !is_eos) w->count++;
+    if (w->zout) {
+        if (!kzout_send(w->zout, iov, cnt, total, is_hdr)) downstream_gone();
+    } else if (total < SMALL_RECORD) {
+        if (w->out_len + total > SMALL_RECORD) flush_out(w);
+        if (!w->out_len) w->out_since = kiln_now();
+        for (int i = 0; i < cnt; i++) {
+            memcpy(w->out + w->out_len, iov[i].iov_base, iov[i].iov_len);
+            w->out_len += iov[i].iov_len;
+        }
+        /* Small records wait for company, but never long: a stage that writes seldom (train's
+         * metrics after a step) gains nothing by gathering, and its records must show. */
+        double now = kiln_now();
+        if (!bulk_type(w->type) || now - w->out_since > 0.05 || now - w->last_end > 0.01)
+            flush_out(w);
+        w->last_end = now;
+    } else {
+        flush_out(w);
+        write_all(w, iov, cnt);
+    }
+    if (iov != stackv) free(iov);
+}
+
+void kwriter_pass(kwriter *w, const krec *r) {
+    kwriter_begin(w, r->t);
+    const msgpack_object *m = r->map;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (kobj_str_eq(k, "t") || kobj_str_eq(k, "seq")) continue;
+        w->nfields++;
+        pack_obj(w, k);
+        pack_obj(w, &m->via.map.ptr[i].val);
+    }
+    kwriter_end(w);
+}
+
+void kwriter_flush(kwriter *w) {
+    if (w->fd >= 0) flush_out(w);
+}
+
+uint64_t kwriter_count(const kwriter *w) {
+    return w->count;
+}
+
+bool kwriter_gone(const kwriter *w) {
+    return w->gone;
+}
+
+void kwriter_close(kwriter *w, const char *status) {
+    if (!w) return;
+    if (w->building) kiln_die(EX_KILN_SOFTWARE, "record '%s' not finished at close", w->type);
+    if (w->zout) {
+        kzout_finish(w->zout, status, w->seq + 1);
+    } else {
+        kwriter_begin(w, "eos");
+        kw_u64(w, "count", w->count);
+        kw_str(w, "status", status);
+        kwriter_end(w);
+        flush_out(w);
+        if (w->fd > 1 && close(w->fd) != 0)
+            kiln_die(EX_KILN_IO, "%s: close failed: %s", w->name, strerror(errno));
+    }
+    for (kwriter **pp = &all_writers; *pp; pp = &(*pp)->next_writer)
+        if (*pp == w) {
+            *pp = w->next_writer;
+            break;
+        }
+    free(w->body);
+    free(w->segs);
+    free(w->hdr_keys);
+    free(w->out);
+    free(w->name);
+    free(w);
+}
+
+void kiln_finish(kreader *r, kwriter *w) {
+    int sig = kiln_stop_signal();
+    const char *up = r ? kreader_status(r) : "ok";
+    const char *status = sig ? "interrupted" : (up && strcmp(up, "ok") != 0 ? up : "ok");
+    kwriter_close(w, status);
+    kreader_close(r);
+    exit(sig ? kiln_stop_status(sig) : EX_KILN_OK);
+}

@@ -1,0 +1,135 @@
+/* stream — the record stream between stages (DESIGN.md §3).
+ *
+ * A stream is a sequence of MessagePack maps, each with "t" (type) and "seq" (u64):
+ * concatenated on a pipe, one map per ZeroMQ message.  `hdr` comes first, `eos` last.
+ * kreader hands a stage one decoded record at a time, after bounding it (record size,
+ * map/array lengths, nesting depth) so msgpack-c never trusts a hostile length header.
+ * kwriter builds records field by field and writes them without copying tensor data.
+ *
+ * Every failure here is fatal with a clear message and the documented exit code:
+ * 65 for a record that does not parse, 74 for I/O errors and truncated streams. */
+#ifndef KILN_STREAM_H
+#define KILN_STREAM_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tensor.h"
+
+#define KILN_FORMAT_VERSION 1
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+typedef struct krec {
+    char t[32];                /* record type, NUL-terminated ("sample", "batch", ...) */
+    uint64_t seq;              /* as read */
+    const msgpack_object *map; /* the whole record */
+    const uint8_t *raw;        /* the record's bytes as they arrived */
+    size_t raw_len;
+    uint64_t index;  /* 0-based position in this input (hdr is record 0): for messages */
+    uint64_t offset; /* byte offset in this input where the record starts */
+} krec;
+
+/* Field lookup; NULL when absent. */
+const msgpack_object *krec_get(const krec *r, const char *key);
+bool krec_is(const krec *r, const char *type);
+/* Typed getters: false when absent or of another type.  Strings are not NUL-terminated. */
+bool krec_str(const krec *r, const char *key, const char **s, size_t *n);
+bool krec_u64(const krec *r, const char *key, uint64_t *v);
+bool krec_i64(const krec *r, const char *key, int64_t *v);
+bool krec_f64(const krec *r, const char *key, double *v); /* accepts ints too */
+/* A tensor field, validated (dtype known, shape sane, data length = prod(shape)*itemsize). */
+bool krec_tensor(const krec *r, const char *key, ktensor *out);
+/* The same on a bare msgpack object (a tensor nested in an array or map). */
+bool kobj_tensor(const msgpack_object *o, ktensor *out);
+const msgpack_object *kobj_get(const msgpack_object *map, const char *key);
+bool kobj_str_eq(const msgpack_object *o, const char *s);
+/* Copy a string object into buf (NUL-terminated, truncated); false if not a string. */
+bool kobj_cstr(const msgpack_object *o, char *buf, size_t bufsize);
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+typedef struct kreader kreader;
+
+/* url: NULL or "-" reads stdin; a path reads a file; tcp://, ipc://, inproc:// (with the
+ * CZMQ prefixes '@' bind, '>' connect; default connect) read from ZeroMQ.
+ * peers: how many upstream senders end the stream (fan-in over a bound socket); 1 otherwise.
+ * The hdr is read before returning, so kreader_hdr() is valid at once. */
+kreader *kreader_open(const char *url, int peers);
+/* The upstream hdr record (valid for the reader's lifetime). */
+const krec *kreader_hdr(const kreader *r);
+/* The next record that is neither hdr nor eos.  Returns false at the clean end (eos seen)
+ * or when a stop signal interrupted the wait.  The record is valid until the next call.
+ * A truncated stream or a bad record exits 74 / 65 with a message. */
+bool kreader_next(kreader *r, krec *out);
+/* After kreader_next returned false: the upstream eos status ("ok", "error",
+ * "interrupted"), or NULL if the read was interrupted before eos. */
+const char *kreader_status(const kreader *r);
+/* The name used for the input in messages ("stdin", a path, a URL). */
+const char *kreader_name(const kreader *r);
+void kreader_close(kreader *r);
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+typedef struct kwriter kwriter;
+
+/* url: NULL or "-" writes stdout (refused when it is a terminal); a path writes a file;
+ * ZeroMQ URLs as for kreader (default bind).  peers: how many downstream receivers must
+ * get an eos (fan-out over a bound socket); 1 otherwise. */
+kwriter *kwriter_open(const char *url, int peers);
+
+/* The hdr record: format version, this stage, schema, seed, and the upstream chain copied
+ * from `upstream` (may be NULL).  schema NULL keeps the upstream's.  Extra fields may follow with
+ * kw_* before kwriter_end. */
+void kwriter_hdr_begin(kwriter *w, const krec *upstream, const char *schema, uint64_t seed);
+
+/* Build one record: begin, fields, end.  Tensor data is referenced, not copied, until
+ * kwriter_end returns. */
+void kwriter_begin(kwriter *w, const char *type);
+void kw_str(kwriter *w, const char *key, const char *s);
+void kw_strn(kwriter *w, const char *key, const char *s, size_t n);
+void kw_u64(kwriter *w, const char *key, uint64_t v);
+void kw_i64(kwriter *w, const char *key, int64_t v);
+void kw_f64(kwriter *w, const char *key, double v);
+void kw_bool(kwriter *w, const char *key, bool v);
+void kw_tensor(kwriter *w, const char *key, const ktensor *t);
+void kw_obj(kwriter *w, const char *key, const msgpack_object *o); /* copy a value */
+/* Nested values: kw_key, then pack the value with msgpack_pack_* on kw_packer(w). */
+void kw_key(kwriter *w, const char *key);
+msgpack_packer *kw_packer(kwriter *w);
+/* Pack a tensor value (after kw_key, or inside an array) referencing its data. */
+void kw_tensor_value(kwriter *w, const ktensor *t);
+void kwriter_end(kwriter *w);
+
+/* Write out records gathered in memory now (small records are batched; a stage about to
+ * compute for long after emitting metrics calls this). */
+void kwriter_flush(kwriter *w);
+
+/* Copy a record through unchanged except for its seq. */
+void kwriter_pass(kwriter *w, const krec *r);
+
+/* Write eos {count, status} and flush; over ZeroMQ, wait until every receiver has it.
+ * Frees the writer.  status: "ok", "error" or "interrupted". */
+void kwriter_close(kwriter *w, const char *status);
+/* Records written so far (excluding hdr and eos). */
+uint64_t kwriter_count(const kwriter *w);
+/* True once the downstream has gone (closed pipe): the stage should stop quietly. */
+bool kwriter_gone(const kwriter *w);
+
+/* ---- a stage's life ------------------------------------------------------------------- */
+
+/* The usual end of a stage: close the writer with the right status and exit with the
+ * right code (0, or 130/143 after a stop signal).  A stage whose downstream is gone
+ * exits 0 quietly (documented: `kiln ... | head` is not an error). */
+_Noreturn void kiln_finish(kreader *r, kwriter *w);
+
+/* Limits applied to every record read (env KILN_MAX_RECORD overrides the size). */
+#define KILN_MAX_RECORD_DEFAULT (256u << 20)
+#define KILN_MAX_CONTAINER      1024
+#define KILN_MAX_DEPTH          8
+#define KILN_MAX_OBJECTS        (1u << 20) /* values in one record: bounds msgpack-c's zone */
+size_t kiln_max_record_bytes(void);
+
+#endif

@@ -1,0 +1,531 @@
+/* zmqio — credit-based ROUTER/DEALER record transport with acknowledged end (zmqio.h).
+ *
+ * Wire protocol, one ZeroMQ message per item (a ROUTER sees the peer's identity frame first):
+ *   receiver -> sender   'C' u32be   grant n more records of credit (also introduces a receiver)
+ *                        'A'         the eos arrived; the sender may exit
+ *                        'B'         the receiver stopped early (as a closed pipe)
+ *   sender -> receiver   'H'         hello (a connecting sender introduces itself)
+ *                        a record    a MessagePack map (hdr does not use credit)
+ */
+#include "stream/zmqio.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "stream/mpscan.h"
+#include "stream/stream.h"
+#include "core/util.h"
+
+#define WINDOW      8 /* credit a receiver grants: records in flight per peer */
+#define MAX_PEERS   256
+#define ACK_WAIT_MS 5000 /* after a stop signal, how long to wait for acknowledgements */
+
+static void *zctx;
+static int open_sockets;
+
+/* Close a socket; with the last one, end the context, which waits (up to LINGER) until the
+ * messages already queued, such as a receiver's last acknowledgement, have gone out. */
+static void close_socket(void *s) {
+    zmq_close(s);
+    if (--open_sockets == 0) {
+        while (zmq_ctx_term(zctx) != 0 && errno == EINTR) {
+        }
+        zctx = NULL;
+    }
+}
+
+static void *context(void) {
+    if (!zctx && !(zctx = zmq_ctx_new()))
+        kiln_die(EX_KILN_SOFTWARE, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+    return zctx;
+}
+
+static const char *strip_prefix(const char *url, bool *bind, bool default_bind) {
+    *bind = default_bind;
+    if (url[0] == '@') *bind = true;
+    if (url[0] == '>') *bind = false;
+    return (url[0] == '@' || url[0] == '>') ? url + 1 : url;
+}
+
+bool kzmq_is_url(const char *url) {
+    bool b;
+    const char *u = strip_prefix(url, &b, false);
+    return strncmp(u, "tcp://", 6) == 0 || strncmp(u, "ipc://", 6) == 0 ||
+           strncmp(u, "inproc://", 9) == 0;
+}
+
+static void *open_socket(const char *url, bool default_bind, bool *bound) {
+    const char *ep = strip_prefix(url, bound, default_bind);
+    void *s = zmq_socket(context(), *bound ? ZMQ_ROUTER : ZMQ_DEALER);
+    if (!s) kiln_die(EX_KILN_IO, "%s: cannot create socket: %s", url, zmq_strerror(errno));
+    open_sockets++;
+    int hwm = 4 * WINDOW, linger = 2000, one = 1;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (*bound) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* Bound what ZeroMQ accepts before kiln sees it: a receiver takes records up to the
+     * record limit, a sender only short control messages.  A peer that sends more is
+     * disconnected by ZeroMQ, which the monitor reports. */
+    int64_t maxmsg = default_bind ? 64 : (int64_t)kiln_max_record_bytes();
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    int rc = *bound ? zmq_bind(s, ep) : zmq_connect(s, ep);
+    if (rc != 0)
+        kiln_die(*bound && errno == EINVAL ? EX_KILN_USAGE : EX_KILN_IO, "%s: cannot %s: %s", url,
+                 *bound ? "bind" : "connect", zmq_strerror(errno));
+    return s;
+}
+
+typedef struct {
+    uint8_t id[256];
+    size_t idlen;
+    uint64_t credit, count, taken_since_grant;
+    bool ended, gone, acked;
+} peer;
+
+/* Watch a socket's connections: a peer that vanishes (crash, kill -9) shows up as a
+ * DISCONNECTED event on a PAIR socket, so nobody waits forever for a dead peer. */
+static void *monitor_open(void *sock) {
+    static int n;
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://kiln-monitor-%d", n++);
+    if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_DISCONNECTED) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "cannot monitor a socket: %s", zmq_strerror(errno));
+    void *m = zmq_socket(context(), ZMQ_PAIR);
+    int linger = 0;
+    if (!m || zmq_setsockopt(m, ZMQ_LINGER, &linger, sizeof linger) != 0 || zmq_connect(m, ep) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "cannot open a monitor: %s", zmq_strerror(errno));
+    open_sockets++;
+    return m;
+}
+
+typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT } recv_result;
+
+/* Wait for one message (and the identity frame before it on a ROUTER) or a disconnect.
+ * RECV_NONE on a timeout or, when interruptible, on a stop signal. */
+static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq_msg_t *msg,
+                            int timeout_ms, bool interruptible) {
+    double deadline = kiln_now() + timeout_ms / 1000.0;
+    /* A message already waiting is taken without polling: the busy path stays cheap. */
+    int r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
+    if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
+    if (r >= 0) return RECV_MSG;
+    for (;;) {
+        if (interruptible && kiln_stop_signal()) return RECV_NONE;
+        zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
+        long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
+        if (timeout_ms >= 0 && wait < 0) wait = 0;
+        int rc = zmq_poll(items, 2, wait);
+        if (rc < 0) {
+            if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
+            if (interruptible && kiln_stop_signal()) return RECV_NONE;
+            continue;
+        }
+        if (items[1].revents & ZMQ_POLLIN) { /* an event: two frames, both dropped */
+            zmq_msg_t ev;
+            zmq_msg_init(&ev);
+            zmq_msg_recv(&ev, mon, 0);
+            if (zmq_msg_more(&ev)) zmq_msg_recv(&ev, mon, 0);
+            zmq_msg_close(&ev);
+            return RECV_DISCONNECT;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
+            if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
+            if (r >= 0) return RECV_MSG;
+            if (errno != EAGAIN && errno != EINTR)
+                kiln_die(EX_KILN_IO, "ZeroMQ receive failed: %s", zmq_strerror(errno));
+            continue;
+        }
+        if (timeout_ms >= 0 && rc == 0) return RECV_NONE;
+    }
+}
+
+/* After a disconnect, peers are probed for a while: ZeroMQ may drop a dead peer's route a
+ * moment after reporting the event. */
+#define PROBE_SECONDS 1.0
+#define PROBE_POLL_MS 100
+
+static int probe_timeout(double probe_until, int timeout_ms) {
+    if (kiln_now() >= probe_until) return timeout_ms;
+    return timeout_ms < 0 || timeout_ms > PROBE_POLL_MS ? PROBE_POLL_MS : timeout_ms;
+}
+
+/* Send [id] payload; false when the peer is unreachable (it has gone). */
+static bool send_to(void *s, const peer *p, const void *data, size_t n) {
+    for (;;) {
+        int rc = 0;
+        if (p) rc = zmq_send(s, p->id, p->idlen, ZMQ_SNDMORE);
+        if (rc >= 0) rc = zmq_send(s, data, n, 0);
+        if (rc >= 0) return true;
+        if (errno == EINTR) continue;
+        if (errno == EHOSTUNREACH) return false;
+        kiln_die(EX_KILN_IO, "ZeroMQ send failed: %s", zmq_strerror(errno));
+    }
+}
+
+static void pack_eos(msgpack_sbuffer *sb, uint64_t seq, uint64_t count, const char *status) {
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_str_with_body(&pk, "eos", 3);
+    msgpack_pack_str_with_body(&pk, "seq", 3);
+    msgpack_pack_uint64(&pk, seq);
+    msgpack_pack_str_with_body(&pk, "count", 5);
+    msgpack_pack_uint64(&pk, count);
+    msgpack_pack_str_with_body(&pk, "status", 6);
+    msgpack_pack_str_with_body(&pk, status, strlen(status));
+}
+
+/* ================================ one end of an edge ===================================== */
+
+/* The socket, its monitor, and the peers on the other side: what a receiving and a sending
+ * end share. */
+typedef struct {
+    char *url;
+    void *sock, *mon;
+    bool router;        /* bound: many peers, addressed by identity */
+    double probe_until; /* after a disconnect, probe peers until then */
+    int want_peers, npeers;
+    peer peers[MAX_PEERS];
+    zmq_msg_t idf, msg; /* the last message received, and its sender's identity */
+} zlink;
+
+static void link_open(zlink *l, const char *url, int peers, bool sender) {
+    l->url = xstrdup(url);
+    l->sock = open_socket(url, sender, &l->router);
+    l->mon = monitor_open(l->sock);
+    l->want_peers = l->router ? peers : 1;
+    if (l->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
+    l->npeers = l->router ? 0 : 1; /* a connecting end has one peer, known from the start */
+    zmq_msg_init(&l->idf);
+    zmq_msg_init(&l->msg);
+}
+
+static void link_close(zlink *l) {
+    zmq_msg_close(&l->idf);
+    zmq_msg_close(&l->msg);
+    zmq_socket_monitor(l->sock, NULL, 0);
+    close_socket(l->mon);
+    close_socket(l->sock);
+    free(l->url);
+}
+
+static bool link_send(zlink *l, const peer *p, const void *data, size_t n) {
+    return send_to(l->sock, l->router ? p : NULL, data, n);
+}
+
+/* Wait for a message (RECV_MSG), a timeout or stop (RECV_NONE) or a disconnect; after a
+ * disconnect `check` probes the peers for a while. */
+static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
+                             void (*check)(void *end, recv_result rr), void *end) {
+    recv_result rr = recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
+                              probe_timeout(l->probe_until, timeout_ms), interruptible);
+    if (rr == RECV_DISCONNECT) l->probe_until = kiln_now() + PROBE_SECONDS;
+    if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) check(end, rr);
+    return rr;
+}
+
+/* The peer the last message came from; *is_new when it just arrived.  NULL when the table
+ * is full. */
+static peer *link_peer(zlink *l, bool *is_new) {
+    *is_new = false;
+    if (!l->router) return &l->peers[0];
+    const uint8_t *id = zmq_msg_data(&l->idf);
+    size_t idlen = zmq_msg_size(&l->idf);
+    for (int i = 0; i < l->npeers; i++)
+        if (l->peers[i].idlen == idlen && memcmp(l->peers[i].id, id, idlen) == 0)
+            return &l->peers[i];
+    if (l->npeers == MAX_PEERS || idlen > sizeof l->peers[0].id) return NULL;
+    peer *pe = &l->peers[l->npeers++];
+    pe->idlen = idlen;
+    memcpy(pe->id, id, idlen);
+    *is_new = true;
+    return pe;
+}
+
+/* After a disconnect: is this peer gone?  A ROUTER finds out by sending it a probe ('P',
+ * ignored by everyone); a DEALER's one peer is gone with the connection. */
+static bool link_peer_gone(zlink *l, const peer *pe, recv_result rr) {
+    return l->router ? !send_to(l->sock, pe, "P", 1) : rr == RECV_DISCONNECT;
+}
+
+/* ================================ receiving ============================================== */
+
+struct kzin {
+    zlink l;
+    int nended;
+    bool have_hdr, done;
+    uint64_t total;
+    char status[16];
+    msgpack_sbuffer eos;
+    msgpack_unpacked unp;
+};
+
+static void grant(kzin *z, peer *p, uint32_t n) {
+    uint8_t m[5] = {'C', (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    link_send(&z->l, p, m, sizeof m);
+}
+
+kzin *kzin_open(const char *url, int peers) {
+    kzin *z = xcalloc(1, sizeof *z);
+    link_open(&z->l, url, peers, false);
+    msgpack_sbuffer_init(&z->eos);
+    msgpack_unpacked_init(&z->unp);
+    strcpy(z->status, "ok");
+    if (!z->l.router) grant(z, &z->l.peers[0], WINDOW); /* introduces a connecting receiver */
+    return z;
+}
+
+/* What a sender's record says of itself: its type, and for an eos its count and status. */
+static void peek(kzin *z, const uint8_t *p, size_t n, char *type, uint64_t *count, char *status) {
+    mpscan_limits lim = {n, KILN_MAX_CONTAINER, KILN_MAX_DEPTH, KILN_MAX_OBJECTS};
+    char why[128];
+    size_t len, off = 0;
+    type[0] = 0;
+    if (mpscan(p, n, &lim, &len, why, sizeof why) != MPSCAN_OK || len != n) return;
+    if (msgpack_unpack_next(&z->unp, (const char *)p, n, &off) != MSGPACK_UNPACK_SUCCESS) return;
+    kobj_cstr(kobj_get(&z->unp.data, "t"), type, 32);
+    const msgpack_object *c = kobj_get(&z->unp.data, "count");
+    *count = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? c->via.u64 : 0;
+    if (!kobj_cstr(kobj_get(&z->unp.data, "status"), status, 16)) strcpy(status, "ok");
+}
+
+/* A sender that vanished before its eos is an upstream that died: as on a pipe, exit 74. */
+static void check_senders(void *end, recv_result rr) {
+    kzin *z = end;
+    for (int i = 0; i < z->l.npeers; i++)
+        if (!z->l.peers[i].ended && link_peer_gone(&z->l, &z->l.peers[i], rr))
+            kiln_die(EX_KILN_IO,
+                     "%s: a sender disconnected without end-of-stream (did it crash, or "
+                     "send a record over the size limit?)",
+                     z->l.url);
+}
+
+/* A sender's eos: acknowledge it; true when every expected sender has ended. */
+static bool sender_ended(kzin *z, peer *pe, uint64_t count, const char *status) {
+    link_send(&z->l, pe, "A", 1);
+    if (!pe->ended) {
+        pe->ended = true;
+        z->nended++;
+        z->total += count;
+        if (strcmp(status, "ok") != 0) snprintf(z->status, sizeof z->status, "%s", status);
+    }
+    return z->nended >= z->l.want_peers;
+}
+
+int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
+    if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
+    for (;;) {
+        recv_result rr = link_recv(&z->l, -1, true, check_senders, z);
+        if (rr == RECV_NONE && kiln_stop_signal()) return 0;
+        if (rr != RECV_MSG) continue;
+        bool is_new;
+        peer *pe = link_peer(&z->l, &is_new);
+        if (!pe) continue;
+        if (is_new) grant(z, pe, WINDOW);
+        const uint8_t *p = zmq_msg_data(&z->l.msg);
+        size_t n = zmq_msg_size(&z->l.msg);
+        if (n == 1 && (p[0] == 'H' || p[0] == 'P')) continue;
+        char type[32], status[16];
+        uint64_t count = 0;
+        peek(z, p, n, type, &count, status);
+        if (strcmp(type, "hdr") == 0) {
+            if (z->have_hdr) continue; /* every fan-in sender sends one; pass on the first */
+            z->have_hdr = true;
+        } else if (strcmp(type, "eos") == 0) {
+            if (!sender_ended(z, pe, count, status)) continue;
+            z->done = true; /* one merged eos for the stage */
+            pack_eos(&z->eos, 0, z->total, z->status);
+            p = (const uint8_t *)z->eos.data;
+            n = z->eos.size;
+        } else if (++pe->taken_since_grant >= WINDOW / 2) {
+            grant(z, pe, (uint32_t)pe->taken_since_grant);
+            pe->taken_since_grant = 0;
+        }
+        *out = p;
+        *outn = n;
+        return 1;
+    }
+}
+
+void kzin_close(kzin *z, bool early) {
+    if (!z) return;
+    /* Best effort and never fatal: this also runs from an exit handler. */
+    for (int i = 0; early && i < z->l.npeers; i++) {
+        const peer *pe = &z->l.peers[i];
+        if (pe->ended) continue;
+        if (z->l.router && zmq_send(z->l.sock, pe->id, pe->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            continue;
+        zmq_send(z->l.sock, "B", 1, ZMQ_DONTWAIT);
+    }
+    link_close(&z->l);
+    msgpack_sbuffer_destroy(&z->eos);
+    msgpack_unpacked_destroy(&z->unp);
+    free(z);
+}
+
+/* ================================ sending ================================================ */
+
+struct kzout {
+    zlink l;
+    int next; /* round robin */
+    uint8_t *hdr;
+    size_t hdr_len;
+};
+
+kzout *kzout_open(const char *url, int peers) {
+    kzout *z = xcalloc(1, sizeof *z);
+    link_open(&z->l, url, peers, true);
+    if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
+    return z;
+}
+
+static int live_peers(const kzout *z) {
+    int n = 0;
+    for (int i = 0; i < z->l.npeers; i++) n += !z->l.peers[i].gone;
+    return n;
+}
+
+/* Receivers that vanished count as gone, like a closed pipe. */
+static void check_receivers(void *end, recv_result rr) {
+    kzout *z = end;
+    for (int i = 0; i < z->l.npeers; i++) {
+        peer *pe = &z->l.peers[i];
+        if (!pe->gone && !pe->acked && link_peer_gone(&z->l, pe, rr)) pe->gone = true;
+    }
+}
+
+/* Handle one control message; false on timeout or interruption. */
+static bool pump(kzout *z, int timeout_ms, bool interruptible) {
+    recv_result rr = link_recv(&z->l, timeout_ms, interruptible, check_receivers, z);
+    if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
+    bool is_new;
+    peer *pe = link_peer(&z->l, &is_new);
+    if (!pe) return true;
+    if (is_new && z->hdr && !link_send(&z->l, pe, z->hdr, z->hdr_len)) pe->gone = true;
+    const uint8_t *p = zmq_msg_data(&z->l.msg);
+    size_t n = zmq_msg_size(&z->l.msg);
+    if (n == 5 && p[0] == 'C')
+        pe->credit += (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    else if (n == 1 && p[0] == 'A')
+        pe->acked = true;
+    else if (n == 1 && p[0] == 'B')
+        pe->gone = true;
+    return true;
+}
+
+/* A live peer with credit, round robin; NULL if none. */
+static peer *ready_peer(kzout *z) {
+    for (int k = 0; k < z->l.npeers; k++) {
+        peer *pe = &z->l.peers[(z->next + k) % z->l.npeers];
+        if (!pe->gone && pe->credit > 0) {
+            z->next = (z->next + k + 1) % z->l.npeers;
+            return pe;
+        }
+    }
+    return NULL;
+}
+
+/* One message holding the gathered record: the only copy the record makes on its way. */
+static void gather(zmq_msg_t *m, const struct iovec *iov, int iovcnt, size_t total) {
+    if (zmq_msg_init_size(m, total) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "out of memory for a %zu-byte message", total);
+    uint8_t *p = zmq_msg_data(m);
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+}
+
+/* Send [id] + message m (consumed); false when the peer has gone. */
+static bool send_msg_to(zlink *l, const peer *p, zmq_msg_t *m) {
+    for (;;) {
+        int rc = 0;
+        if (l->router) rc = zmq_send(l->sock, p->id, p->idlen, ZMQ_SNDMORE);
+        if (rc >= 0) rc = zmq_msg_send(m, l->sock, 0);
+        if (rc >= 0) return true;
+        if (errno == EINTR) continue;
+        if (errno == EHOSTUNREACH) {
+            zmq_msg_close(m);
+            return false;
+        }
+        kiln_die(EX_KILN_IO, "ZeroMQ send failed: %s", zmq_strerror(errno));
+    }
+}
+
+bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, bool is_hdr) {
+    if (is_hdr) { /* kept, so every peer that arrives later gets it first */
+        z->hdr = xrealloc(z->hdr, total);
+        size_t off = 0;
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(z->hdr + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        z->hdr_len = total;
+        for (int i = 0; i < z->l.npeers; i++)
+            if (!z->l.peers[i].gone && !link_send(&z->l, &z->l.peers[i], z->hdr, total))
+                z->l.peers[i].gone = true;
+        return true;
+    }
+    /* Spread the load from the start: wait until every expected receiver is there.  A stop
+     * signal while waiting drops the record: the stage is about to end its stream as
+     * interrupted, and an interrupted stream's count is not checked. */
+    while (z->l.npeers < z->l.want_peers)
+        if (!pump(z, -1, true) && kiln_stop_signal()) return true;
+    for (;;) {
+        while (zmq_poll(&(zmq_pollitem_t){z->l.sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
+            pump(z, 0, false); /* take pending credit and goodbyes first */
+        peer *pe = ready_peer(z);
+        if (pe) {
+            zmq_msg_t m;
+            gather(&m, iov, iovcnt, total);
+            if (send_msg_to(&z->l, pe, &m)) {
+                pe->credit--;
+                pe->count++;
+                return true;
+            }
+            pe->gone = true;
+        }
+        if (!live_peers(z)) return false;
+        if (!pe && !pump(z, -1, true) && kiln_stop_signal()) return true;
+    }
+}
+
+void kzout_finish(kzout *z, const char *status, uint64_t seq) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int sent = 0;
+    double deadline = 0;
+    /* Every expected receiver gets its own eos with its own count, and acknowledges it. */
+    for (;;) {
+        for (int i = sent; i < z->l.npeers; i++) {
+            peer *pe = &z->l.peers[i];
+            pack_eos(&sb, seq, pe->count, status);
+            if (!pe->gone && !link_send(&z->l, pe, sb.data, sb.size)) pe->gone = true;
+        }
+        sent = z->l.npeers;
+        int done = 0;
+        for (int i = 0; i < z->l.npeers; i++) done += z->l.peers[i].acked || z->l.peers[i].gone;
+        if (z->l.npeers >= z->l.want_peers && done == z->l.npeers) break;
+        if (kiln_stop_signal() && !deadline) deadline = kiln_now() + ACK_WAIT_MS / 1000.0;
+        int wait = deadline ? (int)((deadline - kiln_now()) * 1000) : 1000;
+        if (deadline && wait <= 0) {
+            kiln_warn("%s: receivers did not acknowledge the end of stream", z->l.url);
+            break;
+        }
+        pump(z, wait, false);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    int linger = 0;
+    zmq_setsockopt(z->l.sock, ZMQ_LINGER, &linger, sizeof linger);
+    link_close(&z->l);
+    free(z->hdr);
+    free(z);
+}
