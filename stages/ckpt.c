@@ -12,7 +12,7 @@
 #include "core/afile.h"
 #include "ckpt/store.h"
 #include "stream/cli.h"
-#include "ckpt/gptload.h"
+#include "ckpt/load.h"
 #include "core/util.h"
 
 static const char HELP[] =

@@ -7,7 +7,7 @@
 #include "ckpt/adapter.h"
 #include "stream/cli.h"
 #include "model/generate.h"
-#include "ckpt/gptload.h"
+#include "ckpt/load.h"
 #include "data/sample.h"
 #include "core/util.h"
 

@@ -6,7 +6,7 @@
 
 #include "stream/cli.h"
 #include "model/generate.h"
-#include "ckpt/gptload.h"
+#include "ckpt/load.h"
 #include "data/png.h"
 #include "core/util.h"
 

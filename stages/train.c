@@ -10,7 +10,7 @@
 #include "run/finetune.h"
 #include "model/weights.h"
 #include "model/gpt.h"
-#include "ckpt/gptckpt.h"
+#include "ckpt/load.h"
 #include "model/lora.h"
 #include "model/optim.h"
 #include "data/sample.h"

@@ -6,17 +6,10 @@
 #include <string.h>
 
 #include "model/weights.h"
-#include "ckpt/gptckpt.h"
+#include "ckpt/config.h"
 #include "data/json.h"
 #include "ckpt/safetensors.h"
 #include "core/util.h"
-
-static const char *const config_keys[] = {"n_layer", "n_embd", "n_head", "n_ctx", "vocab"};
-
-static int *config_field(gpt_config *c, int i) {
-    int *f[] = {&c->n_layer, &c->n_embd, &c->n_head, &c->n_ctx, &c->vocab};
-    return f[i];
-}
 
 /* targets "qkv,proj" back to the bitmask through the option parser. */
 static void set_targets(kadapter *ad, const char *targets) {
@@ -33,8 +26,14 @@ static void check_cfg(const kadapter *ad) {
         strncmp(ad->base_hash, "fnv1a64:", 8))
         kiln_die(EX_KILN_DATA, "%s: adapter needs r 1..4096, alpha > 0, targets and base_hash",
                  ad->where);
-    const char *bad = gpt_config_check(&ad->model);
-    if (bad) kiln_die(EX_KILN_DATA, "%s: config: %s", ad->where, bad);
+}
+
+/* The fine-tuned model's shape, from the record's config map or the file's config JSON. */
+static void read_model_config(kadapter *ad, const msgpack_object *map, const jval *json) {
+    char err[256];
+    int rc = map ? kcfg_from_msgpack(map, &ad->model, ad->where, err, sizeof err)
+                 : kcfg_from_json(json, &ad->model, ad->where, err, sizeof err);
+    if (rc) kiln_die(rc, "%s", err);
 }
 
 static void add_tensor(kadapter *ad, const char *name, size_t len, const ktensor *t) {
@@ -76,14 +75,8 @@ void kadapter_from_record(kadapter *ad, const krec *r) {
     kobj_cstr(kobj_get(a, "targets"), targets, sizeof targets);
     set_targets(ad, targets);
     kobj_cstr(kobj_get(a, "base_hash"), ad->base_hash, sizeof ad->base_hash);
-    for (int i = 0; i < 5; i++) {
-        const msgpack_object *v = kobj_get(cfg, config_keys[i]);
-        *config_field(&ad->model, i) =
-            v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (1u << 24)
-                ? (int)v->via.u64
-                : 0;
-    }
     check_cfg(ad);
+    read_model_config(ad, cfg, NULL);
     for (uint32_t i = 0; i < tensors->via.map.size; i++) {
         const msgpack_object *k = &tensors->via.map.ptr[i].key;
         ktensor t;
@@ -118,12 +111,8 @@ void kadapter_open(kadapter *ad, const char *path) {
     if (v && v->type == JSON_STR) snprintf(ad->base_hash, sizeof ad->base_hash, "%s", v->s);
     json_free(a);
     ad->step = ad->ck->step;
-    for (int i = 0; i < 5; i++)
-        if (!kckpt_config_u64(ad->ck, config_keys[i], &u) || u > (1u << 24))
-            kiln_die(EX_KILN_DATA, "%s: config %s is missing or too large", path, config_keys[i]);
-        else
-            *config_field(&ad->model, i) = (int)u;
     check_cfg(ad);
+    read_model_config(ad, NULL, ad->ck->config);
     for (size_t i = 0; i < st_count(ad->ck->file); i++) {
         const char *name = st_name(ad->ck->file, i);
         add_tensor(ad, name, strlen(name), st_tensor(ad->ck->file, i));
@@ -201,13 +190,8 @@ void kadapter_write_model(const gpt *m, const char *tokenizer_json, uint64_t ste
         t[i].name = g->name;
         t[i].t = ktensor_make(KT_F32, m->params + g->offset, g->ndim, g->shape);
     }
-    const gpt_config *c = &m->cfg;
     char config[256], steps[24], err[512];
-    snprintf(config, sizeof config,
-             "{\"n_layer\":%d,\"n_embd\":%d,\"n_head\":%d,\"n_ctx\":%d,\"vocab\":%d,"
-             "\"head\":\"%s\"}",
-             c->n_layer, c->n_embd, c->n_head, c->n_ctx, c->vocab,
-             c->head == GPT_HEAD_SCALAR ? "scalar" : "lm");
+    kcfg_json(&m->cfg, config, sizeof config);
     snprintf(steps, sizeof steps, "%llu", (unsigned long long)step);
     st_meta_entry meta[4] = {{"format", "pt"}, {"config", config}, {"step", steps}};
     size_t nm = 3;

@@ -479,3 +479,27 @@ void kpalette_kmeans(const uint8_t *rgb, size_t n, uint32_t k, int iters, uint64
     qsort(out, k, 3, by_luma);
     free(cent), free(d), free(sum);
 }
+
+bool ktok_same(const ktokenizer *a, const ktokenizer *b) {
+    if (a->kind != b->kind || a->vocab != b->vocab || a->bos != b->bos || a->eos != b->eos ||
+        a->pad != b->pad || a->class_base != b->class_base || a->nclasses != b->nclasses)
+        return false;
+    if (a->kind == KTOK_LEVELS && a->levels != b->levels) return false;
+    if (a->kind == KTOK_PALETTE &&
+        (a->npalette != b->npalette ||
+         memcmp(a->palette, b->palette, (size_t)a->npalette * sizeof a->palette[0])))
+        return false;
+    for (uint32_t i = 0; i < a->nclasses; i++)
+        if (strcmp(a->classes[i], b->classes[i])) return false;
+    return true;
+}
+
+void ktok_describe(const ktokenizer *t, char *buf, size_t n) {
+    const char *kind = t->kind == KTOK_BYTES    ? "bytes"
+                       : t->kind == KTOK_LEVELS ? "levels"
+                                                : "palette";
+    unsigned k = t->kind == KTOK_LEVELS ? t->levels : t->npalette;
+    char sym[32] = "";
+    if (t->kind != KTOK_BYTES) snprintf(sym, sizeof sym, " %u", k);
+    snprintf(buf, n, "%s%s, %u classes, vocab %u", kind, sym, t->nclasses, t->vocab);
+}

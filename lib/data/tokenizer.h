@@ -78,4 +78,10 @@ void kpalette_kmeans(const uint8_t *rgb, size_t n, uint32_t k, int iters, uint64
 /* Index of the nearest palette colour (squared RGB distance, first wins ties). */
 uint32_t kpalette_nearest(const uint8_t (*palette)[3], uint32_t n, const uint8_t rgb[3]);
 
+/* Whether two tokenizers map tokens the same way (kind, levels/palette, specials, classes,
+ * vocabulary); image shape is not compared. */
+bool ktok_same(const ktokenizer *a, const ktokenizer *b);
+/* "bytes, vocab 259" / "levels 16, 10 classes, vocab 29" into buf. */
+void ktok_describe(const ktokenizer *t, char *buf, size_t n);
+
 #endif
