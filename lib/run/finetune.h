@@ -48,5 +48,4 @@ bool ft_new_class_parse(const char *arg, ft_new_class *c, char *err, size_t errs
 bool ft_check_tokenizer(const jval *ck_tok, const ktokenizer *stream, const ft_new_class *add,
                         int n_add, int *rows, int mean[2], char *err, size_t errsz);
 
-
 #endif

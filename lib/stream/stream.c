@@ -889,3 +889,10 @@ void kiln_finish(kreader *r, kwriter *w) {
     kreader_close(r);
     exit(sig ? kiln_stop_status(sig) : EX_KILN_OK);
 }
+
+void kiln_fail(kreader *r, kwriter *w, int code, const char *msg) {
+    kiln_warn("%s", msg);
+    if (w) kwriter_close(w, "error");
+    kreader_close(r);
+    exit(code);
+}

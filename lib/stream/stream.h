@@ -125,6 +125,10 @@ bool kwriter_gone(const kwriter *w);
  * exits 0 quietly (documented: `kiln ... | head` is not an error). */
 _Noreturn void kiln_finish(kreader *r, kwriter *w);
 
+/* The end of a stage that must stop on an error after writing what it legitimately could:
+ * "prog: msg" on stderr, eos "error" downstream (so the next stage knows), exit code. */
+_Noreturn void kiln_fail(kreader *r, kwriter *w, int code, const char *msg);
+
 /* Limits applied to every record read (env KILN_MAX_RECORD overrides the size). */
 #define KILN_MAX_RECORD_DEFAULT (256u << 20)
 #define KILN_MAX_CONTAINER      1024

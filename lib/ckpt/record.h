@@ -1,0 +1,34 @@
+/* record — the `ckpt` record a trainer sends down the stream for `kiln ckpt` to write
+ * (lib/ckpt/store.h turns it into files; lib/ckpt/load.h reads those back):
+ *
+ *   {t: "ckpt", step, config (lib/ckpt/config.h), tokenizer (the hdr's), cursor, seed,
+ *    tensors: {HF name: F32 tensor}, optim: {step, lr, m: {name: F32}, v: {name: F32}},
+ *    adapter: {kind "lora", r, alpha, dropout, targets, base_hash}   (LoRA runs only)}
+ *
+ * A LoRA run's record is an adapter checkpoint: `tensors` holds only what trained
+ * (lib/ckpt/adapter.h).  The optimizer moments cover the trainable tensors only. */
+#ifndef KILN_RECORD_H
+#define KILN_RECORD_H
+
+#include <stdint.h>
+
+#include "model/gpt.h"
+#include "model/lora.h"
+#include "model/optim.h"
+#include "stream/stream.h"
+
+typedef struct kckpt_state {
+    const gpt *m;                    /* config; its tensors unless this is an adapter */
+    const msgpack_object *tokenizer; /* copied as it is; NULL: none */
+    uint64_t step, cursor, seed;
+    const kparam *ps; /* the trainable tensors and their slices of the moments */
+    int n_ps;
+    const adamw *opt;
+    double lr;
+    const lora *lora;      /* non-NULL: an adapter checkpoint of these adapters */
+    const char *base_hash; /* with lora: lib/model/weights.h's hash of the base */
+} kckpt_state;
+
+void kckpt_record_write(kwriter *w, const kckpt_state *s);
+
+#endif
