@@ -14,7 +14,7 @@ data=/usr/share/datasets/fashion-mnist
     echo "$0: $data/$split-images-idx3-ubyte.gz missing: install dataset-fashion-mnist (make deps)" >&2
     exit 1
 }
-PATH="$here/bin:$PATH"
+PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 args=()
 [ "$limit" != 0 ] && args=(--limit "$limit")
 kiln load "idx:$data/$split-images-idx3-ubyte.gz,$data/$split-labels-idx1-ubyte.gz" \

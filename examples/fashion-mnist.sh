@@ -10,7 +10,7 @@
 # Needs Debian's dataset-fashion-mnist (make deps).  STEPS and THREADS override.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PATH="$here/bin:$PATH"
+PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/fashion}
 steps=${STEPS:-2000} threads=${THREADS:-0}
 data=/usr/share/datasets/fashion-mnist

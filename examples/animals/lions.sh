@@ -12,7 +12,7 @@
 # shared machine).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PATH="$here/bin:$PATH"
+PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/lions}
 pre_steps=${PRE_STEPS:-800} ft_steps=${FT_STEPS:-200} threads=${THREADS:-0}
 mkdir -p "$dir"

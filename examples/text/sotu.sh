@@ -13,7 +13,7 @@
 #   every 100 steps, to find where it first matches the fine-tuned held-out bits/byte.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PATH="$here/bin:$PATH"
+PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/sotu}
 pre_steps=${PRE_STEPS:-1500} ft_steps=${FT_STEPS:-200} scratch_steps=${SCRATCH_STEPS:-1600}
 threads=${THREADS:-0}

@@ -16,7 +16,7 @@
 # shared machine; PRE_STEPS, FT_STEPS, THREADS override them.  Needs dataset-fashion-mnist.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PATH="$here/bin:$PATH"
+PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/transfer}
 pre_steps=${PRE_STEPS:-1000} ft_steps=${FT_STEPS:-150} threads=${THREADS:-0}
 new="Ankle boot" from=Sneaker
