@@ -1,7 +1,7 @@
 /* rng — a counter-based random generator (Philox4x32-10) keyed by (seed, record id, epoch,
  * stream).  A record's draws are a pure function of those four numbers, so they never depend
  * on the order records arrive in, on batch boundaries, or on how many workers or threads
- * share the work (DESIGN.md §4).  `stream` separates independent uses (augment, shuffle...). */
+ * share the work (docs/architecture.md).  `stream` separates independent uses (augment, shuffle...). */
 #ifndef KILN_RNG_H
 #define KILN_RNG_H
 
