@@ -96,7 +96,7 @@ cp runs/a/step-000700.safetensors good.safetensors
 size=$(stat -c %s good.safetensors)
 head -c $((size - 5)) good.safetensors > truncated.safetensors
 expect_status 65 "$K" ckpt inspect truncated.safetensors 2> err.txt
-expect 'grep -q "^kiln-ckpt: truncated.safetensors: .*outside the data" err.txt' "truncated: $(cat err.txt)"
+expect 'grep -q "^kiln ckpt: truncated.safetensors: .*outside the data" err.txt' "truncated: $(cat err.txt)"
 head -c 8 good.safetensors > cut-header.safetensors
 expect_status 65 "$K" ckpt inspect cut-header.safetensors 2> err.txt
 expect 'grep -q "cut-header.safetensors: truncated" err.txt' "header cut off: $(cat err.txt)"
