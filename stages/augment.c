@@ -4,52 +4,53 @@
 #include <string.h>
 
 #include "data/augment.h"
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/sample.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-augment — random image transforms for training, deterministic per record\n"
-    "usage: kiln augment [--seed S] OP...\n"
-    "Each OP is NAME[:ARGS][@P], applied in the order given with probability P (default 1;\n"
-    "0.5 for the flips):\n"
-    "  hflip, vflip            mirror left-right / top-bottom\n"
-    "  crop:PAD[,reflect]      pad PAD pixels (zeros, or mirrored) and crop back at random\n"
-    "  shift:PX                translate up to PX pixels in x and y (zeros shifted in)\n"
-    "  rotate:DEG              rotate by up to DEG degrees either way (bilinear)\n"
-    "  scale:LO-HI             zoom about the centre by a factor in [LO, HI]\n"
-    "  jitter:B[,C[,S[,H]]]    brightness, contrast, saturation, hue (ColorJitter ranges)\n"
-    "  noise:SIGMA             Gaussian noise of SIGMA levels (0..255)\n"
-    "  cutout:N,SIZE           N random SIZExSIZE squares set to black\n"
-    "  gray                    colour to luma (channels kept)\n"
-    "A record's draws come from a counter-based generator keyed by (seed, id, epoch) only, so\n"
-    "results never depend on record order, batching or the number of parallel workers.\n"
-    "Records without an image (text, tokens, batches, ...) pass through unchanged.\n"
-    "  --seed S        the seed (default: the upstream hdr's seed)\n" KILN_CLI_HELP "example:\n"
-    "  kiln load png:photos --epochs 0 | kiln augment hflip crop:4,reflect jitter:0.2,0.2 \\\n"
-    "    | kiln tokenize --levels 16 | kiln show\n";
+static const kopt_info HELP = {
+    .about = "random image transforms for training, deterministic per record",
+    .usage = "kiln augment [--seed S] OP...",
+    .text =
+        "Each OP is NAME[:ARGS][@P], applied in the order given with probability P (default 1;\n"
+        "0.5 for the flips):\n"
+        "  hflip, vflip            mirror left-right / top-bottom\n"
+        "  crop:PAD[,reflect]      pad PAD pixels (zeros, or mirrored) and crop back at random\n"
+        "  shift:PX                translate up to PX pixels in x and y (zeros shifted in)\n"
+        "  rotate:DEG              rotate by up to DEG degrees either way (bilinear)\n"
+        "  scale:LO-HI             zoom about the centre by a factor in [LO, HI]\n"
+        "  jitter:B[,C[,S[,H]]]    brightness, contrast, saturation, hue (ColorJitter ranges)\n"
+        "  noise:SIGMA             Gaussian noise of SIGMA levels (0..255)\n"
+        "  cutout:N,SIZE           N random SIZExSIZE squares set to black\n"
+        "  gray                    colour to luma (channels kept)\n"
+        "A record's draws come from a counter-based generator keyed by (seed, id, epoch) only, so\n"
+        "results never depend on record order, batching or the number of parallel workers.\n"
+        "Records without an image (text, tokens, batches, ...) pass through unchanged.\n",
+    .notes = "example:\n"
+             "  kiln load png:photos --epochs 0 | kiln augment hflip crop:4,reflect jitter:0.2,0.2 "
+             "\\\n"
+             "    | kiln tokenize --levels 16 | kiln show\n",
+    .max_args = 1 << 16,
+};
 
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    enum { O_SEED = 1 };
-    static const struct option opts[] = {
-        {"seed", required_argument, 0, O_SEED}, KILN_CLI_LONGOPTS, {0, 0, 0, 0}};
     bool have_seed = false;
     uint64_t seed = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (opt == O_SEED)
-            seed = opt_u64("--seed", optarg), have_seed = true;
-        else if (!kiln_cli_option(&cli, opt, optarg))
-            kiln_usage_error("unknown option");
-    }
-    int nops = argc - optind;
+    kopt rows[] = {
+        KOPT_U64(0, "seed", &seed, "S", 0, UINT64_MAX,
+                 "the seed (default: the upstream hdr's seed)", .given = &have_seed),
+        KOPT_STREAM(&cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(&cli, rows, argc, argv);
+    int nops = cli.nargs;
     if (nops < 1) kiln_usage_error("no OP given (e.g. hflip crop:2)");
     kaug_op *ops = xcalloc((size_t)nops, sizeof *ops);
     char err[256];
     for (int i = 0; i < nops; i++)
-        if (!kaug_parse(argv[optind + i], &ops[i], err, sizeof err)) kiln_usage_error("%s", err);
+        if (!kaug_parse(cli.args[i], &ops[i], err, sizeof err)) kiln_usage_error("%s", err);
 
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);

@@ -3,34 +3,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/sample.h"
 #include "data/tokenizer.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-batch — group token sequences into [B,T] training batches\n"
-    "usage: kiln batch -B ROWS -T LEN [--pack] [--ordered] [--drop-last]\n"
-    "  -B, --batch ROWS  rows per batch\n"
-    "  -T, --ctx LEN     tokens per row\n"
-    "  --pack            language modelling: join the sequences (each ending with EOS) into\n"
-    "                    one stream and cut it into full rows; row r+1 starts where row r's\n"
-    "                    targets end, so no token is wasted\n"
-    "                    (default: one sequence a row, cut to LEN+1 tokens, padded with PAD;\n"
-    "                    an image of H*W*C pixels + class token fits -T H*W*C exactly)\n"
-    "  --ordered         restore (epoch, id) order first, e.g. after parallel workers\n"
-    "                    fanned in; exact while records arrive less than --window apart\n"
-    "  --window N        records the reorder buffer holds (default 4096)\n"
-    "  --drop-last       drop a final partial batch (default: pad it, mask 0)\n"
-    "  --pad ID          pad token when the hdr has no tokenizer (default 0)\n"
-    "Each batch: x I32 [B,T], y I32 [B,T] (y[b,t] = the token after x[b,t]), mask U8 [B,T]\n"
-    "(1 = y[b,t] counts in the loss; 0 on padding and where the tokens record's own mask\n"
-    "is 0), cursor (sample records consumed so far, counted from the hdr's `skip` that\n"
-    "kiln load --skip writes: resume with kiln load --skip CURSOR;\n"
-    "with --pack a record split across batches counts once it has started), epoch.\n" KILN_CLI_HELP
-    "example:\n"
-    "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
-    "    | kiln batch -B 4 -T 64 --pack | kiln show\n";
+static const kopt_info HELP = {
+    .about = "group token sequences into [B,T] training batches",
+    .usage = "kiln batch -B ROWS -T LEN [--pack] [--ordered] [--drop-last]",
+    .notes =
+        "Each batch: x I32 [B,T], y I32 [B,T] (y[b,t] = the token after x[b,t]), mask U8 [B,T]\n"
+        "(1 = y[b,t] counts in the loss; 0 on padding and where the tokens record's own mask\n"
+        "is 0), cursor (sample records consumed so far, counted from the hdr's `skip` that\n"
+        "kiln load --skip writes: resume with kiln load --skip CURSOR;\n"
+        "with --pack a record split across batches counts once it has started), epoch.\n"
+        "example:\n"
+        "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
+        "    | kiln batch -B 4 -T 64 --pack | kiln show\n",
+};
 
 typedef struct batcher {
     uint64_t B, T;
@@ -208,53 +198,47 @@ static bool is_data(const krec *r) {
     return krec_is(r, "tokens") || krec_is(r, "err") || krec_is(r, "sample");
 }
 
+typedef struct options {
+    bool ordered, have_pad;
+    uint64_t window, pad;
+} options;
+
+static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, options *o) {
+    *o = (options){.window = 4096};
+    kopt rows[] = {
+        KOPT_U64('B', "batch", &b->B, "ROWS", 1, 1u << 20, "rows per batch",
+                 .flags = KOPT_REQUIRED),
+        KOPT_U64('T', "ctx", &b->T, "LEN", 1, 1u << 24, "tokens per row", .flags = KOPT_REQUIRED),
+        KOPT_BOOL(0, "pack", &b->pack,
+                  "language modelling: join the sequences (each ending with EOS) into one "
+                  "stream and cut it into full rows; row r+1 starts where row r's targets end, "
+                  "so no token is wasted\n"
+                  "(default: one sequence a row, cut to LEN+1 tokens, padded with PAD; an image "
+                  "of H*W*C pixels + class token fits -T H*W*C exactly)"),
+        KOPT_BOOL(0, "ordered", &o->ordered,
+                  "restore (epoch, id) order first, e.g. after parallel workers fanned in; exact "
+                  "while records arrive less than --window apart"),
+        KOPT_U64(0, "window", &o->window, "N", 0, UINT64_MAX,
+                 "records the reorder buffer holds (default 4096)"),
+        KOPT_BOOL(0, "drop-last", &b->drop_last,
+                  "drop a final partial batch (default: pad it, mask 0)"),
+        KOPT_U64(0, "pad", &o->pad, "ID", 0, INT32_MAX,
+                 "pad token when the hdr has no tokenizer (default 0)", .given = &o->have_pad),
+        KOPT_STREAM(cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
+    if (b->B * b->T > (1u << 28)) kiln_usage_error("-B ROWS times -T LEN must be at most 2^28");
+}
+
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    enum { O_PACK = 1, O_ORDERED, O_WINDOW, O_DROP, O_PAD };
-    static const struct option opts[] = {{"batch", required_argument, 0, 'B'},
-                                         {"ctx", required_argument, 0, 'T'},
-                                         {"pack", no_argument, 0, O_PACK},
-                                         {"ordered", no_argument, 0, O_ORDERED},
-                                         {"window", required_argument, 0, O_WINDOW},
-                                         {"drop-last", no_argument, 0, O_DROP},
-                                         {"pad", required_argument, 0, O_PAD},
-                                         KILN_CLI_LONGOPTS,
-                                         {0, 0, 0, 0}};
     batcher b = {0};
-    bool ordered = false, have_pad = false;
-    uint64_t window = 4096, pad = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "B:T:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'B':
-            b.B = opt_u64("-B", optarg);
-            break;
-        case 'T':
-            b.T = opt_u64("-T", optarg);
-            break;
-        case O_PACK:
-            b.pack = true;
-            break;
-        case O_ORDERED:
-            ordered = true;
-            break;
-        case O_WINDOW:
-            window = opt_u64("--window", optarg);
-            break;
-        case O_DROP:
-            b.drop_last = true;
-            break;
-        case O_PAD:
-            pad = opt_u64("--pad", optarg), have_pad = true;
-            break;
-        default:
-            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
-        }
-    }
-    if (b.B < 1 || b.T < 1 || b.B > (1u << 20) || b.T > (1u << 24) || b.B * b.T > (1u << 28))
-        kiln_usage_error("-B ROWS and -T LEN are required, with ROWS*LEN at most 2^28");
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    options o;
+    parse_options(argc, argv, &cli, &b, &o);
+    bool ordered = o.ordered;
+    size_t window = o.window;
 
     kreader *r = kiln_cli_reader(&cli);
     b.w = kiln_cli_writer(&cli);
@@ -266,10 +250,10 @@ int main(int argc, char **argv) {
         if (!ktok_from_obj(desc, &tok, err, sizeof err)) kiln_die(EX_KILN_DATA, "hdr: %s", err);
         b.pad = (int32_t)tok.pad, b.eos = (int32_t)tok.eos;
         ktok_free(&tok);
-    } else if (b.pack && !have_pad) {
+    } else if (b.pack && !o.have_pad) {
         kiln_die(EX_KILN_DATA, "hdr has no tokenizer: --pack needs EOS (run kiln tokenize)");
     }
-    if (have_pad) b.pad = (int32_t)pad;
+    if (o.have_pad) b.pad = (int32_t)o.pad;
     b.x = xmalloc(xmul(b.B * b.T, sizeof(int32_t)));
     b.y = xmalloc(xmul(b.B * b.T, sizeof(int32_t)));
     b.mask = xmalloc(b.B * b.T);

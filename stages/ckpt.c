@@ -11,37 +11,59 @@
 #include "ckpt/adapter.h"
 #include "core/afile.h"
 #include "ckpt/store.h"
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "ckpt/load.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-ckpt — save checkpoints as safetensors files, keeping the last K and the best\n"
-    "usage: kiln ckpt --dir DIR [--keep K] [--in URL] [--out URL]\n"
-    "       kiln ckpt inspect FILE\n"
-    "       kiln ckpt merge BASE ADAPTER -o OUT\n"
-    "Each ckpt record becomes DIR/step-NNNNNN.safetensors (model tensors under Hugging Face\n"
-    "GPT-2 names; config, tokenizer, step, cursor, seed in __metadata__), plus\n"
-    "DIR/step-NNNNNN.optim.safetensors when it carries optimizer state.  Writes are atomic.\n"
-    "The eval loss of step S is the `loss` of the last metrics record of stage \"eval\" for\n"
-    "step S seen before the ckpt of step S (kiln eval sends them in that order).\n"
-    "DIR/latest.safetensors links to the newest checkpoint, DIR/best.safetensors to the one\n"
-    "with the lowest eval loss.  ckpt records are consumed; a `saved` record {step, path,\n"
-    "eval_loss, best} takes their place; every other record passes through.\n"
-    "  -d, --dir DIR   where checkpoints go (created if missing)\n"
-    "  -k, --keep K    keep the K newest checkpoints, plus the best (default 3; 0 keeps "
-    "all)\n" KILN_CLI_HELP
-    "inspect FILE prints a checkpoint's config, tokenizer, step and tensors (name, dtype,\n"
-    "shape, CRC-32 of the data) on stdout.\n"
-    "merge BASE ADAPTER -o OUT folds a LoRA adapter checkpoint (kiln train --lora) into\n"
-    "the base model it was trained on and writes a standalone model; an adapter whose\n"
-    "base hash differs from BASE's is refused (exit 65).\n"
-    "example:\n"
-    "  kiln train --steps 2000 --every 250 < batches.rec | kiln eval --data val.rec \\\n"
-    "    | kiln ckpt --dir runs/moby --keep 2 | kiln show\n"
-    "  kiln ckpt inspect runs/moby/latest.safetensors\n"
-    "  kiln ckpt merge runs/base/best.safetensors runs/lora/latest.safetensors -o "
-    "merged.safetensors\n";
+static const kopt_info HELP = {
+    .about = "save checkpoints as safetensors files, keeping the last K and the best",
+    .usage = "kiln ckpt --dir DIR [--keep K] [--in URL] [--out URL]\n"
+             "       kiln ckpt inspect FILE\n"
+             "       kiln ckpt merge BASE ADAPTER -o OUT",
+    .text =
+        "Each ckpt record becomes DIR/step-NNNNNN.safetensors (model tensors under Hugging Face\n"
+        "GPT-2 names; config, tokenizer, step, cursor, seed in __metadata__), plus\n"
+        "DIR/step-NNNNNN.optim.safetensors when it carries optimizer state.  Writes are atomic.\n"
+        "The eval loss of step S is the `loss` of the last metrics record of stage \"eval\" for\n"
+        "step S seen before the ckpt of step S (kiln eval sends them in that order).\n"
+        "DIR/latest.safetensors links to the newest checkpoint, DIR/best.safetensors to the one\n"
+        "with the lowest eval loss.  ckpt records are consumed; a `saved` record {step, path,\n"
+        "eval_loss, best} takes their place; every other record passes through.\n",
+    .notes =
+        "inspect FILE prints a checkpoint's config, tokenizer, step and tensors (name, dtype,\n"
+        "shape, CRC-32 of the data) on stdout.\n"
+        "merge BASE ADAPTER -o OUT folds a LoRA adapter checkpoint (kiln train --lora) into\n"
+        "the base model it was trained on and writes a standalone model; an adapter whose\n"
+        "base hash differs from BASE's is refused (exit 65).\n"
+        "example:\n"
+        "  kiln train --steps 2000 --every 250 < batches.rec | kiln eval --data val.rec \\\n"
+        "    | kiln ckpt --dir runs/moby --keep 2 | kiln show\n"
+        "  kiln ckpt inspect runs/moby/latest.safetensors\n"
+        "  kiln ckpt merge runs/base/best.safetensors runs/lora/latest.safetensors -o "
+        "merged.safetensors\n",
+};
+
+static const kopt_info INSPECT_HELP = {
+    .command = "inspect",
+    .about = "print a checkpoint's config, tokenizer, step and tensors",
+    .usage = "kiln ckpt inspect FILE",
+    .text = "Each tensor with its name, dtype, shape and the CRC-32 of its data, on stdout.\n",
+    .notes = "example:\n"
+             "  kiln ckpt inspect runs/moby/latest.safetensors\n",
+    .max_args = 2,
+};
+
+static const kopt_info MERGE_HELP = {
+    .command = "merge",
+    .about = "fold a LoRA adapter checkpoint into its base model",
+    .usage = "kiln ckpt merge BASE ADAPTER -o OUT",
+    .text = "ADAPTER was trained with kiln train --lora on BASE; OUT is a standalone model.  An\n"
+            "adapter whose base hash differs from BASE's is refused (exit 65).\n",
+    .notes = "example:\n"
+             "  kiln ckpt merge runs/base/best.safetensors runs/lora/latest.safetensors -o "
+             "merged.safetensors\n",
+    .max_args = 3,
+};
 
 /* A checkpoint in DIR that this stage manages. */
 typedef struct {
@@ -272,21 +294,24 @@ static int inspect(const char *path) {
     return EX_KILN_OK;
 }
 
+static int inspect_command(int argc, char **argv) {
+    kopt rows[] = {KOPT_END()};
+    if (kopt_parse(&INSPECT_HELP, rows, argc, argv) != 2)
+        kiln_usage_error("inspect wants one FILE");
+    return inspect(argv[2]);
+}
+
 /* ---- merge ------------------------------------------------------------------------------ */
 
 static int merge(int argc, char **argv) {
-    const char *base = NULL, *adapter = NULL, *out = NULL;
-    for (int i = 2; i < argc; i++) {
-        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) && i + 1 < argc)
-            out = argv[++i];
-        else if (!base)
-            base = argv[i];
-        else if (!adapter)
-            adapter = argv[i];
-        else
-            kiln_usage_error("merge: unexpected argument '%s'", argv[i]);
-    }
-    if (!base || !adapter || !out) kiln_usage_error("merge wants BASE ADAPTER -o OUT");
+    const char *out = NULL;
+    kopt rows[] = {
+        KOPT_STRING('o', "out", &out, "OUT", "the merged model's file", .flags = KOPT_REQUIRED),
+        KOPT_END(),
+    };
+    if (kopt_parse(&MERGE_HELP, rows, argc, argv) != 3)
+        kiln_usage_error("merge wants BASE ADAPTER -o OUT");
+    const char *base = argv[2], *adapter = argv[3];
     kpool *pool = kpool_create(0);
     kmodel km;
     kmodel_from_file(&km, base, pool);
@@ -310,27 +335,19 @@ static int merge(int argc, char **argv) {
 int main(int argc, char **argv) {
     kiln_cli cli;
     state s = {.keep = 3};
-    static const struct option longopts[] = {{"dir", required_argument, 0, 'd'},
-                                             {"keep", required_argument, 0, 'k'},
-                                             KILN_CLI_LONGOPTS,
-                                             {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
-    if (argc >= 2 && strcmp(argv[1], "inspect") == 0) {
-        if (argc != 3) kiln_usage_error("inspect wants one FILE");
-        return inspect(argv[2]);
-    }
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0) return inspect_command(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "merge") == 0) return merge(argc, argv);
-    int c;
-    while ((c = getopt_long(argc, argv, "d:k:h", longopts, NULL)) != -1) {
-        if (c == 'd')
-            s.dir = optarg;
-        else if (c == 'k')
-            s.keep = opt_u64("--keep", optarg);
-        else
-            kiln_cli_option(&cli, c, optarg);
-    }
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!s.dir || !*s.dir) kiln_usage_error("--dir DIR is required");
+    kopt rows[] = {
+        KOPT_STRING('d', "dir", &s.dir, "DIR", "where checkpoints go (created if missing)",
+                    .flags = KOPT_REQUIRED),
+        KOPT_U64('k', "keep", &s.keep, "K", 0, UINT64_MAX,
+                 "keep the K newest checkpoints, plus the best (default 3; 0 keeps all)"),
+        KOPT_STREAM(&cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(&cli, rows, argc, argv);
+    if (!*s.dir) kiln_usage_error("--dir wants a directory, not ''");
     make_dirs(s.dir);
     scan_dir(&s);
 

@@ -5,24 +5,27 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/png.h"
 #include "data/sample.h"
 #include "data/tokenizer.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-detok — turn tokens records back into text or PNG files\n"
-    "usage: kiln detok [--dir DIR] [--in URL]\n"
-    "Decodes with the tokenizer described in the hdr (no flags needed).\n"
-    "  text (bytes):  each record's text to stdout, one record a line (specials dropped);\n"
-    "                 with --dir, one file DIR/ID.txt per record\n"
-    "  images:        PNG files under DIR (required): DIR/CLASS/NAME.png when the sequence\n"
-    "                 starts with a class token, else DIR/NAME.png; NAME is the record's src\n"
-    "                 file name when it is a PNG (so load -> tokenize -> detok rebuilds the\n"
-    "                 tree), else the id (epoch > 0 adds -eEPOCH)\n"
-    "  --dir DIR      where files go (created if missing)\n" KILN_CLI_HELP "example:\n"
-    "  kiln load png:shirts | kiln tokenize --levels 256 | kiln detok --dir shirts-again\n";
+static const kopt_info HELP = {
+    .about = "turn tokens records back into text or PNG files",
+    .usage = "kiln detok [--dir DIR] [--in URL]",
+    .text =
+        "Decodes with the tokenizer described in the hdr (no flags needed).\n"
+        "  text (bytes):  each record's text to stdout, one record a line (specials dropped);\n"
+        "                 with --dir, one file DIR/ID.txt per record\n"
+        "  images:        PNG files under DIR (required): DIR/CLASS/NAME.png when the sequence\n"
+        "                 starts with a class token, else DIR/NAME.png; NAME is the record's src\n"
+        "                 file name when it is a PNG (so load -> tokenize -> detok rebuilds the\n"
+        "                 tree), else the id (epoch > 0 adds -eEPOCH)\n",
+    .notes = "example:\n"
+             "  kiln load png:shirts | kiln tokenize --levels 256 | kiln detok --dir "
+             "shirts-again\n",
+};
 
 static void make_dir(const char *path) {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
@@ -58,18 +61,14 @@ static void safe_component(const char *s, char *out, size_t size) {
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    enum { O_DIR = 1 };
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, O_DIR}, KILN_CLI_LONGOPTS, {0, 0, 0, 0}};
     const char *dir = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (opt == O_DIR)
-            dir = optarg;
-        else if (!kiln_cli_option(&cli, opt, optarg))
-            kiln_usage_error("unknown option");
-    }
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    kopt rows[] = {
+        KOPT_STRING(0, "dir", &dir, "DIR", "where files go (created if missing)"),
+        KOPT_GROUP("record streams"),
+        KOPT_STREAM_IN(&cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(&cli, rows, argc, argv);
 
     kreader *r = kiln_cli_reader(&cli);
     const krec *hdr = kreader_hdr(r);

@@ -5,42 +5,29 @@
 #include <string.h>
 
 #include "ckpt/adapter.h"
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "model/generate.h"
 #include "ckpt/load.h"
 #include "data/sample.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-eval — evaluate checkpoints on held-out data: loss, bits per byte/dim, perplexity\n"
-    "usage: kiln eval --data URL [--ckpt FILE] [--split NAME] [--max-batches N]\n"
-    "                 [--samples N] [--sample-len N] [--temperature X] [--top-k K]\n"
-    "  --data URL        held-out batch records (a file written by kiln batch, or a stream);\n"
-    "                    read once and kept in memory.  Its hdr tokenizer must be the\n"
-    "                    checkpoint's (else exit 65)\n"
-    "  --ckpt FILE       evaluate this safetensors checkpoint instead of the ckpt records\n"
-    "                    of the input (the input is not read)\n"
-    "  --adapter FILE    with --ckpt: a LoRA adapter checkpoint trained on it (kiln train\n"
-    "                    --lora), folded in first (its base hash must match)\n"
-    "  --base FILE       the base model of the LoRA adapter ckpt records in the input\n"
-    "                    (kiln train --lora | kiln eval --base FILE ...)\n"
-    "  --split NAME      the `split` of the metrics (default val)\n"
-    "  --max-batches N   use the first N batches only (default all)\n"
-    "  --samples N       after the metrics, N generated sample records (text from the\n"
-    "                    document boundary; images one class after another)\n"
-    "  --sample-len N    tokens per text sample (default 200)\n"
-    "  --temperature X, --top-k K, --top-p P, --seed S   sampling (default 1, all, 1, 0)\n"
-    "  --threads N       threads (default $KILN_THREADS or all CPUs)\n"
-    "For every ckpt record: a metrics record {stage eval, split, step, loss (mean cross-\n"
-    "entropy over the targets the masks count, nats), ppl (exp loss), bits_per_byte (text)\n"
-    "or bits_per_dim (images: per channel value), tokens}, then the samples, then the ckpt\n"
-    "itself, so kiln ckpt knows the eval loss of the checkpoint it writes.  Bits are the\n"
-    "total over every counted target (EOS included) divided by the bytes or values.\n"
-    "Other records pass through.\n" KILN_CLI_HELP "example:\n"
-    "  kiln load text:examples/data/moby-dick.txt --split chunk:2000 --limit 20 \\\n"
-    "    | kiln tokenize --bytes | kiln batch -B 4 -T 256 --pack > val.rec\n"
-    "  kiln train ... --every 100 | kiln eval --data val.rec | kiln ckpt --dir runs/a\n"
-    "  kiln eval --data val.rec --ckpt runs/a/latest.safetensors --samples 2 | kiln show\n";
+static const kopt_info HELP = {
+    .about = "evaluate checkpoints on held-out data: loss, bits per byte/dim, perplexity",
+    .usage = "kiln eval --data URL [--ckpt FILE] [--split NAME] [--max-batches N]\n"
+             "                 [--samples N] [--sample-len N] [--temperature X] [--top-k K]",
+    .notes =
+        "For every ckpt record: a metrics record {stage eval, split, step, loss (mean cross-\n"
+        "entropy over the targets the masks count, nats), ppl (exp loss), bits_per_byte (text)\n"
+        "or bits_per_dim (images: per channel value), tokens}, then the samples, then the ckpt\n"
+        "itself, so kiln ckpt knows the eval loss of the checkpoint it writes.  Bits are the\n"
+        "total over every counted target (EOS included) divided by the bytes or values.\n"
+        "Other records pass through.\n"
+        "example:\n"
+        "  kiln load text:examples/data/moby-dick.txt --split chunk:2000 --limit 20 \\\n"
+        "    | kiln tokenize --bytes | kiln batch -B 4 -T 256 --pack > val.rec\n"
+        "  kiln train ... --every 100 | kiln eval --data val.rec | kiln ckpt --dir runs/a\n"
+        "  kiln eval --data val.rec --ckpt runs/a/latest.safetensors --samples 2 | kiln show\n",
+};
 
 typedef struct options {
     const char *data, *ckpt, *adapter, *base, *split;
@@ -168,85 +155,39 @@ static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const optio
 }
 
 static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
-    enum {
-        O_DATA = 1,
-        O_CKPT,
-        O_SPLIT,
-        O_MAXB,
-        O_SAMPLES,
-        O_LEN,
-        O_TEMP,
-        O_TOPK,
-        O_TOPP,
-        O_SEED,
-        O_THREADS,
-        O_ADAPTER,
-        O_BASE
-    };
-    static const struct option opts[] = {
-        {"data", 1, 0, O_DATA},       {"ckpt", 1, 0, O_CKPT},      {"adapter", 1, 0, O_ADAPTER},
-        {"base", 1, 0, O_BASE},       {"split", 1, 0, O_SPLIT},    {"max-batches", 1, 0, O_MAXB},
-        {"samples", 1, 0, O_SAMPLES}, {"sample-len", 1, 0, O_LEN}, {"temperature", 1, 0, O_TEMP},
-        {"top-k", 1, 0, O_TOPK},      {"top-p", 1, 0, O_TOPP},     {"seed", 1, 0, O_SEED},
-        {"threads", 1, 0, O_THREADS}, KILN_CLI_LONGOPTS,           {0, 0, 0, 0}};
     *o = (options){.split = "val", .req = {.text_len = 200, .cls = -1, .src = "kiln-eval"}};
     o->req.s = ksampler_default();
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *name = argv[optind - 1];
-        switch (c) {
-        case O_DATA:
-            o->data = optarg;
-            break;
-        case O_CKPT:
-            o->ckpt = optarg;
-            break;
-        case O_ADAPTER:
-            o->adapter = optarg;
-            break;
-        case O_BASE:
-            o->base = optarg;
-            break;
-        case O_SPLIT:
-            o->split = optarg;
-            break;
-        case O_MAXB:
-            o->max_batches = opt_u64(name, optarg);
-            break;
-        case O_SAMPLES:
-            o->req.n = (int)opt_u64(name, optarg);
-            break;
-        case O_LEN:
-            o->req.text_len = (int)opt_u64(name, optarg);
-            break;
-        case O_TEMP:
-            o->req.s.temperature = opt_f64(name, optarg);
-            break;
-        case O_TOPK:
-            o->req.s.top_k = (int)opt_u64(name, optarg);
-            break;
-        case O_TOPP:
-            o->req.s.top_p = opt_f64(name, optarg);
-            break;
-        case O_SEED:
-            o->req.seed = opt_u64(name, optarg);
-            break;
-        case O_THREADS:
-            o->threads = (int)opt_u64(name, optarg);
-            break;
-        default:
-            if (!kiln_cli_option(cli, c, optarg)) kiln_usage_error("unknown option");
-        }
-    }
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
-    if (o->adapter && !o->ckpt) kiln_usage_error("--adapter needs --ckpt BASE");
-    if (!o->data) kiln_usage_error("--data URL is required (held-out batch records)");
-    if (o->req.n < 0 || o->req.n > 4096) kiln_usage_error("--samples must be 0..4096");
-    if (o->req.text_len < 1 || o->req.text_len > (1 << 20))
-        kiln_usage_error("--sample-len must be 1..1048576");
-    if (!(o->req.s.temperature >= 0) || !(o->req.s.top_p > 0 && o->req.s.top_p <= 1))
-        kiln_usage_error("--temperature must be >= 0 and --top-p in (0, 1]");
-    if (o->threads < 0 || o->threads > 1024) kiln_usage_error("--threads must be 0..1024");
+    kopt rows[] = {
+        KOPT_STRING(0, "data", &o->data, "URL",
+                    "held-out batch records (a file written by kiln batch, or a stream); read "
+                    "once and kept in memory.  Its hdr tokenizer must be the checkpoint's (else "
+                    "exit 65)",
+                    .flags = KOPT_REQUIRED),
+        KOPT_STRING(0, "ckpt", &o->ckpt, "FILE",
+                    "evaluate this safetensors checkpoint instead of the ckpt records of the "
+                    "input (the input is not read)"),
+        KOPT_STRING(0, "adapter", &o->adapter, "FILE",
+                    "with --ckpt: a LoRA adapter checkpoint trained on it (kiln train --lora), "
+                    "folded in first (its base hash must match)",
+                    .needs = "ckpt"),
+        KOPT_STRING(0, "base", &o->base, "FILE",
+                    "the base model of the LoRA adapter ckpt records in the input (kiln train "
+                    "--lora | kiln eval --base FILE ...)"),
+        KOPT_STRING(0, "split", &o->split, "NAME", "the `split` of the metrics (default val)"),
+        KOPT_U64(0, "max-batches", &o->max_batches, "N", 0, UINT64_MAX,
+                 "use the first N batches only (default all)"),
+        KOPT_THREADS(&o->threads),
+        KOPT_GROUP("samples"),
+        KOPT_INT(0, "samples", &o->req.n, "N", 0, 4096,
+                 "after the metrics, N generated sample records (text from the document "
+                 "boundary; images one class after another)"),
+        KOPT_INT(0, "sample-len", &o->req.text_len, "N", 1, 1 << 20,
+                 "tokens per text sample (default 200)"),
+        KOPT_SAMPLING(&o->req.s.temperature, &o->req.s.top_k, &o->req.s.top_p, &o->req.seed),
+        KOPT_STREAM(cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
 }
 
 int main(int argc, char **argv) {

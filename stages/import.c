@@ -6,19 +6,25 @@
 #include <string.h>
 
 #include "data/b64.h"
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/json.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-import — turn JSON lines into records\n"
-    "usage: kiln import [FILE] [--out URL]\n"
-    "Each line is a JSON object with a type \"t\" (its \"seq\" is ignored: the writer numbers\n"
-    "records).  An object {\"dtype\": D, \"data\": NESTED-ARRAYS [, \"shape\": [...]]} becomes a\n"
-    "tensor of that safetensors dtype (F32, I32, U8, ...); {\"$bin\": BASE64} becomes binary.\n"
-    "A {\"t\":\"hdr\"} line lends its extra fields to the stream's hdr; an eos line is dropped\n"
-    "(the stream gets its own).  Reads stdin when FILE is absent.\n" KILN_CLI_HELP "example:\n"
-    "  printf '{\"t\":\"sample\",\"text\":\"hi\"}\\n' | kiln import | kiln show\n";
+static const kopt_info HELP = {
+    .about = "turn JSON lines into records",
+    .usage = "kiln import [FILE] [--out URL]",
+    .text =
+        "Each line is a JSON object with a type \"t\" (its \"seq\" is ignored: the writer numbers\n"
+        "records).  An object {\"dtype\": D, \"data\": NESTED-ARRAYS [, \"shape\": [...]]} becomes "
+        "a\n"
+        "tensor of that safetensors dtype (F32, I32, U8, ...); {\"$bin\": BASE64} becomes binary.\n"
+        "A {\"t\":\"hdr\"} line lends its extra fields to the stream's hdr; an eos line is "
+        "dropped\n"
+        "(the stream gets its own).  Reads stdin when FILE is absent.\n",
+    .notes = "example:\n"
+             "  printf '{\"t\":\"sample\",\"text\":\"hi\"}\\n' | kiln import | kiln show\n",
+    .max_args = 1,
+};
 
 typedef struct {
     const char *file;
@@ -220,14 +226,11 @@ static void pack_fields(kwriter *wr, const where *w, const jval *o, bool hdr) {
 
 int main(int argc, char **argv) {
     kiln_cli cli;
-    static const struct option longopts[] = {KILN_CLI_LONGOPTS, {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
-        kiln_cli_option(&cli, c, optarg);
-    if (argc - optind > 1) kiln_usage_error("one input file at most");
-    where w = {optind < argc ? argv[optind] : "stdin", 0};
-    FILE *in = optind < argc ? fopen(w.file, "r") : stdin;
+    kopt rows[] = {KOPT_GROUP("record streams"), KOPT_STREAM_OUT(&cli), KOPT_END()};
+    kiln_cli_parse(&cli, rows, argc, argv);
+    where w = {cli.nargs ? cli.args[0] : "stdin", 0};
+    FILE *in = cli.nargs ? fopen(w.file, "r") : stdin;
     if (!in) kiln_die(EX_KILN_IO, "%s: cannot open: %s", w.file, strerror(errno));
     kwriter *wr = kiln_cli_writer(&cli);
     char *line = NULL, err[256];

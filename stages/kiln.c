@@ -15,16 +15,22 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "stream/options.h"
 
-static const char HELP[] =
-    "kiln — train small generative models with a pipeline of small programs\n"
-    "usage: kiln STAGE [ARGS...]     run the stage kiln-STAGE\n"
-    "       kiln                     list the stages\n"
-    "       kiln help STAGE          a stage's help\n"
-    "Stages are found in $KILN_EXEC_PATH, then $PATH, then beside this program: put your own\n"
-    "kiln-STAGE earlier to replace one.\n"
-    "example:\n"
-    "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show | head\n";
+static const kopt_info HELP = {
+    .about = "train small generative models with a pipeline of small programs",
+    .usage = "kiln STAGE [ARGS...]     run the stage kiln-STAGE\n"
+             "       kiln                     list the stages\n"
+             "       kiln help STAGE          a stage's help",
+    .text = "Stages are found in $KILN_EXEC_PATH, then $PATH, then beside this program: put your "
+            "own\n"
+            "kiln-STAGE earlier to replace one.\n",
+    .notes = "example:\n"
+             "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show | "
+             "head\n",
+    .max_args = INT_MAX,
+    .stop_at_arg = true, /* the stage's own options follow its name */
+};
 
 static char own_dir[PATH_MAX];
 
@@ -84,7 +90,8 @@ static void summary(const char *prog, char *out, size_t outsz) {
     if (dash) memmove(out, dash + 5, strlen(dash + 5) + 1);
 }
 
-static void list_stages(void) {
+/* The stages on the search path, sorted, each name once (the first found runs). */
+static char **stage_names(size_t *count) {
     char *path = search_path(), *save = NULL, **names = NULL;
     size_t n = 0;
     for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
@@ -103,17 +110,45 @@ static void list_stages(void) {
         closedir(d);
     }
     free(path);
-    qsort(names, n, sizeof *names, cmp_str);
-    fputs(HELP, stdout);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    *count = n;
+    return names;
+}
+
+static void free_names(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+static void list_stages(void) {
+    kopt rows[] = {KOPT_END()};
+    char *help = kopt_help(&HELP, rows);
+    fputs(help, stdout);
+    free(help);
+    size_t n;
+    char **names = stage_names(&n);
     printf("\nstages:\n");
     for (size_t i = 0; i < n; i++) {
         char prog[PATH_MAX], line[256];
         find_stage(names[i], prog, sizeof prog);
         summary(prog, line, sizeof line);
         printf("  %-10s %s\n", names[i], line);
-        free(names[i]);
     }
-    free(names);
+    free_names(names, n);
+}
+
+/* "'trian' is not a kiln stage (did you mean 'train'?)" */
+_Noreturn static void not_a_stage(const char *stage) {
+    size_t n;
+    char **names = stage_names(&n);
+    const char *guess =
+        strchr(stage, '/') ? NULL : kiln_closest(stage, (const char *const *)names, n);
+    char hint[300] = "";
+    if (guess) snprintf(hint, sizeof hint, " (did you mean '%s'?)", guess);
+    fprintf(stderr, "%s: '%s' is not a kiln stage%s; 'kiln' lists them\n", kiln_prog(), stage,
+            hint);
+    free_names(names, n);
+    exit(EX_KILN_USAGE);
 }
 
 int main(int argc, char **argv) {
@@ -124,20 +159,22 @@ int main(int argc, char **argv) {
         char *slash = strrchr(own_dir, '/');
         if (slash) *slash = 0;
     }
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        (!strcmp(argv[1], "help") && argc == 2)) {
-        list_stages();
-        return EX_KILN_OK;
-    }
-    if (!strcmp(argv[1], "--version")) {
+    kopt rows[] = {KOPT_END()};
+    char err[512];
+    int nargs = kopt_try(&HELP, rows, argc, argv, err, sizeof err);
+    if (nargs == KOPT_ERROR) kiln_usage_error("%s", err);
+    if (nargs == KOPT_VERSION) {
         kiln_print_version();
         return EX_KILN_OK;
     }
-    bool help = !strcmp(argv[1], "help");
+    bool help = nargs >= 1 && !strcmp(argv[1], "help");
+    if (nargs == KOPT_HELP || nargs == 0 || (help && nargs == 1)) {
+        list_stages();
+        return EX_KILN_OK;
+    }
     const char *stage = help ? argv[2] : argv[1];
     char prog[PATH_MAX];
-    if (strchr(stage, '/') || !find_stage(stage, prog, sizeof prog))
-        kiln_die(EX_KILN_USAGE, "'%s' is not a kiln stage; 'kiln' lists them", stage);
+    if (strchr(stage, '/') || !find_stage(stage, prog, sizeof prog)) not_a_stage(stage);
     if (help) {
         char *args[] = {prog, "--help", NULL};
         execv(prog, args);

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/idx.h"
 #include "data/image.h"
 #include "data/json.h"
@@ -14,38 +14,23 @@
 #include "core/util.h"
 #include "data/walk.h"
 
-static const char HELP[] =
-    "kiln-load — read text, PNG folders, IDX files and JSON lines into sample records\n"
-    "usage: kiln load [OPTIONS] SOURCE...\n"
-    "sources (read in the order given; each item gets id = its position in one pass):\n"
-    "  text:PATH          a file, or every file below a directory (sorted by path)\n"
-    "  png:DIR            every *.png below DIR, labelled by its first subfolder (cats/1.png)\n"
-    "  idx:IMAGES[,LABELS]  IDX files (MNIST, Fashion-MNIST), gzipped or not\n"
-    "  jsonl:PATH         one JSON object a line; its fields become record fields\n"
-    "                     (text, prompt, chosen, rejected, label, ...; t/seq/id/epoch/src\n"
-    "                     are kiln's own and dropped)\n"
-    "options:\n"
-    "  --split MODE       text pieces: docs (one per file, default), lines (non-empty),\n"
-    "                     paragraphs (blank-line separated), sep:STR (lines equal to STR\n"
-    "                     separate pieces; sep:% reads fortune files), chunk:N (at most N\n"
-    "                     bytes, never cutting a UTF-8 character)\n"
-    "  --utf8 MODE        invalid UTF-8 in text: replace (with U+FFFD, default) or reject\n"
-    "  --channels C       images as 1 (gray), 3 (RGB) or 4 (RGBA); default: as stored\n"
-    "                     (gray+alpha PNGs become RGBA)\n"
-    "  --size HxW         resize images (area averaging down, bilinear up)\n"
-    "  --max-pixels N     refuse PNGs declaring more pixels (default 67108864)\n"
-    "  --classes FILE     class names, one a line: IDX label k is line k+1; PNG labels must\n"
-    "                     be listed.  Written to the hdr as `classes` for kiln tokenize\n"
-    "  --epochs N         passes over the sources (default 1; 0 = forever)\n"
-    "  --shard I/N        keep every N-th record starting at I (worker I of N)\n"
-    "  --skip K           skip the first K records (after --shard): resume from a batch\n"
-    "                     cursor\n"
-    "  --limit N          stop after N records\n"
-    "  --skip-bad         a bad file or line becomes an `err` record (counted on stderr)\n"
-    "                     instead of ending the run with exit 65\n"
-    "  --seed S           the seed recorded in the hdr (default 0)\n" KILN_CLI_HELP "example:\n"
-    "  kiln load text:examples/data/moby-dick.txt --split paragraphs | kiln show | head\n"
-    "  kiln load png:photos --channels 3 --size 64x64 --epochs 0 | kiln augment hflip ...\n";
+static const kopt_info HELP = {
+    .about = "read text, PNG folders, IDX files and JSON lines into sample records",
+    .usage = "kiln load [OPTIONS] SOURCE...",
+    .text = "sources (read in the order given; each item gets id = its position in one pass):\n"
+            "  text:PATH          a file, or every file below a directory (sorted by path)\n"
+            "  png:DIR            every *.png below DIR, labelled by its first subfolder "
+            "(cats/1.png)\n"
+            "  idx:IMAGES[,LABELS]  IDX files (MNIST, Fashion-MNIST), gzipped or not\n"
+            "  jsonl:PATH         one JSON object a line; its fields become record fields\n"
+            "                     (text, prompt, chosen, rejected, label, ...; t/seq/id/epoch/src\n"
+            "                     are kiln's own and dropped)\n",
+    .notes = "example:\n"
+             "  kiln load text:examples/data/moby-dick.txt --split paragraphs | kiln show | head\n"
+             "  kiln load png:photos --channels 3 --size 64x64 --epochs 0 | kiln augment hflip "
+             "...\n",
+    .max_args = 1 << 16,
+};
 
 enum { SRC_TEXT, SRC_PNG, SRC_IDX, SRC_JSONL };
 
@@ -102,7 +87,7 @@ static void begin_sample(loader *L, const char *src) {
     kw_str(L->w, "src", src);
 }
 
-/* "kiln-load: 12000 records, 30000/s (epoch 0)" on stderr twice a second, terminals only. */
+/* "kiln load: 12000 records, 30000/s (epoch 0)" on stderr twice a second, terminals only. */
 static void progress(loader *L, bool last) {
     double now = kiln_now();
     if (!last && now - L->shown < 0.5) return;
@@ -441,105 +426,88 @@ static void write_hdr(loader *L, const source *src, int nsrc) {
     kwriter_end(L->w);
 }
 
-static void parse_shard(const char *arg, uint64_t *i, uint64_t *n) {
+static bool split_option(void *dest, const char *arg, char *err, size_t errsz) {
+    return ksplit_parse(arg, dest, err, errsz);
+}
+
+static bool size_option(void *dest, const char *arg, char *err, size_t errsz) {
+    loader *L = dest;
+    if (kimage_parse_size(arg, &L->height, &L->width)) return true;
+    return kiln_errf(err, errsz, 0, "--size wants HxW, e.g. 64x64, not '%s'", arg);
+}
+
+/* --shard I/N: 0 <= I < N. */
+static bool shard_option(void *dest, const char *arg, char *err, size_t errsz) {
+    loader *L = dest;
     char buf[64];
     const char *slash = strchr(arg, '/');
-    if (!slash || (size_t)(slash - arg) >= sizeof buf) kiln_usage_error("--shard wants I/N");
-    memcpy(buf, arg, (size_t)(slash - arg));
-    buf[slash - arg] = 0;
-    if (!parse_u64(buf, i) || !parse_u64(slash + 1, n) || *n < 1 || *i >= *n)
-        kiln_usage_error("--shard wants I/N with 0 <= I < N, not '%s'", arg);
+    size_t n = slash ? (size_t)(slash - arg) : 0;
+    bool ok = slash && n < sizeof buf;
+    if (ok) memcpy(buf, arg, n), buf[n] = 0;
+    ok = ok && parse_u64(buf, &L->shard_i) && parse_u64(slash + 1, &L->shard_n) &&
+         L->shard_n >= 1 && L->shard_i < L->shard_n;
+    return ok || kiln_errf(err, errsz, 0, "--shard wants I/N with 0 <= I < N, not '%s'", arg);
+}
+
+static const char *const utf8_modes[] = {"replace", "reject", NULL};
+static const char *const channel_counts[] = {"1", "3", "4", NULL};
+
+static void parse_options(int argc, char **argv, kiln_cli *cli, loader *L) {
+    const char *utf8 = "replace", *channels = NULL;
+    char err[512];
+    ksplit_parse("docs", &L->split, err, sizeof err);
+    kopt rows[] = {
+        KOPT_CALL(0, "split", &L->split, split_option, "MODE",
+                  "text pieces: docs (one per file, default), lines (non-empty), paragraphs "
+                  "(blank-line separated), sep:STR (lines equal to STR separate pieces; sep:% "
+                  "reads fortune files), chunk:N (at most N bytes, never cutting a UTF-8 "
+                  "character)"),
+        KOPT_CHOICE(0, "utf8", &utf8, "MODE", utf8_modes,
+                    "invalid UTF-8 in text: replace (with U+FFFD, default) or reject"),
+        KOPT_CHOICE(0, "channels", &channels, "C", channel_counts,
+                    "images as 1 (gray), 3 (RGB) or 4 (RGBA); default: as stored (gray+alpha "
+                    "PNGs become RGBA)"),
+        KOPT_CALL(0, "size", L, size_option, "HxW",
+                  "resize images (area averaging down, bilinear up)"),
+        KOPT_U64(0, "max-pixels", &L->max_pixels, "N", 1, UINT64_MAX,
+                 "refuse PNGs declaring more pixels (default 67108864)"),
+        KOPT_STRING(0, "classes", &L->classes_path, "FILE",
+                    "class names, one a line: IDX label k is line k+1; PNG labels must be "
+                    "listed.  Written to the hdr as `classes` for kiln tokenize"),
+        KOPT_U64(0, "epochs", &L->epochs, "N", 0, UINT64_MAX,
+                 "passes over the sources (default 1; 0 = forever)"),
+        KOPT_CALL(0, "shard", L, shard_option, "I/N",
+                  "keep every N-th record starting at I (worker I of N)"),
+        KOPT_U64(0, "skip", &L->skip, "K", 0, UINT64_MAX,
+                 "skip the first K records (after --shard): resume from a batch cursor"),
+        KOPT_U64(0, "limit", &L->limit, "N", 0, UINT64_MAX, "stop after N records"),
+        KOPT_BOOL(0, "skip-bad", &L->skip_bad,
+                  "a bad file or line becomes an `err` record (counted on stderr) instead of "
+                  "ending the run with exit 65"),
+        KOPT_U64(0, "seed", &L->seed, "S", 0, UINT64_MAX,
+                 "the seed recorded in the hdr (default 0)"),
+        KOPT_GROUP("record streams"),
+        KOPT_STREAM_OUT(cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
+    L->utf8_reject = !strcmp(utf8, "reject");
+    L->channels = channels ? atoi(channels) : 0;
+    if (cli->nargs < 1) kiln_usage_error("no SOURCE given (e.g. text:corpus.txt)");
 }
 
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
     loader L = {.epochs = 1, .shard_n = 1, .max_pixels = KPNG_MAX_PIXELS_DEFAULT};
+    parse_options(argc, argv, &cli, &L);
     char err[512];
-    ksplit_parse("docs", &L.split, err, sizeof err);
-    enum {
-        O_SPLIT = 1,
-        O_UTF8,
-        O_CHANNELS,
-        O_SIZE,
-        O_MAXPIX,
-        O_CLASSES,
-        O_EPOCHS,
-        O_SHARD,
-        O_SKIP,
-        O_LIMIT,
-        O_SKIPBAD,
-        O_SEED
-    };
-    static const struct option opts[] = {{"split", required_argument, 0, O_SPLIT},
-                                         {"utf8", required_argument, 0, O_UTF8},
-                                         {"channels", required_argument, 0, O_CHANNELS},
-                                         {"size", required_argument, 0, O_SIZE},
-                                         {"max-pixels", required_argument, 0, O_MAXPIX},
-                                         {"classes", required_argument, 0, O_CLASSES},
-                                         {"epochs", required_argument, 0, O_EPOCHS},
-                                         {"shard", required_argument, 0, O_SHARD},
-                                         {"skip", required_argument, 0, O_SKIP},
-                                         {"limit", required_argument, 0, O_LIMIT},
-                                         {"skip-bad", no_argument, 0, O_SKIPBAD},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         KILN_CLI_LONGOPTS,
-                                         {0, 0, 0, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (opt) {
-        case O_SPLIT:
-            if (!ksplit_parse(optarg, &L.split, err, sizeof err)) kiln_usage_error("%s", err);
-            break;
-        case O_UTF8:
-            if (strcmp(optarg, "replace") && strcmp(optarg, "reject"))
-                kiln_usage_error("--utf8 wants replace or reject");
-            L.utf8_reject = !strcmp(optarg, "reject");
-            break;
-        case O_CHANNELS:
-            L.channels = (int)opt_u64("--channels", optarg);
-            if (L.channels != 1 && L.channels != 3 && L.channels != 4)
-                kiln_usage_error("--channels wants 1, 3 or 4");
-            break;
-        case O_SIZE:
-            if (!kimage_parse_size(optarg, &L.height, &L.width))
-                kiln_usage_error("--size wants HxW, e.g. 64x64");
-            break;
-        case O_MAXPIX:
-            L.max_pixels = opt_u64("--max-pixels", optarg);
-            break;
-        case O_CLASSES:
-            L.classes_path = optarg;
-            break;
-        case O_EPOCHS:
-            L.epochs = opt_u64("--epochs", optarg);
-            break;
-        case O_SHARD:
-            parse_shard(optarg, &L.shard_i, &L.shard_n);
-            break;
-        case O_SKIP:
-            L.skip = opt_u64("--skip", optarg);
-            break;
-        case O_LIMIT:
-            L.limit = opt_u64("--limit", optarg);
-            break;
-        case O_SKIPBAD:
-            L.skip_bad = true;
-            break;
-        case O_SEED:
-            L.seed = opt_u64("--seed", optarg);
-            break;
-        default:
-            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
-        }
-    }
-    int nsrc = argc - optind;
-    if (nsrc < 1) kiln_usage_error("no SOURCE given (e.g. text:corpus.txt)");
+    int nsrc = cli.nargs;
     if (L.classes_path && !kclasses_load(L.classes_path, &L.classes, &L.nclasses, err, sizeof err))
         kiln_die(EX_KILN_DATA, "%s", err);
 
     source *src = xcalloc((size_t)nsrc, sizeof *src);
-    for (int i = 0; i < nsrc; i++) parse_source(&L, argv[optind + i], &src[i]);
+    for (int i = 0; i < nsrc; i++) parse_source(&L, cli.args[i], &src[i]);
     L.w = kiln_cli_writer(&cli);
     write_hdr(&L, src, nsrc);
     L.tty = isatty(2);

@@ -3,67 +3,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "core/rng.h"
 #include "data/sample.h"
 #include "data/tokenizer.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-palette — learn a K-colour palette from images with k-means\n"
-    "usage: kiln palette -k K [-o FILE] [--pixels N] [--iters N] [--seed S]\n"
-    "Reads sample records (text and other records are ignored), keeps a uniform random\n"
-    "sample of at most N pixels (reservoir sampling), runs k-means (k-means++ start) and\n"
-    "writes the palette for `kiln tokenize --palette FILE`: one 'R G B' line per colour,\n"
-    "dark to light.  The same input and seed give the same palette.\n"
-    "  -k, --colours K     palette size, 2..4096 (e.g. 16)\n"
-    "  -o, --output FILE   where the palette goes (default: stdout, as text)\n"
-    "  --pixels N          pixels sampled (default 200000)\n"
-    "  --iters N           k-means rounds (default 20)\n"
-    "  --seed S            the seed (default 0)\n" KILN_CLI_HELP "example:\n"
-    "  kiln load png:photos --channels 3 --limit 2000 | kiln palette -k 16 -o photos.pal\n"
-    "  kiln load png:photos --channels 3 | kiln tokenize --palette photos.pal | kiln show\n";
+static const kopt_info HELP = {
+    .about = "learn a K-colour palette from images with k-means",
+    .usage = "kiln palette -k K [-o FILE] [--pixels N] [--iters N] [--seed S]",
+    .text = "Reads sample records (text and other records are ignored), keeps a uniform random\n"
+            "sample of at most N pixels (reservoir sampling), runs k-means (k-means++ start) and\n"
+            "writes the palette for `kiln tokenize --palette FILE`: one 'R G B' line per colour,\n"
+            "dark to light.  The same input and seed give the same palette.\n",
+    .notes =
+        "example:\n"
+        "  kiln load png:photos --channels 3 --limit 2000 | kiln palette -k 16 -o photos.pal\n"
+        "  kiln load png:photos --channels 3 | kiln tokenize --palette photos.pal | kiln show\n",
+};
 
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    enum { O_PIXELS = 1, O_ITERS, O_SEED };
-    static const struct option opts[] = {{"colours", required_argument, 0, 'k'},
-                                         {"colors", required_argument, 0, 'k'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"pixels", required_argument, 0, O_PIXELS},
-                                         {"iters", required_argument, 0, O_ITERS},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         KILN_CLI_LONGOPTS,
-                                         {0, 0, 0, 0}};
     uint64_t k = 0, max_pixels = 200000, iters = 20, seed = 0;
     const char *output = "-";
-    int opt;
-    while ((opt = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'k':
-            k = opt_u64("-k", optarg);
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case O_PIXELS:
-            max_pixels = opt_u64("--pixels", optarg);
-            break;
-        case O_ITERS:
-            iters = opt_u64("--iters", optarg);
-            break;
-        case O_SEED:
-            seed = opt_u64("--seed", optarg);
-            break;
-        default:
-            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
-        }
-    }
-    if (k < 2 || k > 4096) kiln_usage_error("-k wants 2 to 4096 colours");
-    if (max_pixels < k || max_pixels > (1u << 28)) kiln_usage_error("--pixels wants K to 2^28");
-    if (iters > 1000) kiln_usage_error("--iters wants at most 1000");
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    kopt rows[] = {
+        KOPT_U64('k', "colours", &k, "K", 2, 4096, "palette size, 2..4096 (e.g. 16)",
+                 .alias = "colors", .flags = KOPT_REQUIRED),
+        KOPT_STRING('o', "output", &output, "FILE",
+                    "where the palette goes (default: stdout, as text)"),
+        KOPT_U64(0, "pixels", &max_pixels, "N", 2, 1u << 28,
+                 "pixels sampled, at least K (default 200000)"),
+        KOPT_U64(0, "iters", &iters, "N", 0, 1000, "k-means rounds (default 20)"),
+        KOPT_U64(0, "seed", &seed, "S", 0, UINT64_MAX, "the seed (default 0)"),
+        KOPT_GROUP("record streams"),
+        KOPT_STREAM_IN(&cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(&cli, rows, argc, argv);
+    if (max_pixels < k) /* the range the row could not know */
+        kiln_usage_error("--pixels must be %llu..%u (got %llu)", (unsigned long long)k, 1u << 28,
+                         (unsigned long long)max_pixels);
 
     kreader *r = kiln_cli_reader(&cli);
     uint8_t *pix = xmalloc(xmul(max_pixels, 3));

@@ -5,33 +5,26 @@
 #include <string.h>
 
 #include "core/afile.h"
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "plot/plot.h"
 #include "data/png.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-plot — draw train and eval loss against step into a PNG\n"
-    "usage: kiln plot --png FILE [--field NAME] [--log-y] [--every SECONDS] [--in URL] [--out "
-    "URL]\n"
-    "Every metrics record with `step` and the field (default loss) adds a point to the series\n"
-    "of its stage (\"train\", \"eval\", or \"eval (val)\" when it names a split).  Every record\n"
-    "passes through unchanged.  The PNG is written at the end of the stream (and on Ctrl-C),\n"
-    "and every --every seconds while records flow, each time atomically.\n"
-    "  -p, --png FILE      the image to write (required)\n"
-    "  -f, --field NAME    the metric to plot (default loss): lr, grad_norm, ...\n"
-    "      --log-y         logarithmic y axis\n"
-    "  -e, --every SEC     also redraw every SEC seconds while running (default 30; 0: at the "
-    "end)\n"
-    "      --width N       image width in pixels (default 960)\n"
-    "      --height N      image height in pixels (default 600)\n"
-    "      --scale N       size of text and lines (default 2)\n"
-    "      --title TEXT    title (default \"FIELD vs step\")\n" KILN_CLI_HELP "example:\n"
-    "  kiln train ... | kiln eval --data val.rec | kiln plot --png loss.png | kiln ckpt --dir "
-    "runs/a\n"
-    "  kiln plot --png loss.png --in metrics.rec --out /dev/null\n";
-
-enum { OPT_LOG_Y = 'L', OPT_WIDTH = 'W', OPT_HEIGHT = 'H', OPT_SCALE = 'S', OPT_TITLE = 'T' };
+static const kopt_info HELP = {
+    .about = "draw train and eval loss against step into a PNG",
+    .usage = "kiln plot --png FILE [--field NAME] [--log-y] [--every SECONDS] [--in URL] [--out "
+             "URL]",
+    .text =
+        "Every metrics record with `step` and the field (default loss) adds a point to the series\n"
+        "of its stage (\"train\", \"eval\", or \"eval (val)\" when it names a split).  Every "
+        "record\n"
+        "passes through unchanged.  The PNG is written at the end of the stream (and on Ctrl-C),\n"
+        "and every --every seconds while records flow, each time atomically.\n",
+    .notes = "example:\n"
+             "  kiln train ... | kiln eval --data val.rec | kiln plot --png loss.png | kiln ckpt "
+             "--dir runs/a\n"
+             "  kiln plot --png loss.png --in metrics.rec --out /dev/null\n",
+};
 
 typedef struct {
     const char *png, *field;
@@ -65,61 +58,33 @@ static void draw(const kplot *p, const options *o) {
     kimage_free(&im);
 }
 
-static int int_option(const char *opt, const char *arg, int lo, int hi) {
-    uint64_t v = opt_u64(opt, arg);
-    if (v < (uint64_t)lo || v > (uint64_t)hi) kiln_usage_error("%s wants %d to %d", opt, lo, hi);
-    return (int)v;
+static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
+    *o = (options){.field = "loss", .width = 960, .height = 600, .every = 30};
+    o->style = (kplot_style){.xlabel = "step", .scale = 2};
+    kopt rows[] = {
+        KOPT_STRING('p', "png", &o->png, "FILE", "the image to write (required)",
+                    .flags = KOPT_REQUIRED),
+        KOPT_STRING('f', "field", &o->field, "NAME",
+                    "the metric to plot (default loss): lr, grad_norm, ..."),
+        KOPT_BOOL(0, "log-y", &o->style.log_y, "logarithmic y axis"),
+        KOPT_DOUBLE('e', "every", &o->every, "SEC", 0, INFINITY,
+                    "also redraw every SEC seconds while running (default 30; 0: at the end)"),
+        KOPT_INT(0, "width", &o->width, "N", 200, 16384, "image width in pixels (default 960)"),
+        KOPT_INT(0, "height", &o->height, "N", 120, 16384, "image height in pixels (default 600)"),
+        KOPT_INT(0, "scale", &o->style.scale, "N", 1, 8, "size of text and lines (default 2)"),
+        KOPT_STRING(0, "title", &o->style.title, "TEXT", "title (default \"FIELD vs step\")"),
+        KOPT_STREAM(cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
+    if (!*o->png) kiln_usage_error("--png wants a file name, not ''");
 }
 
 int main(int argc, char **argv) {
     kiln_cli cli;
-    options o = {.field = "loss", .width = 960, .height = 600, .every = 30};
-    o.style = (kplot_style){.xlabel = "step", .scale = 2};
-    static const struct option longopts[] = {{"png", required_argument, 0, 'p'},
-                                             {"field", required_argument, 0, 'f'},
-                                             {"every", required_argument, 0, 'e'},
-                                             {"log-y", no_argument, 0, OPT_LOG_Y},
-                                             {"width", required_argument, 0, OPT_WIDTH},
-                                             {"height", required_argument, 0, OPT_HEIGHT},
-                                             {"scale", required_argument, 0, OPT_SCALE},
-                                             {"title", required_argument, 0, OPT_TITLE},
-                                             KILN_CLI_LONGOPTS,
-                                             {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
-    int c;
-    while ((c = getopt_long(argc, argv, "p:f:e:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            o.png = optarg;
-            break;
-        case 'f':
-            o.field = optarg;
-            break;
-        case 'e':
-            o.every = opt_f64("--every", optarg);
-            break;
-        case OPT_LOG_Y:
-            o.style.log_y = true;
-            break;
-        case OPT_WIDTH:
-            o.width = int_option("--width", optarg, 200, 16384);
-            break;
-        case OPT_HEIGHT:
-            o.height = int_option("--height", optarg, 120, 16384);
-            break;
-        case OPT_SCALE:
-            o.style.scale = int_option("--scale", optarg, 1, 8);
-            break;
-        case OPT_TITLE:
-            o.style.title = optarg;
-            break;
-        default:
-            kiln_cli_option(&cli, c, optarg);
-        }
-    }
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!o.png || !*o.png) kiln_usage_error("--png FILE is required");
-    if (!(o.every >= 0)) kiln_usage_error("--every wants seconds >= 0");
+    options o;
+    parse_options(argc, argv, &cli, &o);
     char title[128];
     snprintf(title, sizeof title, "%s vs step", o.field);
     if (!o.style.title) o.style.title = title;

@@ -4,39 +4,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "model/generate.h"
 #include "ckpt/load.h"
 #include "data/png.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-sample — generate text or images from a checkpoint\n"
-    "usage: kiln sample --ckpt FILE [--prompt TEXT] [-n N] [--temperature X] [--top-k K]\n"
-    "                   [--top-p P] [--seed S] [--class NAME] [--png FILE] [--records]\n"
-    "  --ckpt FILE       a safetensors checkpoint written by kiln ckpt\n"
-    "  --adapter FILE    a LoRA adapter checkpoint trained on --ckpt (kiln train --lora)\n"
-    "  --prompt TEXT     text: what the sample continues (default: a new document)\n"
-    "  -n N              text: tokens to generate (default 200; stops early at EOS);\n"
-    "                    images: images to draw (default 16; per class without --class)\n"
-    "  --count N         text: samples (default 1; more than 1 needs --records)\n"
-    "  --ignore-eos      text: never end at EOS, always give -n tokens\n"
-    "  --temperature X   0 = always the most likely token (default 1)\n"
-    "  --top-k K         draw among the K most likely tokens (default 0: all)\n"
-    "  --top-p P         draw among the most likely tokens whose probability sums to P\n"
-    "                    (default 1: all)\n"
-    "  --seed S          the same seed gives the same sample (default 0)\n"
-    "  --class NAME      images: draw this class (default: every class, a grid row each)\n"
-    "  --png FILE        images: write the grid of samples to FILE\n"
-    "  --scale N         images: pixels per image pixel in the grid (default 2)\n"
-    "  --records         write `sample` records (text or image, label) instead\n"
-    "  --logits          print the logits for the prompt's tokens (or --tokens), one line\n"
-    "                    per position: V numbers (for comparing with other frameworks)\n"
-    "  --tokens LIST     token ids for --logits, comma separated\n"
-    "  --threads N       threads (default $KILN_THREADS or all CPUs)\n"
-    "Text streams to stdout token by token as it is generated.\n" KILN_CLI_HELP "example:\n"
-    "  kiln sample --ckpt runs/moby/latest.safetensors --prompt 'Call me' -n 300 --top-k 40\n"
-    "  kiln sample --ckpt runs/fashion/latest.safetensors -n 8 --png grid.png\n";
+static const kopt_info HELP = {
+    .about = "generate text or images from a checkpoint",
+    .usage = "kiln sample --ckpt FILE [--prompt TEXT] [-n N] [--temperature X] [--top-k K]\n"
+             "                   [--top-p P] [--seed S] [--class NAME] [--png FILE] [--records]",
+    .notes = "Text streams to stdout token by token as it is generated.\n"
+             "example:\n"
+             "  kiln sample --ckpt runs/moby/latest.safetensors --prompt 'Call me' -n 300 --top-k "
+             "40\n"
+             "  kiln sample --ckpt runs/fashion/latest.safetensors -n 8 --png grid.png\n",
+};
 
 typedef struct options {
     const char *ckpt, *adapter, *prompt, *cls, *png, *tokens;
@@ -47,111 +30,41 @@ typedef struct options {
 } options;
 
 static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
-    enum {
-        O_CKPT = 1,
-        O_PROMPT,
-        O_COUNT,
-        O_TEMP,
-        O_TOPK,
-        O_TOPP,
-        O_SEED,
-        O_CLASS,
-        O_PNG,
-        O_SCALE,
-        O_RECORDS,
-        O_LOGITS,
-        O_TOKENS,
-        O_THREADS,
-        O_ADAPTER,
-        O_IGNORE_EOS
-    };
-    static const struct option opts[] = {{"ckpt", 1, 0, O_CKPT},
-                                         {"adapter", 1, 0, O_ADAPTER},
-                                         {"ignore-eos", 0, 0, O_IGNORE_EOS},
-                                         {"prompt", 1, 0, O_PROMPT},
-                                         {"count", 1, 0, O_COUNT},
-                                         {"temperature", 1, 0, O_TEMP},
-                                         {"top-k", 1, 0, O_TOPK},
-                                         {"top-p", 1, 0, O_TOPP},
-                                         {"seed", 1, 0, O_SEED},
-                                         {"class", 1, 0, O_CLASS},
-                                         {"png", 1, 0, O_PNG},
-                                         {"scale", 1, 0, O_SCALE},
-                                         {"records", 0, 0, O_RECORDS},
-                                         {"logits", 0, 0, O_LOGITS},
-                                         {"tokens", 1, 0, O_TOKENS},
-                                         {"threads", 1, 0, O_THREADS},
-                                         KILN_CLI_LONGOPTS,
-                                         {0, 0, 0, 0}};
     *o = (options){.count = 1, .scale = 2, .s = ksampler_default()};
-    int c;
-    while ((c = getopt_long(argc, argv, "hn:", opts, NULL)) != -1) {
-        const char *name = argv[optind - 1];
-        switch (c) {
-        case O_CKPT:
-            o->ckpt = optarg;
-            break;
-        case O_IGNORE_EOS:
-            o->ignore_eos = true;
-            break;
-        case O_ADAPTER:
-            o->adapter = optarg;
-            break;
-        case O_PROMPT:
-            o->prompt = optarg;
-            break;
-        case 'n':
-            o->n = (int)opt_u64("-n", optarg), o->have_n = true;
-            break;
-        case O_COUNT:
-            o->count = (int)opt_u64(name, optarg);
-            break;
-        case O_TEMP:
-            o->s.temperature = opt_f64(name, optarg);
-            break;
-        case O_TOPK:
-            o->s.top_k = (int)opt_u64(name, optarg);
-            break;
-        case O_TOPP:
-            o->s.top_p = opt_f64(name, optarg);
-            break;
-        case O_SEED:
-            o->seed = opt_u64(name, optarg);
-            break;
-        case O_CLASS:
-            o->cls = optarg;
-            break;
-        case O_PNG:
-            o->png = optarg;
-            break;
-        case O_SCALE:
-            o->scale = (int)opt_u64(name, optarg);
-            break;
-        case O_RECORDS:
-            o->records = true;
-            break;
-        case O_LOGITS:
-            o->logits = true;
-            break;
-        case O_TOKENS:
-            o->tokens = optarg;
-            break;
-        case O_THREADS:
-            o->threads = (int)opt_u64(name, optarg);
-            break;
-        default:
-            if (!kiln_cli_option(cli, c, optarg)) kiln_usage_error("unknown option");
-        }
-    }
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
-    if (o->adapter && !o->ckpt) kiln_usage_error("--adapter needs --ckpt BASE");
-    if (!o->ckpt) kiln_usage_error("--ckpt FILE is required");
-    if (o->n < 0 || o->n > (1 << 20) || o->count < 1 || o->count > 4096)
-        kiln_usage_error("-n must be 0..1048576 and --count 1..4096");
-    if (!(o->s.temperature >= 0) || !(o->s.top_p > 0 && o->s.top_p <= 1))
-        kiln_usage_error("--temperature must be >= 0 and --top-p in (0, 1]");
-    if (o->scale < 1 || o->scale > 64) kiln_usage_error("--scale must be 1..64");
-    if (o->threads < 0 || o->threads > 1024) kiln_usage_error("--threads must be 0..1024");
+    kopt rows[] = {
+        KOPT_STRING(0, "ckpt", &o->ckpt, "FILE", "a safetensors checkpoint written by kiln ckpt",
+                    .flags = KOPT_REQUIRED),
+        KOPT_STRING(0, "adapter", &o->adapter, "FILE",
+                    "a LoRA adapter checkpoint trained on --ckpt (kiln train --lora)"),
+        KOPT_INT('n', NULL, &o->n, "N", 0, 1 << 20,
+                 "text: tokens to generate (default 200; stops early at EOS);\n"
+                 "images: images to draw (default 16; per class without --class)",
+                 .given = &o->have_n),
+        KOPT_THREADS(&o->threads),
+        KOPT_GROUP("text"),
+        KOPT_STRING(0, "prompt", &o->prompt, "TEXT",
+                    "what the sample continues (default: a new document)"),
+        KOPT_INT(0, "count", &o->count, "N", 1, 4096,
+                 "samples (default 1; more than 1 needs --records)"),
+        KOPT_BOOL(0, "ignore-eos", &o->ignore_eos, "never end at EOS, always give -n tokens"),
+        KOPT_GROUP("images"),
+        KOPT_STRING(0, "class", &o->cls, "NAME",
+                    "draw this class (default: every class, a grid row each)"),
+        KOPT_STRING(0, "png", &o->png, "FILE", "write the grid of samples to FILE"),
+        KOPT_INT(0, "scale", &o->scale, "N", 1, 64,
+                 "pixels per image pixel in the grid (default 2)"),
+        KOPT_SAMPLING(&o->s.temperature, &o->s.top_k, &o->s.top_p, &o->seed),
+        KOPT_GROUP("output"),
+        KOPT_BOOL(0, "records", &o->records,
+                  "write `sample` records (text or image, label) instead"),
+        KOPT_BOOL(0, "logits", &o->logits,
+                  "print the logits for the prompt's tokens (or --tokens), one line per "
+                  "position: V numbers (for comparing with other frameworks)"),
+        KOPT_STRING(0, "tokens", &o->tokens, "LIST", "token ids for --logits, comma separated"),
+        KOPT_STREAM_OUT(cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
 }
 
 /* ---- --logits --------------------------------------------------------------------------- */

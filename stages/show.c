@@ -7,20 +7,21 @@
 #include <unistd.h>
 
 #include "data/b64.h"
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/json.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-show — print a record stream as JSON lines (tensors summarised)\n"
-    "usage: kiln show [--all] [--full] [--in URL]\n"
-    "  -a, --all       include the hdr and eos records\n"
-    "  -f, --full      print tensor values as nested arrays instead of a summary\n" KILN_CLI_HELP
-    "Tensors print as {dtype, shape, min, max, mean}; with --full as {dtype, shape, data}.\n"
-    "Binary values that are not tensors print as {\"$bin\": BASE64}.  `kiln import` reads\n"
-    "this output back (use --full for tensors).\n"
-    "example:\n"
-    "  printf '{\"t\":\"sample\",\"text\":\"hi\"}\\n' | kiln import | kiln show\n";
+static const kopt_info HELP = {
+    .about = "print a record stream as JSON lines (tensors summarised)",
+    .usage = "kiln show [--all] [--full] [--progress [--total N]] [--in URL]",
+    .notes =
+        "Tensors print as {dtype, shape, min, max, mean}; with --full as {dtype, shape, data}.\n"
+        "Binary values that are not tensors print as {\"$bin\": BASE64}.  `kiln import` reads\n"
+        "this output back (use --full for tensors).\n"
+        "example:\n"
+        "  printf '{\"t\":\"sample\",\"text\":\"hi\"}\\n' | kiln import | kiln show\n"
+        "  kiln train ... | kiln ckpt --dir runs/a | kiln show --progress\n",
+};
 
 static bool full;
 
@@ -281,43 +282,51 @@ static void progress_summary(progress *p) {
     }
 }
 
+typedef struct options {
+    bool all, progress;
+    uint64_t total;
+} options;
+
+static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
+    *o = (options){0};
+    kopt rows[] = {
+        KOPT_BOOL('a', "all", &o->all, "include the hdr and eos records"),
+        KOPT_BOOL('f', "full", &full, "print tensor values as nested arrays instead of a summary"),
+        KOPT_BOOL('p', "progress", &o->progress,
+                  "a training run at a glance on stderr instead of the records: one live line "
+                  "(step/total, a bar, train and eval loss, tokens/s, ETA; off a terminal every "
+                  "10 s and at every eval), then a summary: steps, time, train and eval loss, "
+                  "tokens/s, checkpoints written, the best one"),
+        KOPT_U64(0, "total", &o->total, "N", 0, UINT64_MAX,
+                 "with --progress: the steps of the whole run, for the bar and the ETA (default: "
+                 "the hdr's `steps`, which kiln train --steps writes)"),
+        KOPT_GROUP("record streams"),
+        KOPT_STREAM_IN(cli),
+        KOPT_STRING(0, "out", &cli->out, "URL",
+                    "ignored: the JSON lines go to stdout (scripts pass --out /dev/null)"),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
+}
+
 int main(int argc, char **argv) {
     kiln_cli cli;
-    bool all = false, show_progress = false;
-    progress prog = {.tty = isatty(2), .t0 = kiln_now(), .best_eval = INFINITY};
-    static const struct option longopts[] = {{"all", no_argument, 0, 'a'},
-                                             {"full", no_argument, 0, 'f'},
-                                             {"progress", no_argument, 0, 'p'},
-                                             {"total", required_argument, 0, 'T'},
-                                             KILN_CLI_LONGOPTS,
-                                             {0}};
     kiln_cli_init(&cli, argc, argv, HELP);
-    int c;
-    while ((c = getopt_long(argc, argv, "afph", longopts, NULL)) != -1) {
-        if (c == 'a')
-            all = true;
-        else if (c == 'f')
-            full = true;
-        else if (c == 'p')
-            show_progress = true;
-        else if (c == 'T')
-            prog.total = opt_u64("--total", optarg);
-        else
-            kiln_cli_option(&cli, c, optarg);
-    }
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    options o;
+    parse_options(argc, argv, &cli, &o);
+    progress prog = {.tty = isatty(2), .t0 = kiln_now(), .best_eval = INFINITY, .total = o.total};
     kreader *r = kiln_cli_reader(&cli);
     if (!prog.total) krec_u64(kreader_hdr(r), "steps", &prog.total);
-    if (all && !show_progress) put_record(kreader_hdr(r));
+    bool all = o.all && !o.progress; /* the records themselves */
+    if (all) put_record(kreader_hdr(r));
     krec rec;
     while (kreader_next(r, &rec)) {
-        if (show_progress)
+        if (o.progress)
             progress_record(&prog, &rec);
         else
             put_record(&rec);
     }
-    if (show_progress) progress_summary(&prog);
-    all = all && !show_progress;
+    if (o.progress) progress_summary(&prog);
     if (all && kreader_status(r)) put_record(&rec); /* the eos */
     if (fflush(stdout) != 0) {
         if (errno == EPIPE) exit(EX_KILN_OK);

@@ -4,33 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream/cli.h"
+#include "stream/options.h"
 #include "data/sample.h"
 #include "data/tokenizer.h"
 #include "core/util.h"
 
-static const char HELP[] =
-    "kiln-tokenize — turn samples into token sequences (text bytes, image pixels)\n"
-    "usage: kiln tokenize (--bytes | --levels K | --palette FILE) [--classes FILE] [--bos]\n"
-    "  --bytes          text as UTF-8 bytes 0..255, then EOS (BOS first with --bos)\n"
-    "  --levels K       images: each channel value v becomes floor(v*K/256), K in 2..256\n"
-    "                   (--levels 256 is lossless)\n"
-    "  --palette FILE   images: each pixel becomes its nearest colour in FILE ('R G B' a\n"
-    "                   line, as `kiln palette` writes)\n"
-    "  --classes FILE   class names, one a line; default: the hdr's `classes` (kiln load\n"
-    "                   writes them).  A sample's label becomes the class token, first in\n"
-    "                   the sequence; a label missing from the classes is an error (65)\n"
-    "  --field NAME     the text field to tokenize (default text)\n"
-    "  --prompt NAME    a field tokenized in front of the text and masked out of the loss\n"
-    "                   (mask 0), e.g. --prompt prompt for instruction data from jsonl\n"
-    "  --bos            begin text with BOS (images always start with BOS or a class)\n"
-    "Ids: base symbols (256 bytes, K levels or P colours), then BOS, EOS, PAD, then one\n"
-    "token per class.  The hdr carries this as `tokenizer`, so kiln batch, train and detok\n"
-    "need no flags.  Images must all have one shape (use kiln load --size).\n" KILN_CLI_HELP
-    "example:\n"
-    "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show\n"
-    "  kiln load idx:IMAGES,LABELS --classes examples/data/fashion-mnist.classes \\\n"
-    "    | kiln tokenize --levels 16 | kiln show\n";
+static const kopt_info HELP = {
+    .about = "turn samples into token sequences (text bytes, image pixels)",
+    .usage = "kiln tokenize (--bytes | --levels K | --palette FILE) [--classes FILE] [--bos]",
+    .notes =
+        "Ids: base symbols (256 bytes, K levels or P colours), then BOS, EOS, PAD, then one\n"
+        "token per class.  The hdr carries this as `tokenizer`, so kiln batch, train and detok\n"
+        "need no flags.  Images must all have one shape (use kiln load --size).\n"
+        "example:\n"
+        "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show\n"
+        "  kiln load idx:IMAGES,LABELS --classes examples/data/fashion-mnist.classes \\\n"
+        "    | kiln tokenize --levels 16 | kiln show\n",
+};
 
 typedef struct {
     ktokenizer tok;
@@ -134,60 +124,57 @@ static void setup_classes(tokenize *T, const char *path, const krec *hdr) {
     ktok_set_classes(&T->tok, names, n);
 }
 
+typedef struct options {
+    const char *classes, *palette;
+    bool bytes;
+    uint64_t levels;
+} options;
+
+static void parse_options(int argc, char **argv, kiln_cli *cli, tokenize *T, options *o) {
+    *o = (options){0};
+    kopt rows[] = {
+        KOPT_GROUP("the tokenizer, one of"),
+        KOPT_BOOL(0, "bytes", &o->bytes,
+                  "text as UTF-8 bytes 0..255, then EOS (BOS first with --bos)"),
+        KOPT_U64(
+            0, "levels", &o->levels, "K", 2, 256,
+            "images: each channel value v becomes floor(v*K/256), K in 2..256 (--levels 256 is "
+            "lossless)"),
+        KOPT_STRING(0, "palette", &o->palette, "FILE",
+                    "images: each pixel becomes its nearest colour in FILE ('R G B' a line, as "
+                    "`kiln palette` writes)"),
+        KOPT_GROUP("sequences"),
+        KOPT_STRING(0, "classes", &o->classes, "FILE",
+                    "class names, one a line; default: the hdr's `classes` (kiln load writes "
+                    "them).  A sample's label becomes the class token, first in the sequence; a "
+                    "label missing from the classes is an error (65)"),
+        KOPT_STRING(0, "field", &T->field, "NAME", "the text field to tokenize (default text)"),
+        KOPT_STRING(0, "prompt", &T->prompt, "NAME",
+                    "a field tokenized in front of the text and masked out of the loss (mask 0), "
+                    "e.g. --prompt prompt for instruction data from jsonl"),
+        KOPT_BOOL(0, "bos", &T->bos,
+                  "begin text with BOS (images always start with BOS or a class)"),
+        KOPT_STREAM(cli),
+        KOPT_END(),
+    };
+    kiln_cli_parse(cli, rows, argc, argv);
+    if (o->bytes + !!o->levels + !!o->palette != 1)
+        kiln_usage_error("choose one of --bytes, --levels K, --palette FILE");
+}
+
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    enum { O_BYTES = 1, O_LEVELS, O_PALETTE, O_CLASSES, O_FIELD, O_BOS, O_PROMPT };
-    static const struct option opts[] = {{"bytes", no_argument, 0, O_BYTES},
-                                         {"levels", required_argument, 0, O_LEVELS},
-                                         {"palette", required_argument, 0, O_PALETTE},
-                                         {"classes", required_argument, 0, O_CLASSES},
-                                         {"field", required_argument, 0, O_FIELD},
-                                         {"bos", no_argument, 0, O_BOS},
-                                         {"prompt", required_argument, 0, O_PROMPT},
-                                         KILN_CLI_LONGOPTS,
-                                         {0, 0, 0, 0}};
     tokenize T = {.field = "text"};
-    const char *classes = NULL, *palette = NULL;
-    uint64_t levels = 0;
-    int kinds = 0, opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (opt) {
-        case O_BYTES:
-            kinds++;
-            break;
-        case O_LEVELS:
-            levels = opt_u64("--levels", optarg), kinds++;
-            break;
-        case O_PALETTE:
-            palette = optarg, kinds++;
-            break;
-        case O_CLASSES:
-            classes = optarg;
-            break;
-        case O_FIELD:
-            T.field = optarg;
-            break;
-        case O_BOS:
-            T.bos = true;
-            break;
-        case O_PROMPT:
-            T.prompt = optarg;
-            break;
-        default:
-            if (!kiln_cli_option(&cli, opt, optarg)) kiln_usage_error("unknown option");
-        }
-    }
-    if (kinds != 1) kiln_usage_error("choose one of --bytes, --levels K, --palette FILE");
-    if (optind < argc) kiln_usage_error("unexpected argument '%s'", argv[optind]);
+    options o;
+    parse_options(argc, argv, &cli, &T, &o);
     char err[512];
-    if (levels) {
-        if (levels < 2 || levels > 256) kiln_usage_error("--levels wants 2 to 256");
-        ktok_init_levels(&T.tok, (uint32_t)levels);
-    } else if (palette) {
+    if (o.levels) {
+        ktok_init_levels(&T.tok, (uint32_t)o.levels);
+    } else if (o.palette) {
         uint8_t(*pal)[3];
         uint32_t n;
-        if (!kpalette_load(palette, &pal, &n, err, sizeof err)) kiln_die(EX_KILN_DATA, "%s", err);
+        if (!kpalette_load(o.palette, &pal, &n, err, sizeof err)) kiln_die(EX_KILN_DATA, "%s", err);
         ktok_init_palette(&T.tok, (const uint8_t(*)[3])pal, n);
         free(pal);
     } else {
@@ -198,7 +185,7 @@ int main(int argc, char **argv) {
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);
     const krec *hdr = kreader_hdr(r);
-    setup_classes(&T, classes, hdr);
+    setup_classes(&T, o.classes, hdr);
 
     /* An image tokenizer records the image shape, known from the first image: read ahead
      * one record before writing the hdr. */

@@ -10,12 +10,14 @@
 #include <string.h>
 #include <time.h>
 
-static const char *prog_name = "kiln";
+static char prog_name[128] = "kiln";
 static volatile sig_atomic_t stop_signal;
 
 void kiln_set_prog(const char *argv0) {
-    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
-    prog_name = slash ? slash + 1 : (argv0 ? argv0 : "kiln");
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL, *base = slash ? slash + 1 : argv0;
+    snprintf(prog_name, sizeof prog_name, "%s", base && *base ? base : "kiln");
+    /* A stage runs as kiln-NAME but is called `kiln NAME`: name it the way it was called. */
+    if (!strncmp(prog_name, "kiln-", 5) && prog_name[5]) prog_name[4] = ' ';
 }
 
 const char *kiln_prog(void) {
@@ -160,4 +162,41 @@ double kiln_now(void) {
 
 void kiln_print_version(void) {
     printf("%s (kiln) %s\n", prog_name, KILN_VERSION);
+}
+
+/* Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+ * neighbours ("trian" is one swap from "train") each cost 1. */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    size_t *d = xmalloc(xmul(xmul(n + 1, m + 1), sizeof *d));
+#define D(i, j) d[(i) * (m + 1) + (j)]
+    for (size_t i = 0; i <= n; i++) D(i, 0) = i;
+    for (size_t j = 0; j <= m; j++) D(0, j) = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = D(i - 1, j - 1) + (a[i - 1] != b[j - 1]);
+            if (D(i - 1, j) + 1 < best) best = D(i - 1, j) + 1;
+            if (D(i, j - 1) + 1 < best) best = D(i, j - 1) + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                D(i - 2, j - 2) + 1 < best)
+                best = D(i - 2, j - 2) + 1;
+            D(i, j) = best;
+        }
+    size_t dist = D(n, m);
+#undef D
+    free(d);
+    return dist;
+}
+
+const char *kiln_closest(const char *word, const char *const *names, size_t n) {
+    size_t len = strlen(word), best_dist = SIZE_MAX, prefixed = 0;
+    const char *best = NULL, *prefix_of = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (len >= 2 && !strncmp(names[i], word, len)) prefixed++, prefix_of = names[i];
+        size_t dist = edit_distance(word, names[i]);
+        if (dist < best_dist) best_dist = dist, best = names[i];
+    }
+    if (prefixed == 1) return prefix_of; /* an abbreviation of one name */
+    /* Close enough to be a slip of the fingers, not a different word. */
+    return best && best_dist <= 2 && 2 * best_dist <= len ? best : NULL;
 }

@@ -24,7 +24,8 @@ enum {
 
 #define KILN_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
-/* The program name used as the prefix of every message ("kiln-load"). */
+/* The program name used as the prefix of every message: argv[0]'s file name, with a stage
+ * binary's "kiln-load" named the way it is called, "kiln load". */
 void kiln_set_prog(const char *argv0);
 const char *kiln_prog(void);
 
@@ -52,6 +53,10 @@ bool parse_f64(const char *s, double *out);
 /* Option helpers: parse or exit 2 naming the option. */
 uint64_t opt_u64(const char *opt, const char *s);
 double opt_f64(const char *opt, const char *s);
+
+/* The name among names[0..n) that word is most likely a misspelling or abbreviation of,
+ * or NULL when none is close: for "did you mean ...?". */
+const char *kiln_closest(const char *word, const char *const *names, size_t n);
 
 /* Signals: SIGINT/SIGTERM set a flag (no SA_RESTART, so blocking reads return EINTR);
  * SIGPIPE is ignored so a closed downstream shows up as EPIPE. */

@@ -17,7 +17,6 @@
 #include "model/lora.h"
 #include "model/optim.h"
 #include "model/weights.h"
-#include "stream/cli.h"
 
 struct kengine {
     kengine_opts o;
@@ -43,6 +42,15 @@ struct kengine {
 };
 
 /* ---- options -------------------------------------------------------------------------------- */
+
+const char *const kengine_presets[] = {"tiny", "small", "char", NULL};
+
+bool kengine_add_class_option(void *dest, const char *arg, char *err, size_t errsz) {
+    kengine_opts *o = dest;
+    if (o->n_add == KENGINE_MAX_NEW_CLASSES)
+        return kiln_errf(err, errsz, 0, "at most %d new classes", KENGINE_MAX_NEW_CLASSES);
+    return ft_new_class_parse(arg, &o->add[o->n_add++], err, errsz);
+}
 
 void kengine_opts_init(kengine_opts *o) {
     *o = (kengine_opts){.accum = 1, .log_every = 10, .lr = 1e-3};

@@ -33,6 +33,7 @@
 
 #include "run/finetune.h"
 #include "run/objective.h"
+#include "stream/options.h"
 #include "stream/stream.h"
 
 #define KENGINE_MAX_NEW_CLASSES 16
@@ -55,6 +56,69 @@ typedef struct kengine_opts {
     double lr;
     int threads; /* 0: $KILN_THREADS or every CPU */
 } kengine_opts;
+
+/* --add-class NAME[=FROM] (dest: a kengine_opts *), for the option table. */
+bool kengine_add_class_option(void *dest, const char *arg, char *err, size_t errsz);
+
+/* The option rows every trainer shares (o: a kengine_opts *): the model, the run and
+ * fine-tuning, under their headings. */
+#define KENGINE_OPTIONS(o)                                                                         \
+    KOPT_GROUP("model"),                                                                           \
+        KOPT_CHOICE(0, "model", &(o)->preset, "PRESET", kengine_presets,                           \
+                    "tiny (2 layers, 64 wide, 4 heads), small (4, 256, 4), char (6, 384, 6); "     \
+                    "context 256 (default small)"),                                                \
+        KOPT_INT(0, "layers", &(o)->layers, "N", 1, 80,                                            \
+                 "layers: these four set or override the shape of the preset or of --init"),       \
+        KOPT_INT(0, "dim", &(o)->dim, "N", 1, 16384, "width, a multiple of --heads"),              \
+        KOPT_INT(0, "heads", &(o)->heads, "N", 1, 16384, "attention heads"),                       \
+        KOPT_INT(0, "ctx", &(o)->ctx, "N", 1, 65536, "context length in tokens"),                  \
+        KOPT_GROUP("training"),                                                                    \
+        KOPT_U64(0, "steps", &(o)->steps, "N", 0, UINT64_MAX,                                      \
+                 "stop after optimizer step N (default: when the input ends); the cosine "         \
+                 "schedule decays to lr/10 at step N"),                                            \
+        KOPT_DOUBLE(0, "lr", &(o)->lr, "X", 0, 10, "peak learning rate (default 1e-3)",            \
+                    .flags = KOPT_OPEN_MIN | KOPT_OPEN_MAX, .given = &(o)->have_lr),               \
+        KOPT_U64(0, "warmup", &(o)->warmup, "N", 0, UINT64_MAX,                                    \
+                 "linear warm-up steps (default min(100, steps/10))", .given = &(o)->have_warmup), \
+        KOPT_U64(0, "accum", &(o)->accum, "N", 1, 65536,                                           \
+                 "batches per optimizer step: gradient accumulation (default 1)"),                 \
+        KOPT_U64(0, "seed", &(o)->seed, "N", 0, UINT64_MAX,                                        \
+                 "initialisation seed (default: the hdr's seed)", .given = &(o)->have_seed),       \
+        KOPT_U64(0, "log-every", &(o)->log_every, "N", 1, UINT64_MAX,                              \
+                 "a metrics record every N steps (default 10)"),                                   \
+        KOPT_U64(0, "every", &(o)->every, "N", 0, UINT64_MAX,                                      \
+                 "a ckpt record every N steps (default 0: only at the end)"),                      \
+        KOPT_STRING(0, "init", &(o)->init, "FILE",                                                 \
+                    "start from a safetensors checkpoint (kiln ckpt writes them): its weights, "   \
+                    "optimizer state and step; its shape unless given"),                           \
+        KOPT_THREADS(&(o)->threads),                                                               \
+        KOPT_GROUP("fine-tuning (--init is then a pretrained base: its weights only, step 0, "     \
+                   "fresh AdamW, default lr 3e-4 (LoRA 1e-3) and warm-up steps/20; "               \
+                   "docs/stages-finetune.md)"),                                                    \
+        KOPT_BOOL(0, "finetune", &(o)->finetune, "full fine-tuning of every tensor"),              \
+        KOPT_STRING(0, "freeze", &(o)->freeze, "SPEC",                                             \
+                    "freeze tensors: embeddings, wte, wpe, ln_f, blocks:A-B, all-but-head, or "    \
+                    "tensor names / module prefixes, comma-separated; frozen tensors cost no "     \
+                    "weight-gradient work and hold no AdamW state"),                               \
+        KOPT_STRING(0, "lora", &(o)->lora, "SPEC",                                                 \
+                    "train only low-rank adapters: r=8,alpha=16,targets=qkv,proj,fc,fcproj"        \
+                    "[,dropout=0.05]; ckpt records then carry just the adapters and the base's "   \
+                    "hash (kiln ckpt merge folds them in)",                                        \
+                    .conflicts = "freeze", .why = "--lora freezes the whole base already"),        \
+        KOPT_STRING(0, "train", &(o)->train, "SPEC",                                               \
+                    "with --lora: these tensors train too (--freeze's syntax, e.g. "               \
+                    "ln_f,blocks:5) and travel in the adapter checkpoint",                         \
+                    .needs = "lora", .why = "else use --freeze"),                                  \
+        KOPT_CALL(0, "add-class", (o), kengine_add_class_option, "NAME[=FROM]",                    \
+                  "a new class token, its embedding row copied from class FROM (default: the "     \
+                  "mean of the class rows); repeatable; the stream must be tokenized with the "    \
+                  "base's classes plus NAME"),                                                     \
+        KOPT_BOOL(0, "save-start", &(o)->save_start,                                               \
+                  "a ckpt record of the model as it starts (step 0, after --add-class), so "       \
+                  "kiln eval measures it before fine-tuning")
+
+/* The --model names, NULL-terminated. */
+extern const char *const kengine_presets[];
 
 /* Defaults: accum 1, log every 10 steps, lr 1e-3. */
 void kengine_opts_init(kengine_opts *o);

@@ -96,7 +96,7 @@ cp runs/a/step-000700.safetensors good.safetensors
 size=$(stat -c %s good.safetensors)
 head -c $((size - 5)) good.safetensors > truncated.safetensors
 expect_status 65 "$K" ckpt inspect truncated.safetensors 2> err.txt
-expect 'grep -q "^kiln-ckpt: truncated.safetensors: .*outside the data" err.txt' "truncated: $(cat err.txt)"
+expect 'grep -q "^kiln ckpt: truncated.safetensors: .*outside the data" err.txt' "truncated: $(cat err.txt)"
 head -c 8 good.safetensors > cut-header.safetensors
 expect_status 65 "$K" ckpt inspect cut-header.safetensors 2> err.txt
 expect 'grep -q "cut-header.safetensors: truncated" err.txt' "header cut off: $(cat err.txt)"
@@ -124,7 +124,7 @@ expect 'grep -q "step-000001.safetensors: ckpt record: tensors holds a non-tenso
     "bad ckpt record: $(cat err.txt)"
 expect '[ ! -e runs/b/step-000001.safetensors ]' "nothing written for a bad record"
 expect_status 2 "$K" ckpt --out /dev/null < run1.rec 2> /dev/null
-expect '"$K" ckpt --help | head -1 | grep -q "^kiln-ckpt — "' "help first line"
+expect '"$K" ckpt --help | head -1 | grep -q "^kiln ckpt — "' "help first line"
 
 # ---- a write that fails half-way (file size limit standing in for a full disk) -------------
 ckpt 100 1.0 | "$K" import | "$K" ckpt --dir runs/full > /dev/null

@@ -12,9 +12,9 @@ expect '[ "$(PATH="$PWD/mine:$PATH" "$K" show -x)" = "my show -x" ]' "kiln-show 
 expect '[ "$(KILN_EXEC_PATH="$PWD/mine" "$K" show)" = "my show " ]' "KILN_EXEC_PATH replaces the stage"
 
 for p in "$KILN_BIN"/kiln-*; do
-    name=$(basename "$p")
+    name=$(basename "$p") stage=${name#kiln-}
     "$p" --help > help.txt; rc=$?
-    expect "[ $rc = 0 ] && head -1 help.txt | grep -q '^$name — '" "$name --help: first line is its summary"
+    expect "[ $rc = 0 ] && head -1 help.txt | grep -q '^kiln $stage — '" "$name --help: first line is its summary"
     expect "grep -qi 'example' help.txt" "$name --help has an example"
     expect "'$p' --version | grep -q '(kiln)'" "$name --version"
     "$p" --no-such-option </dev/null >/dev/null 2>&1; rc=$?

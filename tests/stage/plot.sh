@@ -33,5 +33,5 @@ expect_status 2 "$K" plot --in m.rec --out /dev/null 2> /dev/null
 expect_status 2 "$K" plot --png x.png --width 10 --in m.rec --out /dev/null 2> /dev/null
 expect_status 74 "$K" plot --png no/such/dir/x.png --in m.rec --out /dev/null 2> err.txt
 expect 'grep -q "no/such/dir/x.png" err.txt' "unwritable path named: $(cat err.txt)"
-expect '"$K" plot --help | head -1 | grep -q "^kiln-plot — "' "help first line"
+expect '"$K" plot --help | head -1 | grep -q "^kiln plot — "' "help first line"
 finish

@@ -6,7 +6,7 @@ BOOK="$KILN_ROOT/examples/data/moby-dick.txt"
 [ -f "$BOOK" ] || skip "no examples/data/moby-dick.txt"
 command -v jq >/dev/null || skip "no jq"
 
-expect '"$K" train --help | head -1 | grep -q "^kiln-train — "' "--help first line"
+expect '"$K" train --help | head -1 | grep -q "^kiln train — "' "--help first line"
 expect_status 2 "$K" train --model huge --in /dev/null
 expect_status 2 "$K" train --accum 0 --in /dev/null
 
