@@ -193,13 +193,6 @@ static void close_readers_at_exit(void) {
         }
 }
 
-size_t kiln_max_record_bytes(void) {
-    const char *e = getenv("KILN_MAX_RECORD");
-    uint64_t v;
-    if (e && parse_u64(e, &v) && v >= 64) return (size_t)v;
-    return KILN_MAX_RECORD_DEFAULT;
-}
-
 static void flush_all_writers(void);
 static void flush_writers_at_exit(void);
 
@@ -332,10 +325,7 @@ static void decode(kreader *r, msgpack_unpacked *unp, const uint8_t *p, size_t n
 
 kreader *kreader_open(const char *url, int peers) {
     kreader *r = xcalloc(1, sizeof *r);
-    r->lim.max_bytes = kiln_max_record_bytes();
-    r->lim.max_objects = KILN_MAX_OBJECTS;
-    r->lim.max_entries = KILN_MAX_CONTAINER;
-    r->lim.max_depth = KILN_MAX_DEPTH;
+    r->lim = kiln_record_limits();
     msgpack_unpacked_init(&r->unp);
     msgpack_unpacked_init(&r->hdr_unp);
     if (!url || strcmp(url, "-") == 0) {

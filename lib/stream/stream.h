@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "stream/mpscan.h" /* the limits on every record read: KILN_MAX_*, kiln_max_record_bytes */
 
 #define KILN_FORMAT_VERSION 1
 
@@ -124,12 +125,5 @@ bool kwriter_gone(const kwriter *w);
  * right code (0, or 130/143 after a stop signal).  A stage whose downstream is gone
  * exits 0 quietly (documented: `kiln ... | head` is not an error). */
 _Noreturn void kiln_finish(kreader *r, kwriter *w);
-
-/* Limits applied to every record read (env KILN_MAX_RECORD overrides the size). */
-#define KILN_MAX_RECORD_DEFAULT (256u << 20)
-#define KILN_MAX_CONTAINER      1024
-#define KILN_MAX_DEPTH          8
-#define KILN_MAX_OBJECTS        (1u << 20) /* values in one record: bounds msgpack-c's zone */
-size_t kiln_max_record_bytes(void);
 
 #endif
