@@ -5,7 +5,8 @@
  * So before msgpack-c sees a record, mpscan walks it and enforces kiln's limits: total
  * size, entries per map/array, nesting depth.  It also says how many bytes a partial
  * record needs at least, so a reader fails fast on a bin32 claiming 4 GB instead of
- * waiting for data that will never come. */
+ * waiting for data that will never come.  Both transports (fdio.c, zmqio.c) bound what
+ * they receive with kiln_record_limits() before anything above them decodes it. */
 #ifndef KILN_MPSCAN_H
 #define KILN_MPSCAN_H
 
