@@ -1,6 +1,7 @@
 /* stream — record reader and writer over any transport (see stream.h, transport.h). */
 #include "stream/stream.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -784,4 +785,10 @@ void kiln_finish(kreader *r, kwriter *w) {
     kwriter_close(w, status); /* without an eos when the downstream has gone */
     kreader_close(r);
     exit(sig ? kiln_stop_status(sig) : EX_KILN_OK);
+}
+
+void kiln_stdout_failed(void) {
+    int err = errno;
+    if (err == EPIPE || kt_fd_reader_gone(1)) exit(EX_KILN_OK);
+    kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(err));
 }

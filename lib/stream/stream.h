@@ -136,4 +136,9 @@ bool kwriter_gone(kwriter *w);
  * is not an error). */
 _Noreturn void kiln_finish(kreader *r, kwriter *w);
 
+/* For a stage that writes text to stdout (detok, sample): call right after a write or
+ * fflush to stdout failed.  Exits 0 quietly when stdout's reader has gone (`kiln detok |
+ * head`), else 74 naming the error. */
+_Noreturn void kiln_stdout_failed(void);
+
 #endif
