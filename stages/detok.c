@@ -107,8 +107,7 @@ int main(int argc, char **argv) {
             size_t len = ktok_decode_text(&tok, ids, n, text);
             if (!dir) {
                 text[len] = '\n';
-                if (fwrite(text, 1, len + 1, stdout) != len + 1)
-                    kiln_die(EX_KILN_IO, "stdout: write error (%s)", strerror(errno));
+                if (fwrite(text, 1, len + 1, stdout) != len + 1) kiln_stdout_failed();
                 continue;
             }
             file_name(&rec, ".txt", name, sizeof name);
@@ -138,7 +137,7 @@ int main(int argc, char **argv) {
         }
         if (kiln_stop_signal()) break;
     }
-    if (fflush(stdout) != 0) kiln_die(EX_KILN_IO, "stdout: write error (%s)", strerror(errno));
+    if (fflush(stdout) != 0) kiln_stdout_failed();
     if (dir) kiln_warn("%llu files written to %s", (unsigned long long)files, dir);
     const char *status = kreader_status(r);
     /* before r, which owns it, goes; an interrupted upstream is not an error of ours */

@@ -134,7 +134,7 @@ static void stream_text(const kmodel *km, const options *o, kpool *pool) {
         kgen_run(g, prompt, np, n, &o->s, allowed, (int32_t)km->tok.eos, o->seed, put_token, &st,
                  out, &len);
     putchar('\n');
-    if (fflush(stdout) || ferror(stdout)) kiln_die(EX_KILN_IO, "stdout: write failed");
+    if (fflush(stdout) || ferror(stdout)) kiln_stdout_failed();
     kgen_free(g);
     free(prompt), free(out), free(allowed);
 }

@@ -2,6 +2,9 @@
 #include "stream/mpscan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "core/util.h"
 
 typedef struct {
     const uint8_t *p;
@@ -171,4 +174,18 @@ mpscan_result mpscan(const uint8_t *p, size_t avail, const mpscan_limits *lim, s
     mpscan_result r = scan_value(&s, 0);
     *len = r == MPSCAN_OK ? s.pos : s.need;
     return r;
+}
+
+size_t kiln_max_record_bytes(void) {
+    const char *e = getenv("KILN_MAX_RECORD");
+    uint64_t v;
+    if (e && parse_u64(e, &v) && v >= 64 && v <= SIZE_MAX) return (size_t)v;
+    return KILN_MAX_RECORD_DEFAULT;
+}
+
+mpscan_limits kiln_record_limits(void) {
+    return (mpscan_limits){.max_bytes = kiln_max_record_bytes(),
+                           .max_entries = KILN_MAX_CONTAINER,
+                           .max_depth = KILN_MAX_DEPTH,
+                           .max_objects = KILN_MAX_OBJECTS};
 }

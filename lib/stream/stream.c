@@ -1,19 +1,15 @@
-/* stream — record reader and writer over pipes, files and ZeroMQ (see stream.h). */
+/* stream — record reader and writer over any transport (see stream.h, transport.h). */
 #include "stream/stream.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "stream/mpscan.h"
 #include "core/util.h"
-#include "stream/zmqio.h"
+#include "stream/transport.h"
 
 /* ================================ records ================================================ */
 
@@ -159,141 +155,150 @@ static const char *check_tensors(const msgpack_object *o) {
     return NULL;
 }
 
+/* ================================ what transports know of records ======================== */
+
+/* Map header, t and seq: the record's first bytes, packed into head. */
+static size_t pack_head(uint8_t *head, uint32_t nfields, const char *type, uint64_t seq) {
+    size_t n = 0, tl = strlen(type);
+    uint32_t m = nfields + 2;
+    if (m < 16)
+        head[n++] = (uint8_t)(0x80 | m);
+    else if (m < 65536) {
+        head[n++] = 0xde;
+        head[n++] = (uint8_t)(m >> 8);
+        head[n++] = (uint8_t)m;
+    } else {
+        head[n++] = 0xdf;
+        for (int i = 3; i >= 0; i--) head[n++] = (uint8_t)(m >> (8 * i));
+    }
+    head[n++] = 0xa1;
+    head[n++] = 't';
+    head[n++] = (uint8_t)(0xa0 | tl); /* type names are < 32 bytes */
+    memcpy(head + n, type, tl);
+    n += tl;
+    head[n++] = 0xa3;
+    memcpy(head + n, "seq", 3);
+    n += 3;
+    head[n++] = 0xcf;
+    for (int i = 7; i >= 0; i--) head[n++] = (uint8_t)(seq >> (8 * i));
+    return n;
+}
+
+/* The end-of-stream record, built here and nowhere else: kwriter_close has its transport
+ * send one to each receiver, and a ZeroMQ fan-in hands its stage one merged. */
+static size_t pack_eos(uint8_t *buf, uint64_t seq, uint64_t count, const char *status) {
+    size_t n = pack_head(buf, 2, "eos", seq), sl = strnlen(status, KT_STATUS_MAX - 1);
+    buf[n++] = 0xa5;
+    memcpy(buf + n, "count", 5);
+    n += 5;
+    buf[n++] = 0xcf;
+    for (int i = 7; i >= 0; i--) buf[n++] = (uint8_t)(count >> (8 * i));
+    buf[n++] = 0xa6;
+    memcpy(buf + n, "status", 6);
+    n += 6;
+    buf[n++] = (uint8_t)(0xa0 | sl);
+    memcpy(buf + n, status, sl);
+    return n + sl;
+}
+
+/* The type of a record whose first key is "t" with a short string value, as every kiln
+ * writer packs it (pack_head); false for any other layout. */
+static bool leading_type(const uint8_t *p, size_t n, char type[32]) {
+    size_t i = (p[0] & 0xf0) == 0x80 ? 1 : p[0] == 0xde ? 3 : p[0] == 0xdf ? 5 : 0;
+    if (!i || i + 3 > n || p[i] != 0xa1 || p[i + 1] != 't' || (p[i + 2] & 0xe0) != 0xa0)
+        return false;
+    size_t len = p[i + 2] & 0x1fu;
+    if (i + 3 + len > n) return false;
+    memcpy(type, p + i + 3, len);
+    type[len] = 0;
+    return true;
+}
+
+/* kt_codec.kind: hdr and eos are told apart from the rest without decoding the common
+ * record; an eos (or a record laid out otherwise) is decoded. */
+static kt_kind record_kind(const uint8_t *p, size_t n, uint64_t *count, char *status) {
+    char type[32];
+    if (leading_type(p, n, type) && strcmp(type, "hdr") != 0 && strcmp(type, "eos") != 0)
+        return KT_DATA;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    kt_kind kind = KT_DATA;
+    if (msgpack_unpack_next(&u, (const char *)p, n, &off) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *t = kobj_get(&u.data, "t"), *c = kobj_get(&u.data, "count");
+        if (kobj_str_eq(t, "hdr")) kind = KT_HDR;
+        if (kobj_str_eq(t, "eos")) {
+            kind = KT_EOS;
+            *count = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? c->via.u64 : 0;
+            if (!kobj_cstr(kobj_get(&u.data, "status"), status, KT_STATUS_MAX))
+                strcpy(status, "ok");
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return kind;
+}
+
+static const kt_codec record_codec = {.kind = record_kind, .pack_eos = pack_eos};
+
+/* ================================ every open stream ====================================== */
+
+static kreader *all_readers;
+static kwriter *all_writers;
+static bool output_gone; /* a writer's downstream has gone: reading on is pointless */
+
+static void flush_all_writers(void);
+static void close_streams_at_exit(void);
+
+static void close_streams_at_exit_once(void) {
+    static bool registered;
+    if (!registered) atexit(close_streams_at_exit);
+    registered = true;
+}
+
 /* ================================ reading ================================================ */
 
 struct kreader {
-    char *name;
-    int fd;
-    kzin *zin;
-    uint8_t *buf;
-    size_t cap, start, end; /* unread bytes are buf[start, end) */
-    bool eof;
-    uint64_t offset;   /* input offset of buf[start] */
+    kt_conn *in;
+    uint64_t offset;   /* where the record being decoded starts, on a byte stream */
     uint64_t nrecords; /* records decoded, hdr included */
     uint64_t ndata;    /* records returned to the stage */
-    mpscan_limits lim;
     msgpack_unpacked unp;
-    uint8_t *hdr_bytes; /* the hdr keeps its own copy: it outlives the buffer */
+    uint8_t *hdr_bytes; /* the hdr keeps its own copy: it outlives the transport's buffer */
     msgpack_unpacked hdr_unp;
     krec hdr;
-    char status[16];
+    char status[KT_STATUS_MAX];
     bool ended;
     kreader *next_reader;
 };
-
-static kreader *all_readers;
-
-/* A stage that exits early (a closed stdout, an error) must still tell ZeroMQ senders that
- * it stopped, or they would wait for credit forever: as a pipe tells its writer. */
-static void close_readers_at_exit(void) {
-    for (kreader *r = all_readers; r; r = r->next_reader)
-        if (r->zin) {
-            kzin_close(r->zin, !r->ended);
-            r->zin = NULL;
-        }
-}
-
-size_t kiln_max_record_bytes(void) {
-    const char *e = getenv("KILN_MAX_RECORD");
-    uint64_t v;
-    if (e && parse_u64(e, &v) && v >= 64) return (size_t)v;
-    return KILN_MAX_RECORD_DEFAULT;
-}
-
-static void flush_all_writers(void);
-static void flush_writers_at_exit(void);
-
-/* Read until at least `need` unread bytes are buffered (or EOF), taking whatever more is
- * already there, with space for `room` unread bytes (room >= need) so that a record of
- * unknown size is read in growing chunks rather than rescanned byte by byte.  `exact` reads
- * no further than `need`: for a large record of known size, so that the next record starts
- * at the front of the buffer and nothing is ever slid.  Returns false on a stop signal. */
-static bool fill(kreader *r, size_t need, size_t room, bool exact) {
-    if (r->start > 0 && r->start == r->end) r->start = r->end = 0;
-    if (room > r->cap - r->start) {
-        if (r->start > 0) { /* slide the partial record to the front */
-            memmove(r->buf, r->buf + r->start, r->end - r->start);
-            r->end -= r->start;
-            r->start = 0;
-        }
-        if (room > r->cap) {
-            size_t cap = r->cap * 2 > room ? r->cap * 2 : room;
-            r->buf = xrealloc(r->buf, cap);
-            r->cap = cap;
-        }
-    }
-    flush_all_writers(); /* never sit on output while waiting for input */
-    while (r->end - r->start < need) {
-        size_t space = r->cap - r->end;
-        if (exact && space > need - (r->end - r->start)) space = need - (r->end - r->start);
-        if (kiln_stop_signal()) return false;
-        ssize_t n = read(r->fd, r->buf + r->end, space);
-        if (n > 0) {
-            r->end += (size_t)n;
-            continue;
-        }
-        if (n == 0) {
-            r->eof = true;
-            return true;
-        }
-        if (errno == EINTR) continue;
-        kiln_die(EX_KILN_IO, "%s: read error: %s", r->name, strerror(errno));
-    }
-    return true;
-}
 
 _Noreturn static void truncated(kreader *r) {
     kiln_die(EX_KILN_IO,
              "%s: upstream ended without end-of-stream (did it crash?) after %llu records, "
              "at byte offset %llu",
-             r->name, (unsigned long long)r->nrecords, (unsigned long long)r->offset);
+             r->in->name, (unsigned long long)r->nrecords, (unsigned long long)r->offset);
 }
 
-/* The next whole message: its bytes and length.  false when interrupted. */
+/* Exits 65 naming the record, and on a byte stream where it is. */
+_Noreturn static void bad_record(const kreader *r, uint64_t index, uint64_t offset,
+                                 const char *why) {
+    char at[48] = "";
+    if (r->in->type->byte_stream)
+        snprintf(at, sizeof at, " at byte offset %llu", (unsigned long long)offset);
+    kiln_die(EX_KILN_DATA, "%s: bad record %llu%s: %s", r->in->name, (unsigned long long)index, at,
+             why);
+}
+
+/* The next whole record's bytes, bounded by the transport.  false on a stop signal. */
 static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
-    char why[160];
-    if (r->zin) {
-        if (!kzin_next(r->zin, p, n)) return false;
-        size_t len;
-        mpscan_result res = mpscan(*p, *n, &r->lim, &len, why, sizeof why);
-        if (res == MPSCAN_OK && len == *n) return true;
-        if (res == MPSCAN_OK) snprintf(why, sizeof why, "message holds bytes after its record");
-        if (res == MPSCAN_MORE) snprintf(why, sizeof why, "message ends inside its record");
-        kiln_die(EX_KILN_DATA, "%s: bad record %llu: %s", r->name, (unsigned long long)r->nrecords,
-                 why);
-    }
-    size_t need = 1;
-    bool known = false; /* need is the size of the whole record, from its headers */
-    for (;;) {
-        size_t avail = r->end - r->start, len;
-        if (avail >= need) {
-            mpscan_result res = mpscan(r->buf + r->start, avail, &r->lim, &len, why, sizeof why);
-            if (res == MPSCAN_OK) {
-                *p = r->buf + r->start;
-                *n = len;
-                return true;
-            }
-            if (res == MPSCAN_BAD)
-                kiln_die(EX_KILN_DATA, "%s: bad record %llu at byte offset %llu: %s", r->name,
-                         (unsigned long long)r->nrecords, (unsigned long long)(r->offset + len),
-                         why);
-            known = len > avail;
-            need = known ? len : avail + 1;
-        }
-        if (r->eof) truncated(r);
-        /* Wait for what the record needs; make room for a good chunk more when its size is
-         * unknown, so a record made of many small pieces is not rescanned once per read. */
-        size_t room = avail + (avail >> 1);
-        if (room < need || room > r->lim.max_bytes) room = need;
-        if (!fill(r, need, room, known && need >= (64u << 10))) return false;
-    }
-}
-
-static void consume(kreader *r, size_t n) {
-    if (!r->zin) {
-        r->start += n;
-        r->offset += n;
-    }
+    kt_msg m;
+    kt_result res = r->in->type->recv(r->in, &m);
+    if (res == KT_STOP) return false;
+    r->offset = m.offset;
+    if (res == KT_EOF) truncated(r);
+    if (res == KT_BAD) bad_record(r, r->nrecords, m.offset, m.why);
+    *p = m.p;
+    *n = m.n;
+    return true;
 }
 
 /* Decode raw bytes into rec with unp's zone; exits 65 on anything malformed. */
@@ -324,57 +329,36 @@ static void decode(kreader *r, msgpack_unpacked *unp, const uint8_t *p, size_t n
             why = check_tensors(rec->map);
         }
     }
-    if (why)
-        kiln_die(EX_KILN_DATA, "%s: bad record %llu at byte offset %llu: %s", r->name,
-                 (unsigned long long)rec->index, (unsigned long long)rec->offset, why);
+    if (why) bad_record(r, rec->index, rec->offset, why);
     r->nrecords++;
 }
 
 kreader *kreader_open(const char *url, int peers) {
     kreader *r = xcalloc(1, sizeof *r);
-    r->lim.max_bytes = kiln_max_record_bytes();
-    r->lim.max_objects = KILN_MAX_OBJECTS;
-    r->lim.max_entries = KILN_MAX_CONTAINER;
-    r->lim.max_depth = KILN_MAX_DEPTH;
+    kt_opts o = {.peers = peers < 1 ? 1 : peers,
+                 .codec = &record_codec,
+                 .before_wait = flush_all_writers}; /* never sit on output waiting for input */
+    r->in = ktransport_for(url)->open_in(url, &o);
     msgpack_unpacked_init(&r->unp);
     msgpack_unpacked_init(&r->hdr_unp);
-    if (!url || strcmp(url, "-") == 0) {
-        r->name = xstrdup("stdin");
-        r->fd = 0;
-    } else if (kzmq_is_url(url)) {
-        r->name = xstrdup(url);
-        r->fd = -1;
-        r->zin = kzin_open(url, peers < 1 ? 1 : peers);
-        static bool registered;
-        if (!registered) atexit(close_readers_at_exit);
-        registered = true;
-    } else {
-        r->name = xstrdup(url);
-        r->fd = open(url, O_RDONLY | O_CLOEXEC);
-        if (r->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot open: %s", url, strerror(errno));
-    }
     r->next_reader = all_readers;
     all_readers = r;
-    if (!r->zin) {
-        r->cap = 1 << 20;
-        r->buf = xmalloc(r->cap);
-    }
+    close_streams_at_exit_once();
     const uint8_t *p;
     size_t n;
     if (!next_raw(r, &p, &n))
         kiln_die(kiln_stop_status(kiln_stop_signal()), "%s: interrupted before the stream began",
-                 r->name);
+                 r->in->name);
     r->hdr_bytes = xmalloc(n);
     memcpy(r->hdr_bytes, p, n);
     decode(r, &r->hdr_unp, r->hdr_bytes, n, &r->hdr);
-    consume(r, n);
     if (!krec_is(&r->hdr, "hdr"))
-        kiln_die(EX_KILN_DATA, "%s: stream does not start with a hdr record (got '%s')", r->name,
-                 r->hdr.t);
+        kiln_die(EX_KILN_DATA, "%s: stream does not start with a hdr record (got '%s')",
+                 r->in->name, r->hdr.t);
     uint64_t v;
     if (krec_u64(&r->hdr, "v", &v) && v > KILN_FORMAT_VERSION)
         kiln_die(EX_KILN_DATA, "%s: stream format version %llu is newer than this kiln (%d)",
-                 r->name, (unsigned long long)v, KILN_FORMAT_VERSION);
+                 r->in->name, (unsigned long long)v, KILN_FORMAT_VERSION);
     return r;
 }
 
@@ -383,7 +367,17 @@ const krec *kreader_hdr(const kreader *r) {
 }
 
 const char *kreader_name(const kreader *r) {
-    return r->name;
+    return r->in->name;
+}
+
+/* The eos: its status, and for a clean end its count against what arrived. */
+static void end_of_stream(kreader *r, const krec *eos) {
+    r->ended = true;
+    if (!kobj_cstr(krec_get(eos, "status"), r->status, sizeof r->status)) strcpy(r->status, "ok");
+    uint64_t count;
+    if (strcmp(r->status, "ok") == 0 && krec_u64(eos, "count", &count) && count != r->ndata)
+        kiln_die(EX_KILN_IO, "%s: upstream sent %llu records but %llu arrived (records lost)",
+                 r->in->name, (unsigned long long)count, (unsigned long long)r->ndata);
 }
 
 bool kreader_next(kreader *r, krec *out) {
@@ -391,21 +385,14 @@ bool kreader_next(kreader *r, krec *out) {
     const uint8_t *p;
     size_t n;
     for (;;) {
-        if (kiln_stop_signal() || !next_raw(r, &p, &n)) return false;
+        if (output_gone || kiln_stop_signal() || !next_raw(r, &p, &n)) return false;
         decode(r, &r->unp, p, n, out);
-        consume(r, n);
         if (krec_is(out, "hdr")) continue; /* a repeated hdr (concatenated streams): skip */
         if (!krec_is(out, "eos")) {
             r->ndata++;
             return true;
         }
-        r->ended = true;
-        const msgpack_object *st = krec_get(out, "status");
-        if (!kobj_cstr(st, r->status, sizeof r->status)) strcpy(r->status, "ok");
-        uint64_t count;
-        if (strcmp(r->status, "ok") == 0 && krec_u64(out, "count", &count) && count != r->ndata)
-            kiln_die(EX_KILN_IO, "%s: upstream sent %llu records but %llu arrived (records lost)",
-                     r->name, (unsigned long long)count, (unsigned long long)r->ndata);
+        end_of_stream(r, out);
         return false;
     }
 }
@@ -416,20 +403,15 @@ const char *kreader_status(const kreader *r) {
 
 void kreader_close(kreader *r) {
     if (!r) return;
-    if (r->zin)
-        kzin_close(r->zin, !r->ended);
-    else if (r->fd > 0)
-        close(r->fd);
     for (kreader **pp = &all_readers; *pp; pp = &(*pp)->next_reader)
         if (*pp == r) {
             *pp = r->next_reader;
             break;
         }
+    r->in->type->close(r->in, !r->ended);
     msgpack_unpacked_destroy(&r->unp);
     msgpack_unpacked_destroy(&r->hdr_unp);
     free(r->hdr_bytes);
-    free(r->buf);
-    free(r->name);
     free(r);
 }
 
@@ -443,13 +425,11 @@ typedef struct {
     const void *ptr; /* when external */
 } segment;
 
-#define SMALL_RECORD (64u << 10) /* records below this are gathered into `out` */
-#define EXTERNAL_MIN 4096        /* bin payloads from this size are referenced, not copied */
+#define EXTERNAL_MIN 4096 /* bin payloads from this size are referenced, not copied */
+#define GONE_PROBE_S 0.01 /* kwriter_gone asks the transport at most this often */
 
 struct kwriter {
-    char *name;
-    int fd;
-    kzout *zout;
+    kt_conn *out;
     msgpack_packer pk;
     uint8_t *body;
     size_t body_len, body_cap, seg_start;
@@ -457,20 +437,16 @@ struct kwriter {
     size_t nsegs, segs_cap;
     uint32_t nfields;
     char type[32];
-    bool building, is_hdr, gone;
+    bool building, is_hdr;
+    bool gone; /* the downstream has gone: nothing more is written */
+    double probed;
     uint64_t seq, count;
     /* hdr: upstream fields to copy at the end, unless this stage set them itself */
     const krec *hdr_upstream;
     char **hdr_keys;
     size_t hdr_nkeys;
-    /* small records are gathered here and written together */
-    uint8_t *out;
-    size_t out_len;
-    double out_since, last_end;
     kwriter *next_writer;
 };
-
-static kwriter *all_writers;
 
 static int body_write(void *data, const char *buf, size_t len) {
     kwriter *w = data;
@@ -505,82 +481,39 @@ static void add_external(kwriter *w, const void *p, size_t n) {
     if (n) push_segment(w, (segment){true, 0, n, p});
 }
 
-/* A pipe's default 64 KiB buffer makes a 256 KiB record cost several context switches
- * between writer and reader; a wider pipe (up to the unprivileged 1 MiB limit) costs memory
- * only while full.  Not a pipe, or not allowed: left as it is. */
-static void widen_pipe(int fd) {
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) (void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
-}
-
 kwriter *kwriter_open(const char *url, int peers) {
+    if ((!url || strcmp(url, "-") == 0) && isatty(1))
+        kiln_die(EX_KILN_USAGE, "refusing to write records to a terminal; pipe them into "
+                                "'kiln show' (e.g. '... | kiln show')");
     kwriter *w = xcalloc(1, sizeof *w);
-    if (!url || strcmp(url, "-") == 0) {
-        if (isatty(1))
-            kiln_die(EX_KILN_USAGE, "refusing to write records to a terminal; pipe them into "
-                                    "'kiln show' (e.g. '... | kiln show')");
-        w->name = xstrdup("stdout");
-        w->fd = 1;
-        widen_pipe(1);
-    } else if (kzmq_is_url(url)) {
-        w->name = xstrdup(url);
-        w->fd = -1;
-        w->zout = kzout_open(url, peers < 1 ? 1 : peers);
-    } else {
-        w->name = xstrdup(url);
-        w->fd = open(url, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (w->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot create: %s", url, strerror(errno));
-    }
+    kt_opts o = {.peers = peers < 1 ? 1 : peers, .codec = &record_codec};
+    w->out = ktransport_for(url)->open_out(url, &o);
     msgpack_packer_init(&w->pk, w, body_write);
-    w->out = xmalloc(SMALL_RECORD * 2);
     w->next_writer = all_writers;
     all_writers = w;
-    static bool registered;
-    if (!registered) atexit(flush_writers_at_exit);
-    registered = true;
+    close_streams_at_exit_once();
     return w;
 }
 
-/* The downstream closed its end: stop quietly (documented exit status 0). */
-_Noreturn static void downstream_gone(void) {
-    exit(EX_KILN_OK);
+/* The downstream closed its end: write nothing more, and let the stage wind down quietly
+ * (kwriter_gone, kreader_next, kiln_finish). */
+static void downstream_gone(kwriter *w) {
+    w->gone = true;
+    output_gone = true;
 }
 
-static void write_all(kwriter *w, struct iovec *iov, int cnt) {
-    while (cnt > 0) {
-        ssize_t n = writev(w->fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EPIPE) downstream_gone();
-            kiln_die(EX_KILN_IO, "%s: write error: %s", w->name, strerror(errno));
-        }
-        size_t left = (size_t)n;
-        while (cnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
-    }
-}
-
-static void flush_out(kwriter *w) {
-    if (!w->out_len) return;
-    struct iovec iov = {w->out, w->out_len};
-    w->out_len = 0;
-    write_all(w, &iov, 1);
+static void flush_writer(kwriter *w) {
+    if (!w->gone && !w->out->type->flush(w->out)) downstream_gone(w);
 }
 
 static void flush_all_writers(void) {
-    for (kwriter *w = all_writers; w; w = w->next_writer)
-        if (w->fd >= 0) flush_out(w);
+    for (kwriter *w = all_writers; w; w = w->next_writer) flush_writer(w);
 }
 
 void kwriter_begin(kwriter *w, const char *type) {
     if (w->building) kiln_die(EX_KILN_SOFTWARE, "record '%s' begun inside '%s'", type, w->type);
+    if (strcmp(type, "eos") == 0)
+        kiln_die(EX_KILN_SOFTWARE, "an eos is written by kwriter_close, not built");
     w->building = true;
     w->is_hdr = false;
     snprintf(w->type, sizeof w->type, "%s", type);
@@ -745,54 +678,8 @@ static bool bulk_type(const char *t) {
            !strcmp(t, "pref");
 }
 
-/* Records gathered but not yet written go out even when the stage exits on an error:
- * nothing already written is lost.  Best effort: no message, no second exit. */
-static void flush_writers_at_exit(void) {
-    for (kwriter *w = all_writers; w; w = w->next_writer) {
-        size_t off = 0;
-        while (w->fd >= 0 && off < w->out_len) {
-            ssize_t n = write(w->fd, w->out + off, w->out_len - off);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            off += (size_t)n;
-        }
-        w->out_len = 0;
-    }
-}
-
-/* Map header, t and seq: the record's first bytes, packed into head. */
-static size_t pack_head(uint8_t *head, uint32_t nfields, const char *type, uint64_t seq) {
-    size_t n = 0, tl = strlen(type);
-    uint32_t m = nfields + 2;
-    if (m < 16)
-        head[n++] = (uint8_t)(0x80 | m);
-    else if (m < 65536) {
-        head[n++] = 0xde;
-        head[n++] = (uint8_t)(m >> 8);
-        head[n++] = (uint8_t)m;
-    } else {
-        head[n++] = 0xdf;
-        for (int i = 3; i >= 0; i--) head[n++] = (uint8_t)(m >> (8 * i));
-    }
-    head[n++] = 0xa1;
-    head[n++] = 't';
-    head[n++] = (uint8_t)(0xa0 | tl); /* type names are < 32 bytes */
-    memcpy(head + n, type, tl);
-    n += tl;
-    head[n++] = 0xa3;
-    memcpy(head + n, "seq", 3);
-    n += 3;
-    head[n++] = 0xcf;
-    for (int i = 7; i >= 0; i--) head[n++] = (uint8_t)(seq >> (8 * i));
-    return n;
-}
-
-void kwriter_end(kwriter *w) {
-    if (!w->building) kiln_die(EX_KILN_SOFTWARE, "kwriter_end without kwriter_begin");
-    if (w->is_hdr) copy_upstream_hdr_fields(w);
-    bool is_hdr = strcmp(w->type, "hdr") == 0, is_eos = strcmp(w->type, "eos") == 0;
-    uint64_t seq = is_hdr ? 0 : ++w->seq;
-    cut_body(w);
+/* Hand the finished record to the transport as head + segments, tensor data by reference. */
+static void send_record(kwriter *w, uint64_t seq, bool is_hdr) {
     uint8_t head[64];
     size_t headlen = pack_head(head, w->nfields, w->type, seq), total = headlen;
     struct iovec stackv[64], *iov = stackv;
@@ -804,29 +691,22 @@ void kwriter_end(kwriter *w) {
         iov[i + 1].iov_len = s->len;
         total += s->len;
     }
-    int cnt = (int)w->nsegs + 1;
-    w->building = false;
-    if (!is_hdr && !is_eos) w->count++;
-    if (w->zout) {
-        if (!kzout_send(w->zout, iov, cnt, total, is_hdr)) downstream_gone();
-    } else if (total < SMALL_RECORD) {
-        if (w->out_len + total > SMALL_RECORD) flush_out(w);
-        if (!w->out_len) w->out_since = kiln_now();
-        for (int i = 0; i < cnt; i++) {
-            memcpy(w->out + w->out_len, iov[i].iov_base, iov[i].iov_len);
-            w->out_len += iov[i].iov_len;
-        }
-        /* Small records wait for company, but never long: a stage that writes seldom (train's
-         * metrics after a step) gains nothing by gathering, and its records must show. */
-        double now = kiln_now();
-        if (!bulk_type(w->type) || now - w->out_since > 0.05 || now - w->last_end > 0.01)
-            flush_out(w);
-        w->last_end = now;
-    } else {
-        flush_out(w);
-        write_all(w, iov, cnt);
-    }
+    kt_kind kind = is_hdr ? KT_HDR : bulk_type(w->type) ? KT_BULK : KT_DATA;
+    if (!w->out->type->send(w->out, iov, (int)w->nsegs + 1, total, kind))
+        downstream_gone(w);
+    else if (!is_hdr)
+        w->count++;
     if (iov != stackv) free(iov);
+}
+
+void kwriter_end(kwriter *w) {
+    if (!w->building) kiln_die(EX_KILN_SOFTWARE, "kwriter_end without kwriter_begin");
+    if (w->is_hdr) copy_upstream_hdr_fields(w);
+    bool is_hdr = strcmp(w->type, "hdr") == 0;
+    uint64_t seq = is_hdr ? 0 : ++w->seq;
+    cut_body(w);
+    w->building = false;
+    if (!w->gone) send_record(w, seq, is_hdr);
 }
 
 void kwriter_pass(kwriter *w, const krec *r) {
@@ -843,49 +723,66 @@ void kwriter_pass(kwriter *w, const krec *r) {
 }
 
 void kwriter_flush(kwriter *w) {
-    if (w->fd >= 0) flush_out(w);
+    flush_writer(w);
 }
 
 uint64_t kwriter_count(const kwriter *w) {
     return w->count;
 }
 
-bool kwriter_gone(const kwriter *w) {
+bool kwriter_gone(kwriter *w) {
+    double now = kiln_now();
+    if (w->gone || now - w->probed < GONE_PROBE_S) return w->gone;
+    w->probed = now;
+    if (w->out->type->gone(w->out)) downstream_gone(w);
     return w->gone;
+}
+
+static void free_writer(kwriter *w) {
+    free(w->body);
+    free(w->segs);
+    for (size_t i = 0; i < w->hdr_nkeys; i++) free(w->hdr_keys[i]);
+    free(w->hdr_keys);
+    free(w);
 }
 
 void kwriter_close(kwriter *w, const char *status) {
     if (!w) return;
     if (w->building) kiln_die(EX_KILN_SOFTWARE, "record '%s' not finished at close", w->type);
-    if (w->zout) {
-        kzout_finish(w->zout, status, w->seq + 1);
-    } else {
-        kwriter_begin(w, "eos");
-        kw_u64(w, "count", w->count);
-        kw_str(w, "status", status);
-        kwriter_end(w);
-        flush_out(w);
-        if (w->fd > 1 && close(w->fd) != 0)
-            kiln_die(EX_KILN_IO, "%s: close failed: %s", w->name, strerror(errno));
-    }
     for (kwriter **pp = &all_writers; *pp; pp = &(*pp)->next_writer)
         if (*pp == w) {
             *pp = w->next_writer;
             break;
         }
-    free(w->body);
-    free(w->segs);
-    free(w->hdr_keys);
-    free(w->out);
-    free(w->name);
-    free(w);
+    if (w->gone)
+        w->out->type->close(w->out, false); /* nobody is left to read an eos */
+    else if (!w->out->type->finish(w->out, status, w->seq + 1))
+        output_gone = true;
+    free_writer(w);
+}
+
+/* A stage that exits without closing its streams (an error, `kiln show | head`) still ends
+ * them as well as it can: records already gathered go out, and ZeroMQ senders learn that
+ * their receiver stopped (as a closed pipe tells its writer) instead of waiting for credit
+ * forever.  The kreader and kwriter stay listed, so nothing shows as leaked. */
+static void close_streams_at_exit(void) {
+    for (kwriter *w = all_writers; w; w = w->next_writer)
+        if (w->out) {
+            w->out->type->close(w->out, true);
+            w->out = NULL;
+        }
+    for (kreader *r = all_readers; r; r = r->next_reader)
+        if (r->in) {
+            r->in->type->close(r->in, !r->ended);
+            r->in = NULL;
+        }
 }
 
 void kiln_finish(kreader *r, kwriter *w) {
     int sig = kiln_stop_signal();
     const char *up = r ? kreader_status(r) : "ok";
     const char *status = sig ? "interrupted" : (up && strcmp(up, "ok") != 0 ? up : "ok");
-    kwriter_close(w, status);
+    kwriter_close(w, status); /* without an eos when the downstream has gone */
     kreader_close(r);
     exit(sig ? kiln_stop_status(sig) : EX_KILN_OK);
 }
@@ -895,4 +792,10 @@ void kiln_fail(kreader *r, kwriter *w, int code, const char *msg) {
     if (w) kwriter_close(w, "error");
     kreader_close(r);
     exit(code);
+}
+
+void kiln_stdout_failed(void) {
+    int err = errno;
+    if (err == EPIPE || kt_fd_reader_gone(1)) exit(EX_KILN_OK);
+    kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(err));
 }

@@ -1,10 +1,12 @@
-/* stream — the record stream between stages (DESIGN.md §3).
+/* stream — the record stream between stages (README.md, "The record stream").
  *
  * A stream is a sequence of MessagePack maps, each with "t" (type) and "seq" (u64):
  * concatenated on a pipe, one map per ZeroMQ message.  `hdr` comes first, `eos` last.
- * kreader hands a stage one decoded record at a time, after bounding it (record size,
- * map/array lengths, nesting depth) so msgpack-c never trusts a hostile length header.
- * kwriter builds records field by field and writes them without copying tensor data.
+ * kreader hands a stage one decoded record at a time, after its transport bounded it
+ * (record size, map/array lengths, nesting depth: mpscan.h) so msgpack-c never trusts a
+ * hostile length header.  kwriter builds records field by field and writes them without
+ * copying tensor data.  Pipes, files and ZeroMQ sockets are transports (transport.h): this
+ * module knows records, they know bytes.
  *
  * Every failure here is fatal with a clear message and the documented exit code:
  * 65 for a record that does not parse, 74 for I/O errors and truncated streams. */
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "stream/mpscan.h" /* the limits on every record read: KILN_MAX_*, kiln_max_record_bytes */
 
 #define KILN_FORMAT_VERSION 1
 
@@ -60,12 +63,14 @@ typedef struct kreader kreader;
 kreader *kreader_open(const char *url, int peers);
 /* The upstream hdr record (valid for the reader's lifetime). */
 const krec *kreader_hdr(const kreader *r);
-/* The next record that is neither hdr nor eos.  Returns false at the clean end (eos seen)
- * or when a stop signal interrupted the wait.  The record is valid until the next call.
- * A truncated stream or a bad record exits 74 / 65 with a message. */
+/* The next record that is neither hdr nor eos.  Returns false at the clean end (eos seen),
+ * when a stop signal interrupted the wait, or once a writer's downstream has gone (see
+ * kwriter_gone: nobody is left to read what the stage would make of it).  The record is
+ * valid until the next call.  A truncated stream or a bad record exits 74 / 65 with a
+ * message. */
 bool kreader_next(kreader *r, krec *out);
 /* After kreader_next returned false: the upstream eos status ("ok", "error",
- * "interrupted"), or NULL if the read was interrupted before eos. */
+ * "interrupted"), or NULL if the read stopped before eos. */
 const char *kreader_status(const kreader *r);
 /* The name used for the input in messages ("stdin", a path, a URL). */
 const char *kreader_name(const kreader *r);
@@ -111,29 +116,33 @@ void kwriter_flush(kwriter *w);
 void kwriter_pass(kwriter *w, const krec *r);
 
 /* Write eos {count, status} and flush; over ZeroMQ, wait until every receiver has it.
- * Frees the writer.  status: "ok", "error" or "interrupted". */
+ * Without an eos when the downstream has gone.  Frees the writer.  status: "ok", "error"
+ * or "interrupted". */
 void kwriter_close(kwriter *w, const char *status);
 /* Records written so far (excluding hdr and eos). */
 uint64_t kwriter_count(const kwriter *w);
-/* True once the downstream has gone (closed pipe): the stage should stop quietly. */
-bool kwriter_gone(const kwriter *w);
+/* True once the downstream has gone: a closed pipe (a write failed with EPIPE, or the pipe's
+ * reader is found closed), or every ZeroMQ receiver left.  From then on records are dropped
+ * and kreader_next returns false; the stage should stop its own loops and end with
+ * kiln_finish, which exits 0 quietly.  Looks at the downstream without blocking, at most
+ * every 10 ms, so a stage that writes seldom (train between metrics) notices too. */
+bool kwriter_gone(kwriter *w);
 
 /* ---- a stage's life ------------------------------------------------------------------- */
 
 /* The usual end of a stage: close the writer with the right status and exit with the
  * right code (0, or 130/143 after a stop signal).  A stage whose downstream is gone
- * exits 0 quietly (documented: `kiln ... | head` is not an error). */
+ * exits 0 quietly (README.md, "Exit codes, signals and closed pipes": `kiln ... | head`
+ * is not an error). */
 _Noreturn void kiln_finish(kreader *r, kwriter *w);
 
 /* The end of a stage that must stop on an error after writing what it legitimately could:
  * "prog: msg" on stderr, eos "error" downstream (so the next stage knows), exit code. */
 _Noreturn void kiln_fail(kreader *r, kwriter *w, int code, const char *msg);
 
-/* Limits applied to every record read (env KILN_MAX_RECORD overrides the size). */
-#define KILN_MAX_RECORD_DEFAULT (256u << 20)
-#define KILN_MAX_CONTAINER      1024
-#define KILN_MAX_DEPTH          8
-#define KILN_MAX_OBJECTS        (1u << 20) /* values in one record: bounds msgpack-c's zone */
-size_t kiln_max_record_bytes(void);
+/* For a stage that writes text to stdout (detok, sample): call right after a write or
+ * fflush to stdout failed.  Exits 0 quietly when stdout's reader has gone (`kiln detok |
+ * head`), else 74 naming the error. */
+_Noreturn void kiln_stdout_failed(void);
 
 #endif

@@ -1,24 +1,31 @@
-/* zmqio — credit-based ROUTER/DEALER record transport with acknowledged end (zmqio.h).
+/* zmqio — the transport over ZeroMQ: one record per message (transport.h).
  *
- * Wire protocol, one ZeroMQ message per item (a ROUTER sees the peer's identity frame first):
+ * Each edge pairs a ROUTER on the side that binds with DEALERs on the side that connects,
+ * so the bound side can address each peer.  The receiver grants credit (a few records),
+ * which bounds memory and balances load across workers like PUSH/PULL; the sender sends
+ * only against credit.  At the end the sender sends each peer its own eos and waits for
+ * every peer's acknowledgement, so nothing in flight is lost when it exits.  A receiver
+ * bound for N peers (fan-in) ends after N eos and reports one merged eos.  Which message
+ * is a hdr or an eos, and how an eos is packed, the codec from the record layer says.
+ *
+ * Wire protocol (README.md, "Streams over ZeroMQ"), one ZeroMQ message per item (a ROUTER
+ * sees the peer's identity frame first):
  *   receiver -> sender   'C' u32be   grant n more records of credit (also introduces a receiver)
  *                        'A'         the eos arrived; the sender may exit
  *                        'B'         the receiver stopped early (as a closed pipe)
  *   sender -> receiver   'H'         hello (a connecting sender introduces itself)
  *                        a record    a MessagePack map (hdr does not use credit)
  */
-#include "stream/zmqio.h"
+#include "stream/transport.h"
 
 #include <errno.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
-#include "stream/mpscan.h"
-#include "stream/stream.h"
 #include "core/util.h"
+#include "stream/mpscan.h"
 
 #define WINDOW      8 /* credit a receiver grants: records in flight per peer */
 #define MAX_PEERS   256
@@ -51,7 +58,7 @@ static const char *strip_prefix(const char *url, bool *bind, bool default_bind) 
     return (url[0] == '@' || url[0] == '>') ? url + 1 : url;
 }
 
-bool kzmq_is_url(const char *url) {
+static bool zt_accepts(const char *url) {
     bool b;
     const char *u = strip_prefix(url, &b, false);
     return strncmp(u, "tcp://", 6) == 0 || strncmp(u, "ipc://", 6) == 0 ||
@@ -108,12 +115,13 @@ typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT } recv_result;
 /* Wait for one message (and the identity frame before it on a ROUTER) or a disconnect.
  * RECV_NONE on a timeout or, when interruptible, on a stop signal. */
 static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq_msg_t *msg,
-                            int timeout_ms, bool interruptible) {
+                            int timeout_ms, bool interruptible, void (*before_wait)(void)) {
     double deadline = kiln_now() + timeout_ms / 1000.0;
     /* A message already waiting is taken without polling: the busy path stays cheap. */
     int r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
     if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
     if (r >= 0) return RECV_MSG;
+    if (before_wait) before_wait();
     for (;;) {
         if (interruptible && kiln_stop_signal()) return RECV_NONE;
         zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
@@ -168,37 +176,23 @@ static bool send_to(void *s, const peer *p, const void *data, size_t n) {
     }
 }
 
-static void pack_eos(msgpack_sbuffer *sb, uint64_t seq, uint64_t count, const char *status) {
-    msgpack_packer pk;
-    msgpack_sbuffer_clear(sb);
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    msgpack_pack_str_with_body(&pk, "t", 1);
-    msgpack_pack_str_with_body(&pk, "eos", 3);
-    msgpack_pack_str_with_body(&pk, "seq", 3);
-    msgpack_pack_uint64(&pk, seq);
-    msgpack_pack_str_with_body(&pk, "count", 5);
-    msgpack_pack_uint64(&pk, count);
-    msgpack_pack_str_with_body(&pk, "status", 6);
-    msgpack_pack_str_with_body(&pk, status, strlen(status));
-}
-
 /* ================================ one end of an edge ===================================== */
 
 /* The socket, its monitor, and the peers on the other side: what a receiving and a sending
  * end share. */
 typedef struct {
-    char *url;
+    const char *url; /* the end's name, owned by its kt_conn */
     void *sock, *mon;
     bool router;        /* bound: many peers, addressed by identity */
     double probe_until; /* after a disconnect, probe peers until then */
     int want_peers, npeers;
     peer peers[MAX_PEERS];
     zmq_msg_t idf, msg; /* the last message received, and its sender's identity */
+    void (*before_wait)(void);
 } zlink;
 
 static void link_open(zlink *l, const char *url, int peers, bool sender) {
-    l->url = xstrdup(url);
+    l->url = url;
     l->sock = open_socket(url, sender, &l->router);
     l->mon = monitor_open(l->sock);
     l->want_peers = l->router ? peers : 1;
@@ -214,7 +208,6 @@ static void link_close(zlink *l) {
     zmq_socket_monitor(l->sock, NULL, 0);
     close_socket(l->mon);
     close_socket(l->sock);
-    free(l->url);
 }
 
 static bool link_send(zlink *l, const peer *p, const void *data, size_t n) {
@@ -225,8 +218,9 @@ static bool link_send(zlink *l, const peer *p, const void *data, size_t n) {
  * disconnect `check` probes the peers for a while. */
 static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
                              void (*check)(void *end, recv_result rr), void *end) {
-    recv_result rr = recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
-                              probe_timeout(l->probe_until, timeout_ms), interruptible);
+    recv_result rr =
+        recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
+                 probe_timeout(l->probe_until, timeout_ms), interruptible, l->before_wait);
     if (rr == RECV_DISCONNECT) l->probe_until = kiln_now() + PROBE_SECONDS;
     if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) check(end, rr);
     return rr;
@@ -258,48 +252,38 @@ static bool link_peer_gone(zlink *l, const peer *pe, recv_result rr) {
 
 /* ================================ receiving ============================================== */
 
-struct kzin {
+typedef struct {
+    kt_conn base;
     zlink l;
+    const kt_codec *codec;
+    mpscan_limits lim;
     int nended;
     bool have_hdr, done;
     uint64_t total;
-    char status[16];
-    msgpack_sbuffer eos;
-    msgpack_unpacked unp;
-};
+    char status[KT_STATUS_MAX];
+    uint8_t eos[KT_EOS_MAX]; /* the merged eos */
+} zt_in;
 
-static void grant(kzin *z, peer *p, uint32_t n) {
+static void grant(zt_in *z, peer *p, uint32_t n) {
     uint8_t m[5] = {'C', (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     link_send(&z->l, p, m, sizeof m);
 }
 
-kzin *kzin_open(const char *url, int peers) {
-    kzin *z = xcalloc(1, sizeof *z);
-    link_open(&z->l, url, peers, false);
-    msgpack_sbuffer_init(&z->eos);
-    msgpack_unpacked_init(&z->unp);
+static kt_conn *zt_open_in(const char *url, const kt_opts *o) {
+    zt_in *z = xcalloc(1, sizeof *z);
+    z->base = (kt_conn){&kt_zmq, xstrdup(url), false};
+    link_open(&z->l, z->base.name, o->peers, false);
+    z->l.before_wait = o->before_wait;
+    z->codec = o->codec;
+    z->lim = kiln_record_limits();
     strcpy(z->status, "ok");
     if (!z->l.router) grant(z, &z->l.peers[0], WINDOW); /* introduces a connecting receiver */
-    return z;
-}
-
-/* What a sender's record says of itself: its type, and for an eos its count and status. */
-static void peek(kzin *z, const uint8_t *p, size_t n, char *type, uint64_t *count, char *status) {
-    mpscan_limits lim = {n, KILN_MAX_CONTAINER, KILN_MAX_DEPTH, KILN_MAX_OBJECTS};
-    char why[128];
-    size_t len, off = 0;
-    type[0] = 0;
-    if (mpscan(p, n, &lim, &len, why, sizeof why) != MPSCAN_OK || len != n) return;
-    if (msgpack_unpack_next(&z->unp, (const char *)p, n, &off) != MSGPACK_UNPACK_SUCCESS) return;
-    kobj_cstr(kobj_get(&z->unp.data, "t"), type, 32);
-    const msgpack_object *c = kobj_get(&z->unp.data, "count");
-    *count = c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? c->via.u64 : 0;
-    if (!kobj_cstr(kobj_get(&z->unp.data, "status"), status, 16)) strcpy(status, "ok");
+    return &z->base;
 }
 
 /* A sender that vanished before its eos is an upstream that died: as on a pipe, exit 74. */
 static void check_senders(void *end, recv_result rr) {
-    kzin *z = end;
+    zt_in *z = end;
     for (int i = 0; i < z->l.npeers; i++)
         if (!z->l.peers[i].ended && link_peer_gone(&z->l, &z->l.peers[i], rr))
             kiln_die(EX_KILN_IO,
@@ -309,22 +293,42 @@ static void check_senders(void *end, recv_result rr) {
 }
 
 /* A sender's eos: acknowledge it; true when every expected sender has ended. */
-static bool sender_ended(kzin *z, peer *pe, uint64_t count, const char *status) {
+static bool sender_ended(zt_in *z, peer *pe, uint64_t count, const char *status) {
     link_send(&z->l, pe, "A", 1);
     if (!pe->ended) {
         pe->ended = true;
         z->nended++;
         z->total += count;
-        if (strcmp(status, "ok") != 0) snprintf(z->status, sizeof z->status, "%s", status);
+        if (strcmp(status, "ok") != 0 && strcmp(z->status, "ok") == 0)
+            snprintf(z->status, sizeof z->status, "%s", status);
     }
     return z->nended >= z->l.want_peers;
 }
 
-int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
+/* One message must hold exactly one record within the limits. */
+static bool bounded(zt_in *z, const uint8_t *p, size_t n, kt_msg *m) {
+    size_t len;
+    mpscan_result res = mpscan(p, n, &z->lim, &len, m->why, sizeof m->why);
+    if (res == MPSCAN_OK && len == n) return true;
+    if (res == MPSCAN_OK) snprintf(m->why, sizeof m->why, "message holds bytes after its record");
+    if (res == MPSCAN_MORE) snprintf(m->why, sizeof m->why, "message ends inside its record");
+    m->offset = 0;
+    return false;
+}
+
+/* Credit comes back as the stage consumes records, half a window at a time. */
+static void took_record(zt_in *z, peer *pe) {
+    if (++pe->taken_since_grant < WINDOW / 2) return;
+    grant(z, pe, (uint32_t)pe->taken_since_grant);
+    pe->taken_since_grant = 0;
+}
+
+static kt_result zt_recv(kt_conn *c, kt_msg *m) {
+    zt_in *z = (zt_in *)c;
     if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
     for (;;) {
         recv_result rr = link_recv(&z->l, -1, true, check_senders, z);
-        if (rr == RECV_NONE && kiln_stop_signal()) return 0;
+        if (rr == RECV_NONE && kiln_stop_signal()) return KT_STOP;
         if (rr != RECV_MSG) continue;
         bool is_new;
         peer *pe = link_peer(&z->l, &is_new);
@@ -333,31 +337,28 @@ int kzin_next(kzin *z, const uint8_t **out, size_t *outn) {
         const uint8_t *p = zmq_msg_data(&z->l.msg);
         size_t n = zmq_msg_size(&z->l.msg);
         if (n == 1 && (p[0] == 'H' || p[0] == 'P')) continue;
-        char type[32], status[16];
+        if (!bounded(z, p, n, m)) return KT_BAD;
         uint64_t count = 0;
-        peek(z, p, n, type, &count, status);
-        if (strcmp(type, "hdr") == 0) {
+        char status[KT_STATUS_MAX] = "ok";
+        kt_kind kind = z->codec->kind(p, n, &count, status);
+        if (kind == KT_HDR) {
             if (z->have_hdr) continue; /* every fan-in sender sends one; pass on the first */
             z->have_hdr = true;
-        } else if (strcmp(type, "eos") == 0) {
+        } else if (kind == KT_EOS) {
             if (!sender_ended(z, pe, count, status)) continue;
             z->done = true; /* one merged eos for the stage */
-            pack_eos(&z->eos, 0, z->total, z->status);
-            p = (const uint8_t *)z->eos.data;
-            n = z->eos.size;
-        } else if (++pe->taken_since_grant >= WINDOW / 2) {
-            grant(z, pe, (uint32_t)pe->taken_since_grant);
-            pe->taken_since_grant = 0;
+            n = z->codec->pack_eos(z->eos, 0, z->total, z->status);
+            p = z->eos;
+        } else {
+            took_record(z, pe);
         }
-        *out = p;
-        *outn = n;
-        return 1;
+        *m = (kt_msg){.p = p, .n = n};
+        return KT_MSG;
     }
 }
 
-void kzin_close(kzin *z, bool early) {
-    if (!z) return;
-    /* Best effort and never fatal: this also runs from an exit handler. */
+/* Best effort and never fatal: this also runs from an exit handler. */
+static void close_in(zt_in *z, bool early) {
     for (int i = 0; early && i < z->l.npeers; i++) {
         const peer *pe = &z->l.peers[i];
         if (pe->ended) continue;
@@ -366,28 +367,31 @@ void kzin_close(kzin *z, bool early) {
         zmq_send(z->l.sock, "B", 1, ZMQ_DONTWAIT);
     }
     link_close(&z->l);
-    msgpack_sbuffer_destroy(&z->eos);
-    msgpack_unpacked_destroy(&z->unp);
+    free(z->base.name);
     free(z);
 }
 
 /* ================================ sending ================================================ */
 
-struct kzout {
+typedef struct {
+    kt_conn base;
     zlink l;
+    const kt_codec *codec;
     int next; /* round robin */
     uint8_t *hdr;
     size_t hdr_len;
-};
+} zt_out;
 
-kzout *kzout_open(const char *url, int peers) {
-    kzout *z = xcalloc(1, sizeof *z);
-    link_open(&z->l, url, peers, true);
+static kt_conn *zt_open_out(const char *url, const kt_opts *o) {
+    zt_out *z = xcalloc(1, sizeof *z);
+    z->base = (kt_conn){&kt_zmq, xstrdup(url), true};
+    link_open(&z->l, z->base.name, o->peers, true);
+    z->codec = o->codec;
     if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
-    return z;
+    return &z->base;
 }
 
-static int live_peers(const kzout *z) {
+static int live_peers(const zt_out *z) {
     int n = 0;
     for (int i = 0; i < z->l.npeers; i++) n += !z->l.peers[i].gone;
     return n;
@@ -395,15 +399,15 @@ static int live_peers(const kzout *z) {
 
 /* Receivers that vanished count as gone, like a closed pipe. */
 static void check_receivers(void *end, recv_result rr) {
-    kzout *z = end;
+    zt_out *z = end;
     for (int i = 0; i < z->l.npeers; i++) {
         peer *pe = &z->l.peers[i];
         if (!pe->gone && !pe->acked && link_peer_gone(&z->l, pe, rr)) pe->gone = true;
     }
 }
 
-/* Handle one control message; false on timeout or interruption. */
-static bool pump(kzout *z, int timeout_ms, bool interruptible) {
+/* Handle one control message or disconnect; false on timeout or interruption. */
+static bool pump(zt_out *z, int timeout_ms, bool interruptible) {
     recv_result rr = link_recv(&z->l, timeout_ms, interruptible, check_receivers, z);
     if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
     bool is_new;
@@ -422,7 +426,7 @@ static bool pump(kzout *z, int timeout_ms, bool interruptible) {
 }
 
 /* A live peer with credit, round robin; NULL if none. */
-static peer *ready_peer(kzout *z) {
+static peer *ready_peer(zt_out *z) {
     for (int k = 0; k < z->l.npeers; k++) {
         peer *pe = &z->l.peers[(z->next + k) % z->l.npeers];
         if (!pe->gone && pe->credit > 0) {
@@ -460,18 +464,25 @@ static bool send_msg_to(zlink *l, const peer *p, zmq_msg_t *m) {
     }
 }
 
-bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, bool is_hdr) {
-    if (is_hdr) { /* kept, so every peer that arrives later gets it first */
-        z->hdr = xrealloc(z->hdr, total);
-        size_t off = 0;
-        for (int i = 0; i < iovcnt; i++) {
-            memcpy(z->hdr + off, iov[i].iov_base, iov[i].iov_len);
-            off += iov[i].iov_len;
-        }
-        z->hdr_len = total;
-        for (int i = 0; i < z->l.npeers; i++)
-            if (!z->l.peers[i].gone && !link_send(&z->l, &z->l.peers[i], z->hdr, total))
-                z->l.peers[i].gone = true;
+/* The hdr is kept, so that every peer that arrives later gets it first. */
+static void send_hdr(zt_out *z, const struct iovec *iov, int iovcnt, size_t total) {
+    z->hdr = xrealloc(z->hdr, total);
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(z->hdr + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    z->hdr_len = total;
+    for (int i = 0; i < z->l.npeers; i++)
+        if (!z->l.peers[i].gone && !link_send(&z->l, &z->l.peers[i], z->hdr, total))
+            z->l.peers[i].gone = true;
+}
+
+static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size_t total,
+                           kt_kind kind) {
+    zt_out *z = (zt_out *)c;
+    if (kind == KT_HDR) {
+        send_hdr(z, iov, iovcnt, total);
         return true;
     }
     /* Spread the load from the start: wait until every expected receiver is there.  A stop
@@ -498,21 +509,49 @@ bool kzout_send(kzout *z, const struct iovec *iov, int iovcnt, size_t total, boo
     }
 }
 
-void kzout_finish(kzout *z, const char *status, uint64_t seq) {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    int sent = 0;
+/* Records go out as they are sent: nothing waits in kiln. */
+static bool zt_flush(kt_conn *c) {
+    zt_out *z = (zt_out *)c;
+    return z->l.npeers < z->l.want_peers || live_peers(z) > 0;
+}
+
+/* Take every pending goodbye and disconnect without waiting; gone once every expected
+ * receiver came and none is left. */
+static bool zt_gone(kt_conn *c) {
+    zt_out *z = (zt_out *)c;
+    while (pump(z, 0, false)) {
+    }
+    return z->l.npeers >= z->l.want_peers && z->l.npeers > 0 && !live_peers(z);
+}
+
+static void free_out(zt_out *z) {
+    int linger = 0;
+    zmq_setsockopt(z->l.sock, ZMQ_LINGER, &linger, sizeof linger);
+    link_close(&z->l);
+    free(z->hdr);
+    free(z->base.name);
+    free(z);
+}
+
+/* Every expected receiver gets its own eos with its own count, and acknowledges it; after a
+ * stop signal the wait is bounded. */
+static bool zt_finish(kt_conn *c, const char *status, uint64_t seq) {
+    zt_out *z = (zt_out *)c;
+    uint8_t eos[KT_EOS_MAX];
+    int sent = 0, acked = 0;
     double deadline = 0;
-    /* Every expected receiver gets its own eos with its own count, and acknowledges it. */
     for (;;) {
         for (int i = sent; i < z->l.npeers; i++) {
             peer *pe = &z->l.peers[i];
-            pack_eos(&sb, seq, pe->count, status);
-            if (!pe->gone && !link_send(&z->l, pe, sb.data, sb.size)) pe->gone = true;
+            size_t n = z->codec->pack_eos(eos, seq, pe->count, status);
+            if (!pe->gone && !link_send(&z->l, pe, eos, n)) pe->gone = true;
         }
         sent = z->l.npeers;
-        int done = 0;
-        for (int i = 0; i < z->l.npeers; i++) done += z->l.peers[i].acked || z->l.peers[i].gone;
+        int done = acked = 0;
+        for (int i = 0; i < z->l.npeers; i++) {
+            done += z->l.peers[i].acked || z->l.peers[i].gone;
+            acked += z->l.peers[i].acked;
+        }
         if (z->l.npeers >= z->l.want_peers && done == z->l.npeers) break;
         if (kiln_stop_signal() && !deadline) deadline = kiln_now() + ACK_WAIT_MS / 1000.0;
         int wait = deadline ? (int)((deadline - kiln_now()) * 1000) : 1000;
@@ -522,10 +561,27 @@ void kzout_finish(kzout *z, const char *status, uint64_t seq) {
         }
         pump(z, wait, false);
     }
-    msgpack_sbuffer_destroy(&sb);
-    int linger = 0;
-    zmq_setsockopt(z->l.sock, ZMQ_LINGER, &linger, sizeof linger);
-    link_close(&z->l);
-    free(z->hdr);
-    free(z);
+    free_out(z);
+    return acked > 0;
 }
+
+static void zt_close_end(kt_conn *c, bool early) {
+    if (c->writing)
+        free_out((zt_out *)c);
+    else
+        close_in((zt_in *)c, early);
+}
+
+const ktransport kt_zmq = {
+    .name = "zmq",
+    .byte_stream = false,
+    .accepts = zt_accepts,
+    .open_in = zt_open_in,
+    .open_out = zt_open_out,
+    .recv = zt_recv,
+    .send = zt_send_record,
+    .flush = zt_flush,
+    .gone = zt_gone,
+    .finish = zt_finish,
+    .close = zt_close_end,
+};

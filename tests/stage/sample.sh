@@ -15,6 +15,9 @@ s --prompt "Call me" -n 80 --seed 2 > c.txt
 expect 'cmp -s a.txt b.txt' "same seed, same text"
 expect '! cmp -s a.txt c.txt' "another seed, another text"
 expect 'grep -q "^Call me" a.txt' "the prompt comes first"
+s --prompt "Call me" -n 5000 --seed 1 2> err.txt | head -c 10 > /dev/null
+rc=${PIPESTATUS[0]}
+expect '[ $rc = 0 ] && [ ! -s err.txt ]' "text into a closed pipe: exit 0, quiet (got $rc)"
 s --prompt "Call me" -n 40 --temperature 0 --seed 1 > g1.txt
 s --prompt "Call me" -n 40 --temperature 0 --seed 9 > g2.txt
 expect 'cmp -s g1.txt g2.txt' "greedy does not depend on the seed"

@@ -13,6 +13,37 @@ expect '[ $rc = 0 ] && [ ! -s err.txt ]' "show into a closed pipe: exit 0, quiet
 "$K" cat < big.rec 2> err.txt | "$K" show 2>/dev/null | head -1 > /dev/null
 expect '[ ! -s err.txt ]' "cat upstream of a closed pipe says nothing"
 
+# Every stage of a chain whose end closes early: exit 0, nothing on stderr (README.md, "Exit
+# codes, signals and closed pipes").
+FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
+IDX="idx:$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz"
+quiet_head() { # label, then the stages: each one's status and stderr are checked
+    local label=$1; shift
+    local cmd="" i=0
+    for st in "$@"; do cmd+="${cmd:+ | }\"\$K\" $st 2> err.$i"; i=$((i + 1)); done
+    eval "$cmd | head -1 > /dev/null; st=(\"\${PIPESTATUS[@]}\")"
+    expect "[ \${#st[@]} = $(($# + 1)) ] && [ -z \"\$(echo \${st[*]} | tr -d ' 0')\" ]" \
+        "$label: every stage exits 0 (got ${st[*]})"
+    expect '! cat err.* | grep -q .' "$label: nothing on stderr ($(cat err.* | head -3))"
+    rm -f err.*
+}
+quiet_head "load | show | head" "load $IDX --epochs 50" show
+quiet_head "load | augment | tokenize | batch | show | head" "load $IDX --epochs 50" \
+    "augment hflip crop:2" "tokenize --levels 16" "batch -B 4 -T 784" show
+quiet_head "load | shuffle | cat | show | head" "load $IDX --epochs 20" shuffle cat show
+BOOK="$KILN_ROOT/examples/data/moby-dick.txt"
+if [ -f "$BOOK" ]; then
+    quiet_head "load | tokenize | detok | head" "load text:$BOOK" "tokenize --bytes" detok
+    # A long training run whose downstream dies stops at once, not at its next metrics.
+    "$K" load text:"$BOOK" | "$K" tokenize --bytes | "$K" batch -B 8 -T 64 --pack > long.rec
+    t0=$(date +%s)
+    timeout 120 "$K" train --in long.rec --model small --log-every 100000 --threads 2 \
+        2> err.txt | head -c 1 > /dev/null
+    rc=${PIPESTATUS[0]} secs=$(($(date +%s) - t0))
+    expect '[ $rc = 0 ] && [ ! -s err.txt ]' "train into a closed pipe: exit 0, quiet (got $rc)"
+    expect '[ $secs -lt 30 ]' "train into a closed pipe stops promptly (${secs}s)"
+fi
+
 interrupt() { # signal, expected status
     rm -f fifo out.rec; mkfifo fifo
     "$K" cat < fifo > out.rec 2> err.txt & pid=$!
