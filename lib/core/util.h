@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/* Exit codes (DESIGN.md §5). */
+/* Exit codes (docs/architecture.md, "The record stream"; README.md, "Exit codes"). */
 enum {
     EX_KILN_OK = 0,
     EX_KILN_USAGE = 2,     /* bad options */
