@@ -25,8 +25,8 @@ static const kopt_info HELP = {
 typedef struct {
     ktokenizer tok;
     const char *classes_from; /* for messages: the classes file, or "the hdr classes" */
-    const char *field, *prompt;
-    bool bos, image_kind;
+    const char *field, *prompt, *fields;
+    bool bos, image_kind, keep;
     int32_t *buf;
     uint8_t *mask;
     size_t cap;
@@ -54,8 +54,8 @@ static int64_t class_token(const tokenize *T, const krec *r) {
 
 /* The tokens record: the sample's other fields, tokens, and the loss mask if given. */
 static void write_tokens(kwriter *w, const krec *r, const int32_t *tok, const uint8_t *mask,
-                         size_t n, const char *field, const char *prompt) {
-    const char *replaced[] = {"image", "mask", field, prompt, NULL};
+                         size_t n, const char *field, const char *prompt, bool keep) {
+    const char *replaced[] = {"image", "mask", keep ? "tokens" : field, prompt, NULL};
     ktensor t = ktensor_1d(KT_I32, tok, n), m = ktensor_1d(KT_U8, mask, n);
     kwriter_begin(w, "tokens");
     kw_copy_fields(w, r, replaced);
@@ -64,8 +64,44 @@ static void write_tokens(kwriter *w, const krec *r, const int32_t *tok, const ui
     kwriter_end(w);
 }
 
+#define MAX_FIELDS 8
+
+/* --fields A,B,...: each listed text field the sample has becomes an I32 tensor of that name
+ * (pairs for contrastive training: anchor, positive, negative).  False when it has none. */
+static bool tokenize_fields(tokenize *T, kwriter *w, const krec *r) {
+    char names[MAX_FIELDS][64];
+    int32_t *tok[MAX_FIELDS];
+    size_t len[MAX_FIELDS];
+    int n = 0;
+    for (const char *p = T->fields; *p && n < MAX_FIELDS; p += *p == ',') {
+        size_t k = strcspn(p, ",");
+        snprintf(names[n], sizeof names[n], "%.*s", (int)k, p);
+        p += k;
+        const char *s;
+        size_t slen;
+        if (!krec_str(r, names[n], &s, &slen)) continue;
+        tok[n] = xmalloc(xmul(slen + 3, sizeof(int32_t)));
+        len[n] = ktok_encode_text(&T->tok, (const uint8_t *)s, slen, -1, T->bos, tok[n]);
+        n++;
+    }
+    if (n) {
+        const char *skip[MAX_FIELDS + 1] = {0};
+        for (int i = 0; i < n; i++) skip[i] = names[i];
+        kwriter_begin(w, "tokens");
+        kw_copy_fields(w, r, skip);
+        for (int i = 0; i < n; i++) {
+            ktensor t = ktensor_1d(KT_I32, tok[i], len[i]);
+            kw_tensor(w, names[i], &t);
+        }
+        kwriter_end(w);
+    }
+    for (int i = 0; i < n; i++) free(tok[i]);
+    return n > 0;
+}
+
 static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
     if (!krec_is(r, "sample")) return false;
+    if (T->fields) return tokenize_fields(T, w, r);
     if (T->image_kind) {
         if (!krec_image(r, &T->im)) return false;
         if ((uint32_t)T->im.h != T->tok.height || (uint32_t)T->im.w != T->tok.width ||
@@ -77,7 +113,7 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
                      T->tok.width, T->tok.channels);
         ensure(T, kimage_bytes(&T->im) + 1);
         size_t n = ktok_encode_image(&T->tok, &T->im, class_token(T, r), T->buf);
-        write_tokens(w, r, T->buf, NULL, n, T->field, NULL);
+        write_tokens(w, r, T->buf, NULL, n, T->field, NULL, T->keep);
         return true;
     }
     const char *s, *p = NULL;
@@ -94,7 +130,7 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
     size_t front = n - len - 1; /* everything before the text */
     memset(T->mask, 0, front);
     memset(T->mask + front, 1, n - front);
-    write_tokens(w, r, T->buf, T->prompt ? T->mask : NULL, n, T->field, T->prompt);
+    write_tokens(w, r, T->buf, T->prompt ? T->mask : NULL, n, T->field, T->prompt, T->keep);
     return true;
 }
 
@@ -152,6 +188,12 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, tokenize *T, opt
         KOPT_STRING(0, "prompt", &T->prompt, "NAME",
                     "a field tokenized in front of the text and masked out of the loss (mask 0), "
                     "e.g. --prompt prompt for instruction data from jsonl"),
+        KOPT_STRING(0, "fields", &T->fields, "A,B,...",
+                    "text: each of these fields becomes a token tensor of its own name (no "
+                    "class token), e.g. anchor,positive,negative for kiln pairs"),
+        KOPT_BOOL(0, "keep", &T->keep,
+                  "keep the text field: the tokens go beside it, for stages that show it (kiln "
+                  "embed, kiln index)"),
         KOPT_BOOL(0, "bos", &T->bos,
                   "begin text with BOS (images always start with BOS or a class)"),
         KOPT_STREAM(cli),
@@ -160,6 +202,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, tokenize *T, opt
     kiln_cli_parse(cli, rows, argc, argv);
     if (o->bytes + !!o->levels + !!o->palette != 1)
         kiln_usage_error("choose one of --bytes, --levels K, --palette FILE");
+    if (T->fields && (!o->bytes || T->prompt))
+        kiln_usage_error("--fields goes with --bytes, without --prompt");
 }
 
 int main(int argc, char **argv) {
