@@ -6,6 +6,8 @@
 #ifndef KILN_EMBED_H
 #define KILN_EMBED_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/gpt.h"
@@ -16,5 +18,22 @@ void gpt_embed(gpt *m, const int32_t *x, const uint8_t *mask, int B, int T, gpt_
 
 /* v /= |v| for each of n rows of width C (a zero row stays zero). */
 void l2_normalise_rows(float *v, int64_t n, int C);
+
+/* ---- many rows of any length --------------------------------------------------------------- */
+
+/* Rows gathered until a forward's worth, then embedded together: each row truncated to the
+ * model's context, right-padded to the longest (the causal model's states of real tokens
+ * do not see the padding; the mask keeps it out of the pooling). */
+typedef struct kembedder kembedder;
+
+kembedder *kembedder_new(gpt *m, gpt_pool_mode mode, int rows);
+void kembedder_free(kembedder *e);
+/* Add a row of n tokens (n >= 1); returns its index in the batch. */
+int kembedder_add(kembedder *e, const int32_t *tokens, size_t n);
+int kembedder_rows(const kembedder *e);
+bool kembedder_full(const kembedder *e);
+/* Embed the rows added since the last run: [rows, C], valid until the next run.  Then the
+ * batch is empty again. */
+const float *kembedder_run(kembedder *e, int *rows);
 
 #endif
