@@ -1,4 +1,7 @@
 /* kiln-train — batches in, a trained model out: metrics and ckpt records. */
+#include <string.h>
+
+#include "run/contrastive.h"
 #include "run/engine.h"
 #include "run/lm.h"
 #include "stream/options.h"
@@ -16,26 +19,53 @@ static const kopt_info HELP = {
         "seed, tensors (Hugging Face GPT-2 names), optim.  SIGINT/SIGTERM: the step finishes,\n"
         "a final ckpt goes out, then eos interrupted.  A NaN/Inf loss or gradient stops the run\n"
         "(exit 65) after the last good ckpt, naming the step and the tensor.\n"
-        "Records other than batch pass through.\n"
+        "Records other than the objective's (batch; pairs for contrastive) pass through.\n"
+        "contrastive metrics: loss, accuracy (in-batch top-1), and `objective`.\n"
         "example:\n"
         "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
         "    | kiln batch -B 8 -T 256 --pack | kiln train --model small --steps 50 | kiln show\n",
 };
+
+static const char *const objectives[] = {"lm", "contrastive", NULL};
+static const char *const pools[] = {"mean", "last", NULL};
 
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
     kengine_opts o;
     kengine_opts_init(&o);
-    kopt rows[] = {KENGINE_OPTIONS(&o), KOPT_STREAM(&cli), KOPT_END()};
+    const char *objective = "lm", *pool = "mean";
+    kcontrastive_opts c = kcontrastive_defaults();
+    kopt rows[] = {
+        KENGINE_OPTIONS(&o),
+        KOPT_GROUP("objective"),
+        KOPT_CHOICE(0, "objective", &objective, "NAME", objectives,
+                    "lm: next-token cross-entropy on batch records (default); contrastive: "
+                    "InfoNCE with in-batch negatives on pairs records (kiln pairs), for "
+                    "embedding models"),
+        KOPT_DOUBLE(0, "scale", &c.scale, "X", 0, 1000,
+                    "contrastive: the similarity scale, 1/temperature (default 20)",
+                    .flags = KOPT_OPEN_MIN, .needs = "objective"),
+        KOPT_BOOL(0, "symmetric", &c.symmetric,
+                  "contrastive: also each positive picks its anchor (CLIP's loss)",
+                  .needs = "objective"),
+        KOPT_CHOICE(0, "pool", &pool, "HOW", pools,
+                    "contrastive: mean over a row's tokens (default) or its last token; use "
+                    "the same with kiln embed",
+                    .needs = "objective"),
+        KOPT_STREAM(&cli),
+        KOPT_END(),
+    };
     kiln_cli_parse(&cli, rows, argc, argv);
     char err[512];
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);
 
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);
-    kobjective lm = klm_objective();
-    kengine *e = kengine_open(&o, &lm, kreader_hdr(r), w);
+    c.pool = strcmp(pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST;
+    kobjective obj =
+        strcmp(objective, "contrastive") ? klm_objective() : kcontrastive_objective(&c);
+    kengine *e = kengine_open(&o, &obj, kreader_hdr(r), w);
     int rc = kengine_run(e, r, err, sizeof err);
     kengine_free(e);
     if (rc) kiln_fail(r, w, rc, err);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Well-known streams, so two stages never draw the same numbers by accident. */
-enum { KRNG_AUGMENT = 1, KRNG_SHUFFLE = 2, KRNG_PALETTE = 3, KRNG_NOISE = 4 };
+enum { KRNG_AUGMENT = 1, KRNG_SHUFFLE = 2, KRNG_PALETTE = 3, KRNG_NOISE = 4, KRNG_PAIRS = 5 };
 
 typedef struct krng {
     uint32_t key[2];

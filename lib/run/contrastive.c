@@ -135,10 +135,15 @@ static int read_pairs(contrastive *s, const gpt *m, const krec *r, int *A, int *
         return kiln_errf(err, errsz, EX_KILN_DATA, "record %llu: pairs need anchor I32 [B,T]", seq);
     uint64_t B = a.shape[0], len = a.shape[1];
     uint64_t nneg = krec_tensor(r, "negative", &neg) && neg.ndim == 2 ? neg.shape[0] : 0;
-    if (len > (uint64_t)m->cfg.n_ctx || (2 * B + nneg) * len > (1u << 24))
+    if (len > (uint64_t)m->cfg.n_ctx)
         return kiln_errf(err, errsz, EX_KILN_DATA,
-                         "record %llu: pairs of %llu x %llu tokens do not fit the model", seq,
-                         (unsigned long long)B, (unsigned long long)len);
+                         "record %llu: rows of %llu tokens, past the model's context %d (kiln "
+                         "pairs -T)",
+                         seq, (unsigned long long)len, m->cfg.n_ctx);
+    if ((2 * B + nneg) * len > (1u << 24))
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "record %llu: %llu rows of %llu tokens is too large", seq,
+                         (unsigned long long)(2 * B + nneg), (unsigned long long)len);
     size_t rows = (size_t)(2 * B + nneg);
     reserve(s, rows * (size_t)len, rows * (size_t)m->cfg.n_embd);
     if (take_rows(s, r, "anchor", "anchor_mask", 0, len, err, errsz) < 0 ||
