@@ -9,6 +9,7 @@
 #include "model/generate.h"
 #include "ckpt/load.h"
 #include "data/sample.h"
+#include "run/retrieval.h"
 #include "core/util.h"
 
 static const kopt_info HELP = {
@@ -31,6 +32,7 @@ static const kopt_info HELP = {
 
 typedef struct options {
     const char *data, *ckpt, *adapter, *base, *split;
+    const char *queries, *corpus, *relevant, *pool;
     uint64_t max_batches;
     int threads;
     kgen_request req;
@@ -111,9 +113,29 @@ static void eval_batch(gpt *m, const ktokenizer *tok, const krec *r, result *res
     free(xs), free(ys), free(ms);
 }
 
+/* Retrieval metrics of the model's embeddings (sentence-transformers' names), one metrics
+ * record {stage eval, split retrieval, step, accuracy@1 ... map@100, queries}. */
+static void evaluate_retrieval(kwriter *w, const kmodel *km, const kret_set *rs, const options *o,
+                               kpool *pool) {
+    kretrieval res;
+    kret_evaluate(km->m, strcmp(o->pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST, rs, pool, &res);
+    kwriter_begin(w, "metrics");
+    kw_str(w, "stage", "eval");
+    kw_str(w, "split", "retrieval");
+    kw_u64(w, "step", km->step);
+    for (int i = 0; i < KRET_N_METRICS; i++) kw_f64(w, kret_name(i), kret_value(&res, i));
+    kw_u64(w, "queries", res.queries);
+    kwriter_end(w);
+    if (o->ckpt)
+        fprintf(stderr, "%s: step %llu: %llu queries, recall@1 %.4f, recall@10 %.4f, mrr@10 %.4f\n",
+                kiln_prog(), (unsigned long long)km->step, (unsigned long long)res.queries,
+                res.recall[0], res.recall[2], res.mrr10);
+}
+
 static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const options *o,
                      kpool *pool) {
     char a[96], b[96];
+    if (!e->n) return; /* retrieval only */
     if (!km->has_tok)
         kiln_warn("checkpoint of step %llu has no tokenizer; assuming the eval data's",
                   (unsigned long long)km->step);
@@ -154,15 +176,19 @@ static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const optio
     kwriter_flush(w);
 }
 
+static const char *const pools[] = {"mean", "last", NULL};
+
 static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
-    *o = (options){.split = "val", .req = {.text_len = 200, .cls = -1, .src = "kiln-eval"}};
+    *o = (options){.split = "val",
+                   .relevant = "id",
+                   .pool = "mean",
+                   .req = {.text_len = 200, .cls = -1, .src = "kiln-eval"}};
     o->req.s = ksampler_default();
     kopt rows[] = {
         KOPT_STRING(0, "data", &o->data, "URL",
                     "held-out batch records (a file written by kiln batch, or a stream); read "
                     "once and kept in memory.  Its hdr tokenizer must be the checkpoint's (else "
-                    "exit 65)",
-                    .flags = KOPT_REQUIRED),
+                    "exit 65)"),
         KOPT_STRING(0, "ckpt", &o->ckpt, "FILE",
                     "evaluate this safetensors checkpoint instead of the ckpt records of the "
                     "input (the input is not read)"),
@@ -177,6 +203,17 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         KOPT_U64(0, "max-batches", &o->max_batches, "N", 0, UINT64_MAX,
                  "use the first N batches only (default all)"),
         KOPT_THREADS(&o->threads),
+        KOPT_GROUP("retrieval (embedding models: kiln train --objective contrastive)"),
+        KOPT_STRING(0, "queries", &o->queries, "URL",
+                    "query tokens records; with --corpus, each checkpoint's pooled embeddings "
+                    "are scored as kiln search --relevant scores them",
+                    .needs = "corpus"),
+        KOPT_STRING(0, "corpus", &o->corpus, "URL", "the tokens records searched (ids, labels)",
+                    .needs = "queries"),
+        KOPT_STRING(0, "relevant", &o->relevant, "HOW",
+                    "which corpus rows are relevant to a query: id (default), label, or a "
+                    "query's array field of ids"),
+        KOPT_CHOICE(0, "pool", &o->pool, "HOW", pools, "mean (default) or last, as trained"),
         KOPT_GROUP("samples"),
         KOPT_INT(0, "samples", &o->req.n, "N", 0, 4096,
                  "after the metrics, N generated sample records (text from the document "
@@ -188,6 +225,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         KOPT_END(),
     };
     kiln_cli_parse(cli, rows, argc, argv);
+    if (!o->data && !o->queries) kiln_usage_error("give --data, or --queries and --corpus");
 }
 
 int main(int argc, char **argv) {
@@ -196,7 +234,9 @@ int main(int argc, char **argv) {
     options o;
     parse_options(argc, argv, &cli, &o);
     evalset e = {0};
-    load_evalset(&e, &o);
+    kret_set rs = {0};
+    if (o.data) load_evalset(&e, &o);
+    if (o.queries) kret_set_load(&rs, o.queries, o.corpus, o.relevant);
     kpool *pool = kpool_create(o.threads);
     kmodel km;
     kreader *r = NULL;
@@ -208,6 +248,7 @@ int main(int argc, char **argv) {
         kwriter_hdr_begin(w, NULL, "metrics", o.req.seed);
         kwriter_end(w);
         evaluate(w, &km, &e, &o, pool);
+        if (rs.nq) evaluate_retrieval(w, &km, &rs, &o, pool);
         kmodel_free(&km);
     } else {
         r = kiln_cli_reader(&cli);
@@ -222,6 +263,7 @@ int main(int argc, char **argv) {
                 else
                     kmodel_from_record(&km, &rec, pool);
                 evaluate(w, &km, &e, &o, pool);
+                if (rs.nq) evaluate_retrieval(w, &km, &rs, &o, pool);
                 kmodel_free(&km);
             }
             kwriter_pass(w, &rec);
@@ -230,7 +272,8 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < e.n; i++) kstored_free(e.batches[i]);
     free(e.batches);
-    ktok_free(&e.tok);
+    if (e.n) ktok_free(&e.tok);
+    kret_set_free(&rs);
     kpool_free(pool);
     kiln_finish(r, w);
 }

@@ -11,7 +11,8 @@
 
 static const kopt_info HELP = {
     .about = "make anchor/positive pairs batches for contrastive training",
-    .usage = "kiln pairs -B PAIRS [-T LEN] (--columns | --by-label | --cloze) [--seed S]",
+    .usage = "kiln pairs (-B PAIRS | --side anchor|positive) [-T LEN]\n"
+             "                  (--columns | --by-label | --cloze) [--seed S]",
     .notes =
         "Each output record: anchor, positive I32 [B,T] and their masks U8 [B,T] (1 = a token;\n"
         "rows are right-padded), optionally negative [B*K,T] with negative_mask, anchor_id I64\n"
@@ -46,7 +47,7 @@ typedef struct pair {
 
 typedef struct pairer {
     int B, T;
-    const char *mode;
+    const char *side; /* --side: one side as tokens records instead of batches */
     uint64_t seed, cursor;
     kwriter *w;
     pair held[MAX_HELD];
@@ -90,7 +91,23 @@ static void free_pair(pair *p) {
     for (int i = 0; i < p->nneg; i++) free(p->neg[i].tok);
 }
 
+/* --side anchor|positive: the pair's one side as a tokens record with the pair's id, for
+ * retrieval evaluation (queries and corpus with matching ids). */
+static void write_side(pairer *P, pair *p) {
+    const row *r = !strcmp(P->side, "anchor") ? &p->anchor : &p->positive;
+    ktensor t = ktensor_1d(KT_I32, r->tok, (size_t)r->len);
+    kwriter_begin(P->w, "tokens");
+    kw_i64(P->w, "id", p->id);
+    kw_tensor(P->w, "tokens", &t);
+    kwriter_end(P->w);
+    free_pair(p);
+}
+
 static void hold(pairer *P, pair *p) {
+    if (P->side) {
+        write_side(P, p);
+        return;
+    }
     if (P->nheld == MAX_HELD)
         kiln_die(EX_KILN_DATA,
                  "%d pairs wait for a batch without a repeated anchor: the "
@@ -155,7 +172,7 @@ static void write_batch(pairer *P, pair *const *ps, int n) {
 /* Batches of B held pairs with no repeated key, in the order they came; with `all`, also the
  * last smaller batch (two pairs at least: one has no negatives to learn from). */
 static void emit(pairer *P, bool all) {
-    for (;;) {
+    while (P->nheld) {
         pair *batch[4096];
         int n = 0, keep = 0;
         bool taken[MAX_HELD] = {0};
@@ -263,6 +280,8 @@ static void from_cloze(pairer *P, const krec *r) {
     free(tok);
 }
 
+static const char *const sides[] = {"anchor", "positive", NULL};
+
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
@@ -270,12 +289,16 @@ int main(int argc, char **argv) {
     P->T = 256;
     bool columns = false, by_label = false, cloze = false;
     kopt rows[] = {
-        KOPT_INT('B', "pairs", &P->B, "N", 2, 4096, "pairs per batch", .flags = KOPT_REQUIRED),
+        KOPT_INT('B', "pairs", &P->B, "N", 2, 4096, "pairs per batch"),
         KOPT_INT('T', "len", &P->T, "N", 1, 65536, "tokens per row at most (default 256)"),
         KOPT_BOOL(0, "columns", &columns, "pairs from anchor/positive[/negative] token fields"),
         KOPT_BOOL(0, "by-label", &by_label, "pairs of records that share a label"),
         KOPT_BOOL(0, "cloze", &cloze, "a sentence and the rest of its text"),
         KOPT_U64(0, "seed", &P->seed, "S", 0, UINT64_MAX, "which sentence --cloze takes"),
+        KOPT_CHOICE(0, "side", &P->side, "SIDE", sides,
+                    "instead of batches, one side of each pair as a tokens record with the "
+                    "pair's id: queries (anchor) and corpus (positive) for kiln eval --queries "
+                    "--corpus"),
         KOPT_STREAM(&cli),
         KOPT_END(),
     };
@@ -286,7 +309,7 @@ int main(int argc, char **argv) {
     P->w = kiln_cli_writer(&cli);
     const krec *hdr = kreader_hdr(r);
     P->cursor = krec_u64_or(hdr, "skip", 0);
-    kwriter_hdr_begin(P->w, hdr, "pairs", krec_u64_or(hdr, "seed", 0));
+    kwriter_hdr_begin(P->w, hdr, P->side ? "tokens" : "pairs", krec_u64_or(hdr, "seed", 0));
     kwriter_end(P->w);
     krec rec;
     while (!kwriter_gone(P->w) && kreader_next(r, &rec)) {

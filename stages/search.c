@@ -51,37 +51,6 @@ typedef struct searcher {
     uint64_t knn_right, knn_total;
 } searcher;
 
-/* The ids the query counts as relevant, into rel (at most cap); their number. */
-static int relevant_ids(const searcher *s, const krec *q, int64_t *rel, int cap) {
-    const char *how = s->o.relevant;
-    int n = 0;
-    if (!strcmp(how, "id") || !strcmp(how, "label")) {
-        const char *lab = NULL;
-        size_t ln = 0;
-        int64_t id = 0;
-        uint64_t u;
-        bool by_id = !strcmp(how, "id");
-        if (by_id && !krec_i64(q, "id", &id) && !(krec_u64(q, "id", &u) && (id = (int64_t)u, 1)))
-            return 0;
-        if (!by_id && !krec_str(q, "label", &lab, &ln)) return 0;
-        for (int64_t i = 0; i < s->ix->n && n < cap; i++)
-            if (by_id ? s->ix->ids[i] == id
-                      : strlen(s->ix->labels[i]) == ln && !memcmp(s->ix->labels[i], lab, ln))
-                rel[n++] = s->ix->ids[i];
-        return n;
-    }
-    const msgpack_object *a = krec_get(q, how);
-    if (!a || a->type != MSGPACK_OBJECT_ARRAY) return 0;
-    for (uint32_t i = 0; i < a->via.array.size && n < cap; i++) {
-        const msgpack_object *v = &a->via.array.ptr[i];
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
-            rel[n++] = (int64_t)v->via.u64;
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            rel[n++] = v->via.i64;
-    }
-    return n;
-}
-
 /* The label most of the hits carry (ties: the best-ranked), or NULL. */
 static const char *vote(const searcher *s, const int64_t *hits, int k) {
     const char *best = NULL;
@@ -98,7 +67,7 @@ static const char *vote(const searcher *s, const int64_t *hits, int k) {
 static void score_query(searcher *s, const krec *q, const int64_t *rows, int k, int vote_k) {
     int64_t ids[1024], rel[1024];
     for (int i = 0; i < k; i++) ids[i] = rows[i] >= 0 ? s->ix->ids[rows[i]] : INT64_MIN;
-    int nrel = relevant_ids(s, q, rel, 1024);
+    int nrel = kret_relevant(q, s->o.relevant, s->ix->ids, s->ix->labels, s->ix->n, rel, 1024);
     kret_add(&s->metrics, ids, k, rel, nrel);
     const char *lab;
     size_t ln;

@@ -15,6 +15,10 @@
 
 #include <stdint.h>
 
+#include "data/sample.h"
+#include "model/gpt.h"
+#include "model/pool.h"
+
 #define KRET_NK 3
 extern const int kret_k[KRET_NK]; /* 1, 5, 10 */
 
@@ -35,5 +39,28 @@ void kret_finish(kretrieval *r);
 #define KRET_N_METRICS (3 * KRET_NK + 3)
 const char *kret_name(int i);
 double kret_value(const kretrieval *r, int i);
+
+/* The ids a query counts as relevant among a corpus's (ids[n], labels[n]: "" for none),
+ * into rel (at most cap); their number.  how: "id" (rows with the query's id), "label"
+ * (rows with its label), or the name of the query's array field of relevant ids. */
+int kret_relevant(const krec *q, const char *how, const int64_t *ids, char *const *labels,
+                  int64_t n, int64_t *rel, int cap);
+
+/* ---- a model on a retrieval set (kiln eval --queries/--corpus) ---------------------------- */
+
+typedef struct kret_set {
+    kstored **queries, **corpus; /* tokens records */
+    int nq, nc;
+    int64_t *ids; /* the corpus's */
+    char **labels;
+    const char *relevant;
+} kret_set;
+
+/* Read both streams' tokens records whole; exits 65/74 naming the URL. */
+void kret_set_load(kret_set *s, const char *queries, const char *corpus, const char *relevant);
+void kret_set_free(kret_set *s);
+/* Embed corpus and queries with m (pooled, normalised), search, and score every query that
+ * has relevant rows. */
+void kret_evaluate(gpt *m, gpt_pool_mode mode, const kret_set *s, kpool *pool, kretrieval *out);
 
 #endif
