@@ -172,7 +172,7 @@ static void write_batch(pairer *P, pair *const *ps, int n) {
 /* Batches of B held pairs with no repeated key, in the order they came; with `all`, also the
  * last smaller batch (two pairs at least: one has no negatives to learn from). */
 static void emit(pairer *P, bool all) {
-    while (P->nheld) {
+    while (P->nheld && P->B) {
         pair *batch[4096];
         int n = 0, keep = 0;
         bool taken[MAX_HELD] = {0};
@@ -305,6 +305,7 @@ int main(int argc, char **argv) {
     kiln_cli_parse(&cli, rows, argc, argv);
     if (columns + by_label + cloze != 1)
         kiln_usage_error("choose one of --columns, --by-label, --cloze");
+    if (!P->B == !P->side) kiln_usage_error("give -B PAIRS, or --side for tokens records");
     kreader *r = kiln_cli_reader(&cli);
     P->w = kiln_cli_writer(&cli);
     const krec *hdr = kreader_hdr(r);
