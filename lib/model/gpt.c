@@ -3,9 +3,9 @@
  * Layout: activations are row-major [N, width] with N = B*T rows (b major, t minor).
  * Threading: every kernel is a kpool job over rows (or columns, or attention heads), the big
  * ones handed out in guided chunks as threads come free.  The linear layers' products run on
- * lib/model/gemm (kiln's AVX-512 SGEMM): B packed once and shared; weight gradients split the batch.
- * Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at the
- * diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
+ * lib/model/gemm (kiln's AVX-512 SGEMM): B packed once and shared; weight gradients split the
+ * batch. Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at
+ * the diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
  * Fusions: bias in the GEMM's store (c_attn, c_fc), residual add + bias + LayerNorm (forward),
  * LayerNorm backward + residual gradient + the bias gradient of the projection that fed the
  * residual (backward), log-sum-exp + cross-entropy (forward) and softmax + CE gradient in
@@ -41,6 +41,7 @@ struct gpt_acts {
     float *lnf, *lnf_mean, *lnf_rstd; /* [N, C], [N], [N] */
     float *logits;                    /* [N, V]; becomes dlogits in backward */
     float *lse;                       /* [N] */
+    float *logp, *entropy;            /* [N] log p(target) and entropy of each position */
     float *weight;                    /* [N] loss weight per position: mask / count */
     int32_t *x, *y;                   /* [N] */
     float *pool_w;                    /* [N] pooling weights of the last gpt_pool */
@@ -54,6 +55,7 @@ struct gpt_acts {
     float *att_dbias;                 /* [B, 3C] c_attn bias gradient of each sequence */
     size_t packed_floats;
     bool have_logits;
+    bool have_targets; /* the last forward had targets: lse, logp, entropy, weight, y hold */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -690,8 +692,9 @@ static void att_bwd_task(void *ctx, int tid, int nt) {
 
 typedef struct ce_job {
     gpt *m;
-    float scale;  /* backward */
-    double *loss; /* [threads] forward partial sums */
+    float scale;    /* backward */
+    double *loss;   /* [threads] forward partial sums */
+    const float *w; /* backward: weights of log p(target) per position, or NULL (the loss) */
 } ce_job;
 
 static void ce_fwd_task(void *ctx, int tid, int nt) {
@@ -703,17 +706,25 @@ static void ce_fwd_task(void *ctx, int tid, int nt) {
     double loss = 0.0;
     for (size_t n = lo; n < hi; n++) {
         const float *row = a->logits + n * V;
-        float mx = -INFINITY, sum = 0.0f;
+        float mx = -INFINITY, sum = 0.0f, dot = 0.0f;
         for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-#pragma omp simd reduction(+ : sum)
-        for (int v = 0; v < V; v++) sum += exp_fast(row[v] - mx);
+#pragma omp simd reduction(+ : sum, dot)
+        for (int v = 0; v < V; v++) {
+            float d = row[v] - mx, e = exp_fast(d);
+            sum += e;
+            dot += e * d;
+        }
         a->lse[n] = mx + logf(sum);
-        if (a->weight[n] != 0.0f) loss += a->weight[n] * (a->lse[n] - row[a->y[n]]);
+        /* -sum p log p with p = e / sum and log p = d - log(sum) */
+        a->entropy[n] = logf(sum) - dot / sum;
+        a->logp[n] = row[a->y[n]] - a->lse[n];
+        if (a->weight[n] != 0.0f) loss -= a->weight[n] * a->logp[n];
     }
     j->loss[tid] = loss;
 }
 
-/* dlogits = scale * weight * (softmax - onehot), in place over the logits. */
+/* dlogits = scale * weight * (softmax - onehot), in place over the logits; with weights w of
+ * log p(target), whose gradient is w (onehot - softmax), -w stands in for scale * weight. */
 static void ce_bwd_task(void *ctx, int tid, int nt) {
     ce_job *j = ctx;
     gpt_acts *a = j->m->acts;
@@ -721,7 +732,8 @@ static void ce_bwd_task(void *ctx, int tid, int nt) {
     size_t lo, hi;
     kpool_range((size_t)N, 1, tid, nt, &lo, &hi);
     for (size_t n = lo; n < hi; n++) {
-        float *row = a->logits + n * V, w = j->scale * a->weight[n], l = a->lse[n];
+        float *row = a->logits + n * V, l = a->lse[n];
+        float w = j->w ? -j->w[n] : j->scale * a->weight[n];
         if (w == 0.0f) {
             memset(row, 0, sizeof(float) * V);
             continue;
@@ -847,13 +859,13 @@ gpt *gpt_create(const gpt_config *cfg, kpool *pool, uint64_t seed) {
 
 static void free_acts(gpt_acts *a) {
     if (!a) return;
-    float **bufs[] = {&a->res,         &a->res2,    &a->ln1,     &a->ln1_mean, &a->ln1_rstd,
-                      &a->qkv,         &a->atty,    &a->att_lse, &a->ln2,      &a->ln2_mean,
-                      &a->ln2_rstd,    &a->fch,     &a->gelu,    &a->lnf,      &a->lnf_mean,
-                      &a->lnf_rstd,    &a->logits,  &a->lse,     &a->weight,   &a->pool_w,
-                      &a->pooled,      &a->dres,    &a->dc,      &a->d3c,      &a->d4c,
-                      &a->att_scratch, &a->partial, &a->gemm_ws, &a->wgrad,    &a->packed,
-                      &a->att_dbias};
+    float **bufs[] = {&a->res,      &a->res2,   &a->ln1,         &a->ln1_mean, &a->ln1_rstd,
+                      &a->qkv,      &a->atty,   &a->att_lse,     &a->ln2,      &a->ln2_mean,
+                      &a->ln2_rstd, &a->fch,    &a->gelu,        &a->lnf,      &a->lnf_mean,
+                      &a->lnf_rstd, &a->logits, &a->lse,         &a->logp,     &a->entropy,
+                      &a->weight,   &a->pool_w, &a->pooled,      &a->dres,     &a->dc,
+                      &a->d3c,      &a->d4c,    &a->att_scratch, &a->partial,  &a->gemm_ws,
+                      &a->wgrad,    &a->packed, &a->att_dbias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
     free(a->x);
     free(a->y);
@@ -923,6 +935,8 @@ static void ensure_acts(gpt *m, int B, int T) {
     a->lnf_rstd = alloc_floats(N);
     a->logits = alloc_floats(N * V);
     a->lse = alloc_floats(N);
+    a->logp = alloc_floats(N);
+    a->entropy = alloc_floats(N);
     a->weight = alloc_floats(N);
     a->pool_w = alloc_floats(N);
     a->pooled = alloc_floats((size_t)B * C);
@@ -1043,7 +1057,7 @@ void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T) {
                      n, V);
         a->x[n] = x[n];
     }
-    a->have_logits = false;
+    a->have_logits = a->have_targets = false;
     enc_job ej = {m, a->res, NULL};
     kpool_run(m->pool, encoder_fwd_task, &ej);
     block_acts first = block_acts_of(m, 0);
@@ -1088,12 +1102,13 @@ float gpt_forward(gpt *m, const int32_t *x, const int32_t *y, const uint8_t *mas
     for (int n = 0; n < N; n++)
         a->weight[n] = (!mask || mask[n]) && count > 0 ? 1.0f / count : 0.0f;
     double partial[kpool_size(m->pool)];
-    ce_job cj = {m, 0.0f, partial};
+    ce_job cj = {.m = m, .loss = partial};
     kpool_run(m->pool, ce_fwd_task, &cj);
     double loss = 0.0;
     for (int t = 0; t < kpool_size(m->pool); t++) loss += partial[t];
     m->mask_count = count;
     m->loss = (float)loss;
+    a->have_targets = true;
     return m->loss;
 }
 
@@ -1120,17 +1135,55 @@ static void trunk_backward(gpt *m) {
     kpool_run(m->pool, encoder_bwd_task, &ej);
 }
 
-void gpt_backward(gpt *m, float scale) {
+/* The LM head's backward from cj's weighting (gpt_backward, gpt_backward_weighted), then the
+ * trunk's. */
+static void lm_backward(gpt *m, const ce_job *cj, const char *who) {
     gpt_acts *a = m->acts;
-    if (!a || !a->have_logits || isnan(m->loss))
-        kiln_die(EX_KILN_SOFTWARE, "gpt_backward without a forward with targets");
+    if (!a || !a->have_logits || !a->have_targets)
+        kiln_die(EX_KILN_SOFTWARE, "%s without a forward with targets", who);
     int C = m->cfg.n_embd, V = m->cfg.vocab, N = m->B * m->T;
-    ce_job cj = {m, scale, NULL};
-    kpool_run(m->pool, ce_bwd_task, &cj);
+    kpool_run(m->pool, ce_bwd_task, (void *)cj);
     a->have_logits = false; /* they are dlogits now */
     gemm(m, false, false, N, C, V, a->logits, V, m->p.wte, C, 0.0f, a->dc, C, NULL);
     if (!frozen_at(m, m->g.wte)) wgrad(m, V, C, N, a->logits, a->lnf, m->g.wte);
     trunk_backward(m);
+}
+
+void gpt_backward(gpt *m, float scale) {
+    ce_job cj = {.m = m, .scale = scale};
+    lm_backward(m, &cj, "gpt_backward");
+}
+
+void gpt_backward_weighted(gpt *m, const float *w) {
+    ce_job cj = {.m = m, .w = w};
+    lm_backward(m, &cj, "gpt_backward_weighted");
+}
+
+/* ---- log-probabilities of the targets ------------------------------------------------ */
+
+static const gpt_acts *targets_of(const gpt *m, const char *who) {
+    if (!m->acts || !m->acts->have_targets)
+        kiln_die(EX_KILN_SOFTWARE, "%s without a forward with targets", who);
+    return m->acts;
+}
+
+void gpt_token_logprobs(const gpt *m, float *logp, float *entropy) {
+    const gpt_acts *a = targets_of(m, "gpt_token_logprobs");
+    size_t N = (size_t)m->B * m->T;
+    if (logp) memcpy(logp, a->logp, sizeof(float) * N);
+    if (entropy) memcpy(entropy, a->entropy, sizeof(float) * N);
+}
+
+/* A position counted in the forward's loss exactly when its weight mask / count is not 0
+ * (with no position counted, every sum is 0 either way). */
+void gpt_seq_logprobs(const gpt *m, float *out) {
+    const gpt_acts *a = targets_of(m, "gpt_seq_logprobs");
+    for (int b = 0; b < m->B; b++) {
+        double sum = 0.0;
+        for (size_t n = (size_t)b * m->T; n < (size_t)(b + 1) * m->T; n++)
+            if (a->weight[n] != 0.0f) sum += a->logp[n];
+        out[b] = (float)sum;
+    }
 }
 
 /* ---- pooled hidden states and the scalar head ---------------------------------------- */

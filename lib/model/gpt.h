@@ -13,7 +13,10 @@
  * slice, listed in m->tensors.  Weights use the HF Conv1D layout [in, out]: y = x W + b.
  *
  * Typical step:  gpt_zero_grad(m); loss = gpt_forward(m, x, y, mask, B, T);
- *                gpt_backward(m, 1.0f); ... optimizer on m->params / m->grads. */
+ *                gpt_backward(m, 1.0f); ... optimizer on m->params / m->grads.
+ * Preference and RL objectives (DPO, PPO) take per-token log-probabilities of the targets
+ * (gpt_token_logprobs, gpt_seq_logprobs) and a weight per position back
+ * (gpt_backward_weighted). */
 #ifndef KILN_GPT_H
 #define KILN_GPT_H
 
@@ -105,6 +108,22 @@ float gpt_forward(gpt *m, const int32_t *x, const int32_t *y, const uint8_t *mas
 const float *gpt_logits(const gpt *m);
 /* Accumulate into m->grads the gradient of scale * loss of the last gpt_forward. */
 void gpt_backward(gpt *m, float scale);
+
+/* Per-token log-probabilities for DPO, PPO and reward models, from the last gpt_forward with
+ * targets (every position, counted by the mask or not), [B, T] each:
+ *   logp[b, t]    = log p(y[b, t] | x[b, <= t])
+ *   entropy[b, t] = -sum_v p(v | x[b, <= t]) log p(v | x[b, <= t])
+ * Either may be NULL.  Computed by the forward in the same pass as its softmax, so they stay
+ * valid after gpt_backward, until the next forward. */
+void gpt_token_logprobs(const gpt *m, float *logp, float *entropy);
+/* out[b] = sum_t mask[b, t] logp[b, t]: each sequence's log-probability of its counted
+ * targets (the forward's mask; NULL counted all), [B]. */
+void gpt_seq_logprobs(const gpt *m, float *out);
+/* Accumulate into m->grads the gradient of sum_{b,t} w[b, t] logp[b, t] of the last gpt_forward
+ * with targets, w [B, T] (0 where a position does not count; the mask is not applied).
+ * gpt_backward(m, s) is the case w = -s mask / count.  Frozen tensors and LoRA adapters are
+ * handled as gpt_backward handles them, and results do not depend on the thread count. */
+void gpt_backward_weighted(gpt *m, const float *w);
 
 /* Trunk only (no logits): for pooling and the scalar head. */
 void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T);
