@@ -141,6 +141,29 @@ void gpt_scalar(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *values);
 /* Accumulate the gradient of sum(dvalues * values) of the last gpt_scalar. */
 void gpt_scalar_backward(gpt *m, const float *dvalues);
 
+/* ---- decoding: a key/value cache, many sequences at once --------------------------------- */
+
+/* Keys and values of every block for `rows` sequences of up to `positions` tokens each
+ * (<= 0 or past n_ctx: n_ctx), with the scratch gpt_decode runs on (sized for m's pool).
+ * 2 * L * rows * positions * C floats. */
+typedef struct gpt_kv gpt_kv;
+gpt_kv *gpt_kv_create(const gpt *m, int rows, int positions);
+void gpt_kv_free(gpt_kv *kv);
+int gpt_kv_positions(const gpt_kv *kv);
+/* Tokens sequence `row` holds: the position its next token takes. */
+int gpt_kv_len(const gpt_kv *kv, int row);
+
+/* Run n tokens through the model on its own kernels (the training forward's LayerNorm, GEMMs,
+ * GELU, attention; adapters in m->lora without dropout): token i belongs to sequence rows[i]
+ * (NULL: i) at position pos[i] (NULL: the next one, after the sequence's earlier tokens in
+ * this call).  A sequence's tokens in one call are adjacent, at consecutive positions,
+ * starting at or below what it holds (below: the sequence is rewound there); sequences not
+ * named cost nothing.  Their keys and values go into kv; logits [n, V] (NULL: none) get each
+ * token's next-token logits, equal to gpt_forward's on the same sequence.  Leaves m->acts
+ * alone, but a LoRA adapter's saved inputs are overwritten: run its backward first. */
+void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
+                float *logits);
+
 /* Model FLOPs per token of one training step: 6 * params + 12 * L * T * C. */
 double gpt_flops_per_token(const gpt_config *cfg, int T);
 
