@@ -417,11 +417,11 @@ static void ln_fwd_task(void *ctx, int tid, int nt) {
     while (kpool_next(&j->next, (size_t)j->N, 16, nt, &lo, &hi)) ln_fwd_rows(j, lo, hi);
 }
 
-static void residual_ln_fwd(gpt *m, int N, const float *res_in, const float *delta,
+static void residual_ln_fwd(kpool *pool, int N, int C, const float *res_in, const float *delta,
                             const float *bias, float *res_out, const float *w, const float *b,
                             float *out, float *mean, float *rstd) {
-    ln_job j = {N, m->cfg.n_embd, res_in, delta, bias, res_out, w, b, out, mean, rstd, 0};
-    kpool_run(m->pool, ln_fwd_task, &j);
+    ln_job j = {N, C, res_in, delta, bias, res_out, w, b, out, mean, rstd, 0};
+    kpool_run(pool, ln_fwd_task, &j);
 }
 
 /* dres (+)= LN backward of dout; partials: dw, db and the column sums of the new dres
@@ -1068,9 +1068,10 @@ struct gpt_kv {
     float *proj, *lnf; /* [cap, C] */
     gemm_scratch gs;
     float *att_scratch; /* [threads, ATT_ROWS * P] */
+    kpool **solo;       /* [threads] one-thread pools: a thread's rows run inline (decode_split) */
     dec_span *spans;    /* [cap] of the chunk being run */
-    int n_spans;
-    int *erow, *epos; /* [ecap] each token's sequence and position in the call being run */
+    int *split;         /* [threads + 1] the spans each thread takes in decode_split */
+    int *erow, *epos;   /* [ecap] each token's sequence and position in the call being run */
     size_t ecap;
     uint64_t *seen, call; /* [rows] the last call that had a token of each sequence */
 };
@@ -1081,16 +1082,23 @@ struct gpt_kv {
  * kept in the cache kv. */
 typedef struct fwd_pass {
     gpt *m;
-    int N; /* rows */
+    kpool *pool; /* m->pool, or one thread's own when the rows are split between threads */
+    int N;       /* rows */
     gemm_scratch gs;
     float *proj;                      /* [N, C] a block's output projection */
     float *lnf, *lnf_mean, *lnf_rstd; /* [N, C], [N], [N] */
-    gpt_kv *kv;                       /* decoding, else NULL */
+    /* decoding */
+    gpt_kv *kv;            /* NULL when training */
+    block_acts acts;       /* the rows' scratch, every layer */
+    float *att_scratch;    /* [pool threads, ATT_ROWS * P] */
+    const dec_span *spans; /* the rows' spans, first counted from row0 of the chunk */
+    int n_spans, row0;
 } fwd_pass;
 
 static fwd_pass training_pass(gpt *m) {
     gpt_acts *a = m->acts;
     return (fwd_pass){.m = m,
+                      .pool = m->pool,
                       .N = m->B * m->T,
                       .gs = acts_scratch(m),
                       .proj = a->dc,
@@ -1100,13 +1108,13 @@ static fwd_pass training_pass(gpt *m) {
 }
 
 static block_acts pass_acts(const fwd_pass *f, int l) {
-    return f->kv ? f->kv->acts : block_acts_of(f->m, l);
+    return f->kv ? f->acts : block_acts_of(f->m, l);
 }
 
 /* y[N, out] = x[N, in] W[in, out] (+ bias) */
 static void pass_linear(const fwd_pass *f, const float *x, const float *W, const float *bias,
                         float *y, int in, int out) {
-    gemm_on(f->m->pool, &f->gs, false, false, f->N, out, in, x, in, W, out, 0.0f, y, out, bias);
+    gemm_on(f->pool, &f->gs, false, false, f->N, out, in, x, in, W, out, 0.0f, y, out, bias);
 }
 
 /* Decoding attention: a job per (span, head) stores the span's keys and values for that
@@ -1123,17 +1131,17 @@ typedef struct dec_att_job {
 static void dec_att_span(const dec_att_job *j, const att_dims *d, const dec_span *s, int h,
                          float *S, float *ws) {
     const gpt_kv *kv = j->f->kv;
-    int C = d->C, hd = d->hd, ld = d->ld, P = kv->P;
+    int C = d->C, hd = d->hd, ld = d->ld, P = kv->P, first = s->first - j->f->row0;
     size_t lr = (size_t)j->l * kv->rows + (size_t)s->row;
     float *Kt = kv->k + (lr * d->H + h) * hd * P, *V = kv->v + lr * P * C + h * hd;
-    const float *Q = j->a->qkv + (size_t)s->first * ld + h * hd;
+    const float *Q = j->a->qkv + (size_t)first * ld + h * hd;
     for (int i = 0; i < s->count; i++) {
         const float *q = Q + (size_t)i * ld;
         size_t p = (size_t)(s->pos + i);
         for (int k = 0; k < hd; k++) Kt[k * P + p] = q[C + k];
         memcpy(V + p * C, q + 2 * C, sizeof(float) * hd);
     }
-    float *Y = j->a->atty + (size_t)s->first * C + h * hd;
+    float *Y = j->a->atty + (size_t)first * C + h * hd;
     for (int g = 0; g < s->count; g += ATT_ROWS) {
         int rows = s->count - g < ATT_ROWS ? s->count - g : ATT_ROWS;
         att_group grp = {.Q = Q + (size_t)g * ld,
@@ -1152,23 +1160,23 @@ static void dec_att_span(const dec_att_job *j, const att_dims *d, const dec_span
 
 static void dec_att_task(void *ctx, int tid, int nt) {
     dec_att_job *j = ctx;
-    const gpt_kv *kv = j->f->kv;
-    att_dims d = att_dims_of(j->f->m);
-    float *S = kv->att_scratch + (size_t)tid * ATT_ROWS * kv->P, *ws = gemm_ws_of(kv->gs.ws, tid);
+    const fwd_pass *f = j->f;
+    att_dims d = att_dims_of(f->m);
+    float *S = f->att_scratch + (size_t)tid * ATT_ROWS * f->kv->P, *ws = gemm_ws_of(f->gs.ws, tid);
     size_t lo, hi;
-    while (kpool_next(&j->next, (size_t)kv->n_spans * d.H, 1, nt, &lo, &hi))
+    while (kpool_next(&j->next, (size_t)f->n_spans * d.H, 1, nt, &lo, &hi))
         for (size_t sh = lo; sh < hi; sh++)
-            dec_att_span(j, &d, &kv->spans[sh / d.H], (int)(sh % d.H), S, ws);
+            dec_att_span(j, &d, &f->spans[sh / d.H], (int)(sh % d.H), S, ws);
 }
 
 static void attention_fwd(const fwd_pass *f, int l, const block_acts *a) {
     if (f->kv) {
         dec_att_job j = {f, l, a, 0};
-        kpool_run(f->m->pool, dec_att_task, &j);
+        kpool_run(f->pool, dec_att_task, &j);
         return;
     }
     att_job aj = {f->m, a->qkv, a->atty, a->att_lse, NULL, 0};
-    kpool_run(f->m->pool, att_fwd_task, &aj);
+    kpool_run(f->pool, att_fwd_task, &aj);
 }
 
 /* Block l from its ln_1 output (already computed) to the MLP projection in `out`, without
@@ -1183,12 +1191,12 @@ static void block_forward(const fwd_pass *f, int l, float *out) {
     attention_fwd(f, l, &a);
     pass_linear(f, a.atty, p.attprojw, NULL, out, C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_PROJ, a.atty, out, N);
-    residual_ln_fwd(m, N, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2, a.ln2_mean,
-                    a.ln2_rstd);
+    residual_ln_fwd(f->pool, N, C, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2,
+                    a.ln2_mean, a.ln2_rstd);
     pass_linear(f, a.ln2, p.fcw, p.fcb, a.fch, C, 4 * C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FC, a.ln2, a.fch, N);
     gelu_job gj = {m, N, 4 * C, a.fch, a.gelu, 0};
-    kpool_run(m->pool, gelu_fwd_task, &gj);
+    kpool_run(f->pool, gelu_fwd_task, &gj);
     pass_linear(f, a.gelu, p.fcprojw, NULL, out, 4 * C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, out, N);
 }
@@ -1197,23 +1205,23 @@ static void block_forward(const fwd_pass *f, int l, float *out) {
  * stream and adds each block into it in place. */
 static void trunk_forward(const fwd_pass *f) {
     gpt *m = f->m;
-    int L = m->cfg.n_layer, N = f->N;
+    int L = m->cfg.n_layer, N = f->N, C = m->cfg.n_embd;
     block_acts first = pass_acts(f, 0);
-    residual_ln_fwd(m, N, first.res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, first.ln1,
+    residual_ln_fwd(f->pool, N, C, first.res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, first.ln1,
                     first.ln1_mean, first.ln1_rstd);
     for (int l = 0; l < L; l++) {
         block_forward(f, l, f->proj);
         block_acts cur = pass_acts(f, l);
         const float *bias = block_params_of(&m->p, &m->cfg, l).fcprojb;
-        float *next_res = f->kv ? cur.res : cur.res + (size_t)N * m->cfg.n_embd;
+        float *next_res = f->kv ? cur.res : cur.res + (size_t)N * C;
         if (l + 1 < L) {
             block_acts next = pass_acts(f, l + 1);
             block_params np = block_params_of(&m->p, &m->cfg, l + 1);
-            residual_ln_fwd(m, N, cur.res2, f->proj, bias, next_res, np.ln1w, np.ln1b, next.ln1,
-                            next.ln1_mean, next.ln1_rstd);
+            residual_ln_fwd(f->pool, N, C, cur.res2, f->proj, bias, next_res, np.ln1w, np.ln1b,
+                            next.ln1, next.ln1_mean, next.ln1_rstd);
         } else {
-            residual_ln_fwd(m, N, cur.res2, f->proj, bias, next_res, m->p.lnfw, m->p.lnfb, f->lnf,
-                            f->lnf_mean, f->lnf_rstd);
+            residual_ln_fwd(f->pool, N, C, cur.res2, f->proj, bias, next_res, m->p.lnfw, m->p.lnfb,
+                            f->lnf, f->lnf_mean, f->lnf_rstd);
         }
     }
 }
@@ -1468,6 +1476,9 @@ gpt_kv *gpt_kv_create(const gpt *m, int rows, int positions) {
     kv->gs.packed_floats = block_packed_floats(kv->C);
     kv->gs.packed = alloc_floats(kv->gs.packed_floats);
     kv->att_scratch = alloc_floats((size_t)kv->threads * ATT_ROWS * (size_t)kv->P);
+    kv->solo = xcalloc((size_t)kv->threads, sizeof(kpool *));
+    for (int t = 0; t < kv->threads; t++) kv->solo[t] = kpool_create(1); /* no thread of its own */
+    kv->split = xcalloc((size_t)kv->threads + 1, sizeof(int));
     return kv;
 }
 
@@ -1485,6 +1496,8 @@ void gpt_kv_free(gpt_kv *kv) {
     free(kv->len), free(kv->seen), free(kv->k), free(kv->v);
     free(kv->gs.ws), free(kv->gs.packed), free(kv->att_scratch);
     free(kv->erow), free(kv->epos);
+    for (int t = 0; t < kv->threads; t++) kpool_free(kv->solo[t]);
+    free(kv->solo), free(kv->split);
     free(kv);
 }
 
@@ -1558,30 +1571,114 @@ static void decode_positions(const gpt *m, gpt_kv *kv, int n, const int32_t *tok
     for (int i = 0; i < n; i++) kv->len[kv->erow[i]] = kv->epos[i] + 1;
 }
 
-/* Rows [c0, c0 + n) of the call: embeddings, the trunk (storing keys and values), the head. */
+/* block_acts a moved on by `lo` rows (its att_lse is not used in decoding). */
+static block_acts acts_from(const block_acts *a, size_t lo, size_t C) {
+    return (block_acts){.res = a->res + lo * C,
+                        .res2 = a->res2 + lo * C,
+                        .ln1 = a->ln1 + lo * C,
+                        .ln1_mean = a->ln1_mean + lo,
+                        .ln1_rstd = a->ln1_rstd + lo,
+                        .qkv = a->qkv + lo * 3 * C,
+                        .atty = a->atty + lo * C,
+                        .ln2 = a->ln2 + lo * C,
+                        .ln2_mean = a->ln2_mean + lo,
+                        .ln2_rstd = a->ln2_rstd + lo,
+                        .fch = a->fch + lo * 4 * C,
+                        .gelu = a->gelu + lo * 4 * C};
+}
+
+/* The decoding pass over spans [s0, s1) of the chunk on `pool`, with thread `t0`'s scratch
+ * onwards (the scratch of each of pool's threads follows). */
+static fwd_pass decode_pass(gpt *m, gpt_kv *kv, kpool *pool, int t0, int s0, int s1) {
+    const dec_span *first = &kv->spans[s0], *last = &kv->spans[s1 - 1];
+    size_t lo = (size_t)first->first, C = (size_t)kv->C;
+    block_acts a = acts_from(&kv->acts, lo, C);
+    return (fwd_pass){.m = m,
+                      .pool = pool,
+                      .N = last->first + last->count - first->first,
+                      .gs = {gemm_ws_of(kv->gs.ws, t0), pool == m->pool ? kv->gs.packed : NULL,
+                             pool == m->pool ? kv->gs.packed_floats : 0},
+                      .proj = kv->proj + lo * C,
+                      .lnf = kv->lnf + lo * C,
+                      .lnf_mean = a.ln1_mean, /* ln_1's are spent by then */
+                      .lnf_rstd = a.ln1_rstd,
+                      .kv = kv,
+                      .acts = a,
+                      .att_scratch = kv->att_scratch + (size_t)t0 * ATT_ROWS * kv->P,
+                      .spans = first,
+                      .n_spans = s1 - s0,
+                      .row0 = first->first};
+}
+
+/* A pass's rows: embeddings, the trunk (storing keys and values), the head (logits: the
+ * chunk's, or NULL). */
+static void decode_rows(const fwd_pass *f, const int32_t *tokens, const int *pos, float *logits) {
+    gpt *m = f->m;
+    int C = m->cfg.n_embd, V = m->cfg.vocab;
+    enc_job ej = {
+        .m = m, .out = f->acts.res, .tok = tokens + f->row0, .pos = pos + f->row0, .N = f->N};
+    kpool_run(f->pool, encoder_fwd_task, &ej);
+    trunk_forward(f);
+    if (logits)
+        gemm_on(f->pool, &f->gs, false, true, f->N, V, C, f->lnf, C, m->p.wte, C, 0.0f,
+                logits + (size_t)f->row0 * V, V, NULL);
+}
+
+/* Rows split between the threads: each runs its share of whole spans through the model on its
+ * own, inline, so a step over a few dozen rows costs one fork/join instead of one per
+ * kernel (the kernels' own jobs are too small to share well at that size). */
+typedef struct split_job {
+    gpt *m;
+    gpt_kv *kv;
+    const int32_t *tokens;
+    const int *pos;
+    float *logits;
+} split_job;
+
+static void decode_split_task(void *ctx, int tid, int nt) {
+    const split_job *j = ctx;
+    (void)nt;
+    int s0 = j->kv->split[tid], s1 = j->kv->split[tid + 1];
+    if (s0 == s1) return;
+    fwd_pass f = decode_pass(j->m, j->kv, j->kv->solo[tid], tid, s0, s1);
+    decode_rows(&f, j->tokens, j->pos, j->logits);
+}
+
+/* Whole spans per thread, about n / nt rows each; false when one span is too long for the
+ * shares to come out even (then every kernel is shared instead: a long prompt). */
+static bool split_spans(gpt_kv *kv, int n_spans, int n, int nt) {
+    int s = 0;
+    kv->split[0] = 0;
+    for (int t = 1; t <= nt; t++) {
+        size_t target = (size_t)n * t / nt;
+        while (s < n_spans && (t == nt || (size_t)kv->spans[s].first < target)) {
+            if (kv->spans[s].count > n / (2 * nt) + 1) return false;
+            s++;
+        }
+        kv->split[t] = s;
+    }
+    return true;
+}
+
+/* Rows [c0, c0 + n) of the call. */
 static void decode_chunk(gpt *m, gpt_kv *kv, int c0, int n, const int32_t *tokens, float *logits) {
-    int C = kv->C, V = m->cfg.vocab;
     const int *row = kv->erow + c0, *pos = kv->epos + c0;
-    kv->n_spans = 0;
-    for (int i = 0; i < n; kv->n_spans++) {
-        dec_span *s = &kv->spans[kv->n_spans];
+    int n_spans = 0, nt = kpool_size(m->pool);
+    for (int i = 0; i < n; n_spans++) {
+        dec_span *s = &kv->spans[n_spans];
         *s = (dec_span){row[i], i, pos[i], 0};
         while (i < n && row[i] == s->row) i++, s->count++;
     }
-    enc_job ej = {.m = m, .out = kv->acts.res, .tok = tokens + c0, .pos = pos, .N = n};
-    kpool_run(m->pool, encoder_fwd_task, &ej);
-    fwd_pass f = {.m = m,
-                  .N = n,
-                  .gs = kv->gs,
-                  .proj = kv->proj,
-                  .lnf = kv->lnf,
-                  .lnf_mean = kv->acts.ln1_mean, /* ln_1's are spent by then */
-                  .lnf_rstd = kv->acts.ln1_rstd,
-                  .kv = kv};
-    trunk_forward(&f);
-    if (logits)
-        gemm_on(m->pool, &kv->gs, false, true, n, V, C, kv->lnf, C, m->p.wte, C, 0.0f,
-                logits + (size_t)c0 * V, V, NULL);
+    tokens += c0;
+    logits = logits ? logits + (size_t)c0 * m->cfg.vocab : NULL;
+    /* adapters keep per-call state (lib/model/lora.h): they run on the shared pool only */
+    if (nt > 1 && n_spans >= nt && !m->lora && split_spans(kv, n_spans, n, nt)) {
+        split_job j = {m, kv, tokens, pos, logits};
+        kpool_run(m->pool, decode_split_task, &j);
+        return;
+    }
+    fwd_pass f = decode_pass(m, kv, m->pool, 0, 0, n_spans);
+    decode_rows(&f, tokens, pos, logits);
 }
 
 void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
