@@ -1068,9 +1068,9 @@ struct gpt_kv {
     float *proj, *lnf; /* [cap, C] */
     gemm_scratch gs;
     float *att_scratch; /* [threads, ATT_ROWS * P] */
-    kpool **solo;       /* [threads] one-thread pools: a thread's rows run inline (decode_split) */
+    kpool **solo;       /* [threads] one-thread pools: a thread's rows run inline */
     dec_span *spans;    /* [cap] of the chunk being run */
-    int *split;         /* [threads + 1] the spans each thread takes in decode_split */
+    int *split;         /* [threads + 1] the spans each thread takes (decode_split_task) */
     int *erow, *epos;   /* [ecap] each token's sequence and position in the call being run */
     size_t ecap;
     uint64_t *seen, call; /* [rows] the last call that had a token of each sequence */
@@ -1180,7 +1180,8 @@ static void attention_fwd(const fwd_pass *f, int l, const block_acts *a) {
 }
 
 /* Block l from its ln_1 output (already computed) to the MLP projection in `out`, without
- * its bias: the caller fuses bias + residual add with the next LayerNorm. */
+ * its bias: the caller fuses bias + residual add with the next LayerNorm.  Adapters run on
+ * m's pool (decoding never splits rows between threads with adapters: decode_chunk). */
 static void block_forward(const fwd_pass *f, int l, float *out) {
     gpt *m = f->m;
     block_params p = block_params_of(&m->p, &m->cfg, l);
