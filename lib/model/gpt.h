@@ -16,7 +16,8 @@
  *                gpt_backward(m, 1.0f); ... optimizer on m->params / m->grads.
  * Preference and RL objectives (DPO, PPO) take per-token log-probabilities of the targets
  * (gpt_token_logprobs, gpt_seq_logprobs) and a weight per position back
- * (gpt_backward_weighted). */
+ * (gpt_backward_weighted).  Generation decodes many sequences at once on the same forward
+ * code with a key/value cache (gpt_kv, gpt_decode; sampling in lib/model/generate.h). */
 #ifndef KILN_GPT_H
 #define KILN_GPT_H
 
@@ -144,8 +145,9 @@ void gpt_scalar_backward(gpt *m, const float *dvalues);
 /* ---- decoding: a key/value cache, many sequences at once --------------------------------- */
 
 /* Keys and values of every block for `rows` sequences of up to `positions` tokens each
- * (<= 0 or past n_ctx: n_ctx), with the scratch gpt_decode runs on (sized for m's pool).
- * 2 * L * rows * positions * C floats. */
+ * (<= 0 or past n_ctx: n_ctx), with the scratch gpt_decode runs on (sized for m's pool):
+ * 2 * L * rows * positions * C floats, plus about 16 * C floats per token of a call (up to
+ * 1024 tokens at a time). */
 typedef struct gpt_kv gpt_kv;
 gpt_kv *gpt_kv_create(const gpt *m, int rows, int positions);
 void gpt_kv_free(gpt_kv *kv);
