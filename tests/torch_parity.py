@@ -4,8 +4,9 @@
 
 The fixture holds the initial weights, the batch (with a loss mask), and the results the C
 model must reproduce from them: the loss, the logits, every parameter gradient of the LM
-loss, the scalar head's values and gradients (last-position pooling), and every parameter
-after 3 AdamW steps (warm-up + cosine schedule, clipping at norm 1).  The C test reads only
+loss, the per-token log-probabilities and entropies, each sequence's summed log-probability,
+every parameter gradient of a weighted sum of log-probabilities, the scalar head's values and
+gradients (last-position pooling), and every parameter after 3 AdamW steps (warm-up + cosine schedule, clipping at norm 1).  The C test reads only
 the fixture, so it runs without torch; rerun this script to recreate it:
 
     /usr/bin/python3 tests/torch_parity.py [tests/fixtures/gpt_parity.bin]
@@ -47,6 +48,24 @@ loss = model.loss(logits, y, mask)
 loss.backward()
 entries += [("loss", [loss.item()]), ("logits", logits.detach().flatten().tolist())]
 entries += [("grad/" + n, model.p[n].grad.flatten().tolist())
+            for n in model.names if model.p[n].grad is not None]
+model.zero_grad(set_to_none=True)
+
+# per-token log-probabilities and entropies, each sequence's masked sum, and the gradients of
+# a weighted sum of log-probabilities (PPO's and DPO's shape: a weight per position, some
+# negative, zero off the mask); the weights come from their own generator, so the global
+# random stream and every value above stay as they were
+logits = model.logits(model.hidden(x))
+logp_all = torch.log_softmax(logits, dim=-1)
+logp = logp_all.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+entropy = -(logp_all.exp() * logp_all).sum(-1)
+seq_logp = (logp * mask).sum(1)
+w = torch.randn(B, T, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * mask
+(w * logp).sum().backward()
+entries += [("logp", logp.detach().flatten().tolist()),
+            ("entropy", entropy.detach().flatten().tolist()),
+            ("seq_logp", seq_logp.detach().tolist()), ("logp_weights", w.flatten().tolist())]
+entries += [("wgrad/" + n, model.p[n].grad.flatten().tolist())
             for n in model.names if model.p[n].grad is not None]
 model.zero_grad(set_to_none=True)
 

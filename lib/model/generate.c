@@ -1,59 +1,50 @@
-/* generate — KV-cached inference forward, sampling, the generation loop. */
+/* generate — sampling and the generation loop over the model's own decoder (gpt_decode). */
 #include "model/generate.h"
 
-#include <cblas.h>
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
 
-#define LN_EPS 1e-5f
-
 struct kgen {
-    const gpt *m;
-    kpool *pool;
-    int rows, pos;
-    int L, C, H, V, n_ctx;
-    float *kcache, *vcache;        /* [L][rows][n_ctx][C] */
-    float *x, *h, *qkv, *att, *fc; /* per row: C, C, 3C, C, 4C */
-    float *scores;                 /* per row: n_ctx */
-    float *logits;                 /* [rows, V] */
-    const int32_t *tokens;         /* of the feed in progress */
+    gpt *m;
+    kpool *pool; /* sampling's threads, or NULL */
+    int rows, pos, V, n_ctx;
+    gpt_kv *kv;    /* made for the positions the first use needs, remade bigger when needed */
+    float *logits; /* [rows, V] */
+    int *at;       /* [rows] kgen_feed's positions */
+    float *work;   /* [threads, 2V] sampling scratch */
+    int threads;
 };
 
-kgen *kgen_create(const gpt *m, int rows, kpool *pool) {
+kgen *kgen_create(gpt *m, int rows, kpool *pool) {
     if (rows < 1) kiln_die(EX_KILN_SOFTWARE, "kgen_create: %d rows", rows);
     kgen *g = xcalloc(1, sizeof *g);
-    const gpt_config *c = &m->cfg;
     *g = (kgen){.m = m,
                 .pool = pool,
                 .rows = rows,
-                .L = c->n_layer,
-                .C = c->n_embd,
-                .H = c->n_head,
-                .V = c->vocab,
-                .n_ctx = c->n_ctx};
-    size_t R = (size_t)rows, C = (size_t)g->C;
-    size_t cache = xmul(xmul((size_t)g->L * R, (size_t)g->n_ctx), C);
-    g->kcache = xmalloc(xmul(cache, sizeof(float)));
-    g->vcache = xmalloc(xmul(cache, sizeof(float)));
-    g->x = xmalloc(xmul(R * C, sizeof(float)));
-    g->h = xmalloc(xmul(R * C, sizeof(float)));
-    g->qkv = xmalloc(xmul(R * 3 * C, sizeof(float)));
-    g->att = xmalloc(xmul(R * C, sizeof(float)));
-    g->fc = xmalloc(xmul(R * 4 * C, sizeof(float)));
-    g->scores = xmalloc(xmul(R * (size_t)g->n_ctx, sizeof(float)));
-    g->logits = xmalloc(xmul(R * (size_t)g->V, sizeof(float)));
+                .V = m->cfg.vocab,
+                .n_ctx = m->cfg.n_ctx,
+                .threads = pool ? kpool_size(pool) : 1};
+    g->logits = xmalloc(xmul(xmul((size_t)rows, (size_t)g->V), sizeof(float)));
+    g->at = xmalloc(xmul((size_t)rows, sizeof(int)));
+    g->work = xmalloc(xmul(xmul((size_t)g->threads, 2 * (size_t)g->V), sizeof(float)));
     return g;
 }
 
 void kgen_free(kgen *g) {
     if (!g) return;
-    free(g->kcache), free(g->vcache), free(g->x), free(g->h), free(g->qkv);
-    free(g->att), free(g->fc), free(g->scores), free(g->logits);
+    gpt_kv_free(g->kv);
+    free(g->logits), free(g->at), free(g->work);
     free(g);
+}
+
+/* A cache holding at least `positions` per row. */
+static void ensure_kv(kgen *g, int positions) {
+    if (g->kv && gpt_kv_positions(g->kv) >= positions) return;
+    gpt_kv_free(g->kv);
+    g->kv = gpt_kv_create(g->m, g->rows, positions);
 }
 
 void kgen_reset(kgen *g) {
@@ -64,116 +55,12 @@ int kgen_pos(const kgen *g) {
     return g->pos;
 }
 
-static void layernorm(const float *x, const float *w, const float *b, float *out, int C) {
-    float mu = 0.0f, var = 0.0f;
-    for (int c = 0; c < C; c++) mu += x[c];
-    mu /= (float)C;
-    for (int c = 0; c < C; c++) var += (x[c] - mu) * (x[c] - mu);
-    float rs = 1.0f / sqrtf(var / (float)C + LN_EPS);
-    for (int c = 0; c < C; c++) out[c] = (x[c] - mu) * rs * w[c] + b[c];
-}
-
-/* out[n, cols] = in[n, k] W[k, cols] + bias (bias may be NULL) */
-static void linear(const float *in, const float *W, const float *bias, float *out, int n, int k,
-                   int cols) {
-    for (int r = 0; r < n; r++) {
-        if (bias)
-            memcpy(out + (size_t)r * cols, bias, (size_t)cols * sizeof(float));
-        else
-            memset(out + (size_t)r * cols, 0, (size_t)cols * sizeof(float));
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, k, 1.0f, in, k, W, cols, 1.0f,
-                out, cols);
-}
-
-/* Causal attention of one row's new query over its cached keys/values 0..pos. */
-static void attend(kgen *g, int l, int row) {
-    int C = g->C, H = g->H, hd = C / H, n = g->pos + 1;
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *q = g->qkv + (size_t)row * 3 * C;
-    size_t base = ((size_t)l * g->rows + (size_t)row) * (size_t)g->n_ctx * (size_t)C;
-    const float *K = g->kcache + base, *Vc = g->vcache + base;
-    float *s = g->scores + (size_t)row * g->n_ctx, *out = g->att + (size_t)row * C;
-    for (int h = 0; h < H; h++) {
-        const float *qh = q + h * hd;
-        float mx = -FLT_MAX;
-        for (int t = 0; t < n; t++) {
-            const float *kt = K + (size_t)t * C + h * hd;
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++) d += qh[i] * kt[i];
-            s[t] = d * scale;
-            if (s[t] > mx) mx = s[t];
-        }
-        float sum = 0.0f;
-        for (int t = 0; t < n; t++) sum += (s[t] = expf(s[t] - mx));
-        float *oh = out + h * hd;
-        memset(oh, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t < n; t++) {
-            const float *vt = Vc + (size_t)t * C + h * hd;
-            float p = s[t] / sum;
-            for (int i = 0; i < hd; i++) oh[i] += p * vt[i];
-        }
-    }
-}
-
-/* One position for rows [r0, r1): embeddings, every block, the tied head. */
-static void feed_rows(kgen *g, int r0, int r1) {
-    const gpt_views *p = &g->m->p;
-    int C = g->C, n = r1 - r0, pos = g->pos;
-    float *x = g->x + (size_t)r0 * C, *h = g->h + (size_t)r0 * C;
-    float *qkv = g->qkv + (size_t)r0 * 3 * C, *att = g->att + (size_t)r0 * C;
-    float *fc = g->fc + (size_t)r0 * 4 * C;
-    for (int r = 0; r < n; r++) {
-        const float *te = p->wte + (size_t)g->tokens[r0 + r] * C, *pe = p->wpe + (size_t)pos * C;
-        for (int c = 0; c < C; c++) x[(size_t)r * C + c] = te[c] + pe[c];
-    }
-    for (int l = 0; l < g->L; l++) {
-        size_t lc = (size_t)l * C;
-        for (int r = 0; r < n; r++)
-            layernorm(x + (size_t)r * C, p->ln1w + lc, p->ln1b + lc, h + (size_t)r * C, C);
-        linear(h, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, qkv, n, C, 3 * C);
-        for (int r = 0; r < n; r++) {
-            size_t at = (((size_t)l * g->rows + (size_t)(r0 + r)) * g->n_ctx + pos) * C;
-            memcpy(g->kcache + at, qkv + (size_t)r * 3 * C + C, (size_t)C * sizeof(float));
-            memcpy(g->vcache + at, qkv + (size_t)r * 3 * C + 2 * C, (size_t)C * sizeof(float));
-            attend(g, l, r0 + r);
-        }
-        linear(att, p->attprojw + lc * C, p->attprojb + lc, h, n, C, C);
-        for (size_t i = 0; i < (size_t)n * C; i++) x[i] += h[i];
-        for (int r = 0; r < n; r++)
-            layernorm(x + (size_t)r * C, p->ln2w + lc, p->ln2b + lc, h + (size_t)r * C, C);
-        linear(h, p->fcw + lc * 4 * C, p->fcb + lc * 4, fc, n, C, 4 * C);
-        for (size_t i = 0; i < (size_t)n * 4 * C; i++) {
-            float v = fc[i];
-            fc[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
-        }
-        linear(fc, p->fcprojw + lc * 4 * C, p->fcprojb + lc, h, n, 4 * C, C);
-        for (size_t i = 0; i < (size_t)n * C; i++) x[i] += h[i];
-    }
-    for (int r = 0; r < n; r++)
-        layernorm(x + (size_t)r * C, p->lnfw, p->lnfb, h + (size_t)r * C, C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, g->V, C, 1.0f, h, C, p->wte, C, 0.0f,
-                g->logits + (size_t)r0 * g->V, g->V);
-}
-
-static void feed_task(void *ctx, int tid, int nt) {
-    kgen *g = ctx;
-    size_t lo, hi;
-    kpool_range((size_t)g->rows, 1, tid, nt, &lo, &hi);
-    if (lo < hi) feed_rows(g, (int)lo, (int)hi);
-}
-
 const float *kgen_feed(kgen *g, const int32_t *tokens) {
     if (g->pos >= g->n_ctx)
         kiln_die(EX_KILN_SOFTWARE, "kgen_feed: position %d past the context %d", g->pos, g->n_ctx);
-    for (int r = 0; r < g->rows; r++)
-        if (tokens[r] < 0 || tokens[r] >= g->V)
-            kiln_die(EX_KILN_DATA, "token %d is outside the vocabulary (%d)", tokens[r], g->V);
-    g->tokens = tokens;
-    if (g->pool && g->rows > 1)
-        kpool_run(g->pool, feed_task, g);
-    else
-        feed_rows(g, 0, g->rows);
+    ensure_kv(g, g->n_ctx);
+    for (int r = 0; r < g->rows; r++) g->at[r] = g->pos;
+    gpt_decode(g->m, g->kv, g->rows, tokens, NULL, g->at, g->logits);
     g->pos++;
     return g->logits;
 }
@@ -238,61 +125,138 @@ int32_t ksample_pick(const ksampler *s, const float *logits, int V, const uint8_
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-/* Restart every row's context from its last `keep` tokens (hist: rows x stride). */
-static const float *slide(kgen *g, const int32_t *hist, int stride, int len, int keep,
-                          int32_t *col) {
-    kgen_reset(g);
-    const float *logits = NULL;
-    for (int t = len - keep; t < len; t++) {
-        for (int r = 0; r < g->rows; r++) col[r] = hist[(size_t)r * stride + t];
-        logits = kgen_feed(g, col);
+/* One run: every row's tokens so far, which rows are still drawing, a decode call's tokens. */
+typedef struct run {
+    kgen *g;
+    const ksampler *s;
+    const uint8_t *allowed;
+    int stride, keep;  /* hist's row length; tokens a sliding window restarts from */
+    int32_t *hist;     /* [rows, stride] prompt, then what was drawn */
+    int *hlen;         /* [rows] */
+    krng *rng;         /* [rows] */
+    int n_live, *live; /* rows still drawing, in order; row j of g->logits is live[j]'s */
+    int32_t *pick;     /* [rows] the token drawn for live[j] */
+    int *last_pos;     /* [rows] where live[j]'s last token goes */
+    int32_t *tok;      /* [cap] a decode call's tokens, sequences and positions */
+    int *erow, *epos;
+    atomic_size_t next;
+} run;
+
+/* The live rows' next logits: each one's last token at its next position.  At the start,
+ * and for a row whose cache is full (the window slides), the row first restarts from
+ * position 0 with its tokens before that one: its prompt (the last n_ctx of it), or its
+ * last `keep`.  Restarts go in one call without logits, the last tokens in another. */
+static void feed_live(run *u, bool start) {
+    kgen *g = u->g;
+    int P = gpt_kv_positions(g->kv), n = 0;
+    for (int j = 0; j < u->n_live; j++) {
+        int r = u->live[j], len = gpt_kv_len(g->kv, r), last = u->hlen[r] - 1;
+        int from = start ? (last + 1 > g->n_ctx ? last + 1 - g->n_ctx : 0)
+                         : (len >= P ? last + 1 - u->keep : -1);
+        u->last_pos[j] = from >= 0 ? last - from : len;
+        for (int t = from; from >= 0 && t < last; t++)
+            u->tok[n] = u->hist[(size_t)r * u->stride + t], u->erow[n] = r, u->epos[n++] = t - from;
     }
-    return logits;
+    if (n) gpt_decode(g->m, g->kv, n, u->tok, u->erow, u->epos, NULL);
+    for (int j = 0; j < u->n_live; j++) {
+        int r = u->live[j];
+        u->tok[j] = u->hist[(size_t)r * u->stride + u->hlen[r] - 1];
+        u->erow[j] = r, u->epos[j] = u->last_pos[j];
+    }
+    gpt_decode(g->m, g->kv, u->n_live, u->tok, u->erow, u->epos, g->logits);
+}
+
+/* Draw a token for each live row, rows spread over the threads (each row has its own rng,
+ * so the draws do not depend on which thread made them). */
+static void sample_task(void *ctx, int tid, int nt) {
+    run *u = ctx;
+    kgen *g = u->g;
+    float *work = g->work + (size_t)tid * 2 * g->V;
+    size_t lo, hi;
+    while (kpool_next(&u->next, (size_t)u->n_live, 1, nt, &lo, &hi))
+        for (size_t j = lo; j < hi; j++)
+            u->pick[j] = ksample_pick(u->s, g->logits + j * g->V, g->V, u->allowed,
+                                      &u->rng[u->live[j]], work);
+}
+
+static void sample_live(run *u) {
+    atomic_store_explicit(&u->next, 0, memory_order_relaxed);
+    if (u->g->pool && u->n_live > 1)
+        kpool_run(u->g->pool, sample_task, u);
+    else
+        sample_task(u, 0, 1);
+}
+
+/* The run's buffers, rows' prompts in hist, every row live.  Returns the cache positions it
+ * needs: without a slide, the longest prompt in the window and the tokens fed after it. */
+static int run_start(run *u, const int32_t *prompts, int np, const int *plen, int n_new,
+                     uint64_t seed) {
+    kgen *g = u->g;
+    size_t R = (size_t)g->rows;
+    u->stride = np + n_new;
+    u->keep = g->n_ctx / 2 > 0 ? g->n_ctx / 2 : 1;
+    u->hist = xmalloc(xmul(xmul(R, (size_t)u->stride), sizeof(int32_t)));
+    u->hlen = xmalloc(xmul(R, sizeof(int)));
+    u->rng = xmalloc(xmul(R, sizeof(krng)));
+    u->live = xmalloc(xmul(R, sizeof(int)));
+    u->pick = xmalloc(xmul(R, sizeof(int32_t)));
+    u->last_pos = xmalloc(xmul(R, sizeof(int)));
+    int window = 1;
+    for (int r = 0; r < g->rows; r++) {
+        int n = plen ? plen[r] : np;
+        if (n < 1 || n > np) kiln_die(EX_KILN_SOFTWARE, "kgen_run: row %d's prompt of %d", r, n);
+        memcpy(u->hist + (size_t)r * u->stride, prompts + (size_t)r * np, sizeof(int32_t) * n);
+        u->hlen[r] = n;
+        krng_init(&u->rng[r], seed, (uint64_t)r, 0, KRNG_GENERATE);
+        u->live[r] = r;
+        if (n > window) window = n < g->n_ctx ? n : g->n_ctx;
+    }
+    u->n_live = g->rows;
+    size_t cap = xmul(R, (size_t)(window > u->keep ? window : u->keep));
+    u->tok = xmalloc(xmul(cap, sizeof(int32_t)));
+    u->erow = xmalloc(xmul(cap, sizeof(int)));
+    u->epos = xmalloc(xmul(cap, sizeof(int)));
+    return window + n_new < g->n_ctx ? window + n_new : g->n_ctx;
+}
+
+static void run_free(run *u) {
+    free(u->hist), free(u->hlen), free(u->rng), free(u->live), free(u->pick);
+    free(u->last_pos), free(u->tok), free(u->erow), free(u->epos);
+}
+
+void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
+                     const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
+                     kgen_token_fn fn, void *ctx, int32_t *out, int *lens) {
+    if (np < 1) kiln_die(EX_KILN_SOFTWARE, "kgen_run: empty prompt");
+    for (int r = 0; r < g->rows; r++) lens[r] = 0;
+    g->pos = 0;
+    if (n_new <= 0) return;
+    run u = {.g = g, .s = s, .allowed = allowed};
+    ensure_kv(g, run_start(&u, prompts, np, plen, n_new, seed));
+    feed_live(&u, true);
+    bool go = true;
+    for (int i = 0; i < n_new; i++) {
+        sample_live(&u);
+        int live = 0;
+        for (int j = 0; j < u.n_live; j++) {
+            int r = u.live[j];
+            int32_t tok = u.pick[j];
+            u.hist[(size_t)r * u.stride + u.hlen[r]++] = tok;
+            out[(size_t)r * n_new + lens[r]++] = tok;
+            if (fn && !fn(ctx, r, tok)) go = false;
+            if (tok != stop) u.live[live++] = r; /* an ended row costs nothing from now on */
+        }
+        u.n_live = live;
+        if (i + 1 == n_new || live == 0 || !go) break;
+        feed_live(&u, false);
+    }
+    run_free(&u);
 }
 
 void kgen_run(kgen *g, const int32_t *prompts, int np, int n_new, const ksampler *s,
               const uint8_t *allowed, int32_t stop, uint64_t seed, kgen_token_fn fn, void *ctx,
               int32_t *out, int *lens) {
-    int R = g->rows, V = g->V, stride = np + n_new, keep = g->n_ctx / 2;
-    if (np < 1) kiln_die(EX_KILN_SOFTWARE, "kgen_run: empty prompt");
-    int32_t *hist = xmalloc(xmul(xmul((size_t)R, (size_t)stride), sizeof(int32_t)));
-    int32_t *col = xmalloc(xmul((size_t)R, sizeof(int32_t)));
-    float *work = xmalloc(xmul(2 * (size_t)V, sizeof(float)));
-    krng *rng = xmalloc(xmul((size_t)R, sizeof(krng)));
-    bool *done = xcalloc((size_t)R, sizeof(bool));
-    for (int r = 0; r < R; r++) {
-        memcpy(hist + (size_t)r * stride, prompts + (size_t)r * np, (size_t)np * sizeof(int32_t));
-        krng_init(&rng[r], seed, (uint64_t)r, 0, KRNG_GENERATE);
-        lens[r] = 0;
-    }
-    int len = np, start = np > g->n_ctx ? np - g->n_ctx : 0;
-    kgen_reset(g);
-    const float *logits = NULL;
-    for (int t = start; t < np; t++) { /* the prompt (its tail if it overflows the context) */
-        for (int r = 0; r < R; r++) col[r] = prompts[(size_t)r * np + t];
-        logits = kgen_feed(g, col);
-    }
-    int live = R;
-    bool go = true;
-    for (int i = 0; i < n_new && live > 0 && go; i++) {
-        for (int r = 0; r < R; r++) {
-            int32_t tok = done[r]
-                              ? (stop >= 0 ? stop : 0)
-                              : ksample_pick(s, logits + (size_t)r * V, V, allowed, &rng[r], work);
-            col[r] = hist[(size_t)r * stride + len] = tok;
-            if (done[r]) continue;
-            out[(size_t)r * n_new + lens[r]++] = tok;
-            if (fn && !fn(ctx, r, tok)) go = false;
-            if (tok == stop) done[r] = true, live--;
-        }
-        len++;
-        if (i + 1 == n_new || live == 0 || !go) break;
-        if (kgen_pos(g) >= g->n_ctx)
-            logits = slide(g, hist, stride, len, keep, col);
-        else
-            logits = kgen_feed(g, col);
-    }
-    free(hist), free(col), free(work), free(rng), free(done);
+    kgen_run_ragged(g, prompts, np, NULL, n_new, s, allowed, stop, seed, fn, ctx, out, lens);
 }
 
 /* ---- with a tokenizer --------------------------------------------------------------------- */
@@ -315,7 +279,7 @@ int32_t *kgen_text_prompt(const ktokenizer *t, const char *text, int *n) {
     return tok;
 }
 
-static void write_text_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
+static void write_text_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *pool,
                                const kgen_request *q) {
     int np;
     int32_t *one = kgen_text_prompt(t, q->prompt, &np);
@@ -342,7 +306,7 @@ static void write_text_samples(kwriter *w, const gpt *m, const ktokenizer *t, kp
     free(one), free(prompts), free(out), free(lens), free(allowed), free(text);
 }
 
-void kgen_images(const gpt *m, const ktokenizer *t, kpool *pool, const int32_t *first, int R,
+void kgen_images(gpt *m, const ktokenizer *t, kpool *pool, const int32_t *first, int R,
                  const ksampler *s, uint64_t seed, kimage *out) {
     if (!t->height || !t->width || !t->channels)
         kiln_die(EX_KILN_DATA, "the tokenizer does not say the image shape; cannot draw images");
@@ -370,7 +334,7 @@ int32_t kgen_first_token(const ktokenizer *t, int64_t cls, int r) {
     return (int32_t)t->bos;
 }
 
-static void write_image_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
+static void write_image_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *pool,
                                 const kgen_request *q) {
     int R = q->n;
     int32_t *first = xmalloc(xmul((size_t)R, sizeof(int32_t)));
@@ -395,7 +359,7 @@ static void write_image_samples(kwriter *w, const gpt *m, const ktokenizer *t, k
     free(first), free(im);
 }
 
-void kgen_write_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
+void kgen_write_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *pool,
                         const kgen_request *q) {
     if (q->n < 1) return;
     if (t->kind == KTOK_BYTES)

@@ -1,15 +1,16 @@
-/* generate — running a trained GPT to produce tokens: an inference-only forward pass with a
- * key/value cache (one new token per row costs O(context), not a full forward), the
- * sampling rule (temperature, top-k, top-p) and a generation loop with a sliding window.
- * Used by kiln sample and kiln eval --samples.
+/* generate — running a trained GPT to produce tokens: the sampling rule (temperature, top-k,
+ * top-p) and a generation loop with a sliding window, over the model's own decoder
+ * (gpt_decode in lib/model/gpt.h: the training forward's kernels with a key/value cache, so
+ * one new token costs O(context), not a full forward, and its logits are gpt_forward's).
+ * Used by kiln sample and kiln eval --samples, and for RL rollouts.
  *
- * Rows advance in lockstep (all at the same position), so a batch of images of one shape,
- * or several continuations of one prompt, share every matrix product.  The arithmetic is
- * plain float like lib/model/gpt's forward, so logits agree with gpt_forward to ~1e-5.
+ * Many rows at once, each at its own length: prompts may differ in length, every step feeds
+ * one token of each row still drawing in one batch, and a row that has ended costs nothing.
+ * The model's kernels run on the model's pool; sampling spreads the rows over `pool`.
  *
  *     kgen *g = kgen_create(m, rows, pool);
  *     ksampler s = ksampler_default();  s.temperature = 0.8;
- *     kgen_run(g, prompts, np, 200, &s, allowed, eos, seed, on_token, ctx, out);
+ *     kgen_run(g, prompts, np, 200, &s, allowed, eos, seed, on_token, ctx, out, lens);
  *     kgen_free(g); */
 #ifndef KILN_GENERATE_H
 #define KILN_GENERATE_H
@@ -28,10 +29,12 @@
 
 typedef struct kgen kgen;
 
-/* A decoder over m's weights (borrowed: m must outlive it) for `rows` rows, threaded over
- * rows with pool (may be NULL: one thread). */
-kgen *kgen_create(const gpt *m, int rows, kpool *pool);
+/* A decoder over m (borrowed: m must outlive it) for `rows` rows; sampling threaded over
+ * rows with pool (may be NULL: one thread).  The cache is made on first use, as big as that
+ * use needs (kgen_feed: n_ctx positions). */
+kgen *kgen_create(gpt *m, int rows, kpool *pool);
 void kgen_free(kgen *g);
+/* Rows in lockstep, one token each per call: */
 /* Forget every row's context: the next token goes to position 0. */
 void kgen_reset(kgen *g);
 /* Tokens each row has seen so far (= the position the next token takes). */
@@ -59,11 +62,18 @@ typedef bool (*kgen_token_fn)(void *ctx, int row, int32_t token);
 /* Row r starts from its prompt prompts[r * np ...] (np >= 1 tokens each) and gets up to n_new
  * tokens in out[row * n_new ...]; a row ends at `stop` (-1: never; the stop token is stored and
  * reported).  Row r draws from krng (seed, r, 0, KRNG_GENERATE), so a row's text depends
- * only on the seed and its index.  Past n_ctx the window slides: the context restarts
- * from the last n_ctx/2 tokens.  Returns how many tokens each row got, in lens (rows). */
+ * only on the seed and its index.  A prompt longer than n_ctx starts from its last n_ctx
+ * tokens; past n_ctx the window slides: that row's context restarts from its last n_ctx/2
+ * tokens.  Returns how many tokens each row got, in lens (rows).  fn sees each step's tokens
+ * in row order.  Starts every row afresh: kgen_feed afterwards starts at position 0. */
 void kgen_run(kgen *g, const int32_t *prompts, int np, int n_new, const ksampler *s,
               const uint8_t *allowed, int32_t stop, uint64_t seed, kgen_token_fn fn, void *ctx,
               int32_t *out, int *lens);
+/* kgen_run with prompts of different lengths: row r's prompt is the first plen[r] (1..np)
+ * tokens of prompts[r * np ...] (plen NULL: np each). */
+void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
+                     const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
+                     kgen_token_fn fn, void *ctx, int32_t *out, int *lens);
 
 /* ---- with a tokenizer: what kiln sample and kiln eval --samples share --------------------- */
 
@@ -89,12 +99,12 @@ typedef struct kgen_request {
 } kgen_request;
 /* R images, row r generated after token first[r] (a class token or BOS), into out[r]
  * (zeroed kimages in; free each with kimage_free). */
-void kgen_images(const gpt *m, const ktokenizer *t, kpool *pool, const int32_t *first, int R,
+void kgen_images(gpt *m, const ktokenizer *t, kpool *pool, const int32_t *first, int R,
                  const ksampler *s, uint64_t seed, kimage *out);
 /* The first token of image r: class token cls, else the classes in turn, else BOS. */
 int32_t kgen_first_token(const ktokenizer *t, int64_t cls, int r);
 
-void kgen_write_samples(kwriter *w, const gpt *m, const ktokenizer *t, kpool *pool,
+void kgen_write_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *pool,
                         const kgen_request *q);
 
 #endif

@@ -3,15 +3,19 @@
  * Layout: activations are row-major [N, width] with N = B*T rows (b major, t minor).
  * Threading: every kernel is a kpool job over rows (or columns, or attention heads), the big
  * ones handed out in guided chunks as threads come free.  The linear layers' products run on
- * lib/model/gemm (kiln's AVX-512 SGEMM): B packed once and shared; weight gradients split the batch.
- * Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at the
- * diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
+ * lib/model/gemm (kiln's AVX-512 SGEMM): B packed once and shared; weight gradients split the
+ * batch. Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at
+ * the diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
  * Fusions: bias in the GEMM's store (c_attn, c_fc), residual add + bias + LayerNorm (forward),
  * LayerNorm backward + residual gradient + the bias gradient of the projection that fed the
  * residual (backward), log-sum-exp + cross-entropy (forward) and softmax + CE gradient in
  * place (backward), the c_attn bias gradient inside attention backward.  Attention keeps only
  * its output and one log-sum-exp per query row; the [T, T] scores of one head live in a
- * per-thread scratch and are recomputed in backward. */
+ * per-thread scratch and are recomputed in backward.
+ * Decoding (gpt_decode) is the same forward pass (fwd_pass: block_forward, trunk_forward) on
+ * other rows: tokens of many sequences at their own positions, attention over a key/value
+ * cache (gpt_kv) by the same groups of query rows, so its logits equal the training
+ * forward's bit for bit where the GEMM kernel is kiln's own. */
 #include "model/gpt.h"
 
 #include <cblas.h>
@@ -41,6 +45,7 @@ struct gpt_acts {
     float *lnf, *lnf_mean, *lnf_rstd; /* [N, C], [N], [N] */
     float *logits;                    /* [N, V]; becomes dlogits in backward */
     float *lse;                       /* [N] */
+    float *logp, *entropy;            /* [N] log p(target) and entropy of each position */
     float *weight;                    /* [N] loss weight per position: mask / count */
     int32_t *x, *y;                   /* [N] */
     float *pool_w;                    /* [N] pooling weights of the last gpt_pool */
@@ -54,6 +59,7 @@ struct gpt_acts {
     float *att_dbias;                 /* [B, 3C] c_attn bias gradient of each sequence */
     size_t packed_floats;
     bool have_logits;
+    bool have_targets; /* the last forward had targets: lse, logp, entropy, weight, y hold */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -184,18 +190,25 @@ static void gemm_rows_task(void *ctx, int tid, int nt) {
  * by one thread in one fixed order, so results never depend on who took which chunk. */
 #define GEMM_CHUNK_FLOPS 25e6 /* ~0.2 ms on one Zen 4 core: the most a thread waits at the end */
 
-static void gemm_shared(gpt *m, gemm_job *j) {
+static void gemm_shared(kpool *pool, gemm_job *j) {
     size_t tile = (size_t)kgemm_tile_rows(),
            rows = (size_t)(GEMM_CHUNK_FLOPS / (2.0 * j->N * j->K));
     j->chunk = rows > tile ? rows / tile * tile : tile;
-    j->packed = m->acts->packed;
     atomic_store_explicit(&j->next, 0, memory_order_relaxed);
-    kpool_run(m->pool, gemm_pack_task, j);
-    kpool_run(m->pool, gemm_rows_task, j);
+    kpool_run(pool, gemm_pack_task, j);
+    kpool_run(pool, gemm_rows_task, j);
 }
 
-static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+/* A GEMM's scratch: each pool thread's kgemm workspace, and room for one packed B.  The
+ * training pass uses its activations' (acts_scratch), a decoder its own (gpt_kv). */
+typedef struct gemm_scratch {
+    float *ws, *packed;
+    size_t packed_floats;
+} gemm_scratch;
+
+static void gemm_on(kpool *pool, const gemm_scratch *s, bool ta, bool tb, int M, int N, int K,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                    const float *bias) {
     gemm_job j = {.ta = ta,
                   .tb = tb,
                   .M = M,
@@ -209,14 +222,25 @@ static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, 
                   .C = C,
                   .ldc = ldc,
                   .bias = bias,
-                  .ws = m->acts->gemm_ws};
-    int nt = kpool_size(m->pool);
+                  .ws = s->ws,
+                  .packed = s->packed};
+    int nt = kpool_size(pool);
     if (nt > 1 && (size_t)M >= (size_t)nt * GEMM_SHARED_TILES * kgemm_tile_rows() &&
-        kgemm_packed_floats(K, N) <= m->acts->packed_floats) {
-        gemm_shared(m, &j);
+        kgemm_packed_floats(K, N) <= s->packed_floats) {
+        gemm_shared(pool, &j);
         return;
     }
-    kpool_run(m->pool, gemm_task, &j);
+    kpool_run(pool, gemm_task, &j);
+}
+
+static gemm_scratch acts_scratch(const gpt *m) {
+    return (gemm_scratch){m->acts->gemm_ws, m->acts->packed, m->acts->packed_floats};
+}
+
+static void gemm(gpt *m, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+    gemm_scratch s = acts_scratch(m);
+    gemm_on(m->pool, &s, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 /* C[M, N] += A^T B for A [K, M] and B [K, N] with K the long batch dimension: a weight
@@ -263,12 +287,6 @@ static void wgrad(gpt *m, int M, int N, int K, const float *A, const float *B, f
     wgrad_job j = {M, N, K, A, B, C, m->acts->wgrad, m->acts->gemm_ws};
     kpool_run(m->pool, wgrad_task, &j);
     kpool_run(m->pool, wgrad_sum_task, &j);
-}
-
-/* y[N, out] = x[N, in] W[in, out] (+ bias) */
-static void linear_fwd(gpt *m, const float *x, const float *W, const float *bias, float *y, int N,
-                       int in, int out) {
-    gemm(m, false, false, N, out, in, x, in, W, out, 0.0f, y, out, bias);
 }
 
 /* Whether the tensor whose gradient starts at g is frozen (fine-tuning). */
@@ -319,16 +337,20 @@ typedef struct enc_job {
     gpt *m;
     float *out;
     const float *dout;
+    /* forward: N rows of tokens tok at positions pos (NULL: B sequences of T, t = n mod T) */
+    const int32_t *tok;
+    const int *pos;
+    int N;
 } enc_job;
 
 static void encoder_fwd_task(void *ctx, int tid, int nt) {
     enc_job *j = ctx;
-    int C = j->m->cfg.n_embd, T = j->m->T, N = j->m->B * T;
+    int C = j->m->cfg.n_embd, T = j->m->T;
     size_t lo, hi;
-    kpool_range((size_t)N, 1, tid, nt, &lo, &hi);
+    kpool_range((size_t)j->N, 1, tid, nt, &lo, &hi);
     for (size_t n = lo; n < hi; n++) {
-        const float *te = j->m->p.wte + (size_t)j->m->acts->x[n] * C;
-        const float *pe = j->m->p.wpe + (n % (size_t)T) * C;
+        const float *te = j->m->p.wte + (size_t)j->tok[n] * C;
+        const float *pe = j->m->p.wpe + (j->pos ? (size_t)j->pos[n] : n % (size_t)T) * C;
         float *o = j->out + n * C;
         for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
@@ -395,11 +417,11 @@ static void ln_fwd_task(void *ctx, int tid, int nt) {
     while (kpool_next(&j->next, (size_t)j->N, 16, nt, &lo, &hi)) ln_fwd_rows(j, lo, hi);
 }
 
-static void residual_ln_fwd(gpt *m, int N, const float *res_in, const float *delta,
+static void residual_ln_fwd(kpool *pool, int N, int C, const float *res_in, const float *delta,
                             const float *bias, float *res_out, const float *w, const float *b,
                             float *out, float *mean, float *rstd) {
-    ln_job j = {N, m->cfg.n_embd, res_in, delta, bias, res_out, w, b, out, mean, rstd, 0};
-    kpool_run(m->pool, ln_fwd_task, &j);
+    ln_job j = {N, C, res_in, delta, bias, res_out, w, b, out, mean, rstd, 0};
+    kpool_run(pool, ln_fwd_task, &j);
 }
 
 /* dres (+)= LN backward of dout; partials: dw, db and the column sums of the new dres
@@ -577,6 +599,42 @@ static void att_group_scores(const float *Q, int ldq, const float *Kt, int T, in
                 ldq, Kt, T, 0.0f, S + (size_t)g * T, T, ws);
 }
 
+/* One group of up to ATT_ROWS consecutive query rows of one head: row r is at position
+ * q0 + r and attends to the keys at positions 0 .. q0 + r.  Kt holds the keys transposed,
+ * [hd, q0 + rows] at least; V the values, [q0 + rows, hd].  The training pass runs it over a
+ * sequence's own keys, gpt_decode over a cache: one copy of the arithmetic for both. */
+typedef struct att_group {
+    const float *Q, *Kt, *V; /* Q: the group's first query row */
+    int ldq, ldk, ldv;
+    float *Y; /* the group's first output row */
+    int ldy;
+    int q0, rows;
+    float *lse; /* the rows' log-sum-exp, or NULL */
+} att_group;
+
+/* Scores, softmax and P V for one group; S: rows x ldS scratch (ldS >= q0 + rows). */
+static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS, float *ws) {
+    int end = g->q0 + g->rows, hd = d->hd;
+    float inv[ATT_ROWS];
+    kgemm_small(false, g->rows, end, hd, d->scale, g->Q, g->ldq, g->Kt, g->ldk, 0.0f, S, ldS, ws);
+    for (int r = 0; r < g->rows; r++) {
+        int i = g->q0 + r;
+        float *row = S + (size_t)r * ldS, mx = max_of(row, i + 1), sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int k = 0; k <= i; k++) {
+            row[k] = exp_fast(row[k] - mx);
+            sum += row[k];
+        }
+        zero_future(row, i, end);
+        inv[r] = 1.0f / sum;
+        if (g->lse) g->lse[r] = mx + logf(sum);
+    }
+    /* Y = P V with P's rows normalised afterwards: hd products a row, not i + 1 */
+    kgemm_small(false, g->rows, hd, end, 1.0f, S, ldS, g->V, g->ldv, 0.0f, g->Y, g->ldy, ws);
+    for (int r = 0; r < g->rows; r++)
+        for (int k = 0; k < hd; k++) g->Y[(size_t)r * g->ldy + k] *= inv[r];
+}
+
 /* One (batch, head) pair of the forward: scores, softmax and P V by groups of rows. */
 static void att_fwd_head(const att_job *j, const att_dims *d, size_t bh, float *S, float *Kt,
                          float *ws) {
@@ -586,26 +644,18 @@ static void att_fwd_head(const att_job *j, const att_dims *d, size_t bh, float *
     float *lse = j->lse + bh * T, *Y = j->out + b * T * C + h * hd;
     ktranspose(T, hd, K, ld, Kt, T);
     for (int g = 0; g < T; g += ATT_ROWS) {
-        int rows = att_group_rows(g, T);
-        float inv[ATT_ROWS];
-        att_group_scores(Q, ld, Kt, T, hd, d->scale, g, S, ws);
-        for (int i = g; i < g + rows; i++) {
-            float *row = S + (size_t)i * T, mx = max_of(row, i + 1), sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int k = 0; k <= i; k++) {
-                row[k] = exp_fast(row[k] - mx);
-                sum += row[k];
-            }
-            zero_future(row, i, T);
-            inv[i - g] = 1.0f / sum;
-            lse[i] = mx + logf(sum);
-        }
-        /* Y = P V with P's rows normalised afterwards: hd products a row, not i + 1 */
-        float *Yg = Y + (size_t)g * C;
-        kgemm_small(false, rows, hd, att_group_end(g, T), 1.0f, S + (size_t)g * T, T, V, ld, 0.0f,
-                    Yg, C, ws);
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < hd; k++) Yg[(size_t)r * C + k] *= inv[r];
+        att_group grp = {.Q = Q + (size_t)g * ld,
+                         .Kt = Kt,
+                         .V = V,
+                         .ldq = ld,
+                         .ldk = T,
+                         .ldv = ld,
+                         .Y = Y + (size_t)g * C,
+                         .ldy = C,
+                         .q0 = g,
+                         .rows = att_group_rows(g, T),
+                         .lse = lse + g};
+        att_fwd_group(d, &grp, S + (size_t)g * T, T, ws);
     }
 }
 
@@ -690,8 +740,9 @@ static void att_bwd_task(void *ctx, int tid, int nt) {
 
 typedef struct ce_job {
     gpt *m;
-    float scale;  /* backward */
-    double *loss; /* [threads] forward partial sums */
+    float scale;    /* backward */
+    double *loss;   /* [threads] forward partial sums */
+    const float *w; /* backward: weights of log p(target) per position, or NULL (the loss) */
 } ce_job;
 
 static void ce_fwd_task(void *ctx, int tid, int nt) {
@@ -703,17 +754,25 @@ static void ce_fwd_task(void *ctx, int tid, int nt) {
     double loss = 0.0;
     for (size_t n = lo; n < hi; n++) {
         const float *row = a->logits + n * V;
-        float mx = -INFINITY, sum = 0.0f;
+        float mx = -INFINITY, sum = 0.0f, dot = 0.0f;
         for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-#pragma omp simd reduction(+ : sum)
-        for (int v = 0; v < V; v++) sum += exp_fast(row[v] - mx);
+#pragma omp simd reduction(+ : sum, dot)
+        for (int v = 0; v < V; v++) {
+            float d = row[v] - mx, e = exp_fast(d);
+            sum += e;
+            dot += e * d;
+        }
         a->lse[n] = mx + logf(sum);
-        if (a->weight[n] != 0.0f) loss += a->weight[n] * (a->lse[n] - row[a->y[n]]);
+        /* -sum p log p with p = e / sum and log p = d - log(sum) */
+        a->entropy[n] = logf(sum) - dot / sum;
+        a->logp[n] = row[a->y[n]] - a->lse[n];
+        if (a->weight[n] != 0.0f) loss -= a->weight[n] * a->logp[n];
     }
     j->loss[tid] = loss;
 }
 
-/* dlogits = scale * weight * (softmax - onehot), in place over the logits. */
+/* dlogits = scale * weight * (softmax - onehot), in place over the logits; with weights w of
+ * log p(target), whose gradient is w (onehot - softmax), -w stands in for scale * weight. */
 static void ce_bwd_task(void *ctx, int tid, int nt) {
     ce_job *j = ctx;
     gpt_acts *a = j->m->acts;
@@ -721,7 +780,8 @@ static void ce_bwd_task(void *ctx, int tid, int nt) {
     size_t lo, hi;
     kpool_range((size_t)N, 1, tid, nt, &lo, &hi);
     for (size_t n = lo; n < hi; n++) {
-        float *row = a->logits + n * V, w = j->scale * a->weight[n], l = a->lse[n];
+        float *row = a->logits + n * V, l = a->lse[n];
+        float w = j->w ? -j->w[n] : j->scale * a->weight[n];
         if (w == 0.0f) {
             memset(row, 0, sizeof(float) * V);
             continue;
@@ -847,13 +907,13 @@ gpt *gpt_create(const gpt_config *cfg, kpool *pool, uint64_t seed) {
 
 static void free_acts(gpt_acts *a) {
     if (!a) return;
-    float **bufs[] = {&a->res,         &a->res2,    &a->ln1,     &a->ln1_mean, &a->ln1_rstd,
-                      &a->qkv,         &a->atty,    &a->att_lse, &a->ln2,      &a->ln2_mean,
-                      &a->ln2_rstd,    &a->fch,     &a->gelu,    &a->lnf,      &a->lnf_mean,
-                      &a->lnf_rstd,    &a->logits,  &a->lse,     &a->weight,   &a->pool_w,
-                      &a->pooled,      &a->dres,    &a->dc,      &a->d3c,      &a->d4c,
-                      &a->att_scratch, &a->partial, &a->gemm_ws, &a->wgrad,    &a->packed,
-                      &a->att_dbias};
+    float **bufs[] = {&a->res,      &a->res2,   &a->ln1,         &a->ln1_mean, &a->ln1_rstd,
+                      &a->qkv,      &a->atty,   &a->att_lse,     &a->ln2,      &a->ln2_mean,
+                      &a->ln2_rstd, &a->fch,    &a->gelu,        &a->lnf,      &a->lnf_mean,
+                      &a->lnf_rstd, &a->logits, &a->lse,         &a->logp,     &a->entropy,
+                      &a->weight,   &a->pool_w, &a->pooled,      &a->dres,     &a->dc,
+                      &a->d3c,      &a->d4c,    &a->att_scratch, &a->partial,  &a->gemm_ws,
+                      &a->wgrad,    &a->packed, &a->att_dbias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
     free(a->x);
     free(a->y);
@@ -890,6 +950,12 @@ void gpt_zero_grad(gpt *m) {
     }
 }
 
+/* A packed block matrix, [C, 4C] or [4C, C], whichever is bigger. */
+static size_t block_packed_floats(int C) {
+    size_t a = kgemm_packed_floats(C, 4 * C), b = kgemm_packed_floats(4 * C, C);
+    return a > b ? a : b;
+}
+
 /* Activations for (B, T), reallocated only when a larger batch arrives. */
 static void ensure_acts(gpt *m, int B, int T) {
     if (T > m->cfg.n_ctx)
@@ -923,6 +989,8 @@ static void ensure_acts(gpt *m, int B, int T) {
     a->lnf_rstd = alloc_floats(N);
     a->logits = alloc_floats(N * V);
     a->lse = alloc_floats(N);
+    a->logp = alloc_floats(N);
+    a->entropy = alloc_floats(N);
     a->weight = alloc_floats(N);
     a->pool_w = alloc_floats(N);
     a->pooled = alloc_floats((size_t)B * C);
@@ -936,9 +1004,7 @@ static void ensure_acts(gpt *m, int B, int T) {
     /* Room for the block matrices, [C, 4C] at most, packed or as a partial gradient: the
      * head's products with a vocabulary bigger than 4C take the paths that need neither,
      * rather than this scratch growing to a copy of wte per thread. */
-    a->packed_floats = kgemm_packed_floats(C, 4 * C) > kgemm_packed_floats(4 * C, C)
-                           ? kgemm_packed_floats(C, 4 * C)
-                           : kgemm_packed_floats(4 * C, C);
+    a->packed_floats = block_packed_floats((int)C);
     a->packed = alloc_floats(a->packed_floats);
     a->att_dbias = alloc_floats((size_t)B * 3 * C);
     if (nt > 1 && nt <= WGRAD_SPLIT_MAX) a->wgrad = alloc_floats((nt - 1) * 4 * C * C);
@@ -983,26 +1049,182 @@ static block_acts block_acts_of(const gpt *m, int l) {
         a->gelu + 4 * l * NC};
 }
 
+/* ---- one forward pass, for training and for decoding ------------------------------------ */
+
+/* Decoding (gpt_decode): a run of one sequence's tokens in a chunk of rows, at consecutive
+ * positions from pos: rows first .. first + count - 1. */
+typedef struct dec_span {
+    int row, first, pos, count;
+} dec_span;
+
+/* The decoding state behind gpt_kv: the cache, and the scratch of one chunk of rows. */
+struct gpt_kv {
+    int rows, P, L, C, H, threads; /* P: positions held per sequence */
+    int *len;                      /* [rows] positions cached so far */
+    float *k;          /* [L, rows, H, hd, P] keys, transposed per head (the scores' B, in place) */
+    float *v;          /* [L, rows, P, C] values */
+    int cap;           /* rows a chunk's scratch holds */
+    block_acts acts;   /* one layer's activations, reused by every layer: res = res2, ln1 = ln2 */
+    float *proj, *lnf; /* [cap, C] */
+    gemm_scratch gs;
+    float *att_scratch; /* [threads, ATT_ROWS * P] */
+    kpool **solo;       /* [threads] one-thread pools: a thread's rows run inline */
+    dec_span *spans;    /* [cap] of the chunk being run */
+    int *split;         /* [threads + 1] the spans each thread takes (decode_split_task) */
+    int *erow, *epos;   /* [ecap] each token's sequence and position in the call being run */
+    size_t ecap;
+    uint64_t *seen, call; /* [rows] the last call that had a token of each sequence */
+};
+
+/* What a forward pass runs on.  Training: B sequences of T rows with every layer's
+ * activations kept for backward (m->acts).  Decoding: a chunk of rows, each a token of some
+ * sequence at some position, one layer's scratch reused by every layer, keys and values
+ * kept in the cache kv. */
+typedef struct fwd_pass {
+    gpt *m;
+    kpool *pool; /* m->pool, or one thread's own when the rows are split between threads */
+    int N;       /* rows */
+    gemm_scratch gs;
+    float *proj;                      /* [N, C] a block's output projection */
+    float *lnf, *lnf_mean, *lnf_rstd; /* [N, C], [N], [N] */
+    /* decoding */
+    gpt_kv *kv;            /* NULL when training */
+    block_acts acts;       /* the rows' scratch, every layer */
+    float *att_scratch;    /* [pool threads, ATT_ROWS * P] */
+    const dec_span *spans; /* the rows' spans, first counted from row0 of the chunk */
+    int n_spans, row0;
+} fwd_pass;
+
+static fwd_pass training_pass(gpt *m) {
+    gpt_acts *a = m->acts;
+    return (fwd_pass){.m = m,
+                      .pool = m->pool,
+                      .N = m->B * m->T,
+                      .gs = acts_scratch(m),
+                      .proj = a->dc,
+                      .lnf = a->lnf,
+                      .lnf_mean = a->lnf_mean,
+                      .lnf_rstd = a->lnf_rstd};
+}
+
+static block_acts pass_acts(const fwd_pass *f, int l) {
+    return f->kv ? f->acts : block_acts_of(f->m, l);
+}
+
+/* y[N, out] = x[N, in] W[in, out] (+ bias) */
+static void pass_linear(const fwd_pass *f, const float *x, const float *W, const float *bias,
+                        float *y, int in, int out) {
+    gemm_on(f->pool, &f->gs, false, false, f->N, out, in, x, in, W, out, 0.0f, y, out, bias);
+}
+
+/* Decoding attention: a job per (span, head) stores the span's keys and values for that
+ * head in the cache, then runs its queries by groups of rows over the cached keys, through
+ * the training pass's att_fwd_group.  A sequence has one span per chunk, so no two jobs
+ * touch the same part of the cache. */
+typedef struct dec_att_job {
+    const fwd_pass *f;
+    int l;
+    const block_acts *a;
+    atomic_size_t next;
+} dec_att_job;
+
+static void dec_att_span(const dec_att_job *j, const att_dims *d, const dec_span *s, int h,
+                         float *S, float *ws) {
+    const gpt_kv *kv = j->f->kv;
+    int C = d->C, hd = d->hd, ld = d->ld, P = kv->P, first = s->first - j->f->row0;
+    size_t lr = (size_t)j->l * kv->rows + (size_t)s->row;
+    float *Kt = kv->k + (lr * d->H + h) * hd * P, *V = kv->v + lr * P * C + h * hd;
+    const float *Q = j->a->qkv + (size_t)first * ld + h * hd;
+    for (int i = 0; i < s->count; i++) {
+        const float *q = Q + (size_t)i * ld;
+        size_t p = (size_t)(s->pos + i);
+        for (int k = 0; k < hd; k++) Kt[k * P + p] = q[C + k];
+        memcpy(V + p * C, q + 2 * C, sizeof(float) * hd);
+    }
+    float *Y = j->a->atty + (size_t)first * C + h * hd;
+    for (int g = 0; g < s->count; g += ATT_ROWS) {
+        int rows = s->count - g < ATT_ROWS ? s->count - g : ATT_ROWS;
+        att_group grp = {.Q = Q + (size_t)g * ld,
+                         .Kt = Kt,
+                         .V = V,
+                         .ldq = ld,
+                         .ldk = P,
+                         .ldv = C,
+                         .Y = Y + (size_t)g * C,
+                         .ldy = C,
+                         .q0 = s->pos + g,
+                         .rows = rows};
+        att_fwd_group(d, &grp, S, P, ws);
+    }
+}
+
+static void dec_att_task(void *ctx, int tid, int nt) {
+    dec_att_job *j = ctx;
+    const fwd_pass *f = j->f;
+    att_dims d = att_dims_of(f->m);
+    float *S = f->att_scratch + (size_t)tid * ATT_ROWS * f->kv->P, *ws = gemm_ws_of(f->gs.ws, tid);
+    size_t lo, hi;
+    while (kpool_next(&j->next, (size_t)f->n_spans * d.H, 1, nt, &lo, &hi))
+        for (size_t sh = lo; sh < hi; sh++)
+            dec_att_span(j, &d, &f->spans[sh / d.H], (int)(sh % d.H), S, ws);
+}
+
+static void attention_fwd(const fwd_pass *f, int l, const block_acts *a) {
+    if (f->kv) {
+        dec_att_job j = {f, l, a, 0};
+        kpool_run(f->pool, dec_att_task, &j);
+        return;
+    }
+    att_job aj = {f->m, a->qkv, a->atty, a->att_lse, NULL, 0};
+    kpool_run(f->pool, att_fwd_task, &aj);
+}
+
 /* Block l from its ln_1 output (already computed) to the MLP projection in `out`, without
- * its bias: the caller fuses bias + residual add with the next LayerNorm. */
-static void block_forward(gpt *m, int l, float *out) {
+ * its bias: the caller fuses bias + residual add with the next LayerNorm.  Adapters run on
+ * m's pool (decoding never splits rows between threads with adapters: decode_chunk). */
+static void block_forward(const fwd_pass *f, int l, float *out) {
+    gpt *m = f->m;
     block_params p = block_params_of(&m->p, &m->cfg, l);
-    block_acts a = block_acts_of(m, l);
-    int C = m->cfg.n_embd, N = m->B * m->T;
-    linear_fwd(m, a.ln1, p.qkvw, p.qkvb, a.qkv, N, C, 3 * C);
+    block_acts a = pass_acts(f, l);
+    int C = m->cfg.n_embd, N = f->N;
+    pass_linear(f, a.ln1, p.qkvw, p.qkvb, a.qkv, C, 3 * C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_QKV, a.ln1, a.qkv, N);
-    att_job aj = {m, a.qkv, a.atty, a.att_lse, NULL, 0};
-    kpool_run(m->pool, att_fwd_task, &aj);
-    linear_fwd(m, a.atty, p.attprojw, NULL, out, N, C, C);
+    attention_fwd(f, l, &a);
+    pass_linear(f, a.atty, p.attprojw, NULL, out, C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_PROJ, a.atty, out, N);
-    residual_ln_fwd(m, N, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2, a.ln2_mean,
-                    a.ln2_rstd);
-    linear_fwd(m, a.ln2, p.fcw, p.fcb, a.fch, N, C, 4 * C);
+    residual_ln_fwd(f->pool, N, C, a.res, out, p.attprojb, a.res2, p.ln2w, p.ln2b, a.ln2,
+                    a.ln2_mean, a.ln2_rstd);
+    pass_linear(f, a.ln2, p.fcw, p.fcb, a.fch, C, 4 * C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FC, a.ln2, a.fch, N);
     gelu_job gj = {m, N, 4 * C, a.fch, a.gelu, 0};
-    kpool_run(m->pool, gelu_fwd_task, &gj);
-    linear_fwd(m, a.gelu, p.fcprojw, NULL, out, N, 4 * C, C);
+    kpool_run(f->pool, gelu_fwd_task, &gj);
+    pass_linear(f, a.gelu, p.fcprojw, NULL, out, 4 * C, C);
     if (m->lora) lora_forward(m->lora, m->pool, l, LORA_FCPROJ, a.gelu, out, N);
+}
+
+/* From the embeddings in layer 0's residual to ln_f's output.  Decoding keeps one residual
+ * stream and adds each block into it in place. */
+static void trunk_forward(const fwd_pass *f) {
+    gpt *m = f->m;
+    int L = m->cfg.n_layer, N = f->N, C = m->cfg.n_embd;
+    block_acts first = pass_acts(f, 0);
+    residual_ln_fwd(f->pool, N, C, first.res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, first.ln1,
+                    first.ln1_mean, first.ln1_rstd);
+    for (int l = 0; l < L; l++) {
+        block_forward(f, l, f->proj);
+        block_acts cur = pass_acts(f, l);
+        const float *bias = block_params_of(&m->p, &m->cfg, l).fcprojb;
+        float *next_res = f->kv ? cur.res : cur.res + (size_t)N * C;
+        if (l + 1 < L) {
+            block_acts next = pass_acts(f, l + 1);
+            block_params np = block_params_of(&m->p, &m->cfg, l + 1);
+            residual_ln_fwd(f->pool, N, C, cur.res2, f->proj, bias, next_res, np.ln1w, np.ln1b,
+                            next.ln1, next.ln1_mean, next.ln1_rstd);
+        } else {
+            residual_ln_fwd(f->pool, N, C, cur.res2, f->proj, bias, next_res, m->p.lnfw, m->p.lnfb,
+                            f->lnf, f->lnf_mean, f->lnf_rstd);
+        }
+    }
 }
 
 /* Block l backward: acts->dres holds the gradient of the block's output (and the bias
@@ -1036,35 +1258,18 @@ static void block_backward(gpt *m, int l) {
 void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T) {
     ensure_acts(m, B, T);
     gpt_acts *a = m->acts;
-    int L = m->cfg.n_layer, V = m->cfg.vocab, N = B * T;
+    int V = m->cfg.vocab, N = B * T;
     for (int n = 0; n < N; n++) {
         if (x[n] < 0 || x[n] >= V)
             kiln_die(EX_KILN_DATA, "token %d at position %d is outside the vocabulary (%d)", x[n],
                      n, V);
         a->x[n] = x[n];
     }
-    a->have_logits = false;
-    enc_job ej = {m, a->res, NULL};
+    a->have_logits = a->have_targets = false;
+    enc_job ej = {.m = m, .out = a->res, .tok = a->x, .N = N};
     kpool_run(m->pool, encoder_fwd_task, &ej);
-    block_acts first = block_acts_of(m, 0);
-    residual_ln_fwd(m, N, first.res, NULL, NULL, NULL, m->p.ln1w, m->p.ln1b, first.ln1,
-                    first.ln1_mean, first.ln1_rstd);
-    float *proj = a->dc; /* a block's output projection, before bias and residual add */
-    for (int l = 0; l < L; l++) {
-        block_forward(m, l, proj);
-        block_acts cur = block_acts_of(m, l);
-        const float *bias = block_params_of(&m->p, &m->cfg, l).fcprojb;
-        float *next_res = cur.res + (size_t)N * m->cfg.n_embd;
-        if (l + 1 < L) {
-            block_acts next = block_acts_of(m, l + 1);
-            block_params np = block_params_of(&m->p, &m->cfg, l + 1);
-            residual_ln_fwd(m, N, cur.res2, proj, bias, next_res, np.ln1w, np.ln1b, next.ln1,
-                            next.ln1_mean, next.ln1_rstd);
-        } else {
-            residual_ln_fwd(m, N, cur.res2, proj, bias, next_res, m->p.lnfw, m->p.lnfb, a->lnf,
-                            a->lnf_mean, a->lnf_rstd);
-        }
-    }
+    fwd_pass f = training_pass(m);
+    trunk_forward(&f);
 }
 
 float gpt_forward(gpt *m, const int32_t *x, const int32_t *y, const uint8_t *mask, int B, int T) {
@@ -1088,12 +1293,13 @@ float gpt_forward(gpt *m, const int32_t *x, const int32_t *y, const uint8_t *mas
     for (int n = 0; n < N; n++)
         a->weight[n] = (!mask || mask[n]) && count > 0 ? 1.0f / count : 0.0f;
     double partial[kpool_size(m->pool)];
-    ce_job cj = {m, 0.0f, partial};
+    ce_job cj = {.m = m, .loss = partial};
     kpool_run(m->pool, ce_fwd_task, &cj);
     double loss = 0.0;
     for (int t = 0; t < kpool_size(m->pool); t++) loss += partial[t];
     m->mask_count = count;
     m->loss = (float)loss;
+    a->have_targets = true;
     return m->loss;
 }
 
@@ -1116,21 +1322,59 @@ static void trunk_backward(gpt *m) {
     int low = lowest_trained_layer(m);
     for (int l = L - 1; l >= 0 && l >= low; l--) block_backward(m, l);
     if (low >= 0) return; /* the embeddings are frozen */
-    enc_job ej = {m, NULL, a->dres};
+    enc_job ej = {.m = m, .dout = a->dres};
     kpool_run(m->pool, encoder_bwd_task, &ej);
 }
 
-void gpt_backward(gpt *m, float scale) {
+/* The LM head's backward from cj's weighting (gpt_backward, gpt_backward_weighted), then the
+ * trunk's. */
+static void lm_backward(gpt *m, const ce_job *cj, const char *who) {
     gpt_acts *a = m->acts;
-    if (!a || !a->have_logits || isnan(m->loss))
-        kiln_die(EX_KILN_SOFTWARE, "gpt_backward without a forward with targets");
+    if (!a || !a->have_logits || !a->have_targets)
+        kiln_die(EX_KILN_SOFTWARE, "%s without a forward with targets", who);
     int C = m->cfg.n_embd, V = m->cfg.vocab, N = m->B * m->T;
-    ce_job cj = {m, scale, NULL};
-    kpool_run(m->pool, ce_bwd_task, &cj);
+    kpool_run(m->pool, ce_bwd_task, (void *)cj);
     a->have_logits = false; /* they are dlogits now */
     gemm(m, false, false, N, C, V, a->logits, V, m->p.wte, C, 0.0f, a->dc, C, NULL);
     if (!frozen_at(m, m->g.wte)) wgrad(m, V, C, N, a->logits, a->lnf, m->g.wte);
     trunk_backward(m);
+}
+
+void gpt_backward(gpt *m, float scale) {
+    ce_job cj = {.m = m, .scale = scale};
+    lm_backward(m, &cj, "gpt_backward");
+}
+
+void gpt_backward_weighted(gpt *m, const float *w) {
+    ce_job cj = {.m = m, .w = w};
+    lm_backward(m, &cj, "gpt_backward_weighted");
+}
+
+/* ---- log-probabilities of the targets ------------------------------------------------ */
+
+static const gpt_acts *targets_of(const gpt *m, const char *who) {
+    if (!m->acts || !m->acts->have_targets)
+        kiln_die(EX_KILN_SOFTWARE, "%s without a forward with targets", who);
+    return m->acts;
+}
+
+void gpt_token_logprobs(const gpt *m, float *logp, float *entropy) {
+    const gpt_acts *a = targets_of(m, "gpt_token_logprobs");
+    size_t N = (size_t)m->B * m->T;
+    if (logp) memcpy(logp, a->logp, sizeof(float) * N);
+    if (entropy) memcpy(entropy, a->entropy, sizeof(float) * N);
+}
+
+/* A position counted in the forward's loss exactly when its weight mask / count is not 0
+ * (with no position counted, every sum is 0 either way). */
+void gpt_seq_logprobs(const gpt *m, float *out) {
+    const gpt_acts *a = targets_of(m, "gpt_seq_logprobs");
+    for (int b = 0; b < m->B; b++) {
+        double sum = 0.0;
+        for (size_t n = (size_t)b * m->T; n < (size_t)(b + 1) * m->T; n++)
+            if (a->weight[n] != 0.0f) sum += a->logp[n];
+        out[b] = (float)sum;
+    }
 }
 
 /* ---- pooled hidden states and the scalar head ---------------------------------------- */
@@ -1206,4 +1450,251 @@ double gpt_flops_per_token(const gpt_config *cfg, int T) {
     size_t n = 0;
     layout(cfg, NULL, &(gpt_views){0}, NULL, &n);
     return 6.0 * (double)n + 12.0 * cfg->n_layer * (double)T * cfg->n_embd;
+}
+
+/* ---- decoding ----------------------------------------------------------------------------- */
+
+/* Rows a decoding chunk runs at once: enough for the GEMMs' shared-B path on a few threads,
+ * its scratch (16 C floats a row) small next to the cache. */
+#define DECODE_CHUNK 1024
+
+gpt_kv *gpt_kv_create(const gpt *m, int rows, int positions) {
+    if (rows < 1) kiln_die(EX_KILN_SOFTWARE, "gpt_kv_create: %d rows", rows);
+    const gpt_config *c = &m->cfg;
+    gpt_kv *kv = xcalloc(1, sizeof *kv);
+    *kv = (gpt_kv){.rows = rows,
+                   .P = positions > 0 && positions < c->n_ctx ? positions : c->n_ctx,
+                   .L = c->n_layer,
+                   .C = c->n_embd,
+                   .H = c->n_head,
+                   .threads = kpool_size(m->pool)};
+    size_t cache = xmul(xmul((size_t)kv->L * (size_t)rows, (size_t)kv->P), (size_t)kv->C);
+    kv->len = xcalloc((size_t)rows, sizeof(int));
+    kv->seen = xcalloc((size_t)rows, sizeof(uint64_t));
+    kv->k = alloc_floats(cache);
+    kv->v = alloc_floats(cache);
+    kv->gs.ws = alloc_floats(xmul((size_t)kv->threads, kgemm_workspace_floats()));
+    kv->gs.packed_floats = block_packed_floats(kv->C);
+    kv->gs.packed = alloc_floats(kv->gs.packed_floats);
+    kv->att_scratch = alloc_floats((size_t)kv->threads * ATT_ROWS * (size_t)kv->P);
+    kv->solo = xcalloc((size_t)kv->threads, sizeof(kpool *));
+    for (int t = 0; t < kv->threads; t++) kv->solo[t] = kpool_create(1); /* no thread of its own */
+    kv->split = xcalloc((size_t)kv->threads + 1, sizeof(int));
+    return kv;
+}
+
+static void free_chunk(gpt_kv *kv) {
+    block_acts *a = &kv->acts;
+    float *bufs[] = {a->res,  a->ln1, a->ln1_mean, a->ln1_rstd, a->qkv,
+                     a->atty, a->fch, a->gelu,     kv->proj,    kv->lnf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(kv->spans);
+}
+
+void gpt_kv_free(gpt_kv *kv) {
+    if (!kv) return;
+    free_chunk(kv);
+    free(kv->len), free(kv->seen), free(kv->k), free(kv->v);
+    free(kv->gs.ws), free(kv->gs.packed), free(kv->att_scratch);
+    free(kv->erow), free(kv->epos);
+    for (int t = 0; t < kv->threads; t++) kpool_free(kv->solo[t]);
+    free(kv->solo), free(kv->split);
+    free(kv);
+}
+
+int gpt_kv_positions(const gpt_kv *kv) {
+    return kv->P;
+}
+
+int gpt_kv_len(const gpt_kv *kv, int row) {
+    return row >= 0 && row < kv->rows ? kv->len[row] : 0;
+}
+
+/* A chunk's scratch for n rows (grown, never shrunk). */
+static void ensure_chunk(gpt_kv *kv, int n) {
+    if (n <= kv->cap) return;
+    free_chunk(kv);
+    size_t N = (size_t)n, C = (size_t)kv->C;
+    float *res = alloc_floats(N * C), *ln = alloc_floats(N * C);
+    float *mean = alloc_floats(N), *rstd = alloc_floats(N);
+    kv->acts = (block_acts){.res = res,
+                            .res2 = res,
+                            .ln1 = ln,
+                            .ln1_mean = mean,
+                            .ln1_rstd = rstd,
+                            .qkv = alloc_floats(N * 3 * C),
+                            .atty = alloc_floats(N * C),
+                            .ln2 = ln,
+                            .ln2_mean = mean,
+                            .ln2_rstd = rstd,
+                            .fch = alloc_floats(N * 4 * C),
+                            .gelu = alloc_floats(N * 4 * C)};
+    kv->proj = alloc_floats(N * C);
+    kv->lnf = alloc_floats(N * C);
+    kv->spans = xmalloc(xmul(N, sizeof(dec_span)));
+    kv->cap = n;
+}
+
+/* Each token's sequence and position into kv->erow, kv->epos, checking the rules of
+ * gpt_decode; then every sequence named holds up to its last token. */
+static void decode_positions(const gpt *m, gpt_kv *kv, int n, const int32_t *tokens,
+                             const int *rows, const int *pos) {
+    if ((size_t)n > kv->ecap) {
+        free(kv->erow), free(kv->epos);
+        kv->erow = xmalloc(xmul((size_t)n, sizeof(int)));
+        kv->epos = xmalloc(xmul((size_t)n, sizeof(int)));
+        kv->ecap = (size_t)n;
+    }
+    kv->call++;
+    for (int i = 0; i < n; i++) {
+        int r = rows ? rows[i] : i;
+        if (r < 0 || r >= kv->rows)
+            kiln_die(EX_KILN_SOFTWARE, "gpt_decode: sequence %d of %d", r, kv->rows);
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab)
+            kiln_die(EX_KILN_DATA, "token %d is outside the vocabulary (%d)", tokens[i],
+                     m->cfg.vocab);
+        bool more = i > 0 && kv->erow[i - 1] == r; /* this sequence's run goes on */
+        int p = pos ? pos[i] : more ? kv->epos[i - 1] + 1 : kv->len[r];
+        if (more && p != kv->epos[i - 1] + 1)
+            kiln_die(EX_KILN_SOFTWARE, "gpt_decode: sequence %d's positions are not consecutive",
+                     r);
+        if (!more && kv->seen[r] == kv->call)
+            kiln_die(EX_KILN_SOFTWARE, "gpt_decode: sequence %d's tokens are not adjacent", r);
+        if (!more && (p < 0 || p > kv->len[r]))
+            kiln_die(EX_KILN_SOFTWARE, "gpt_decode: position %d of sequence %d, which holds %d", p,
+                     r, kv->len[r]);
+        if (p >= kv->P)
+            kiln_die(EX_KILN_SOFTWARE, "gpt_decode: position %d past the cache (%d)", p, kv->P);
+        kv->seen[r] = kv->call;
+        kv->erow[i] = r;
+        kv->epos[i] = p;
+    }
+    for (int i = 0; i < n; i++) kv->len[kv->erow[i]] = kv->epos[i] + 1;
+}
+
+/* block_acts a moved on by `lo` rows (its att_lse is not used in decoding). */
+static block_acts acts_from(const block_acts *a, size_t lo, size_t C) {
+    return (block_acts){.res = a->res + lo * C,
+                        .res2 = a->res2 + lo * C,
+                        .ln1 = a->ln1 + lo * C,
+                        .ln1_mean = a->ln1_mean + lo,
+                        .ln1_rstd = a->ln1_rstd + lo,
+                        .qkv = a->qkv + lo * 3 * C,
+                        .atty = a->atty + lo * C,
+                        .ln2 = a->ln2 + lo * C,
+                        .ln2_mean = a->ln2_mean + lo,
+                        .ln2_rstd = a->ln2_rstd + lo,
+                        .fch = a->fch + lo * 4 * C,
+                        .gelu = a->gelu + lo * 4 * C};
+}
+
+/* The decoding pass over spans [s0, s1) of the chunk on `pool`, with thread `t0`'s scratch
+ * onwards (the scratch of each of pool's threads follows). */
+static fwd_pass decode_pass(gpt *m, gpt_kv *kv, kpool *pool, int t0, int s0, int s1) {
+    const dec_span *first = &kv->spans[s0], *last = &kv->spans[s1 - 1];
+    size_t lo = (size_t)first->first, C = (size_t)kv->C;
+    block_acts a = acts_from(&kv->acts, lo, C);
+    return (fwd_pass){.m = m,
+                      .pool = pool,
+                      .N = last->first + last->count - first->first,
+                      .gs = {gemm_ws_of(kv->gs.ws, t0), pool == m->pool ? kv->gs.packed : NULL,
+                             pool == m->pool ? kv->gs.packed_floats : 0},
+                      .proj = kv->proj + lo * C,
+                      .lnf = kv->lnf + lo * C,
+                      .lnf_mean = a.ln1_mean, /* ln_1's are spent by then */
+                      .lnf_rstd = a.ln1_rstd,
+                      .kv = kv,
+                      .acts = a,
+                      .att_scratch = kv->att_scratch + (size_t)t0 * ATT_ROWS * kv->P,
+                      .spans = first,
+                      .n_spans = s1 - s0,
+                      .row0 = first->first};
+}
+
+/* A pass's rows: embeddings, the trunk (storing keys and values), the head (logits: the
+ * chunk's, or NULL). */
+static void decode_rows(const fwd_pass *f, const int32_t *tokens, const int *pos, float *logits) {
+    gpt *m = f->m;
+    int C = m->cfg.n_embd, V = m->cfg.vocab;
+    enc_job ej = {
+        .m = m, .out = f->acts.res, .tok = tokens + f->row0, .pos = pos + f->row0, .N = f->N};
+    kpool_run(f->pool, encoder_fwd_task, &ej);
+    trunk_forward(f);
+    if (logits)
+        gemm_on(f->pool, &f->gs, false, true, f->N, V, C, f->lnf, C, m->p.wte, C, 0.0f,
+                logits + (size_t)f->row0 * V, V, NULL);
+}
+
+/* Rows split between the threads: each runs its share of whole spans through the model on its
+ * own, inline, so a step over a few dozen rows costs one fork/join instead of one per
+ * kernel (the kernels' own jobs are too small to share well at that size). */
+typedef struct split_job {
+    gpt *m;
+    gpt_kv *kv;
+    const int32_t *tokens;
+    const int *pos;
+    float *logits;
+} split_job;
+
+static void decode_split_task(void *ctx, int tid, int nt) {
+    const split_job *j = ctx;
+    (void)nt;
+    int s0 = j->kv->split[tid], s1 = j->kv->split[tid + 1];
+    if (s0 == s1) return;
+    fwd_pass f = decode_pass(j->m, j->kv, j->kv->solo[tid], tid, s0, s1);
+    decode_rows(&f, j->tokens, j->pos, j->logits);
+}
+
+/* Whole spans per thread, about n / nt rows each; false when one span is too long for the
+ * shares to come out even (then every kernel is shared instead: a long prompt). */
+static bool split_spans(gpt_kv *kv, int n_spans, int n, int nt) {
+    int s = 0;
+    kv->split[0] = 0;
+    for (int t = 1; t <= nt; t++) {
+        size_t target = (size_t)n * t / nt;
+        while (s < n_spans && (t == nt || (size_t)kv->spans[s].first < target)) {
+            if (kv->spans[s].count > n / (2 * nt) + 1) return false;
+            s++;
+        }
+        kv->split[t] = s;
+    }
+    return true;
+}
+
+/* Rows [c0, c0 + n) of the call. */
+static void decode_chunk(gpt *m, gpt_kv *kv, int c0, int n, const int32_t *tokens, float *logits) {
+    const int *row = kv->erow + c0, *pos = kv->epos + c0;
+    int n_spans = 0, nt = kpool_size(m->pool);
+    for (int i = 0; i < n; n_spans++) {
+        dec_span *s = &kv->spans[n_spans];
+        *s = (dec_span){row[i], i, pos[i], 0};
+        while (i < n && row[i] == s->row) i++, s->count++;
+    }
+    tokens += c0;
+    logits = logits ? logits + (size_t)c0 * m->cfg.vocab : NULL;
+    /* adapters keep per-call state (lib/model/lora.h): they run on the shared pool only */
+    if (nt > 1 && n_spans >= nt && !m->lora && split_spans(kv, n_spans, n, nt)) {
+        split_job j = {m, kv, tokens, pos, logits};
+        kpool_run(m->pool, decode_split_task, &j);
+        return;
+    }
+    fwd_pass f = decode_pass(m, kv, m->pool, 0, 0, n_spans);
+    decode_rows(&f, tokens, pos, logits);
+}
+
+void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
+                float *logits) {
+    if (n <= 0) return;
+    if (kv->L != m->cfg.n_layer || kv->C != m->cfg.n_embd || kv->H != m->cfg.n_head ||
+        kv->threads < kpool_size(m->pool))
+        kiln_die(EX_KILN_SOFTWARE, "gpt_decode: the cache was made for another model or pool");
+    decode_positions(m, kv, n, tokens, rows, pos);
+    ensure_chunk(kv, n < DECODE_CHUNK ? n : DECODE_CHUNK);
+    /* inference: adapters without dropout, and training's dropout sequence left as it was */
+    bool training = m->lora && m->lora->training;
+    uint64_t pass = m->lora ? m->lora->pass : 0;
+    if (m->lora) m->lora->training = false;
+    for (int c0 = 0; c0 < n; c0 += kv->cap)
+        decode_chunk(m, kv, c0, n - c0 < kv->cap ? n - c0 : kv->cap, tokens, logits);
+    if (m->lora) m->lora->training = training, m->lora->pass = pass;
 }

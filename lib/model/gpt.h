@@ -13,7 +13,11 @@
  * slice, listed in m->tensors.  Weights use the HF Conv1D layout [in, out]: y = x W + b.
  *
  * Typical step:  gpt_zero_grad(m); loss = gpt_forward(m, x, y, mask, B, T);
- *                gpt_backward(m, 1.0f); ... optimizer on m->params / m->grads. */
+ *                gpt_backward(m, 1.0f); ... optimizer on m->params / m->grads.
+ * Preference and RL objectives (DPO, PPO) take per-token log-probabilities of the targets
+ * (gpt_token_logprobs, gpt_seq_logprobs) and a weight per position back
+ * (gpt_backward_weighted).  Generation decodes many sequences at once on the same forward
+ * code with a key/value cache (gpt_kv, gpt_decode; sampling in lib/model/generate.h). */
 #ifndef KILN_GPT_H
 #define KILN_GPT_H
 
@@ -106,6 +110,22 @@ const float *gpt_logits(const gpt *m);
 /* Accumulate into m->grads the gradient of scale * loss of the last gpt_forward. */
 void gpt_backward(gpt *m, float scale);
 
+/* Per-token log-probabilities for DPO, PPO and reward models, from the last gpt_forward with
+ * targets (every position, counted by the mask or not), [B, T] each:
+ *   logp[b, t]    = log p(y[b, t] | x[b, <= t])
+ *   entropy[b, t] = -sum_v p(v | x[b, <= t]) log p(v | x[b, <= t])
+ * Either may be NULL.  Computed by the forward in the same pass as its softmax, so they stay
+ * valid after gpt_backward, until the next forward. */
+void gpt_token_logprobs(const gpt *m, float *logp, float *entropy);
+/* out[b] = sum_t mask[b, t] logp[b, t]: each sequence's log-probability of its counted
+ * targets (the forward's mask; NULL counted all), [B]. */
+void gpt_seq_logprobs(const gpt *m, float *out);
+/* Accumulate into m->grads the gradient of sum_{b,t} w[b, t] logp[b, t] of the last gpt_forward
+ * with targets, w [B, T] (0 where a position does not count; the mask is not applied).
+ * gpt_backward(m, s) is the case w = -s mask / count.  Frozen tensors and LoRA adapters are
+ * handled as gpt_backward handles them, and results do not depend on the thread count. */
+void gpt_backward_weighted(gpt *m, const float *w);
+
 /* Trunk only (no logits): for pooling and the scalar head. */
 void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T);
 /* Final hidden states (after ln_f) [B, T, C] of the last forward. */
@@ -121,6 +141,30 @@ void gpt_pool_backward(gpt *m, const float *dpooled);
 void gpt_scalar(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *values);
 /* Accumulate the gradient of sum(dvalues * values) of the last gpt_scalar. */
 void gpt_scalar_backward(gpt *m, const float *dvalues);
+
+/* ---- decoding: a key/value cache, many sequences at once --------------------------------- */
+
+/* Keys and values of every block for `rows` sequences of up to `positions` tokens each
+ * (<= 0 or past n_ctx: n_ctx), with the scratch gpt_decode runs on (sized for m's pool):
+ * 2 * L * rows * positions * C floats, plus about 16 * C floats per token of a call (up to
+ * 1024 tokens at a time). */
+typedef struct gpt_kv gpt_kv;
+gpt_kv *gpt_kv_create(const gpt *m, int rows, int positions);
+void gpt_kv_free(gpt_kv *kv);
+int gpt_kv_positions(const gpt_kv *kv);
+/* Tokens sequence `row` holds: the position its next token takes. */
+int gpt_kv_len(const gpt_kv *kv, int row);
+
+/* Run n tokens through the model on its own kernels (the training forward's LayerNorm, GEMMs,
+ * GELU, attention; adapters in m->lora without dropout): token i belongs to sequence rows[i]
+ * (NULL: i) at position pos[i] (NULL: the next one, after the sequence's earlier tokens in
+ * this call).  A sequence's tokens in one call are adjacent, at consecutive positions,
+ * starting at or below what it holds (below: the sequence is rewound there); sequences not
+ * named cost nothing.  Their keys and values go into kv; logits [n, V] (NULL: none) get each
+ * token's next-token logits, equal to gpt_forward's on the same sequence.  Leaves m->acts
+ * alone, but a LoRA adapter's saved inputs are overwritten: run its backward first. */
+void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
+                float *logits);
 
 /* Model FLOPs per token of one training step: 6 * params + 12 * L * T * C. */
 double gpt_flops_per_token(const gpt_config *cfg, int T);

@@ -1,7 +1,8 @@
 /* test_gpt_grad — every layer's backward against central finite differences.
  *
  * For each named tensor (so every layer's weights, biases, LayerNorm gains, the embeddings
- * and the heads) the analytic gradient is compared with a central difference of the loss,
+ * and the heads) the analytic gradient is compared with a central difference of the loss
+ * (the LM's mean cross-entropy, the scalar head, pooling, a weighted sum of log-probabilities),
  * along a random direction over the whole tensor and on a few single elements.  The model
  * is tiny and T spans two of attention's 6-row groups (the second one short), with a loss mask. */
 #include <math.h>
@@ -16,14 +17,29 @@ enum { B = 2, T = 11 };
 static int32_t xs[B * T], ys[B * T];
 static uint8_t mask[B * T];
 
-typedef enum { LOSS_LM, LOSS_SCALAR_LAST, LOSS_SCALAR_MEAN, LOSS_POOL_MEAN } loss_kind;
+typedef enum {
+    LOSS_LM,
+    LOSS_SCALAR_LAST,
+    LOSS_SCALAR_MEAN,
+    LOSS_POOL_MEAN,
+    LOSS_WEIGHTED /* sum of w[b, t] log p(y[b, t]): gpt_backward_weighted */
+} loss_kind;
 
 static const float value_weights[B] = {0.7f, -1.3f};
 static float pool_weights[B * 64];
+static float logp_weights[B * T];
 
 /* The loss for a kind, computed in float by the model, accumulated in double here. */
 static double loss_of(gpt *m, loss_kind kind) {
     if (kind == LOSS_LM) return gpt_forward(m, xs, ys, mask, B, T);
+    if (kind == LOSS_WEIGHTED) {
+        float logp[B * T];
+        gpt_forward(m, xs, ys, mask, B, T);
+        gpt_token_logprobs(m, logp, NULL);
+        double loss = 0.0;
+        for (int i = 0; i < B * T; i++) loss += (double)logp_weights[i] * logp[i];
+        return loss;
+    }
     gpt_forward_hidden(m, xs, B, T);
     double loss = 0.0;
     if (kind == LOSS_POOL_MEAN) {
@@ -43,6 +59,8 @@ static void backward_of(gpt *m, loss_kind kind) {
     loss_of(m, kind);
     if (kind == LOSS_LM)
         gpt_backward(m, 1.0f);
+    else if (kind == LOSS_WEIGHTED)
+        gpt_backward_weighted(m, logp_weights);
     else if (kind == LOSS_POOL_MEAN)
         gpt_pool_backward(m, pool_weights);
     else
@@ -109,7 +127,7 @@ static void check_model(gpt *m, loss_kind kind) {
     unsigned seed = 99;
     for (int i = 0; i < m->n_tensors; i++) {
         const gpt_tensor *t = &m->tensors[i];
-        if (kind == LOSS_LM && !strcmp(t->name, "score.weight")) {
+        if ((kind == LOSS_LM || kind == LOSS_WEIGHTED) && !strcmp(t->name, "score.weight")) {
             for (size_t k = 0; k < t->numel; k++) CHECK(grad[t->offset + k] == 0.0f);
             continue;
         }
@@ -137,6 +155,8 @@ int main(void) {
     }
     mask[B * T - 1] = 0; /* the last row's last position is masked out: pooling must skip it */
     for (int i = 0; i < B * cfg.n_embd; i++) pool_weights[i] = (float)frand(&seed);
+    for (int i = 0; i < B * T; i++) /* both signs, some positions left out */
+        logp_weights[i] = i % 4 == 1 ? 0.0f : (float)frand(&seed) * 2.0f;
 
     /* The loss mask is honoured: changing a masked-out target changes nothing. */
     float l0 = gpt_forward(m, xs, ys, mask, B, T);
@@ -144,8 +164,8 @@ int main(void) {
     CHECK(gpt_forward(m, xs, ys, mask, B, T) == l0);
     CHECK(l0 > 0.0f && isfinite(l0));
 
-    for (loss_kind k = LOSS_LM; k <= LOSS_POOL_MEAN; k++) check_model(m, k);
-    fprintf(stderr, "worst relative error %.3g over %d tensors x 4 losses\n", worst, m->n_tensors);
+    for (loss_kind k = LOSS_LM; k <= LOSS_WEIGHTED; k++) check_model(m, k);
+    fprintf(stderr, "worst relative error %.3g over %d tensors x 5 losses\n", worst, m->n_tensors);
     gpt_free(m);
     kpool_free(pool);
     return check_report("gpt_grad");

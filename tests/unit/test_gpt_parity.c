@@ -1,8 +1,9 @@
-/* test_gpt_parity — the C model against PyTorch: loss, logits, every gradient, the scalar
- * head, and every parameter after 3 AdamW steps, from the same initial weights and batch.
- * The reference values come from tests/torch_parity.py (float64 PyTorch), committed as
- * tests/fixtures/gpt_parity.bin, so this test needs no torch.  Error measure per tensor:
- * max |kiln - torch| / max |torch|, which must be <= 1e-4. */
+/* test_gpt_parity — the C model against PyTorch: loss, logits, every gradient, per-token
+ * log-probabilities and entropies, sequence log-probabilities, every gradient of a weighted
+ * sum of log-probabilities, the scalar head, and every parameter after 3 AdamW steps, from the same
+ * initial weights and batch. The reference values come from tests/torch_parity.py (float64
+ * PyTorch), committed as tests/fixtures/gpt_parity.bin, so this test needs no torch.  Error measure
+ * per tensor: max |kiln - torch| / max |torch|, which must be <= 1e-4. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,27 @@ int main(void) {
         if (strcmp(m->tensors[i].name, "score.weight"))
             compare(m->tensors[i].name, m->grads + m->tensors[i].offset,
                     get("grad/", m->tensors[i].name), m->tensors[i].numel);
+
+    /* per-token log-probabilities and entropies, sequence sums, a weighted backward */
+    gpt_zero_grad(m);
+    gpt_forward(m, x, y, mask, B, T);
+    float *logp = malloc(sizeof(float) * N), *entropy = malloc(sizeof(float) * N), seq[8];
+    gpt_token_logprobs(m, logp, entropy);
+    compare("logp", logp, get("", "logp"), (size_t)N);
+    compare("entropy", entropy, get("", "entropy"), (size_t)N);
+    gpt_seq_logprobs(m, seq);
+    compare("seq_logp", seq, get("", "seq_logp"), (size_t)B);
+    gpt_backward_weighted(m, get("", "logp_weights")->v);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, "score.weight")) {
+            char what[128];
+            snprintf(what, sizeof what, "wgrad/%s", m->tensors[i].name);
+            compare(what, m->grads + m->tensors[i].offset, get("wgrad/", m->tensors[i].name),
+                    m->tensors[i].numel);
+        }
+    fprintf(stderr, "worst relative error through the weighted backward %.3g\n", worst);
+    free(logp);
+    free(entropy);
 
     /* scalar head at the last counted position */
     gpt_zero_grad(m);
