@@ -25,9 +25,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2
-    cat >&2 << 'EOF'
+usage() { # usage STATUS: --help prints it on stdout and exits 0, a mistake on stderr, 2
+    [ "$1" = 0 ] || exec >&2
+    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'
+    cat << 'EOF'
 options:
   --base FILE          the pretrained checkpoint (required)
   --text FILE          new text; the last 10% (or --val FILE) is held out
@@ -53,13 +54,15 @@ options:
   --out DIR            where everything goes (default runs/finetune)
   --dry-run            print the stage chain and stop
 EOF
-    exit 2
+    exit "$1"
 }
+die() { echo "finetune.sh: $*" >&2; exit 2; }
 
 base="" text="" val="" images="" val_images="" adds=() mode=full freeze="" lora=""
 sample_classes=() augment="" steps=200 batch=16 lr="" ctx=128 val_records=64 prompt="" samples="" threads=0
 seed=1 out=runs/finetune dry=""
 while [ $# -gt 0 ]; do
+    case "$1" in --dry-run | -h | --help) ;; --*) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
     --base) base=$2; shift ;;
     --text) text=$2; shift ;;
@@ -83,15 +86,15 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift ;;
     --out) out=$2; shift ;;
     --dry-run) dry=1 ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *) echo "finetune.sh: unknown option '$1' (--help lists them)" >&2; exit 2 ;;
     esac
     shift
 done
-die() { echo "finetune.sh: $*" >&2; exit 2; }
 [ -n "$base" ] || die "give --base CHECKPOINT (--help)"
 [ -f "$base" ] || die "$base: no such checkpoint"
 [ -n "$text$images" ] || die "give --text FILE or --images SOURCE (--help)"
+for f in "$text" "$val"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"; done
 command -v jq > /dev/null || die "needs jq"
 mkdir -p "$out/ckpt"
 

@@ -182,6 +182,11 @@ typedef struct progress {
     uint64_t total, step, first_step, eval_step, best_step, saved;
     double t0, t_first, t_line, loss, first_loss, eval_loss, best_eval, bits, tok_s, tok_s_sum;
     uint64_t tok_s_n;
+    /* A resumed run's log holds several segments (pipelines/pretrain.sh puts the history in
+     * front with kiln cat --prepend): train's elapsed_s starts again at each.  The ETA
+     * counts from the current segment; the time sums them. */
+    double seg_elapsed, done_elapsed, anchor_t;
+    uint64_t anchor_step, segments;
     bool have_loss, have_eval;
     const char *bits_name;
     char last_path[256], best_path[256];
@@ -208,8 +213,8 @@ static void progress_draw(progress *p, bool final) {
             (int)(20.0 * (double)(p->step < p->total ? p->step : p->total) / (double)p->total);
         snprintf(bar, sizeof bar, "[%.*s%.*s] ", fill, "####################", 20 - fill,
                  "--------------------");
-        double rate = (double)(p->step - p->first_step) / (now - p->t_first);
-        if (p->step > p->first_step && p->step < p->total) {
+        double rate = (double)(p->step - p->anchor_step) / (now - p->anchor_t);
+        if (p->step > p->anchor_step && p->step < p->total) {
             fmt_duration((double)(p->total - p->step) / rate, eta + 6, sizeof eta - 6);
             memcpy(eta, "  ETA ", 6);
         }
@@ -234,6 +239,17 @@ static void progress_record(progress *p, const krec *r) {
         krec_u64(r, "step", &step);
         if (!strcmp(stage, "train") && krec_f64(r, "loss", &v)) {
             if (!p->have_loss) p->first_loss = v, p->first_step = step, p->t_first = kiln_now();
+            double el;
+            if (krec_f64(r, "elapsed_s", &el)) {
+                if (!p->segments || el < p->seg_elapsed) { /* a new segment starts */
+                    p->done_elapsed += p->segments ? p->seg_elapsed : 0;
+                    p->segments++;
+                    p->anchor_step = step, p->anchor_t = kiln_now();
+                }
+                p->seg_elapsed = el;
+            } else if (!p->have_loss) {
+                p->anchor_step = step, p->anchor_t = kiln_now();
+            }
             p->have_loss = true, p->loss = v, p->step = step;
             if (krec_f64(r, "tokens_per_s", &p->tok_s)) p->tok_s_sum += p->tok_s, p->tok_s_n++;
             progress_draw(p, false);
@@ -262,7 +278,14 @@ static void progress_summary(progress *p) {
     fmt_duration(kiln_now() - p->t0, took, sizeof took);
     fprintf(stderr, "%-14s %llu", "steps", (unsigned long long)p->step);
     if (p->total) fprintf(stderr, " of %llu", (unsigned long long)p->total);
-    fprintf(stderr, "\n%-14s %s\n", "time", took);
+    fprintf(stderr, "\n%-14s %s", "time", took);
+    if (p->segments > 1) {
+        char whole[32];
+        fmt_duration(p->done_elapsed + p->seg_elapsed, whole, sizeof whole);
+        fprintf(stderr, " (the whole run: %s of training in %llu segments)", whole,
+                (unsigned long long)p->segments);
+    }
+    fputc('\n', stderr);
     if (p->have_loss)
         fprintf(stderr, "%-14s %.4f at step %llu -> %.4f at step %llu\n", "train loss",
                 p->first_loss, (unsigned long long)p->first_step, p->loss,
@@ -276,9 +299,13 @@ static void progress_summary(progress *p) {
     }
     if (p->tok_s_n) fprintf(stderr, "%-14s %.0f\n", "tokens/s", p->tok_s_sum / (double)p->tok_s_n);
     if (p->saved) {
-        fprintf(stderr, "%-14s %llu written, last %s\n", "checkpoints",
-                (unsigned long long)p->saved, p->last_path);
-        if (p->best_path[0]) fprintf(stderr, "%-14s %s\n", "best", p->best_path);
+        /* An old log names files that --keep has deleted since: say so. */
+        fprintf(stderr, "%-14s %llu written, last %s%s\n", "checkpoints",
+                (unsigned long long)p->saved, p->last_path,
+                access(p->last_path, F_OK) == 0 ? "" : " (no longer on disk)");
+        if (p->best_path[0])
+            fprintf(stderr, "%-14s %s%s\n", "best", p->best_path,
+                    access(p->best_path, F_OK) == 0 ? "" : " (no longer on disk)");
     }
 }
 
