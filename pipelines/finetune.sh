@@ -165,16 +165,20 @@ train=(kiln train --init "$base" "${how[@]}" --save-start --steps "$steps" ${lr:
     --log-every 10 --seed "$seed" --threads "$threads")
 ckpt=(kiln ckpt --dir "$out/ckpt" --keep 0)
 show=(kiln show --progress --total "$steps")
-{
+chain() {
     echo "${load[*]}"
     for stage in aug tokenize batcher train ckpt; do
         eval '[ -z "${'$stage'[*]}" ] || echo "  | ${'$stage'[*]}"'
     done
     echo "  | tee $out/log.rec | ${show[*]}"
-} >&2
+}
+chain >&2
 [ -n "$dry" ] && exit 0
+{ echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): fine-tuning $base"; chain; } > "$out/chain.txt"
 augmented | "${tokenize[@]}" | "${batcher[@]}" \
     | "${train[@]}" | "${ckpt[@]}" | tee "$out/log.rec" | "${show[@]}"
+# Every metrics record as a JSON line, for jq (README.md, "A run directory").
+kiln show --in "$out/log.rec" | { grep '^{"t":"metrics"' || true; } > "$out/metrics.jsonl"
 
 # ---- before and after -----------------------------------------------------------------------
 first=$out/ckpt/step-000000.safetensors
