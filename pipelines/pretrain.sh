@@ -146,13 +146,15 @@ if [ -n "$resume" ]; then
     [ -e "$latest" ] || die "$latest missing: nothing to resume"
     cursor=$(kiln ckpt inspect "$latest" | awk '$1 == "cursor" { print $2 }')
     at=$(kiln ckpt inspect "$latest" | awk '$1 == "step" { print $2 }')
+    [ "$steps" -gt "$at" ] || die "$out is at step $at already: give --steps above it to train on"
     skip="--skip ${cursor:-0}" init="--init $latest"
     echo "pretrain.sh: resuming $out at step $at, data cursor ${cursor:-0}" >&2
     # The run so far, up to the step resumed from (a run killed with kill -9 logged steps
     # past its last checkpoint; its log has no eos, so kiln show's complaint is expected).
     if [ -s "$log" ] && [ -z "$dry" ]; then
         { kiln show --full --in "$log" 2> /dev/null || true; } \
-            | jq -c --argjson at "$at" 'select((.step // 0) <= $at)' | kiln import > "$out/history.rec"
+            | jq -c --argjson at "$at" 'select((.step // 0) <= $at)' | kiln import > "$out/history.tmp"
+        mv "$out/history.tmp" "$out/history.rec" # kept until the run ends: log.rec is rewritten
     fi
     [ -s "$out/history.rec" ] || [ -n "$dry" ] && history=(kiln cat --prepend "$out/history.rec")
 fi

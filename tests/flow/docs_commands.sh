@@ -46,7 +46,9 @@ extract() {
 
 # Why a command does not run here, or nothing when it runs.
 skip_reason() {
-    case "$1" in
+    local c=${1%%#*}
+    c=${c%"${c##*[! ]}"} # the command without its comment and trailing blanks
+    case "$c" in
     make | make\ -s | make\ -j*) echo "the build under test is already in bin/" ;;
     make\ demo*) echo "tests/flow/demo.sh runs examples/demo.sh small" ;;
     make\ test* | make\ san* | *tests/run.sh*) echo "the test suite itself" ;;
@@ -61,10 +63,10 @@ skip_reason() {
 # a one-layer model.
 shrink() {
     local c=$1 re='(.*--steps )([0-9]+)(.*)'
-    while [[ $c =~ $re ]] && [ "${BASH_REMATCH[2]}" -ge 20 ]; do
+    if [[ $c =~ $re ]] && [ "${BASH_REMATCH[2]}" -ge 20 ]; then
         local n=$((BASH_REMATCH[2] / 250))
         c="${BASH_REMATCH[1]}$((n > 2 ? n : 2))${BASH_REMATCH[3]}"
-    done
+    fi
     local tiny="--layers 1 --dim 32 --heads 2 --ctx 32 --batch 4 --val-records 4 --threads 2"
     case "$c" in
     *pipelines/pretrain.sh\ --text*) c="${c%%#*} $tiny --every 3" ;;
