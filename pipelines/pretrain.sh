@@ -173,7 +173,7 @@ batcher=(kiln batch -B "$batch" -T "$T")
 train=(kiln train "${shape[@]}" --ctx "$T" --steps "$steps" --lr "$lr" --every "$every"
     --log-every "$log_every" --seed "$seed" --threads "$threads" $init)
 evaluate=(kiln eval --data "$out/val.rec" --samples "$samples" --threads "$threads")
-plot=(kiln plot --png "$out/loss.png" --title "pretrain $(basename "$out")")
+plot=(kiln plot --png "$out/loss.png" --dir "$out/plots" --title "pretrain $(basename "$out")")
 ckpt=(kiln ckpt --dir "$out/ckpt" --keep 3)
 show=(kiln show --progress --total "$steps")
 chain() {
