@@ -58,6 +58,8 @@ expect '[ "$(grep -c "^# " b/chain.txt)" = 2 ] && grep -q "kiln cat --prepend" b
 expect 'grep -q "^steps *$steps of $steps" resume.err && grep -q "2 segments" resume.err' \
     "the summary covers the whole run: $(grep -E "^(steps|time)" resume.err | tr '\n' ' ')"
 expect '[ ! -e b/history.rec ]' "history.rec removed after the run"
+expect '[ -s b/loss.png ] && [ -s b/plots/loss.png ] && [ -s b/plots/grad_norm.png ]' \
+    "loss.png and a plot per metric family: $(ls b/plots 2>&1 | tr "\n" " ")"
 kiln ckpt inspect a/ckpt/latest.safetensors | grep -v '^file' > a.ck
 kiln ckpt inspect b/ckpt/latest.safetensors | grep -v '^file' > b.ck
 expect 'grep -q "^step *$steps$" b.ck && cmp -s a.ck b.ck' \
