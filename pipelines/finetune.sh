@@ -95,27 +95,29 @@ done
 [ -f "$base" ] || die "$base: no such checkpoint"
 [ -n "$text$images" ] || die "give --text FILE or --images SOURCE (--help)"
 for f in "$text" "$val"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"; done
-command -v jq > /dev/null || die "needs jq"
-mkdir -p "$out/ckpt"
+command -v jq > /dev/null || die "needs jq (make deps)"
+# --dry-run prints the chain and writes nothing.
+[ -n "$dry" ] || mkdir -p "$out/ckpt"
 
 # ---- the base: its shape and tokenizer ------------------------------------------------------
-kiln ckpt inspect "$base" > "$out/base.txt"
-meta() { awk -v k="$1" '$1 == k { sub(/^[^ ]+ +/, ""); print; exit }' "$out/base.txt"; }
+base_meta=$(kiln ckpt inspect "$base")
+[ -n "$dry" ] || printf '%s\n' "$base_meta" > "$out/base.txt"
+meta() { awk -v k="$1" '$1 == k { sub(/^[^ ]+ +/, ""); print; exit }' <<< "$base_meta"; }
 tok=$(meta tokenizer)
 layers=$(meta config | jq .n_layer)
 [ -n "$tok" ] || die "$base has no tokenizer in its metadata"
 kind=$(jq -r .kind <<< "$tok")
-jq -r '.classes // [] | .[]' <<< "$tok" > "$out/classes.txt"
-for a in "${adds[@]}"; do echo "${a%%=*}" >> "$out/classes.txt"; done
+classes=$(jq -r '.classes // [] | .[]' <<< "$tok"; for a in "${adds[@]}"; do echo "${a%%=*}"; done)
+[ -n "$dry" ] || [ -z "$classes" ] || printf '%s\n' "$classes" > "$out/classes.txt"
 case "$kind" in
 bytes) tokenize=(kiln tokenize --bytes) ;;
 levels) tokenize=(kiln tokenize --levels "$(jq .levels <<< "$tok")") ;;
 palette)
-    jq -r '.palette[] | map(tostring) | join(" ")' <<< "$tok" > "$out/palette.txt"
+    [ -n "$dry" ] || jq -r '.palette[] | map(tostring) | join(" ")' <<< "$tok" > "$out/palette.txt"
     tokenize=(kiln tokenize --palette "$out/palette.txt") ;;
 *) die "$base: unknown tokenizer kind '$kind'" ;;
 esac
-[ -s "$out/classes.txt" ] && tokenize+=(--classes "$out/classes.txt")
+[ -z "$classes" ] || tokenize+=(--classes "$out/classes.txt")
 
 case "$mode" in
 full) how=(--finetune) ;;
@@ -131,9 +133,11 @@ for a in "${adds[@]}"; do how+=(--add-class "$a"); done
 # ---- data ----------------------------------------------------------------------------------------
 if [ -n "$text" ]; then
     if [ -z "$val" ]; then # the last 10% is held out
-        bytes=$(wc -c < "$text")
-        head -c $((bytes - bytes / 10)) "$text" > "$out/train.txt"
-        tail -c $((bytes / 10)) "$text" > "$out/val.txt"
+        if [ -z "$dry" ]; then
+            bytes=$(wc -c < "$text")
+            head -c $((bytes - bytes / 10)) "$text" > "$out/train.txt"
+            tail -c $((bytes / 10)) "$text" > "$out/val.txt"
+        fi
         text=$out/train.txt val=$out/val.txt
     fi
     source_of() { src=("text:$1" --split "chunk:$ctx"); }
