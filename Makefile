@@ -2,6 +2,7 @@
 #
 #   make            build every program into bin/
 #   make deps       install the Debian packages kiln needs (as root), or print the apt-get line
+#   make examples   also what the examples in examples/ need (npm, PIL, openclipart)
 #   make test       deps + build + unit, stage and flow tests
 #   make san        the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       deps + build + the main job on the committed data
@@ -59,11 +60,19 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 # ---- dependencies: Debian packages only -------------------------------------------------
 DEPS_BUILD := gcc make pkg-config libzmq3-dev libmsgpack-dev libopenblas-dev libpng-dev zlib1g-dev
 DEPS_DATA  := dataset-fashion-mnist
-DEPS_TEST  := jq python3 python3-numpy python3-torch python3-torchvision
+# The pipelines read checkpoint metadata and logs with jq (finetune.sh, pretrain.sh --resume).
+DEPS_RUN   := jq
+# tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ.
+DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq
+# examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
+DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq
 deps:
-	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA)
+	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN)
 test-deps:
-	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_TEST)
+	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN) $(DEPS_TEST)
+examples: deps
+	@tools/deps.sh $(DEPS_EXAMPLES)
+	@$(MAKE) -s all
 
 # ---- tests --------------------------------------------------------------------------------
 test: test-deps
@@ -95,7 +104,7 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: all deps test-deps test san demo bench format install clean
+.PHONY: all deps test-deps examples test san demo bench format install clean
 
 # ---- model core (issue 4): per-file flags ---------------------------------------------------
 # gpt.c's elementwise loops carry `#pragma omp simd` (vector reductions without -ffast-math);

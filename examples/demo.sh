@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo — pretrain a byte-level GPT on Moby-Dick (examples/data/moby-dick.txt) for about
-# five minutes on two cores, with a progress bar; then print a sample and where everything is.
+# four minutes on two quiet cores (4 min 6 s measured, docs/stages-pretrain.md "Results"; longer
+# on a shared machine), with a progress bar; then print samples and where everything is.
 #
-#   DEMO_STEPS  optimizer steps (default 3000: ~5 minutes on 2 cores)
+#   DEMO_STEPS  optimizer steps (default 3000: ~4 minutes on 2 quiet cores)
 #   DEMO_OUT    output directory (default runs/demo; a previous demo run there is replaced)
 #   DEMO_ARGS   more pipelines/pretrain.sh options (e.g. "--dim 64" for a quick try)
 set -euo pipefail
@@ -35,11 +36,13 @@ for seed in 1 2 3; do
 done
 cat >&2 << MSG
 
-demo: everything is in $out/
+demo: everything is in $out/ (the commands below need kiln on PATH: export PATH="$root/bin:\$PATH")
   loss plot      $out/loss.png (train and eval loss against step)
   checkpoints    $out/ckpt/ (best.safetensors, latest.safetensors; safetensors with GPT-2
                  names, loadable by PyTorch)
-  records        $out/log.rec (kiln show --in $out/log.rec | less)
+  records        $out/log.rec (kiln show --in $out/log.rec | less), metrics as JSON lines
+                 $out/metrics.jsonl, the chain that made it $out/chain.txt
+  summary        kiln show --progress --in $out/log.rec
   more samples   kiln sample --ckpt $best --prompt "The whale" -n 500 --top-p 0.9
   evaluate       kiln eval --data $out/val.rec --ckpt $best --out /dev/null
   continue       pipelines/pretrain.sh --resume $out --steps $(( steps * 2 ))

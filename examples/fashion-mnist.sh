@@ -4,7 +4,7 @@
 #
 # Images are 14x14 gray at 8 levels, raster order after their class token (ImageGPT style),
 # so "draw a sneaker" is the prompt [Sneaker].  The model (4 layers, 128 wide) trains for
-# STEPS (default 2000: about 9 minutes on 2 cores) on the 60,000 training images, is evaluated
+# STEPS (default 2000: 4 min 23 s - 4 min 45 s on 2 quiet cores, docs/stages-pretrain.md) on the 60,000 training images, is evaluated
 # on 512 test images (bits per dimension: per pixel, of the 8-level image), and then draws
 # 8 images of each class into DIR/samples.png (a row per class, in label order).
 # Needs Debian's dataset-fashion-mnist (make deps).  STEPS and THREADS override.

@@ -25,9 +25,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2
-    cat >&2 << 'EOF'
+usage() { # usage STATUS: --help prints it on stdout and exits 0, a mistake on stderr, 2
+    [ "$1" = 0 ] || exec >&2
+    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'
+    cat << 'EOF'
 options:
   --base FILE          the pretrained checkpoint (required)
   --text FILE          new text; the last 10% (or --val FILE) is held out
@@ -53,13 +54,15 @@ options:
   --out DIR            where everything goes (default runs/finetune)
   --dry-run            print the stage chain and stop
 EOF
-    exit 2
+    exit "$1"
 }
+die() { echo "finetune.sh: $*" >&2; exit 2; }
 
 base="" text="" val="" images="" val_images="" adds=() mode=full freeze="" lora=""
 sample_classes=() augment="" steps=200 batch=16 lr="" ctx=128 val_records=64 prompt="" samples="" threads=0
 seed=1 out=runs/finetune dry=""
 while [ $# -gt 0 ]; do
+    case "$1" in --dry-run | -h | --help) ;; --*) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
     --base) base=$2; shift ;;
     --text) text=$2; shift ;;
@@ -83,36 +86,38 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift ;;
     --out) out=$2; shift ;;
     --dry-run) dry=1 ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *) echo "finetune.sh: unknown option '$1' (--help lists them)" >&2; exit 2 ;;
     esac
     shift
 done
-die() { echo "finetune.sh: $*" >&2; exit 2; }
 [ -n "$base" ] || die "give --base CHECKPOINT (--help)"
 [ -f "$base" ] || die "$base: no such checkpoint"
 [ -n "$text$images" ] || die "give --text FILE or --images SOURCE (--help)"
-command -v jq > /dev/null || die "needs jq"
-mkdir -p "$out/ckpt"
+for f in "$text" "$val"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"; done
+command -v jq > /dev/null || die "needs jq (make deps)"
+# --dry-run prints the chain and writes nothing.
+[ -n "$dry" ] || mkdir -p "$out/ckpt"
 
 # ---- the base: its shape and tokenizer ------------------------------------------------------
-kiln ckpt inspect "$base" > "$out/base.txt"
-meta() { awk -v k="$1" '$1 == k { sub(/^[^ ]+ +/, ""); print; exit }' "$out/base.txt"; }
+base_meta=$(kiln ckpt inspect "$base")
+[ -n "$dry" ] || printf '%s\n' "$base_meta" > "$out/base.txt"
+meta() { awk -v k="$1" '$1 == k { sub(/^[^ ]+ +/, ""); print; exit }' <<< "$base_meta"; }
 tok=$(meta tokenizer)
 layers=$(meta config | jq .n_layer)
 [ -n "$tok" ] || die "$base has no tokenizer in its metadata"
 kind=$(jq -r .kind <<< "$tok")
-jq -r '.classes // [] | .[]' <<< "$tok" > "$out/classes.txt"
-for a in "${adds[@]}"; do echo "${a%%=*}" >> "$out/classes.txt"; done
+classes=$(jq -r '.classes // [] | .[]' <<< "$tok"; for a in "${adds[@]}"; do echo "${a%%=*}"; done)
+[ -n "$dry" ] || [ -z "$classes" ] || printf '%s\n' "$classes" > "$out/classes.txt"
 case "$kind" in
 bytes) tokenize=(kiln tokenize --bytes) ;;
 levels) tokenize=(kiln tokenize --levels "$(jq .levels <<< "$tok")") ;;
 palette)
-    jq -r '.palette[] | map(tostring) | join(" ")' <<< "$tok" > "$out/palette.txt"
+    [ -n "$dry" ] || jq -r '.palette[] | map(tostring) | join(" ")' <<< "$tok" > "$out/palette.txt"
     tokenize=(kiln tokenize --palette "$out/palette.txt") ;;
 *) die "$base: unknown tokenizer kind '$kind'" ;;
 esac
-[ -s "$out/classes.txt" ] && tokenize+=(--classes "$out/classes.txt")
+[ -z "$classes" ] || tokenize+=(--classes "$out/classes.txt")
 
 case "$mode" in
 full) how=(--finetune) ;;
@@ -128,9 +133,11 @@ for a in "${adds[@]}"; do how+=(--add-class "$a"); done
 # ---- data ----------------------------------------------------------------------------------------
 if [ -n "$text" ]; then
     if [ -z "$val" ]; then # the last 10% is held out
-        bytes=$(wc -c < "$text")
-        head -c $((bytes - bytes / 10)) "$text" > "$out/train.txt"
-        tail -c $((bytes / 10)) "$text" > "$out/val.txt"
+        if [ -z "$dry" ]; then
+            bytes=$(wc -c < "$text")
+            head -c $((bytes - bytes / 10)) "$text" > "$out/train.txt"
+            tail -c $((bytes / 10)) "$text" > "$out/val.txt"
+        fi
         text=$out/train.txt val=$out/val.txt
     fi
     source_of() { src=("text:$1" --split "chunk:$ctx"); }
@@ -162,16 +169,20 @@ train=(kiln train --init "$base" "${how[@]}" --save-start --steps "$steps" ${lr:
     --log-every 10 --seed "$seed" --threads "$threads")
 ckpt=(kiln ckpt --dir "$out/ckpt" --keep 0)
 show=(kiln show --progress --total "$steps")
-{
+chain() {
     echo "${load[*]}"
     for stage in aug tokenize batcher train ckpt; do
         eval '[ -z "${'$stage'[*]}" ] || echo "  | ${'$stage'[*]}"'
     done
     echo "  | tee $out/log.rec | ${show[*]}"
-} >&2
+}
+chain >&2
 [ -n "$dry" ] && exit 0
+{ echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): fine-tuning $base"; chain; } > "$out/chain.txt"
 augmented | "${tokenize[@]}" | "${batcher[@]}" \
     | "${train[@]}" | "${ckpt[@]}" | tee "$out/log.rec" | "${show[@]}"
+# Every metrics record as a JSON line, for jq (README.md, "A run directory").
+kiln show --in "$out/log.rec" | { grep '^{"t":"metrics"' || true; } > "$out/metrics.jsonl"
 
 # ---- before and after -----------------------------------------------------------------------
 first=$out/ckpt/step-000000.safetensors

@@ -15,6 +15,10 @@
 #     | kiln plot --png OUT/loss.png | kiln ckpt --dir OUT/ckpt | tee OUT/log.rec
 #     | kiln show --progress
 #
+# On --resume, `kiln cat --prepend` puts the records of the run so far (up to the step
+# resumed from) in front of the new ones, so loss.png, log.rec and the summary cover the
+# whole run.  OUT also gets chain.txt (the chain of each segment) and metrics.jsonl (every
+# metrics record as a JSON line, for jq).  The chain is printed on stderr.
 # No shuffle stage: each batch holds whole records in source order, so the data cursor a
 # checkpoint saves tells `kiln load --skip` exactly where the next batch starts, and a
 # resumed run trains on the same batches, bit for bit, as one that never stopped.
@@ -24,9 +28,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2
-    cat >&2 << 'EOF'
+usage() { # usage STATUS: --help prints it on stdout and exits 0, a mistake on stderr, 2
+    [ "$1" = 0 ] || exec >&2
+    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'
+    cat << 'EOF'
 options:
   --text FILE          text corpus; the last 5% (or --val FILE) is held out for eval
   --val FILE           held-out text instead
@@ -49,14 +54,16 @@ options:
   --resume DIR         continue the run in DIR from DIR/ckpt/latest.safetensors
   --dry-run            print the stage chain and stop
 EOF
-    exit 2
+    exit "$1"
 }
+die() { echo "pretrain.sh: $*" >&2; exit 2; }
 
 text="" val="" images="" val_images="" classes="" size=16x16 levels=8 channels=1
 model="" layers=4 dim=128 heads=4 ctx=128 steps=2000 batch=16 lr=2e-3 every=""
 log_every=10 val_records=64 samples=0 threads=0 seed=1 out=runs/pretrain resume="" dry=""
 steps_given=""
 while [ $# -gt 0 ]; do
+    case "$1" in --dry-run | -h | --help) ;; --*) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
     --text) text=$2; shift ;;
     --val) val=$2; shift ;;
@@ -83,23 +90,25 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --resume) resume=$2; shift ;;
     --dry-run) dry=1 ;;
-    -h | --help) usage ;;
-    *) echo "pretrain.sh: unknown option '$1' (--help lists them)" >&2; exit 2 ;;
+    -h | --help) usage 0 ;;
+    *) die "unknown option '$1' (--help lists them)" ;;
     esac
     shift
 done
 
 # A resumed run takes the options it was started with (--steps may raise the total).
 if [ -n "$resume" ]; then
-    [ -f "$resume/run.env" ] || { echo "pretrain.sh: $resume/run.env missing: not a pretrain.sh run" >&2; exit 2; }
+    [ -f "$resume/run.env" ] || die "$resume/run.env missing: not a pretrain.sh run"
     new_steps=$steps
     . "$resume/run.env"
     [ -n "$steps_given" ] && steps=$new_steps
     out=$resume
 fi
-[ -n "$text$images" ] || { echo "pretrain.sh: give --text FILE or --images SOURCE (--help)" >&2; exit 2; }
+[ -n "$text$images" ] || die "give --text FILE or --images SOURCE (--help)"
+for f in "$text" "$val"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"; done
 [ -n "$every" ] || every=$(( steps / 10 > 0 ? steps / 10 : 1 ))
-mkdir -p "$out/ckpt"
+# --dry-run prints the chain and writes nothing.
+[ -n "$dry" ] || mkdir -p "$out/ckpt"
 if [ -z "$dry" ]; then # the options, for --resume (a raised --steps included)
     for v in text val images val_images classes size levels channels model layers dim heads ctx steps batch lr \
         every log_every val_records samples threads seed; do
@@ -110,16 +119,18 @@ fi
 # ---- data: what to train on, what to hold out ------------------------------------------------
 if [ -n "$text" ]; then
     if [ -z "$val" ]; then # carve the last 5% of the text off for evaluation
-        bytes=$(wc -c < "$text")
-        head -c $(( bytes - bytes / 20 )) "$text" > "$out/train.txt"
-        tail -c $(( bytes / 20 )) "$text" > "$out/val.txt"
+        if [ -z "$dry" ]; then
+            bytes=$(wc -c < "$text")
+            head -c $(( bytes - bytes / 20 )) "$text" > "$out/train.txt"
+            tail -c $(( bytes / 20 )) "$text" > "$out/val.txt"
+        fi
         text=$out/train.txt val=$out/val.txt
     fi
     source_of() { src=("text:$1" --split "chunk:$ctx"); }
     tokenize=(kiln tokenize --bytes)
     T=$ctx
 else
-    [ -n "$val_images" ] || { echo "pretrain.sh: --images needs --val-images" >&2; exit 2; }
+    [ -n "$val_images" ] || die "--images needs --val-images"
     source_of() { src=("$1" --size "$size" --channels "$channels" ${classes:+--classes "$classes"}); }
     tokenize=(kiln tokenize --levels "$levels")
     T=$(( ${size%x*} * ${size#*x} * channels )) # + the class token: one image a row
@@ -128,17 +139,25 @@ fi
 shape=(${model:+--model "$model"} ${layers:+--layers "$layers"} ${dim:+--dim "$dim"} ${heads:+--heads "$heads"})
 
 # ---- where to start -------------------------------------------------------------------------
-skip="" init=""
+skip="" init="" at=0 history=()
+log=$out/log.rec
 if [ -n "$resume" ]; then
     latest=$out/ckpt/latest.safetensors
-    [ -e "$latest" ] || { echo "pretrain.sh: $latest missing: nothing to resume" >&2; exit 2; }
+    [ -e "$latest" ] || die "$latest missing: nothing to resume"
     cursor=$(kiln ckpt inspect "$latest" | awk '$1 == "cursor" { print $2 }')
     at=$(kiln ckpt inspect "$latest" | awk '$1 == "step" { print $2 }')
+    [ "$steps" -gt "$at" ] || die "$out is at step $at already: give --steps above it to train on"
     skip="--skip ${cursor:-0}" init="--init $latest"
     echo "pretrain.sh: resuming $out at step $at, data cursor ${cursor:-0}" >&2
+    # The run so far, up to the step resumed from (a run killed with kill -9 logged steps
+    # past its last checkpoint; its log has no eos, so kiln show's complaint is expected).
+    if [ -s "$log" ] && [ -z "$dry" ]; then
+        { kiln show --full --in "$log" 2> /dev/null || true; } \
+            | jq -c --argjson at "$at" 'select((.step // 0) <= $at)' | kiln import > "$out/history.tmp"
+        mv "$out/history.tmp" "$out/history.rec" # kept until the run ends: log.rec is rewritten
+    fi
+    [ -s "$out/history.rec" ] || [ -n "$dry" ] && history=(kiln cat --prepend "$out/history.rec")
 fi
-log=$out/log.rec
-[ -n "$resume" ] && log=$out/log-from-$at.rec
 
 # ---- held-out data, once ----------------------------------------------------------------------
 if [ ! -s "$out/val.rec" ] && [ -z "$dry" ]; then
@@ -154,18 +173,25 @@ batcher=(kiln batch -B "$batch" -T "$T")
 train=(kiln train "${shape[@]}" --ctx "$T" --steps "$steps" --lr "$lr" --every "$every"
     --log-every "$log_every" --seed "$seed" --threads "$threads" $init)
 evaluate=(kiln eval --data "$out/val.rec" --samples "$samples" --threads "$threads")
-plot=(kiln plot --png "$out/loss.png" --title "pretrain $(basename "$out")")
+plot=(kiln plot --png "$out/loss.png" --dir "$out/plots" --title "pretrain $(basename "$out")")
 ckpt=(kiln ckpt --dir "$out/ckpt" --keep 3)
 show=(kiln show --progress --total "$steps")
-{
+chain() {
     echo "${load[*]}"
-    for stage in tokenize batcher train evaluate plot ckpt; do
-        eval 'echo "  | ${'$stage'[*]}"'
+    for stage in tokenize batcher train history evaluate plot ckpt; do
+        eval '[ -z "${'$stage'[*]:-}" ] || echo "  | ${'$stage'[*]}"'
     done
     echo "  | tee $log | ${show[*]}"
-} >&2
+}
+chain >&2
 [ -n "$dry" ] && exit 0
+{ echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): from step $at"; chain; } >> "$out/chain.txt"
+metrics_jsonl() { # every metrics record as a JSON line, also after Ctrl-C or a failure
+    { kiln show --in "$log" 2> /dev/null || true; } | grep '^{"t":"metrics"' > "$out/metrics.jsonl" || true
+}
+trap metrics_jsonl EXIT
 "${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}" | "${train[@]}" \
-    | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | tee "$log" | "${show[@]}"
+    | "${history[@]:-cat}" | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | tee "$log" | "${show[@]}"
+rm -f "$out/history.rec"
 echo "pretrain.sh: checkpoints in $out/ckpt (latest.safetensors, best.safetensors)," \
-    "loss plot $out/loss.png, records $log" >&2
+    "loss plot $out/loss.png, records $log, metrics $out/metrics.jsonl, chain $out/chain.txt" >&2

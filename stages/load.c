@@ -516,7 +516,9 @@ int main(int argc, char **argv) {
     for (L.epoch = 0; (L.epochs == 0 || L.epoch < L.epochs) && !finished(&L); L.epoch++) {
         L.id = 0;
         for (int i = 0; i < nsrc && !finished(&L); i++) load_source(&L, &src[i]);
-        if (L.id == 0) kiln_die(EX_KILN_DATA, "the sources hold no records");
+        /* An epoch that ended before its first record because the downstream had gone (or
+         * a stop signal came) is no sign of empty sources. */
+        if (L.id == 0 && !finished(&L)) kiln_die(EX_KILN_DATA, "the sources hold no records");
     }
 
     if (L.tty && L.shown > L.start) progress(&L, true);

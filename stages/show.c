@@ -9,6 +9,7 @@
 #include "data/b64.h"
 #include "stream/options.h"
 #include "data/json.h"
+#include "plot/plot.h"
 #include "core/util.h"
 
 static const kopt_info HELP = {
@@ -177,12 +178,28 @@ static void put_record(const krec *r) {
 
 /* ---- --progress: a training run at a glance --------------------------------------------- */
 
+/* Metrics beyond the ones the live line shows (an objective's, retrieval's, ...): the last
+ * value of each, by stage, summarised by family (kplot_family). */
+#define MAX_OTHER 64
+typedef struct {
+    char stage[16], field[64];
+    double v;
+    uint64_t step;
+} other_metric;
+
 typedef struct progress {
     bool tty, drawn;
     uint64_t total, step, first_step, eval_step, best_step, saved;
     double t0, t_first, t_line, loss, first_loss, eval_loss, best_eval, bits, tok_s, tok_s_sum;
     uint64_t tok_s_n;
+    /* A resumed run's log holds several segments (pipelines/pretrain.sh puts the history in
+     * front with kiln cat --prepend): train's elapsed_s starts again at each.  The ETA
+     * counts from the current segment; the time sums them. */
+    double seg_elapsed, done_elapsed, anchor_t;
+    uint64_t anchor_step, segments;
     bool have_loss, have_eval;
+    other_metric other[MAX_OTHER];
+    int nother;
     const char *bits_name;
     char last_path[256], best_path[256];
 } progress;
@@ -208,8 +225,8 @@ static void progress_draw(progress *p, bool final) {
             (int)(20.0 * (double)(p->step < p->total ? p->step : p->total) / (double)p->total);
         snprintf(bar, sizeof bar, "[%.*s%.*s] ", fill, "####################", 20 - fill,
                  "--------------------");
-        double rate = (double)(p->step - p->first_step) / (now - p->t_first);
-        if (p->step > p->first_step && p->step < p->total) {
+        double rate = (double)(p->step - p->anchor_step) / (now - p->anchor_t);
+        if (p->step > p->anchor_step && p->step < p->total) {
             fmt_duration((double)(p->total - p->step) / rate, eta + 6, sizeof eta - 6);
             memcpy(eta, "  ETA ", 6);
         }
@@ -226,14 +243,84 @@ static void progress_draw(progress *p, bool final) {
     p->drawn = true;
 }
 
+static void note_others(progress *p, const krec *r, const char *stage, uint64_t step) {
+    static const char *shown[] = {
+        "loss", "lr", "grad_norm", "tokens_per_s", "ppl", "bits_per_byte", "bits_per_dim"};
+    const msgpack_object *m = r->map;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+        char field[64], fam[64];
+        const char *member;
+        if (!kobj_cstr(k, field, sizeof field) || k->via.str.size >= sizeof field) continue;
+        if (v->type != MSGPACK_OBJECT_FLOAT32 && v->type != MSGPACK_OBJECT_FLOAT64 &&
+            v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            continue;
+        if (!kplot_family(field, fam, sizeof fam, &member)) continue;
+        bool skip = false;
+        for (size_t j = 0; j < sizeof shown / sizeof *shown; j++) skip |= !strcmp(field, shown[j]);
+        if (skip) continue;
+        int j = 0;
+        while (j < p->nother &&
+               (strcmp(p->other[j].stage, stage) || strcmp(p->other[j].field, field)))
+            j++;
+        if (j == MAX_OTHER) continue;
+        if (j == p->nother) {
+            snprintf(p->other[j].stage, sizeof p->other[j].stage, "%s", stage);
+            snprintf(p->other[j].field, sizeof p->other[j].field, "%s", field);
+            p->nother++;
+        }
+        p->other[j].v = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER   ? (double)v->via.u64
+                        : v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (double)v->via.i64
+                                                                     : v->via.f64;
+        p->other[j].step = step;
+    }
+}
+
+/* "eval accuracy@k  @1 0.5200  @10 0.9000  (step 300)", a line per stage and family. */
+static void others_summary(const progress *p) {
+    bool done[MAX_OTHER] = {false};
+    for (int i = 0; i < p->nother; i++) {
+        if (done[i]) continue;
+        char fam[64], label[96];
+        const char *member;
+        kplot_family(p->other[i].field, fam, sizeof fam, &member);
+        snprintf(label, sizeof label, "%s %s", p->other[i].stage, fam);
+        fprintf(stderr, "%-14s", label);
+        uint64_t step = 0;
+        for (int j = i; j < p->nother; j++) {
+            char fj[64];
+            const char *mj;
+            kplot_family(p->other[j].field, fj, sizeof fj, &mj);
+            if (strcmp(p->other[j].stage, p->other[i].stage) || strcmp(fj, fam)) continue;
+            done[j] = true;
+            fprintf(stderr, " %s%s%.4f", *mj ? mj : "", *mj ? " " : "", p->other[j].v);
+            if (p->other[j].step > step) step = p->other[j].step;
+        }
+        fprintf(stderr, "  (step %llu)\n", (unsigned long long)step);
+    }
+}
+
 static void progress_record(progress *p, const krec *r) {
     char stage[16] = "";
     double v;
     if (krec_is(r, "metrics") && kobj_cstr(krec_get(r, "stage"), stage, sizeof stage)) {
         uint64_t step = 0;
         krec_u64(r, "step", &step);
+        note_others(p, r, stage, step);
         if (!strcmp(stage, "train") && krec_f64(r, "loss", &v)) {
             if (!p->have_loss) p->first_loss = v, p->first_step = step, p->t_first = kiln_now();
+            double el;
+            if (krec_f64(r, "elapsed_s", &el)) {
+                if (!p->segments || el < p->seg_elapsed) { /* a new segment starts */
+                    p->done_elapsed += p->segments ? p->seg_elapsed : 0;
+                    p->segments++;
+                    p->anchor_step = step, p->anchor_t = kiln_now();
+                }
+                p->seg_elapsed = el;
+            } else if (!p->have_loss) {
+                p->anchor_step = step, p->anchor_t = kiln_now();
+            }
             p->have_loss = true, p->loss = v, p->step = step;
             if (krec_f64(r, "tokens_per_s", &p->tok_s)) p->tok_s_sum += p->tok_s, p->tok_s_n++;
             progress_draw(p, false);
@@ -262,7 +349,14 @@ static void progress_summary(progress *p) {
     fmt_duration(kiln_now() - p->t0, took, sizeof took);
     fprintf(stderr, "%-14s %llu", "steps", (unsigned long long)p->step);
     if (p->total) fprintf(stderr, " of %llu", (unsigned long long)p->total);
-    fprintf(stderr, "\n%-14s %s\n", "time", took);
+    fprintf(stderr, "\n%-14s %s", "time", took);
+    if (p->segments > 1) {
+        char whole[32];
+        fmt_duration(p->done_elapsed + p->seg_elapsed, whole, sizeof whole);
+        fprintf(stderr, " (the whole run: %s of training in %llu segments)", whole,
+                (unsigned long long)p->segments);
+    }
+    fputc('\n', stderr);
     if (p->have_loss)
         fprintf(stderr, "%-14s %.4f at step %llu -> %.4f at step %llu\n", "train loss",
                 p->first_loss, (unsigned long long)p->first_step, p->loss,
@@ -275,10 +369,15 @@ static void progress_summary(progress *p) {
         fputc('\n', stderr);
     }
     if (p->tok_s_n) fprintf(stderr, "%-14s %.0f\n", "tokens/s", p->tok_s_sum / (double)p->tok_s_n);
+    others_summary(p);
     if (p->saved) {
-        fprintf(stderr, "%-14s %llu written, last %s\n", "checkpoints",
-                (unsigned long long)p->saved, p->last_path);
-        if (p->best_path[0]) fprintf(stderr, "%-14s %s\n", "best", p->best_path);
+        /* An old log names files that --keep has deleted since: say so. */
+        fprintf(stderr, "%-14s %llu written, last %s%s\n", "checkpoints",
+                (unsigned long long)p->saved, p->last_path,
+                access(p->last_path, F_OK) == 0 ? "" : " (no longer on disk)");
+        if (p->best_path[0])
+            fprintf(stderr, "%-14s %s%s\n", "best", p->best_path,
+                    access(p->best_path, F_OK) == 0 ? "" : " (no longer on disk)");
     }
 }
 

@@ -118,7 +118,15 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
     }
     const char *s, *p = NULL;
     size_t len, plen = 0;
-    if (!krec_str(r, T->field, &s, &len)) return false;
+    if (!krec_str(r, T->field, &s, &len)) {
+        const msgpack_object *f = krec_get(r, T->field);
+        if (f) /* a stage in another language may have packed bytes (docs/writing-a-stage.md) */
+            kiln_die(EX_KILN_DATA,
+                     "record %llu: `%s` must be a MessagePack str (UTF-8 text), not %s",
+                     (unsigned long long)r->seq, T->field,
+                     f->type == MSGPACK_OBJECT_BIN ? "a bin" : "another type");
+        return false;
+    }
     if (T->prompt && !krec_str(r, T->prompt, &p, &plen)) p = NULL, plen = 0;
     ensure(T, plen + len + 3);
     /* [BOS] [class] prompt text EOS: encode prompt+text as one, then mask the front. */

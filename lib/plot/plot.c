@@ -60,6 +60,26 @@ void kplot_add(kplot *p, const char *name, double x, double y) {
     s->n++;
 }
 
+bool kplot_family(const char *field, char *family, size_t n, const char **member) {
+    static const char *not_metrics[] = {"step",   "tokens", "elapsed_s",   "epoch",
+                                        "cursor", "seq",    "optim_bytes", "t"};
+    for (size_t i = 0; i < sizeof not_metrics / sizeof *not_metrics; i++)
+        if (!strcmp(field, not_metrics[i])) return false;
+    const char *slash = strchr(field, '/'), *at = strrchr(field, '@');
+    bool at_k = at && at > field && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1);
+    if (slash && slash > field && slash[1]) {
+        snprintf(family, n, "%.*s", (int)(slash - field), field);
+        *member = slash + 1;
+    } else if (at_k) {
+        snprintf(family, n, "%.*s@k", (int)(at - field), field);
+        *member = at;
+    } else {
+        snprintf(family, n, "%s", field);
+        *member = "";
+    }
+    return true;
+}
+
 size_t kplot_points(const kplot *p) {
     size_t n = 0;
     for (size_t i = 0; i < p->n; i++) n += p->s[i].n;

@@ -28,4 +28,15 @@ size_t kplot_points(const kplot *p);
  * joined in order of x. */
 void kplot_render(const kplot *p, const kplot_style *style, kimage *im);
 
+/* ---- metric families ------------------------------------------------------------------------
+ * Metrics are grouped by name so that related ones share a plot and a summary line, whatever
+ * stage or objective adds them (docs/stages-ckpt.md, "kiln plot"):
+ *   "objective/kl", "objective/rlhf_reward"  -> family "objective", member "kl", ...
+ *   "accuracy@1", "accuracy@10"              -> family "accuracy@k", member "@1", "@10"
+ *   "loss", "lr", "accuracy"                 -> a family of its own, member "" (the name)
+ * Returns false for a field that is bookkeeping rather than a metric (step, tokens,
+ * elapsed_s, epoch, cursor, optim_bytes, seq).  family gets at most n-1 bytes; member points
+ * into field. */
+bool kplot_family(const char *field, char *family, size_t n, const char **member);
+
 #endif

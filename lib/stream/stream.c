@@ -97,10 +97,20 @@ bool krec_f64(const krec *r, const char *key, double *v) {
 static bool tensor_from_obj(const msgpack_object *o, ktensor *out, const char **why) {
     const msgpack_object *dt = kobj_get(o, "dtype"), *sh = kobj_get(o, "shape"),
                          *da = kobj_get(o, "data");
+    /* Each rule its own message: a stage written in another language learns which it broke
+     * (docs/writing-a-stage.md). */
     *why = "not a tensor map {dtype, shape, data}";
-    if (!dt || !sh || !da || dt->type != MSGPACK_OBJECT_STR || sh->type != MSGPACK_OBJECT_ARRAY ||
-        da->type != MSGPACK_OBJECT_BIN)
-        return false;
+    if (!dt || !sh || !da) return false;
+    if (dt->type != MSGPACK_OBJECT_STR)
+        return *why = "tensor dtype must be a MessagePack str (\"F32\", \"U8\", ...)", false;
+    if (sh->type != MSGPACK_OBJECT_ARRAY)
+        return *why = "tensor shape must be a MessagePack array of unsigned integers", false;
+    if (da->type != MSGPACK_OBJECT_BIN)
+        return *why = da->type == MSGPACK_OBJECT_STR
+                          ? "tensor data must be a MessagePack bin, not a str (Python: bytes, "
+                            "and msgpack.packb(..., use_bin_type=True))"
+                          : "tensor data must be a MessagePack bin of little-endian bytes",
+               false;
     memset(out, 0, sizeof *out);
     out->dtype = kdtype_from_name(dt->via.str.ptr, dt->via.str.size);
     if (out->dtype == KT_INVALID) return *why = "unknown tensor dtype", false;

@@ -24,6 +24,16 @@ for mode in full frozen lora; do
 done
 expect 'grep -q "freeze wpe" frozen.log' "frozen mode freezes wpe and the lower blocks by default"
 expect '[ -f lora/merged-step-00000$steps.safetensors ]' "LoRA: the merged model"
+expect '[ -s full/metrics.jsonl ] && [ -s full/chain.txt ] && jq -e .loss full/metrics.jsonl > /dev/null' \
+    "the run directory holds its chain and its metrics as JSON lines"
+
+# The script's own edges: --help on stdout and 0, --dry-run writes nothing, mistakes are 2.
+expect_status 0 "$P" --help > help.txt
+expect 'grep -q -- "--mode MODE" help.txt' "--help prints the options on stdout"
+expect_status 0 "$P" --base base/latest.safetensors --text new.txt --out dry --dry-run 2> dry.err
+expect '[ ! -e dry ] && grep -q "| kiln train --init" dry.err' "--dry-run prints the chain and writes nothing"
+expect_status 2 "$P" --base base/latest.safetensors --text nothing.txt --out none 2> none.err
+expect 'grep -q "finetune.sh: nothing.txt: no such file" none.err && [ ! -e none ]' "a missing file: $(cat none.err)"
 
 # images: a base on 3 classes, fine-tuned on a 4th (a new class token) with augmentation
 kiln load idx:"$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz" \
@@ -42,4 +52,8 @@ expect '[ $? = 0 ]' "finetune.sh on images runs ($(tail -3 img.log))"
 expect 'grep -q "bits/dim before" img/result.txt' "images: bits/dim before and after"
 expect '[ -s img/before-Coat.png ] && [ -s img/after-Coat.png ]' "images: sample grids of the new class"
 expect 'grep -q "kiln augment hflip shift:1" img.log' "images: augmentation in the chain"
+"$P" --base ibase/latest.safetensors --images png:new --val-images png:new --add-class Coat=Pullover \
+    --out idry --dry-run 2> idry.err
+expect '[ $? = 0 ] && [ ! -e idry ] && grep -q "classes idry/classes.txt" idry.err' \
+    "images --dry-run: the chain names the classes file it would write, and nothing is written"
 finish

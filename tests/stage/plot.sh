@@ -34,4 +34,20 @@ expect_status 2 "$K" plot --png x.png --width 10 --in m.rec --out /dev/null 2> /
 expect_status 74 "$K" plot --png no/such/dir/x.png --in m.rec --out /dev/null 2> err.txt
 expect 'grep -q "no/such/dir/x.png" err.txt' "unwritable path named: $(cat err.txt)"
 expect '"$K" plot --help | head -1 | grep -q "^kiln plot — "' "help first line"
+
+# --dir: one PNG per metric family, for metric names kiln does not know yet (RLHF's
+# objective/..., rewards/..., retrieval's accuracy@k, recall@k, ndcg@10).
+for i in $(seq 1 30); do
+    echo "{\"t\":\"metrics\",\"stage\":\"train\",\"step\":$i,\"loss\":$((40 - i)),\"objective/kl\":0.$i,\"objective/rlhf_reward\":$i,\"rewards/margins\":1.$i,\"accuracy\":0.5,\"objective\":\"contrastive\",\"tokens\":100,\"elapsed_s\":$i}"
+    [ $((i % 10)) = 0 ] && echo "{\"t\":\"metrics\",\"stage\":\"eval\",\"step\":$i,\"loss\":$((35 - i)),\"accuracy@1\":0.$i,\"accuracy@10\":0.9,\"recall@5\":0.7,\"ndcg@10\":0.6}"
+done | "$K" import > fam.rec
+expect_status 0 "$K" plot --dir plots --in fam.rec --out /dev/null
+ls plots > fam.txt
+printf '%s\n' accuracy.png accuracy@k.png loss.png ndcg@k.png objective.png recall@k.png rewards.png > want.txt
+expect 'cmp -s want.txt fam.txt' "a PNG per family, no bookkeeping fields: $(tr '\n' ' ' < fam.txt)"
+expect 'is_png plots/objective.png && is_png plots/accuracy@k.png' "family plots are PNGs"
+expect_status 0 "$K" plot --png both.png --dir plots --in fam.rec --out /dev/null
+expect 'is_png both.png' "--png and --dir together"
+expect_status 74 "$K" plot --dir no/such/dir --in fam.rec --out /dev/null 2> err.txt
+expect 'grep -q "no/such/dir: cannot create" err.txt' "an uncreatable --dir: $(cat err.txt)"
 finish

@@ -81,7 +81,28 @@ static void test_chart(void) {
     kimage_free(&im);
 }
 
+static void test_family(void) {
+    char f[64];
+    const char *m;
+    CHECK(kplot_family("objective/kl", f, sizeof f, &m) && !strcmp(f, "objective") &&
+          !strcmp(m, "kl"));
+    CHECK(kplot_family("rewards/margins", f, sizeof f, &m) && !strcmp(f, "rewards") &&
+          !strcmp(m, "margins"));
+    CHECK(kplot_family("accuracy@10", f, sizeof f, &m) && !strcmp(f, "accuracy@k") &&
+          !strcmp(m, "@10"));
+    CHECK(kplot_family("map@100", f, sizeof f, &m) && !strcmp(f, "map@k") && !strcmp(m, "@100"));
+    CHECK(kplot_family("accuracy", f, sizeof f, &m) && !strcmp(f, "accuracy") && !*m);
+    CHECK(kplot_family("loss", f, sizeof f, &m) && !strcmp(f, "loss") && !*m);
+    /* Not a family pattern: a trailing '/' or '@', '@' with letters after it. */
+    CHECK(kplot_family("odd/", f, sizeof f, &m) && !strcmp(f, "odd/") && !*m);
+    CHECK(kplot_family("a@b", f, sizeof f, &m) && !strcmp(f, "a@b"));
+    CHECK(kplot_family("x@", f, sizeof f, &m) && !strcmp(f, "x@"));
+    CHECK(!kplot_family("step", f, sizeof f, &m) && !kplot_family("elapsed_s", f, sizeof f, &m));
+    CHECK(kplot_family("a_very_long_family_name/x", f, 8, &m) && !strcmp(f, "a_very_"));
+}
+
 int main(void) {
+    test_family();
     test_font();
     test_chart();
     return check_report("plot");
