@@ -17,14 +17,13 @@ Cases (each: loss, in-batch accuracy, every parameter gradient):
 
 Format as tests/torch_parity.py: b"KILNFIX1", then u32 name length, name, u32 count, f32s."""
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT  # noqa: E402
+from torch_gpt import GPT, write_fixture  # noqa: E402
 
 L, C, H, CTX, V = 2, 32, 4, 16, 48
 A, K, T, SCALE = 3, 2, 10, 20.0
@@ -75,10 +74,5 @@ for case, how, symmetric, negs in [("mean", "mean", False, True), ("sym", "mean"
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "fixtures", "contrastive.bin")
-with open(out, "wb") as f:
-    f.write(b"KILNFIX1")
-    for name, vals in entries:
-        b = name.encode()
-        f.write(struct.pack("<I", len(b)) + b + struct.pack("<I", len(vals)))
-        f.write(struct.pack("<%df" % len(vals), *vals))
+write_fixture(out, entries)
 print("wrote", out)

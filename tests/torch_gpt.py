@@ -2,6 +2,7 @@
 (Hugging Face names, Conv1D weights [in, out]) as lib/gpt.c.  Used by tests/torch_parity.py
 (reference values for the C parity test) and bench/train_torch.py (the speed baseline)."""
 import math
+import struct
 
 import torch
 import torch.nn.functional as F
@@ -102,3 +103,14 @@ def make_adamw(model, lr):
     return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                               {"params": other, "weight_decay": 0.0}],
                              lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def write_fixture(path, entries):
+    """(name, list of numbers) entries as tests/unit/fixture.h reads them: b"KILNFIX1", then
+    for each a u32 name length, the name, a u32 count and that many float32."""
+    with open(path, "wb") as f:
+        f.write(b"KILNFIX1")
+        for name, vals in entries:
+            nb = name.encode()
+            f.write(struct.pack("<I", len(nb)) + nb + struct.pack("<I", len(vals)))
+            f.write(struct.pack("<%df" % len(vals), *vals))

@@ -13,13 +13,12 @@ the fixture, so it runs without torch; rerun this script to recreate it:
 
 Format: b"KILNFIX1", then entries: u32 name length, name (UTF-8), u32 count, count float32."""
 import os
-import struct
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT, lr_at, make_adamw  # noqa: E402
+from torch_gpt import GPT, lr_at, make_adamw, write_fixture  # noqa: E402
 
 L, C, H, CTX, V, B, T = 2, 32, 4, 16, 48, 3, 16
 LR, WARMUP, STEPS = 1e-2, 2, 3
@@ -102,11 +101,6 @@ entries += [("step3/" + n, model.p[n].detach().flatten().tolist()) for n in mode
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "fixtures", "gpt_parity.bin")
-with open(out, "wb") as f:
-    f.write(b"KILNFIX1")
-    for name, vals in entries:
-        nb = name.encode()
-        f.write(struct.pack("<I", len(nb)) + nb + struct.pack("<I", len(vals)))
-        f.write(struct.pack("<%df" % len(vals), *vals))
+write_fixture(out, entries)
 print(f"{out}: loss {loss.item():.6f}, grad norms {[round(n, 3) for n in norms]}, "
       f"{os.path.getsize(out)} bytes")

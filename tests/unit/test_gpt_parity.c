@@ -10,66 +10,17 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "model/gpt.h"
 #include "model/optim.h"
 
-typedef struct entry {
-    char name[96];
-    uint32_t n;
-    float *v;
-} entry;
+typedef fixture_entry entry;
+#define get fixture_get
+#define worst fixture_worst
 
-static entry entries[512];
-static int n_entries;
-
-static bool load_fixture(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[8];
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "KILNFIX1", 8)) {
-        fclose(f);
-        return false;
-    }
-    uint32_t len;
-    while (n_entries < 512 && fread(&len, 4, 1, f) == 1) {
-        entry *e = &entries[n_entries++];
-        CHECK(len < sizeof e->name);
-        if (len >= sizeof e->name || fread(e->name, 1, len, f) != len) break;
-        e->name[len] = 0;
-        if (fread(&e->n, 4, 1, f) != 1) break;
-        e->v = malloc(sizeof(float) * (e->n ? e->n : 1));
-        CHECK(fread(e->v, sizeof(float), e->n, f) == e->n);
-    }
-    fclose(f);
-    return true;
-}
-
-static const entry *get(const char *prefix, const char *name) {
-    char key[128];
-    snprintf(key, sizeof key, "%s%s", prefix, name);
-    for (int i = 0; i < n_entries; i++)
-        if (!strcmp(entries[i].name, key)) return &entries[i];
-    fprintf(stderr, "fixture has no %s\n", key);
-    CHECK(0);
-    return NULL;
-}
-
-static double worst;
-
-/* max |a - ref| / max |ref| over n values */
+/* max |a - ref| / max |ref| over n values must be <= 1e-4. */
 static void compare(const char *what, const float *a, const entry *ref, size_t n) {
-    if (!ref) return;
-    CHECK(ref->n == n);
-    if (ref->n != n) return;
-    double diff = 0, scale = 1e-12;
-    for (size_t i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)a[i] - ref->v[i]));
-        scale = fmax(scale, fabs((double)ref->v[i]));
-    }
-    double rel = diff / scale;
-    worst = fmax(worst, rel);
-    if (rel > 1e-4) fprintf(stderr, "%s: relative error %.3g\n", what, rel);
-    CHECK(rel <= 1e-4);
+    fixture_compare(what, a, ref, n, 1e-4);
 }
 
 /* Parameters after the AdamW steps: elements listed in "flat/NAME" (a gradient below 1e-4 of
@@ -112,11 +63,8 @@ static void compare_params(const gpt *m, const float *buf, const char *prefix) {
 }
 
 int main(void) {
-    const char *root = getenv("KILN_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/fixtures/gpt_parity.bin", root ? root : ".");
-    if (!load_fixture(path)) {
-        printf("no fixture %s\n", path);
+    if (!fixture_load("gpt_parity.bin")) {
+        printf("no fixture tests/fixtures/gpt_parity.bin\n");
         return 77;
     }
     const float *c = get("", "config")->v;
@@ -203,6 +151,6 @@ int main(void) {
     free(x);
     free(y);
     free(mask);
-    for (int i = 0; i < n_entries; i++) free(entries[i].v);
+    fixture_free();
     return check_report("gpt_parity");
 }
