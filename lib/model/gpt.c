@@ -1207,3 +1207,11 @@ double gpt_flops_per_token(const gpt_config *cfg, int T) {
     layout(cfg, NULL, &(gpt_views){0}, NULL, &n);
     return 6.0 * (double)n + 12.0 * cfg->n_layer * (double)T * cfg->n_embd;
 }
+
+gpt_tensor *gpt_tensors_of(const gpt_config *cfg, int *n, size_t *n_params) {
+    gpt_views unused;
+    int count = layout(cfg, NULL, &unused, NULL, n_params);
+    gpt_tensor *t = xcalloc((size_t)count, sizeof *t);
+    *n = layout(cfg, NULL, &unused, t, n_params);
+    return t;
+}
