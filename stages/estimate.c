@@ -166,8 +166,10 @@ static void print_head(const kest_config *c, const kest_plan *p, double tokens, 
     printf("\nmemory      %s at B %d x T %d: weights %s, gradients %s, AdamW %s, activations %s",
            tot, c->B, c->T, w, g, o, a);
     printf("%s%s\n", p->lora_r ? ", LoRA " : "", p->lora_r ? l : "");
-    printf("the run     %.4g tokens = %.4g steps of %d tokens\n", tokens, tokens / (c->B * c->T),
-           c->B * c->T);
+    char n_tok[32], n_steps[32];
+    kest_fmt_count(tokens, n_tok, sizeof n_tok),
+        kest_fmt_count(tokens / (c->B * c->T), n_steps, sizeof n_steps);
+    printf("the run     %s tokens = %s steps of B %d x T %d\n", n_tok, n_steps, c->B, c->T);
     printf("this CPU    %d cores x %.2f GHz (measured) x %d FLOPs/cycle = %.0f GFLOP/s FP32 peak "
            "(%s)\n",
            cpu->cores, cpu->ghz, cpu->flops_per_cycle, cpu->peak_gflops, cpu->isa);
@@ -188,7 +190,8 @@ static bool print_row(const kest_config *c, const kest_plan *p, const kest_hw *h
     bool here = !strcmp(h->name, "this");
     kest_row r =
         kest_cost(c, p, h, here ? 1 : machines, tokens, here && me->steps ? me->tokens_per_s : 0);
-    char name[48], t[32], mem[96], cost[32], need[32], cap[32], price[32] = "-";
+    char name[48], t[32], mem[96], cost[32], need[32], cap[32], price[32] = "-", rate[32];
+    kest_fmt_count(r.tokens_per_s, rate, sizeof rate);
     if (machines > 1 && !here)
         snprintf(name, sizeof name, "%d x %s", machines, h->name);
     else
@@ -205,8 +208,8 @@ static bool print_row(const kest_config *c, const kest_plan *p, const kest_hw *h
         snprintf(mem, sizeof mem, "needs %s > %s: fits at -B %d", need, cap, r.max_B);
     else
         snprintf(mem, sizeof mem, "needs %s > %s even at -B 1", need, cap);
-    printf("%-18s %9.3g %4.0f%% %12.4g %10s %7s %10s  %s%s\n", name, h->tflops, 100 * h->eff,
-           r.tokens_per_s, t, price, cost, mem, here && me->steps ? "  (measured)" : "");
+    printf("%-18s %9.3g %4.0f%% %10s %10s %7s %10s  %s%s\n", name, h->tflops, 100 * h->eff, rate, t,
+           price, cost, mem, here && me->steps ? "  (measured)" : "");
     return r.fits;
 }
 
@@ -293,7 +296,7 @@ int main(int argc, char **argv) {
                 chosen(o.on, t.rows[i].name) && kest_cost(&c, &p, &t.rows[i], 1, tokens, 1).fits;
     } else {
         print_head(&c, &p, tokens, &cpu, &me);
-        printf("\n%-18s %9s %5s %12s %10s %7s %10s  %s\n", "hardware", "TFLOP/s", "eff", "tokens/s",
+        printf("\n%-18s %9s %5s %10s %10s %7s %10s  %s\n", "hardware", "TFLOP/s", "eff", "tokens/s",
                "time", "$/h", "cost", "memory");
         for (int i = 0; i < t.n; i++)
             if (chosen(o.on, t.rows[i].name) || !strcmp(t.rows[i].name, "this"))

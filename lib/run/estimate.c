@@ -470,9 +470,9 @@ static int cmp_double(const void *a, const void *b) {
 int kest_measure(const kest_config *c, const kest_plan *p, double budget_s, double guess_gflops,
                  kest_measured *out, char *err, size_t errsz) {
     int B = c->B, T = c->T;
-    double rate = guess_gflops > 0 ? guess_gflops * 1e9 : 1e10, target = budget_s / 5;
+    double rate = guess_gflops > 0 ? guess_gflops * 1e9 : 1e10, target = budget_s / 4;
     while (B > 1 && p->step_flops * B * T / rate > target) B = (B + 1) / 2;
-    while (T > 64 && p->step_flops * B * T / rate > target) T = T / 2 < 64 ? 64 : T / 2;
+    while (T > 128 && p->step_flops * B * T / rate > target) T = T / 2 < 128 ? 128 : T / 2;
     step_rig r = {0};
     int rc = rig_open(&r, c, B, T, err, errsz);
     enum { MAX_STEPS = 50 };
@@ -535,4 +535,11 @@ void kest_fmt_bytes(double b, char *buf, size_t n) {
              : b < 99.5 && u ? "%.1f %s"
                              : "%.0f %s",
              b, units[u]);
+}
+
+void kest_fmt_count(double v, char *buf, size_t n) {
+    const char *units[] = {"", " k", " M", " G", " T"};
+    int u = 0;
+    while (v >= 9999.5 && u < 4) v /= 1e3, u++;
+    snprintf(buf, n, u && v < 99.95 ? "%.1f%s" : "%.0f%s", v, units[u]);
 }

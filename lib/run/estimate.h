@@ -107,8 +107,8 @@ typedef struct kest_measured {
 } kest_measured;
 
 /* Time real training steps of c for about budget_s seconds (one untimed first step, then at
- * least 3).  guess_gflops sizes the batch: when a step of c would take more than a fifth of
- * the budget at that rate, B and then T shrink (T not below 64) and the rate measured there
+ * least 3).  guess_gflops sizes the batch: when a step of c would take more than a quarter of
+ * the budget at that rate, B and then T shrink (T not below 128) and the rate measured there
  * is scaled to c by FLOPs. */
 int kest_measure(const kest_config *c, const kest_plan *p, double budget_s, double guess_gflops,
                  kest_measured *out, char *err, size_t errsz);
@@ -128,6 +128,8 @@ kest_row kest_cost(const kest_config *c, const kest_plan *p, const kest_hw *hw, 
 
 /* "42 s", "3.5 min", "7.2 h", "12 days", "3.1 years" */
 void kest_fmt_duration(double seconds, char *buf, size_t n);
+/* "830", "22.0 k", "17.3 M": a rate or a count in a column */
+void kest_fmt_count(double v, char *buf, size_t n);
 /* "512 KB", "3.4 MB", "1.27 GB" (1e3 steps) */
 void kest_fmt_bytes(double bytes, char *buf, size_t n);
 
