@@ -116,7 +116,7 @@ static void this_machine(const est_opts *o, const kest_config *c, const kest_pla
     }
     char spec[256];
     double eff = me->steps && cpu->peak_gflops > 0 ? me->gflops / cpu->peak_gflops : 0.5;
-    snprintf(spec, sizeof spec, "name=this,tflops=%.6g,eff=%.6g,mem=%.6g",
+    snprintf(spec, sizeof spec, "name=this,tflops=%.10g,eff=%.10g,mem=%.10g",
              cpu->peak_gflops > 0 ? cpu->peak_gflops / 1e3 : 0.01, eff > 1 ? 1 : eff, cpu->mem_gb);
     if (kest_hw_add(t, spec, err, sizeof err)) kiln_die(EX_KILN_SOFTWARE, "%s", err);
 }
@@ -221,10 +221,10 @@ static void print_json(const est_opts *o, const kest_config *c, const kest_plan 
     printf("\"memory\":{\"weights\":%.0f,\"grads\":%.0f,\"optim\":%.0f,\"acts\":%.0f,\"lora\":%.0f,"
            "\"total\":%.0f},",
            p->mem.weights, p->mem.grads, p->mem.optim, p->mem.acts, p->mem.lora, p->mem.total);
-    printf("\"cpu\":{\"cores\":%d,\"ghz\":%.4g,\"flops_per_cycle\":%d,\"peak_gflops\":%.6g},",
+    printf("\"cpu\":{\"cores\":%d,\"ghz\":%.4g,\"flops_per_cycle\":%d,\"peak_gflops\":%.10g},",
            cpu->cores, cpu->ghz, cpu->flops_per_cycle, cpu->peak_gflops);
-    printf("\"measured\":{\"steps\":%d,\"B\":%d,\"T\":%d,\"step_s\":%.6g,\"gflops\":%.6g,"
-           "\"tokens_per_s\":%.6g,\"reduced\":%s},\"rows\":[",
+    printf("\"measured\":{\"steps\":%d,\"B\":%d,\"T\":%d,\"step_s\":%.10g,\"gflops\":%.10g,"
+           "\"tokens_per_s\":%.10g,\"reduced\":%s},\"rows\":[",
            me->steps, me->B, me->T, me->step_s, me->gflops, me->tokens_per_s,
            me->reduced ? "true" : "false");
     for (int i = 0, first = 1; i < t->n; i++) {
@@ -233,13 +233,36 @@ static void print_json(const est_opts *o, const kest_config *c, const kest_plan 
         if (!chosen(o->on, h->name) && !here) continue;
         int n = here ? 1 : o->machines;
         kest_row r = kest_cost(c, p, h, n, tokens, here && me->steps ? me->tokens_per_s : 0);
-        printf("%s{\"name\":\"%s\",\"machines\":%d,\"tflops\":%.6g,\"eff\":%.4g,\"price\":%.4g,"
-               "\"tokens_per_s\":%.6g,\"seconds\":%.6g,\"cost\":%.6g,\"fits\":%s,\"max_B\":%d}",
+        printf("%s{\"name\":\"%s\",\"machines\":%d,\"tflops\":%.10g,\"eff\":%.4g,\"price\":%.4g,"
+               "\"tokens_per_s\":%.10g,\"seconds\":%.10g,\"cost\":%.10g,\"fits\":%s,\"max_B\":%d}",
                first ? "" : ",", h->name, n, h->tflops, h->eff, h->price, r.tokens_per_s, r.seconds,
                r.cost, r.fits ? "true" : "false", r.max_B);
         first = 0;
     }
     printf("]}\n");
+}
+
+/* The run fits none of the --on rows: say what would (a smaller batch, or less to hold). */
+_Noreturn static void refuse(const kest_config *c, const kest_plan *p, kest_hw_table *t,
+                             const char *on) {
+    int best = 0;
+    double cap = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (!chosen(on, t->rows[i].name)) continue;
+        kest_row r = kest_cost(c, p, &t->rows[i], 1, 1, 1);
+        best = r.max_B > best ? r.max_B : best;
+        cap = t->rows[i].mem_gb > cap ? t->rows[i].mem_gb : cap;
+    }
+    char fix[160];
+    if (best)
+        snprintf(fix, sizeof fix, "-B %d fits (the same tokens in more steps, or --accum)", best);
+    else
+        snprintf(fix, sizeof fix,
+                 "even -B 1 does not: weights, gradients and AdamW alone take "
+                 "%.3g GB; try --lora or a smaller --dim / --layers",
+                 (p->mem.weights + p->mem.grads + p->mem.optim) / 1e9);
+    kiln_usage_error("the run needs %.3g GB at B %d, more than --on %s has (%.3g GB): %s",
+                     p->mem.total / 1e9, c->B, on, cap, fix);
 }
 
 int main(int argc, char **argv) {
@@ -310,9 +333,7 @@ int main(int argc, char **argv) {
                "assumed unless the file says measured).\n",
                path);
     }
+    if (o.on && !any_fits) refuse(&c, &p, &t, o.on);
     kest_hw_free(&t);
-    if (o.on && !any_fits)
-        kiln_usage_error("the run (%.3g GB at B %d) fits none of --on %s: see the memory column",
-                         p.mem.total / 1e9, c.B, o.on);
     return 0;
 }

@@ -507,8 +507,15 @@ kest_row kest_cost(const kest_config *c, const kest_plan *p, const kest_hw *hw, 
     double cap = hw->mem_gb * 1e9;
     if (cap > 0 && p->mem.total > cap) {
         row.fits = false;
-        for (int B = c->B - 1; B >= 1 && !row.max_B; B = B > 8 ? B * 3 / 4 : B - 1)
-            if (kest_memory_at(c, p, B).total <= cap) row.max_B = B;
+        int lo = 1, hi = c->B - 1; /* memory grows with B: the largest B that fits */
+        while (lo < hi) {
+            int mid = lo + (hi - lo + 1) / 2;
+            if (kest_memory_at(c, p, mid).total <= cap)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        row.max_B = hi >= 1 && kest_memory_at(c, p, lo).total <= cap ? lo : 0;
     }
     return row;
 }

@@ -164,7 +164,9 @@ static void test_cost(void) {
     CHECK(kest_plan_make(&big, &p, err, sizeof err) == 0);
     h.mem_gb = kest_memory_at(&big, &p, 16).total / 1e9;
     r = kest_cost(&big, &p, &h, 1, 1e9, 0);
-    CHECK(!r.fits && r.max_B >= 12 && r.max_B <= 16);
+    CHECK(!r.fits && r.max_B == 16);
+    h.mem_gb = kest_memory_at(&big, &p, 16).total / 1e9 * 0.999;
+    CHECK(kest_cost(&big, &p, &h, 1, 1e9, 0).max_B == 15);
     h.mem_gb = 1e-6;
     r = kest_cost(&big, &p, &h, 1, 1e9, 0);
     CHECK(!r.fits && r.max_B == 0);
