@@ -31,7 +31,11 @@ static void test_plan_matches_the_model(void) {
     CHECK(p.model_flops == gpt_flops_per_token(&c.cfg, c.T));
     CHECK(p.step_flops == p.model_flops);
     /* GPT-2 124M: the well-known 124,439,808 parameters (tied head) */
-    kest_config g = {.cfg = {12, 768, 12, 1024, 50257}, .B = 1, .T = 1024, .threads = 2};
+    kest_config g = {
+        .cfg = {.n_layer = 12, .n_embd = 768, .n_head = 12, .n_ctx = 1024, .vocab = 50257},
+        .B = 1,
+        .T = 1024,
+        .threads = 2};
     kest_plan gp;
     CHECK(kest_plan_make(&g, &gp, err, sizeof err) == 0);
     CHECK(gp.n_params == 124439808);
