@@ -181,9 +181,9 @@ void kest_hw_free(kest_hw_table *t) {
 /* One key=value of a row into hw; *have_tflops when it set the peak. */
 static int hw_field(kest_hw *hw, const char *key, const char *val, bool *have_tflops, char *err,
                     size_t errsz) {
-    static const char *const keys[] = {"tflops", "eff", "mem", "price"};
-    double *dest[] = {&hw->tflops, &hw->eff, &hw->mem_gb, &hw->price};
-    for (int k = 0; k < 4; k++) {
+    static const char *const keys[] = {"tflops", "eff", "mem", "price", "step_ms"};
+    double *dest[] = {&hw->tflops, &hw->eff, &hw->mem_gb, &hw->price, &hw->step_ms};
+    for (int k = 0; k < 5; k++) {
         if (strcmp(key, keys[k])) continue;
         double v;
         bool ok = parse_f64(val, &v) && isfinite(v);
@@ -199,12 +199,11 @@ static int hw_field(kest_hw *hw, const char *key, const char *val, bool *have_tf
         *have_tflops |= k == 0;
         return 0;
     }
-    const char *near =
-        kiln_closest(key, (const char *const[]){"name", "tflops", "eff", "mem", "price"}, 5);
+    const char *near = kiln_closest(
+        key, (const char *const[]){"name", "tflops", "eff", "mem", "price", "step_ms"}, 6);
     return kiln_errf(err, errsz, EX_KILN_USAGE,
-                     "unknown field '%s'%s%s%s (name, tflops, eff, "
-                     "mem, price)",
-                     key, near ? " (did you mean " : "", near ? near : "", near ? "?)" : "");
+                     "unknown field '%s'%s%s%s (name, tflops, eff, mem, price, step_ms)", key,
+                     near ? " (did you mean " : "", near ? near : "", near ? "?)" : "");
 }
 
 /* Split "k=v,k=v k=v" into fields; the name first, then the rest applied to hw. */
@@ -501,8 +500,9 @@ kest_row kest_cost(const kest_config *c, const kest_plan *p, const kest_hw *hw, 
                    double tokens, double tokens_per_s) {
     kest_row row = {.fits = true};
     double one = tokens_per_s > 0 ? tokens_per_s : hw->tflops * 1e12 * hw->eff / p->step_flops;
-    row.tokens_per_s = one * machines;
-    row.seconds = tokens / row.tokens_per_s;
+    double steps = tokens / machines / ((double)c->B * c->T); /* each machine's */
+    row.seconds = tokens / machines / one + (tokens_per_s > 0 ? 0 : steps * hw->step_ms / 1e3);
+    row.tokens_per_s = tokens / row.seconds;
     row.cost = row.seconds / 3600 * hw->price * machines;
     double cap = hw->mem_gb * 1e9;
     if (cap > 0 && p->mem.total > cap) {

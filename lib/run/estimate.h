@@ -9,8 +9,9 @@
  *             configuration, the batch shrunk when a step would take too long;
  *   hardware  a table of rows `name=... tflops=... eff=... mem=... price=...` (a file,
  *             share/kiln/hardware.txt, and --hw flags that add or override rows);
- *   cost      tokens / (peak x efficiency / FLOPs per token) on each row, N machines of a
- *             kind dividing the time (compute only: no all-reduce term yet).
+ *   cost      tokens / (peak x efficiency / FLOPs per token) + steps x a row's fixed cost
+ *             per step, N machines of a kind dividing the time (compute only: no
+ *             all-reduce term yet).
  *
  * Functions that can fail on the user's input return 0 or an exit code (2 options, 65 a
  * bad table row, 74 an unreadable file) with the message in err. */
@@ -55,10 +56,11 @@ kest_memory kest_memory_at(const kest_config *c, const kest_plan *p, int B);
 
 typedef struct kest_hw {
     char name[32];
-    double tflops; /* peak, TFLOP/s, at the precision training would use there */
-    double eff;    /* the share of the peak a training step reaches, (0, 1] */
-    double mem_gb; /* memory for the model, 1e9 bytes (0: unknown, not checked) */
-    double price;  /* US dollars per hour of one machine (0: free or unknown) */
+    double tflops;  /* peak, TFLOP/s, at the precision training would use there */
+    double eff;     /* the share of the peak a training step reaches, (0, 1] */
+    double mem_gb;  /* memory for the model, 1e9 bytes (0: unknown, not checked) */
+    double price;   /* US dollars per hour of one machine (0: free or unknown) */
+    double step_ms; /* a fixed cost per step besides the FLOPs (kernel launches), ms */
 } kest_hw;
 
 typedef struct kest_hw_table {
@@ -67,7 +69,7 @@ typedef struct kest_hw_table {
 } kest_hw_table;
 
 /* Add a row, or override the fields given of the row with that name:
- * "name=h100,tflops=989,eff=0.4,mem=80,price=2.5" (commas or blanks between fields).
+ * "name=h100,tflops=989,eff=0.4,mem=80,price=2.5,step_ms=5" (commas or blanks between fields).
  * A new row needs tflops; eff defaults to 0.4.  2 with the reason in err. */
 int kest_hw_add(kest_hw_table *t, const char *spec, char *err, size_t errsz);
 /* Every row of a table file: one spec a line, '#' starts a comment.  74 when it cannot be
@@ -121,8 +123,9 @@ typedef struct kest_row {
     int max_B;                          /* when it does not: the largest B that fits, or 0 */
 } kest_row;
 
-/* The run of `tokens` tokens on `machines` machines of kind hw.  tokens_per_s > 0 replaces
- * the rate from the row's peak and efficiency (this machine, measured). */
+/* The run of `tokens` tokens on `machines` machines of kind hw, each taking steps of c's
+ * B x T tokens.  tokens_per_s > 0 replaces the rate from the row's peak, efficiency and
+ * step_ms (this machine, measured). */
 kest_row kest_cost(const kest_config *c, const kest_plan *p, const kest_hw *hw, int machines,
                    double tokens, double tokens_per_s);
 

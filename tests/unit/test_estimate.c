@@ -88,7 +88,9 @@ static void test_plan_finetune(void) {
 static void test_hardware_rows(void) {
     kest_hw_table t = {0};
     char err[512];
-    CHECK(kest_hw_add(&t, "name=h100,tflops=989,eff=0.4,mem=80,price=3", err, sizeof err) == 0);
+    CHECK(kest_hw_add(&t, "name=h100,tflops=989,eff=0.4,mem=80,price=3,step_ms=5", err,
+                      sizeof err) == 0);
+    CHECK(kest_hw_find(&t, "h100")->step_ms == 5);
     CHECK(kest_hw_add(&t, "name=box tflops=1.5", err, sizeof err) == 0);
     CHECK(t.n == 2 && kest_hw_find(&t, "box")->eff == 0.4 && kest_hw_find(&t, "box")->price == 0);
     CHECK(kest_hw_add(&t, "name=h100,price=2.5", err, sizeof err) == 0); /* override */
@@ -162,6 +164,10 @@ static void test_cost(void) {
     CHECK_NEAR(r4.seconds, r.seconds / 4, 1e-12);
     CHECK_NEAR(r4.cost, r.cost, 1e-12);
     CHECK_NEAR(kest_cost(&c, &p, &h, 1, 1e6, 1000).seconds, 1000, 1e-12); /* measured rate */
+    h.step_ms = 5; /* a fixed cost per step of B x T = 128 tokens */
+    CHECK_NEAR(kest_cost(&c, &p, &h, 1, 1e9, 0).seconds, r.seconds + 1e9 / 128 * 5e-3, 1e-12);
+    CHECK_NEAR(kest_cost(&c, &p, &h, 4, 1e9, 0).seconds, (r.seconds + 1e9 / 128 * 5e-3) / 4, 1e-12);
+    h.step_ms = 0;
     /* too small a memory: it says which batch would fit */
     kest_config big = c;
     big.B = 64;
