@@ -329,8 +329,8 @@ int main(int argc, char **argv) {
             printf("\n%d machines: compute only, the time divided by %d; the all-reduce of the "
                    "gradients is not counted yet.\n",
                    o.machines, o.machines);
-        printf("\nthis: this machine; the other rows from %s (peaks from data sheets, efficiency "
-               "assumed unless the file says measured).\n",
+        printf("\nthis: this machine; the other rows from %s (each row's sources and assumptions "
+               "are in the file).\n",
                path);
     }
     if (o.on && !any_fits) refuse(&c, &p, &t, o.on);
