@@ -68,18 +68,30 @@ static gpt_config shape(const est_opts *o) {
     return c;
 }
 
-/* The hardware table: the file (given, $KILN_HARDWARE, or beside bin/), then --hw rows. */
-static void load_table(const est_opts *o, kest_hw_table *t, char *path, size_t pathsz) {
-    char err[1024], exe[4096];
-    const char *env = getenv("KILN_HARDWARE");
+/* The shipped table: share/kiln/hardware.txt one, two or three folders above the program
+ * (bin/ of a checkout or of `make install`; build/san/bin and the like). */
+static void shipped_table(char *path, size_t pathsz) {
+    char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
+    const char *ups[] = {"..", "../..", "../../.."};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, pathsz, "%s/%s/share/kiln/hardware.txt", exe, ups[i]);
+        if (!access(path, R_OK)) return;
+    }
+    snprintf(path, pathsz, "%s/../share/kiln/hardware.txt", exe);
+}
+
+/* The hardware table: the file (given, $KILN_HARDWARE, or the shipped one), then --hw rows. */
+static void load_table(const est_opts *o, kest_hw_table *t, char *path, size_t pathsz) {
+    char err[1024];
+    const char *env = getenv("KILN_HARDWARE");
     if (o->hw_file || env)
         snprintf(path, pathsz, "%s", o->hw_file ? o->hw_file : env);
     else
-        snprintf(path, pathsz, "%s/../share/kiln/hardware.txt", exe);
+        shipped_table(path, pathsz);
     int rc = access(path, R_OK) && !o->hw_file && !env ? 0 : kest_hw_load(t, path, err, sizeof err);
     if (rc) kiln_die(rc, "%s", err);
     if (t->n == 1) kiln_warn("no hardware table at %s: this machine only", path);
