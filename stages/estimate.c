@@ -93,11 +93,14 @@ static void load_table(const est_opts *o, kest_hw_table *t, char *path, size_t p
     else
         shipped_table(path, pathsz);
     int rc = access(path, R_OK) && !o->hw_file && !env ? 0 : kest_hw_load(t, path, err, sizeof err);
-    if (rc) kiln_die(rc, "%s", err);
-    if (t->n == 1) kiln_warn("no hardware table at %s: this machine only", path);
-    for (int i = 0; i < o->n_hw; i++)
-        if (kest_hw_add(t, o->hw[i], err, sizeof err))
+    if (t->n == 1 && !rc) kiln_warn("no hardware table at %s: this machine only", path);
+    for (int i = 0; !rc && i < o->n_hw; i++)
+        if (kest_hw_add(t, o->hw[i], err, sizeof err)) {
+            kest_hw_free(t);
             kiln_usage_error("--hw %s: %s", o->hw[i], err);
+        }
+    if (rc) kest_hw_free(t);
+    if (rc) kiln_die(rc, "%s", err);
 }
 
 /* The configuration and the tokens of the run the options describe. */
@@ -144,20 +147,22 @@ static bool chosen(const char *on, const char *name) {
 }
 
 /* Every --on name must be a row. */
-static void check_on(const char *on, const kest_hw_table *t) {
+static void check_on(const char *on, kest_hw_table *t) {
     const char **names = xcalloc((size_t)t->n, sizeof *names);
     for (int i = 0; i < t->n; i++) names[i] = t->rows[i].name;
     for (const char *s = on; s && *s; s += strcspn(s, ",") + (s[strcspn(s, ",")] == ',')) {
-        char name[64];
+        char name[64], near[64] = "";
         snprintf(name, sizeof name, "%.*s", (int)strcspn(s, ","), s);
         bool found = false;
         for (int i = 0; i < t->n && !found; i++) found = !strcmp(names[i], name);
-        const char *near = found ? NULL : kiln_closest(name, names, (size_t)t->n);
-        if (!found)
-            kiln_usage_error("--on: unknown hardware '%s'%s%s%s (the table: --hw-file, or add "
-                             "it with --hw name=%s,tflops=...)",
-                             name, near ? "; did you mean " : "", near ? near : "", near ? "?" : "",
-                             name);
+        if (found) continue;
+        const char *close = kiln_closest(name, names, (size_t)t->n);
+        if (close) snprintf(near, sizeof near, "; did you mean %s?", close);
+        free(names); /* (a clean exit for the leak checker) */
+        kest_hw_free(t);
+        kiln_usage_error("--on: unknown hardware '%s'%s (the table: --hw-file, or add it with "
+                         "--hw name=%s,tflops=...)",
+                         name, near, name);
     }
     free(names);
 }
@@ -273,6 +278,7 @@ _Noreturn static void refuse(const kest_config *c, const kest_plan *p, kest_hw_t
                  "even -B 1 does not: weights, gradients and AdamW alone take "
                  "%.3g GB; try --lora or a smaller --dim / --layers",
                  (p->mem.weights + p->mem.grads + p->mem.optim) / 1e9);
+    kest_hw_free(t);
     kiln_usage_error("the run needs %.3g GB at B %d, more than --on %s has (%.3g GB): %s",
                      p->mem.total / 1e9, c->B, on, cap, fix);
 }
