@@ -124,7 +124,8 @@ static void this_machine(const est_opts *o, const kest_config *c, const kest_pla
     kest_cpu_measure(cpu, c->threads);
     *me = (kest_measured){0};
     char err[512];
-    bool room = cpu->mem_gb <= 0 || p->mem.total < 0.8 * cpu->mem_gb * 1e9;
+    /* the measurement may shrink the batch to 1, not the weights and AdamW */
+    bool room = cpu->mem_gb <= 0 || kest_memory_at(c, p, 1).total < 0.8 * cpu->mem_gb * 1e9;
     if (o->measure > 0 && room) {
         int rc = kest_measure(c, p, o->measure, 0.5 * cpu->peak_gflops, me, err, sizeof err);
         if (rc) kiln_die(rc, "%s", err);
