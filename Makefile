@@ -100,6 +100,8 @@ PREFIX ?= /usr/local
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/share/kiln
+	install -m 644 share/kiln/hardware.txt $(DESTDIR)$(PREFIX)/share/kiln
 
 clean:
 	rm -rf build bin

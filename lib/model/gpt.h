@@ -169,4 +169,8 @@ void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *row
 /* Model FLOPs per token of one training step: 6 * params + 12 * L * T * C. */
 double gpt_flops_per_token(const gpt_config *cfg, int T);
 
+/* The tensors a model of this shape has (names, offsets, shapes), without allocating the
+ * model: *n of them (malloc'd), *n_params floats in all.  For planning (lib/run/estimate.h). */
+gpt_tensor *gpt_tensors_of(const gpt_config *cfg, int *n, size_t *n_params);
+
 #endif

@@ -249,7 +249,14 @@ static void emit_metrics(kengine *e) {
     kw_f64(e->w, "tokens_per_s", rate);
     kw_f64(e->w, "elapsed_s", now - e->t_start);
     kw_f64(e->w, "optim_bytes", (double)e->opt->n * 2 * sizeof(float));
+    /* the rest of --steps at the pace so far (kiln estimate plans it before the run) */
+    double eta =
+        (double)(e->o.steps - e->step) * (now - e->t_start) / (double)(e->step - e->start_step);
+    if (e->o.steps) kw_f64(e->w, "eta_s", eta);
     kwriter_end(e->w);
+    if (isatty(2) && e->o.steps && e->t_log == e->t_start)
+        fprintf(stderr, "%s: about %.0f s in all at this pace (%.0f s to go)\n", kiln_prog(),
+                now - e->t_start + eta, eta);
     if (isatty(2))
         fprintf(stderr, "%s: step %llu  loss %.4f  lr %.2e  %.0f tokens/s\n", kiln_prog(),
                 (unsigned long long)e->step, loss, e->lr, rate);

@@ -11,8 +11,8 @@
  *   guard     a NaN/Inf loss or gradient stops the run after the last good ckpt, naming
  *             the step and the tensor (65);
  *   out       a hdr carrying the total steps, `metrics` records every --log-every steps
- *             (step, loss, lr, grad_norm, tokens_per_s, elapsed_s, optim_bytes and the
- *             objective's own fields), `ckpt` records every --every steps and at the end
+ *             (step, loss, lr, grad_norm, tokens_per_s, elapsed_s, optim_bytes, eta_s
+ *             with --steps, and the objective's own fields), `ckpt` records every --every steps and at the end
  *             (lib/ckpt/record.h);
  *   signals   SIGINT/SIGTERM: the step in progress finishes, a final ckpt goes out, and
  *             the stage's kiln_finish ends the stream `interrupted`.
