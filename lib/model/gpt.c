@@ -1697,6 +1697,7 @@ void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *row
     for (int c0 = 0; c0 < n; c0 += kv->cap)
         decode_chunk(m, kv, c0, n - c0 < kv->cap ? n - c0 : kv->cap, tokens, logits);
     if (m->lora) m->lora->training = training, m->lora->pass = pass;
+}
 
 gpt_tensor *gpt_tensors_of(const gpt_config *cfg, int *n, size_t *n_params) {
     gpt_views unused;
