@@ -321,8 +321,12 @@ static int merge(int argc, char **argv) {
     km.m = NULL;
     const char *tok = st_meta(ad.ck->file, "tokenizer");
     kadapter_write_model(m, tok, ad.step, out);
-    fprintf(stderr, "%s: %s + %s (r %d, alpha %g) -> %s\n", kiln_prog(), base, adapter, ad.cfg.r,
-            (double)ad.cfg.alpha, out);
+    if (ad.rows)
+        fprintf(stderr, "%s: %s + %s (new rows from token %d) -> %s\n", kiln_prog(), base,
+                adapter, ad.first_row, out);
+    else
+        fprintf(stderr, "%s: %s + %s (r %d, alpha %g) -> %s\n", kiln_prog(), base, adapter,
+                ad.cfg.r, (double)ad.cfg.alpha, out);
     gpt_free(m);
     kadapter_free(&ad);
     kmodel_free(&km);

@@ -22,6 +22,11 @@ static void set_targets(kadapter *ad, const char *targets) {
 }
 
 static void check_cfg(const kadapter *ad) {
+    if (ad->rows) {
+        if (ad->first_row < 1 || strncmp(ad->base_hash, "fnv1a64:", 8))
+            kiln_die(EX_KILN_DATA, "%s: a rows adapter needs first_row and base_hash", ad->where);
+        return;
+    }
     if (ad->cfg.r < 1 || ad->cfg.r > 4096 || !(ad->cfg.alpha > 0) || !ad->cfg.targets ||
         strncmp(ad->base_hash, "fnv1a64:", 8))
         kiln_die(EX_KILN_DATA, "%s: adapter needs r 1..4096, alpha > 0, targets and base_hash",
@@ -68,12 +73,14 @@ void kadapter_from_record(kadapter *ad, const krec *r) {
         kiln_die(EX_KILN_DATA, "%s: an adapter record needs adapter, config and tensors maps",
                  ad->where);
     krec_u64(r, "step", &ad->step);
+    ad->rows = kobj_str_eq(kobj_get(a, "kind"), "rows");
+    ad->first_row = (int)obj_num(kobj_get(a, "first_row"), 0);
     ad->cfg.r = (int)obj_num(kobj_get(a, "r"), 0);
     ad->cfg.alpha = (float)obj_num(kobj_get(a, "alpha"), 0);
     ad->cfg.dropout = (float)obj_num(kobj_get(a, "dropout"), 0);
     char targets[64] = "";
     kobj_cstr(kobj_get(a, "targets"), targets, sizeof targets);
-    set_targets(ad, targets);
+    if (!ad->rows) set_targets(ad, targets);
     kobj_cstr(kobj_get(a, "base_hash"), ad->base_hash, sizeof ad->base_hash);
     check_cfg(ad);
     read_model_config(ad, cfg, NULL);
@@ -102,11 +109,14 @@ void kadapter_open(kadapter *ad, const char *path) {
                  a ? "" : ": ", a ? "" : err);
     const jval *v;
     uint64_t u;
+    v = json_get(a, "kind");
+    ad->rows = v && v->type == JSON_STR && !strcmp(v->s, "rows");
+    ad->first_row = json_u64(json_get(a, "first_row"), &u) && u < (1u << 24) ? (int)u : 0;
     ad->cfg.r = json_u64(json_get(a, "r"), &u) && u <= 4096 ? (int)u : 0;
     ad->cfg.alpha = (v = json_get(a, "alpha")) ? (float)json_num(v) : 0;
     ad->cfg.dropout = (v = json_get(a, "dropout")) ? (float)json_num(v) : 0;
     v = json_get(a, "targets");
-    set_targets(ad, v && v->type == JSON_STR ? v->s : "");
+    if (!ad->rows) set_targets(ad, v && v->type == JSON_STR ? v->s : "");
     v = json_get(a, "base_hash");
     if (v && v->type == JSON_STR) snprintf(ad->base_hash, sizeof ad->base_hash, "%s", v->s);
     json_free(a);
@@ -137,6 +147,25 @@ static void take(const kadapter *ad, int i, size_t numel, float *dst) {
     ktensor_copy(&ad->tensors[i], dst);
 }
 
+/* kind rows: the base grown by the adapter's rows. */
+static gpt *apply_rows(const kadapter *ad, gpt *base) {
+    int C = base->cfg.n_embd, V = base->cfg.vocab, n_add = ad->model.vocab - V;
+    uint64_t numel;
+    if (ad->first_row != V || n_add < 1 || ad->n != 1 ||
+        strcmp(ad->names[0], KADAPTER_ROWS_TENSOR) || ad->tensors[0].dtype != KT_F32 ||
+        !ktensor_numel(&ad->tensors[0], &numel) || numel != (uint64_t)n_add * (uint64_t)C)
+        kiln_die(EX_KILN_DATA,
+                 "%s: a rows adapter for a base of %d tokens needs first_row %d and one tensor "
+                 "%s of %d x %d",
+                 ad->where, V, V, KADAPTER_ROWS_TENSOR, n_add, C);
+    int *rows = xcalloc((size_t)n_add, sizeof(int));
+    gpt *m = gpt_grow_vocab(base, n_add, rows, (int[2]){0, 1});
+    free(rows);
+    gpt_free(base);
+    ktensor_copy(&ad->tensors[0], m->p.wte + (size_t)V * C);
+    return m;
+}
+
 gpt *kadapter_apply(const kadapter *ad, gpt *base) {
     char hash[32];
     gpt_weights_hash(base, hash, sizeof hash);
@@ -145,6 +174,7 @@ gpt *kadapter_apply(const kadapter *ad, gpt *base) {
                  "%s: the adapter was trained on base %s, but this base is %s (use the base "
                  "model it was fine-tuned from)",
                  ad->where, ad->base_hash, hash);
+    if (ad->rows) return apply_rows(ad, base);
     const gpt_config bc = base->cfg, *b = &bc, *a = &ad->model; /* base may be freed below */
     if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head ||
         a->n_ctx != b->n_ctx || a->vocab < b->vocab)

@@ -8,7 +8,12 @@
  *     {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "targets": "qkv,proj",
  *      "base_hash": "fnv1a64:..."}       base_hash: lib/model/weights.h
  * Applying one to a base whose hash differs is refused (65): the adapters were trained
- * against other weights and would silently produce a different model. */
+ * against other weights and would silently produce a different model.
+ *
+ * A second kind holds new vocabulary rows alone (textual inversion: kiln train --add-class
+ * NAME --train-new-classes): adapter {"kind": "rows", "first_row": V, "base_hash": ...}
+ * and one tensor, transformer.wte.weight.rows [n, C], the embeddings of tokens V..V+n-1.
+ * Applying it grows the base's vocabulary by n and writes those rows. */
 #ifndef KILN_ADAPTER_H
 #define KILN_ADAPTER_H
 
@@ -20,6 +25,9 @@
 #include "model/lora.h"
 #include "stream/stream.h"
 
+/* The tensor of a rows adapter. */
+#define KADAPTER_ROWS_TENSOR "transformer.wte.weight.rows"
+
 typedef struct kadapter {
     char where[256]; /* the file, or "ckpt record N", for messages */
     lora_config cfg;
@@ -30,6 +38,8 @@ typedef struct kadapter {
     ktensor *tensors; /* views into the record or the mapped file */
     kckpt *ck;        /* owned when opened from a file */
     uint64_t step;
+    bool rows;     /* kind "rows": new embedding rows only (kiln train --train-new-classes) */
+    int first_row; /* rows: the token the first new row is (the base's vocabulary size) */
 } kadapter;
 
 /* Whether a ckpt record carries adapters rather than a whole model. */

@@ -23,6 +23,7 @@ static void pack_model_tensors(kwriter *w, const gpt *m, const float *buf) {
 
 /* The shape of a trainable tensor: the model's or an adapter's. */
 static const gpt_tensor *param_shape(const kckpt_state *s, const char *name) {
+    if (s->rows && !strcmp(name, s->rows->name)) return s->rows;
     int j = gpt_find_tensor(s->m, name);
     return j >= 0 ? &s->m->tensors[j] : &s->lora->tensors[lora_find_tensor(s->lora, name)];
 }
@@ -61,6 +62,18 @@ static void pack_adapter(kwriter *w, const kckpt_state *s) {
     pack_str(pk, s->base_hash);
 }
 
+static void pack_rows_adapter(kwriter *w, const kckpt_state *s) {
+    kw_key(w, "adapter");
+    msgpack_packer *pk = kw_packer(w);
+    msgpack_pack_map(pk, 3);
+    pack_str(pk, "kind");
+    pack_str(pk, "rows");
+    pack_str(pk, "first_row");
+    msgpack_pack_uint64(pk, (uint64_t)s->first_row);
+    pack_str(pk, "base_hash");
+    pack_str(pk, s->base_hash);
+}
+
 static void pack_optim(kwriter *w, const kckpt_state *s) {
     kw_key(w, "optim");
     msgpack_packer *pk = kw_packer(w);
@@ -84,8 +97,9 @@ void kckpt_record_write(kwriter *w, const kckpt_state *s) {
     kw_u64(w, "cursor", s->cursor);
     kw_u64(w, "seed", s->seed);
     if (s->lora) pack_adapter(w, s);
+    if (s->rows) pack_rows_adapter(w, s);
     kw_key(w, "tensors");
-    if (s->lora)
+    if (s->lora || s->rows)
         pack_params(w, s, NULL); /* an adapter checkpoint: just what trained */
     else
         pack_model_tensors(w, s->m, s->m->params);

@@ -6,7 +6,8 @@
  *    adapter: {kind "lora", r, alpha, dropout, targets, base_hash}   (LoRA runs only)}
  *
  * A LoRA run's record is an adapter checkpoint: `tensors` holds only what trained
- * (lib/ckpt/adapter.h).  The optimizer moments cover the trainable tensors only. */
+ * (lib/ckpt/adapter.h); so is a run that trains new class rows alone (kind "rows").  The optimizer
+ * moments cover the trainable tensors only. */
 #ifndef KILN_RECORD_H
 #define KILN_RECORD_H
 
@@ -25,8 +26,10 @@ typedef struct kckpt_state {
     int n_ps;
     const adamw *opt;
     double lr;
-    const lora *lora;      /* non-NULL: an adapter checkpoint of these adapters */
-    const char *base_hash; /* with lora: lib/model/weights.h's hash of the base */
+    const lora *lora;       /* non-NULL: an adapter checkpoint of these adapters */
+    const gpt_tensor *rows; /* non-NULL: a rows adapter (new vocabulary rows; ps holds them) */
+    int first_row;          /* with rows: the first new token */
+    const char *base_hash;  /* with lora or rows: lib/model/weights.h's hash of the base */
 } kckpt_state;
 
 void kckpt_record_write(kwriter *w, const kckpt_state *s);

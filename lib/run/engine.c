@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt/adapter.h"
 #include "ckpt/config.h"
 #include "ckpt/load.h"
 #include "ckpt/record.h"
@@ -32,6 +33,7 @@ struct kengine {
     bool *frozen; /* per model tensor, or NULL */
     lora *lora;   /* --lora adapters, or NULL */
     char base_hash[32];
+    gpt_tensor rows; /* --train-new-classes: the new rows of wte, the one tensor that trains */
     uint64_t step, micro, cursor, seed, start_step;
     double lr, norm, t_start, t_log;
     /* sums over the steps since the last metrics record */
@@ -114,16 +116,37 @@ static void set_frozen(kengine *e) {
         for (int i = 0; i < m->n_tensors; i++) e->frozen[i] &= !named[i];
         free(named);
     }
+    for (int i = 0; e->o.new_classes_only && i < m->n_tensors; i++) /* wte's gradient only */
+        e->frozen[i] = strcmp(m->tensors[i].name, "transformer.wte.weight") != 0;
     m->frozen = e->frozen; /* (new class rows need wte to train) */
+}
+
+/* --train-new-classes: the optimizer sees the new rows of wte alone, so every other weight,
+ * the old rows included, stays as it was bit for bit (no update, no weight decay). */
+static kparam *new_rows_param(kengine *e, size_t *total) {
+    gpt *m = e->m;
+    int C = m->cfg.n_embd, V0 = m->cfg.vocab - e->o.n_add;
+    e->rows = (gpt_tensor){
+        .numel = (size_t)e->o.n_add * C, .ndim = 2, .shape = {(uint64_t)e->o.n_add, (uint64_t)C}};
+    snprintf(e->rows.name, sizeof e->rows.name, "%s", KADAPTER_ROWS_TENSOR);
+    kparam *p = xcalloc(1, sizeof *p);
+    *p = (kparam){.name = e->rows.name,
+                  .p = m->p.wte + (size_t)V0 * C,
+                  .g = m->g.wte + (size_t)V0 * C,
+                  .numel = e->rows.numel};
+    e->n_ps = 1;
+    *total = e->rows.numel;
+    return p;
 }
 
 /* Freezing, adapters, new classes: which tensors train, and how the model grows. */
 static void setup_finetune(kengine *e, const int *rows, const int mean[2]) {
     char err[512];
+    if (e->o.lora || e->o.new_classes_only)
+        gpt_weights_hash(e->m, e->base_hash, sizeof e->base_hash); /* before classes grow */
     if (e->o.lora) {
         lora_config lc;
         if (!lora_parse(e->o.lora, &lc, err, sizeof err)) kiln_usage_error("--lora: %s", err);
-        gpt_weights_hash(e->m, e->base_hash, sizeof e->base_hash); /* before classes grow */
         e->lora = lora_create(&lc, &e->m->cfg, e->seed);
         e->lora->training = true;
     }
@@ -141,6 +164,7 @@ static void setup_finetune(kengine *e, const int *rows, const int mean[2]) {
         n += e->frozen[i] ? 0 : m->tensors[i].numel;
     }
     if (e->lora) n += e->lora->n_params;
+    if (e->o.new_classes_only) n = (size_t)e->o.n_add * (size_t)m->cfg.n_embd;
     kiln_warn("fine-tuning %s: %zu of %zu parameters train%s%s", e->o.init, n, all,
               e->lora ? " (LoRA adapters)" : "", e->o.freeze ? " (the rest frozen)" : "");
 }
@@ -188,7 +212,8 @@ static void build_model(kengine *e, const krec *hdr) {
         setup_finetune(e, rows, mean);
     }
     size_t total;
-    e->ps = ft_params(e->m, e->frozen, e->lora, &e->n_ps, &total);
+    e->ps = e->o.new_classes_only ? new_rows_param(e, &total)
+                                  : ft_params(e->m, e->frozen, e->lora, &e->n_ps, &total);
     e->opt = adamw_create(total);
     if (ck && !e->o.finetune) { /* resume: weights, moments, step and data cursor */
         gpt_load_ckpt(e->m, ck, e->opt);
@@ -230,6 +255,8 @@ static void emit_ckpt(kengine *e) {
                      .opt = e->opt,
                      .lr = e->lr,
                      .lora = e->lora,
+                     .rows = e->o.new_classes_only ? &e->rows : NULL,
+                     .first_row = e->m->cfg.vocab - e->o.n_add,
                      .base_hash = e->base_hash};
     kckpt_record_write(e->w, &s);
 }

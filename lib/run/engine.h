@@ -12,10 +12,9 @@
  *             the step and the tensor (65);
  *   out       a hdr carrying the total steps, `metrics` records every --log-every steps
  *             (step, loss, lr, grad_norm, tokens_per_s, elapsed_s, optim_bytes, eta_s
- *             with --steps, and the objective's own fields), `ckpt` records every --every steps and at the end
- *             (lib/ckpt/record.h);
- *   signals   SIGINT/SIGTERM: the step in progress finishes, a final ckpt goes out, and
- *             the stage's kiln_finish ends the stream `interrupted`.
+ *             with --steps, and the objective's own fields), `ckpt` records every --every steps and
+ * at the end (lib/ckpt/record.h); signals   SIGINT/SIGTERM: the step in progress finishes, a final
+ * ckpt goes out, and the stage's kiln_finish ends the stream `interrupted`.
  *
  *     kengine *e = kengine_open(&opts, &obj, kreader_hdr(r), w);
  *     int rc = kengine_run(e, r, err, sizeof err);
@@ -48,7 +47,8 @@ typedef struct kengine_opts {
     const char *freeze, *lora, *train;
     ft_new_class add[KENGINE_MAX_NEW_CLASSES];
     int n_add;
-    bool save_start; /* a ckpt record of the starting model (step 0) */
+    bool save_start;       /* a ckpt record of the starting model (step 0) */
+    bool new_classes_only; /* with add: only the new embedding rows train (a rows adapter) */
     /* the run */
     uint64_t steps; /* 0: until the input ends */
     uint64_t warmup, accum, log_every, every, seed;
@@ -113,6 +113,11 @@ bool kengine_add_class_option(void *dest, const char *arg, char *err, size_t err
                   "a new class token, its embedding row copied from class FROM (default: the "     \
                   "mean of the class rows); repeatable; the stream must be tokenized with the "    \
                   "base's classes plus NAME"),                                                     \
+        KOPT_BOOL(0, "train-new-classes", &(o)->new_classes_only,                                  \
+                  "with --add-class: only the new classes' embedding rows train, everything "      \
+                  "else stays bit for bit (textual inversion); ckpt records carry just those "     \
+                  "rows, an adapter that kiln ckpt merge folds into the base",                     \
+                  .needs = "add-class", .conflicts = "lora"),                                      \
         KOPT_BOOL(0, "save-start", &(o)->save_start,                                               \
                   "a ckpt record of the model as it starts (step 0, after --add-class), so "       \
                   "kiln eval measures it before fine-tuning")
