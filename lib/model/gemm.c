@@ -10,9 +10,9 @@
  * one and fewer rows stored.  kgemm_small skips the packing: B is read in place (attention's
  * per-head products, whose B is small and already in cache).
  *
- * On the model's products (build/rel/bench/gemm, 2 threads, Zen 4): 197-220 GFLOP/s against
- * OpenBLAS 0.3.21's 193-201 on the same split; packing A as well, or reading B in place, was
- * slower while tuning.  The loop nest itself is compiled for any x86-64: it only moves
+ * On the model's products (build/rel/bench/gemm, 2 threads, Zen 4, the AVX-512 kernel): 197-220
+ * GFLOP/s against OpenBLAS 0.3.21's 193-201 on the same split; packing A as well, or reading B in
+ * place, was slower while tuning.  The loop nest itself is compiled for any x86-64: it only moves
  * pointers and small copies; every vector instruction is in the kernel files. */
 #include "model/gemm.h"
 
@@ -29,22 +29,30 @@
 
 /* ---- choosing the kernel ------------------------------------------------------------- */
 
+/* __builtin_cpu_supports also checks that the OS saves the wider registers. */
+static bool runs_avx512(void) {
+    return __builtin_cpu_supports("avx512f");
+}
+
+static bool runs_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static bool runs_anywhere(void) {
+    return true;
+}
+
 /* Best first.  OpenBLAS ("generic") is the last resort and has no table: kern NULL. */
 static const struct {
     const char *name;
     const kgemm_kernels *kernels;
-} choices[] = {{"avx512", &kgemm_avx512_kernels}, {"avx2", &kgemm_avx2_kernels}, {"generic", NULL}};
+    bool (*cpu_runs)(void);
+} choices[] = {{"avx512", &kgemm_avx512_kernels, runs_avx512},
+               {"avx2", &kgemm_avx2_kernels, runs_avx2},
+               {"generic", NULL, runs_anywhere}};
 #define N_CHOICES (int)(sizeof choices / sizeof *choices)
 
 static const kgemm_kernels *kern;
-
-static bool cpu_runs(int choice) {
-    const kgemm_kernels *k = choices[choice].kernels;
-    if (k == &kgemm_avx512_kernels) return __builtin_cpu_supports("avx512f");
-    if (k == &kgemm_avx2_kernels)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return true;
-}
 
 static int choice_named(const char *name) {
     for (int c = 0; c < N_CHOICES; c++)
@@ -60,7 +68,7 @@ static void use_choice(int c) {
 
 bool kgemm_use(const char *name) {
     int c = choice_named(name);
-    if (c < 0 || !cpu_runs(c)) return false;
+    if (c < 0 || !choices[c].cpu_runs()) return false;
     use_choice(c);
     return true;
 }
@@ -77,7 +85,7 @@ __attribute__((constructor)) static void choose_kernel(void) {
     if (cap && *cap && (first = choice_named(cap)) < 0)
         kiln_die(EX_KILN_USAGE, "KILN_CPU=%s: not a kernel (avx512, avx2, generic)", cap);
     for (int c = first; c < N_CHOICES; c++)
-        if (cpu_runs(c)) {
+        if (choices[c].cpu_runs()) {
             use_choice(c);
             return;
         }
