@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     float *partial = xcalloc((size_t)(nt > 1 ? nt - 1 : 1) * 16 * C * C, sizeof(float));
     float *ws = aligned_alloc(64, (size_t)nt * kgemm_workspace_floats() * sizeof(float));
     if (!ws) kiln_die(EX_KILN_SOFTWARE, "out of memory");
-    printf("%d threads, best of %d; GFLOP/s\n\n", nt, reps);
+    printf("%d threads, best of %d, kiln's %s kernel; GFLOP/s\n\n", nt, reps, kgemm_kernel());
     printf("| product | M x N x K | kiln gemm | OpenBLAS | ratio |\n|---|---|---|---|---|\n");
     double flops_all = 0, t_mine_all = 0, t_blas_all = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {

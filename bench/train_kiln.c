@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "model/gemm.h"
 #include "model/gpt.h"
 #include "model/optim.h"
 #include "core/util.h"
@@ -87,9 +88,9 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"impl\":\"kiln\",\"params\":%zu,\"threads\":%d,\"step_ms\":%.1f,\"min_ms\":%.1f,"
-           "\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"rss_mb\":%.0f,\"loss\":%.4f}\n",
+           "\"tokens_per_s\":%.0f,\"gflops\":%.1f,\"rss_mb\":%.0f,\"loss\":%.4f,\"gemm\":\"%s\"}\n",
            m->n_params, kpool_size(pool), med * 1e3, times[0] * 1e3, tps, gflops,
-           ru.ru_maxrss / 1024.0, loss);
+           ru.ru_maxrss / 1024.0, loss, kgemm_kernel());
     free(times);
     free(x);
     free(y);

@@ -3,9 +3,9 @@
  * Layout: activations are row-major [N, width] with N = B*T rows (b major, t minor).
  * Threading: every kernel is a kpool job over rows (or columns, or attention heads), the big
  * ones handed out in guided chunks as threads come free.  The linear layers' products run on
- * lib/model/gemm (kiln's AVX-512 SGEMM): B packed once and shared; weight gradients split the
- * batch. Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at
- * the diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
+ * lib/model/gemm (kiln's own SGEMM): B packed once and shared; weight gradients split the batch.
+ * Attention runs on the same kernel (kgemm_small), by groups of 6 query rows that stop at the
+ * diagonal.  Every result is independent of which thread ran what, so runs repeat bit for bit.
  * Fusions: bias in the GEMM's store (c_attn, c_fc), residual add + bias + LayerNorm (forward),
  * LayerNorm backward + residual gradient + the bias gradient of the projection that fed the
  * residual (backward), log-sum-exp + cross-entropy (forward) and softmax + CE gradient in
@@ -30,6 +30,13 @@
 #include "core/util.h"
 
 #define LN_EPS 1e-5f
+
+/* The elementwise loops (the functions marked SIMD_CLONES) are compiled three times, for
+ * AVX-512, AVX2 and any x86-64, and the loader picks the one this CPU runs (an ifunc): the
+ * build targets any x86-64 (Makefile), where GELU's and attention's loops stay scalar (SSE2
+ * cannot if-convert their selects) and a training step took 40% longer.  KILN_CPU does not
+ * reach this choice (lib/model/gemm.h); tests/portable.sh runs the other copies under qemu. */
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 struct gpt_acts {
     int B, T;                         /* capacity */
@@ -386,7 +393,7 @@ typedef struct ln_job {
     atomic_size_t next; /* forward: rows are handed out as threads come free */
 } ln_job;
 
-static void ln_fwd_rows(const ln_job *j, size_t lo, size_t hi) {
+SIMD_CLONES static void ln_fwd_rows(const ln_job *j, size_t lo, size_t hi) {
     int C = j->C;
     for (size_t n = lo; n < hi; n++) {
         const float *x = j->res_in + n * C;
@@ -434,7 +441,7 @@ typedef struct ln_bwd_job {
     bool accumulate;
 } ln_bwd_job;
 
-static void ln_bwd_task(void *ctx, int tid, int nt) {
+SIMD_CLONES static void ln_bwd_task(void *ctx, int tid, int nt) {
     const ln_bwd_job *j = ctx;
     int C = j->C;
     float *part = j->m->acts->partial + (size_t)tid * 4 * C;
@@ -488,7 +495,7 @@ typedef struct gelu_job {
     atomic_size_t next; /* forward: rows are handed out as threads come free */
 } gelu_job;
 
-static void gelu_fwd_task(void *ctx, int tid, int nt) {
+SIMD_CLONES static void gelu_fwd_task(void *ctx, int tid, int nt) {
     gelu_job *j = ctx;
     size_t lo, hi;
     (void)tid;
@@ -505,7 +512,7 @@ static void gelu_fwd_task(void *ctx, int tid, int nt) {
         }
 }
 
-static void gelu_bwd_task(void *ctx, int tid, int nt) {
+SIMD_CLONES static void gelu_bwd_task(void *ctx, int tid, int nt) {
     const gelu_job *j = ctx;
     float *dbias = j->m->acts->partial + (size_t)tid * 4 * j->m->cfg.n_embd;
     memset(dbias, 0, sizeof(float) * j->W);
@@ -565,7 +572,7 @@ static size_t att_scratch_floats(int T, int hd) {
 
 /* max(x[0:n]), n >= 1, sixteen lanes at a time: an elementwise max the compilers vectorise
  * (a max reduction loop they leave scalar, or refuse). */
-static float max_of(const float *x, int n) {
+SIMD_CLONES static float max_of(const float *x, int n) {
     float lane[16];
     for (int u = 0; u < 16; u++) lane[u] = x[0];
     int k = 0;
@@ -613,7 +620,7 @@ typedef struct att_group {
 } att_group;
 
 /* Scores, softmax and P V for one group; S: rows x ldS scratch (ldS >= q0 + rows). */
-static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS, float *ws) {
+SIMD_CLONES static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS, float *ws) {
     int end = g->q0 + g->rows, hd = d->hd;
     float inv[ATT_ROWS];
     kgemm_small(false, g->rows, end, hd, d->scale, g->Q, g->ldq, g->Kt, g->ldk, 0.0f, S, ldS, ws);
@@ -636,8 +643,8 @@ static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int l
 }
 
 /* One (batch, head) pair of the forward: scores, softmax and P V by groups of rows. */
-static void att_fwd_head(const att_job *j, const att_dims *d, size_t bh, float *S, float *Kt,
-                         float *ws) {
+SIMD_CLONES static void att_fwd_head(const att_job *j, const att_dims *d, size_t bh, float *S,
+                                     float *Kt, float *ws) {
     int T = d->T, C = d->C, hd = d->hd, ld = d->ld;
     size_t b = bh / d->H, h = bh % d->H;
     const float *Q = j->qkv + b * T * ld + h * hd, *K = Q + C, *V = Q + 2 * C;
@@ -671,8 +678,9 @@ static void att_fwd_task(void *ctx, int tid, int nt) {
 
 /* dP = dY V^T and P recomputed from the scores and the saved log-sum-exp, one group of rows
  * at a time; dS = P (dP - rowsum(P dP)) scale, in place of dP. */
-static void att_bwd_probs(const float *Q, const float *dY, int C, const float *Kt, const float *Vt,
-                          const float *lse, const att_dims *d, float *P, float *dS, float *ws) {
+SIMD_CLONES static void att_bwd_probs(const float *Q, const float *dY, int C, const float *Kt,
+                                      const float *Vt, const float *lse, const att_dims *d,
+                                      float *P, float *dS, float *ws) {
     int T = d->T;
     for (int g = 0; g < T; g += ATT_ROWS) {
         att_group_scores(Q, d->ld, Kt, T, d->hd, d->scale, g, P, ws);
@@ -694,7 +702,8 @@ static void att_bwd_probs(const float *Q, const float *dY, int C, const float *K
 
 /* One (batch, head) pair of the backward: dq, dk, dv into dqkv and the pair's share of c_attn's
  * bias gradient. */
-static void att_bwd_head(const att_job *j, const att_dims *d, size_t bh, float *P, float *ws) {
+SIMD_CLONES static void att_bwd_head(const att_job *j, const att_dims *d, size_t bh, float *P,
+                                     float *ws) {
     int T = d->T, C = d->C, hd = d->hd, ld = d->ld;
     size_t b = bh / d->H, h = bh % d->H;
     float *dS = P + (size_t)T * T, *Kt = dS + (size_t)T * T, *Vt = Kt + (size_t)hd * T;
@@ -745,7 +754,7 @@ typedef struct ce_job {
     const float *w; /* backward: weights of log p(target) per position, or NULL (the loss) */
 } ce_job;
 
-static void ce_fwd_task(void *ctx, int tid, int nt) {
+SIMD_CLONES static void ce_fwd_task(void *ctx, int tid, int nt) {
     ce_job *j = ctx;
     gpt_acts *a = j->m->acts;
     int V = j->m->cfg.vocab, N = j->m->B * j->m->T;
@@ -773,7 +782,7 @@ static void ce_fwd_task(void *ctx, int tid, int nt) {
 
 /* dlogits = scale * weight * (softmax - onehot), in place over the logits; with weights w of
  * log p(target), whose gradient is w (onehot - softmax), -w stands in for scale * weight. */
-static void ce_bwd_task(void *ctx, int tid, int nt) {
+SIMD_CLONES static void ce_bwd_task(void *ctx, int tid, int nt) {
     ce_job *j = ctx;
     gpt_acts *a = j->m->acts;
     int V = j->m->cfg.vocab, N = j->m->B * j->m->T;

@@ -1,7 +1,6 @@
 /* lora — low-rank adapters: parsing, layout, forward/backward over the pool, merge. */
 #include "model/lora.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 
 #include "core/rng.h"
 #include "core/util.h"
+#include "model/gemm.h"
 
 static const char *const target_names[LORA_N_TARGETS] = {"qkv", "proj", "fc", "fcproj"};
 static const char *const target_modules[LORA_N_TARGETS] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc",
@@ -161,6 +161,7 @@ void lora_free(lora *a) {
     free(a->dxa);
     free(a->xd);
     free(a->tmp);
+    free(a->gemm_ws);
     free(a);
 }
 
@@ -181,6 +182,21 @@ static void ensure_rows(lora *a, int N) {
     a->N_cap = N;
 }
 
+/* kgemm workspaces for `threads` calls at once, 64-byte aligned (lib/model/gemm.h). */
+static float *new_workspaces(int threads) {
+    size_t bytes = xmul(xmul((size_t)threads, kgemm_workspace_floats()), sizeof(float));
+    float *ws = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!ws) kiln_die(EX_KILN_SOFTWARE, "out of memory (%zu bytes)", bytes);
+    return ws;
+}
+
+static void ensure_workspaces(lora *a, int threads) {
+    if (threads <= a->gemm_threads) return;
+    free(a->gemm_ws);
+    a->gemm_ws = new_workspaces(threads);
+    a->gemm_threads = threads;
+}
+
 /* ---- forward and backward ------------------------------------------------------------- */
 
 typedef struct lora_job {
@@ -191,6 +207,10 @@ typedef struct lora_job {
     float *y, *xa, *dx, *dA, *dB;
     bool drop; /* dropout on this pass */
 } lora_job;
+
+static float *ws_of(const lora_job *j, int tid) {
+    return j->a->gemm_ws + (size_t)tid * kgemm_workspace_floats();
+}
 
 /* dst (+)= src * mask for row n, the mask (1/(1-p) or 0 per element) regenerated from
  * (seed, pass, layer, target, row): xorshift seeded per row, so any thread split draws the
@@ -225,10 +245,9 @@ static void forward_task(void *ctx, int tid, int nt) {
     int n = (int)(hi - lo);
     const float *x = input_rows(j, lo, hi);
     float *xa = j->xa + lo * r;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, j->in, 1.0f, x, j->in, j->A, j->in,
-                0.0f, xa, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, j->out, r, j->a->scale, xa, r, j->B, r,
-                1.0f, j->y + lo * j->out, j->out);
+    kgemm(false, true, n, r, j->in, 1.0f, x, j->in, j->A, j->in, 0.0f, xa, r, ws_of(j, tid));
+    kgemm(false, true, n, j->out, r, j->a->scale, xa, r, j->B, r, 1.0f, j->y + lo * j->out, j->out,
+          ws_of(j, tid));
 }
 
 static lora_job job_for(lora *a, int layer, lora_target t, const float *x, int N) {
@@ -260,6 +279,7 @@ void lora_forward(lora *a, kpool *pool, int layer, lora_target t, const float *x
     if (!adapted(a, layer, t)) return;
     if (first_slot(a, layer, t)) a->pass++;
     ensure_rows(a, N);
+    ensure_workspaces(a, kpool_size(pool));
     lora_job j = job_for(a, layer, t, x, N);
     j.y = y;
     kpool_run(pool, forward_task, &j);
@@ -274,18 +294,17 @@ static void backward_rows_task(void *ctx, int tid, int nt) {
     if (lo == hi) return;
     int n = (int)(hi - lo);
     float *dxa = j->a->dxa + lo * r;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, j->out, j->a->scale,
-                j->dy + lo * j->out, j->out, j->B, r, 0.0f, dxa, r);
+    kgemm(false, false, n, r, j->out, j->a->scale, j->dy + lo * j->out, j->out, j->B, r, 0.0f, dxa,
+          r, ws_of(j, tid));
     input_rows(j, lo, hi); /* fills xd with dropout; the column job reads it */
     if (!j->dx) return;
     if (!j->drop) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, j->in, r, 1.0f, dxa, r, j->A,
-                    j->in, 1.0f, j->dx + lo * j->in, j->in);
+        kgemm(false, false, n, j->in, r, 1.0f, dxa, r, j->A, j->in, 1.0f, j->dx + lo * j->in, j->in,
+              ws_of(j, tid));
         return;
     }
     float *tmp = j->a->tmp + lo * j->in;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, j->in, r, 1.0f, dxa, r, j->A, j->in,
-                0.0f, tmp, j->in);
+    kgemm(false, false, n, j->in, r, 1.0f, dxa, r, j->A, j->in, 0.0f, tmp, j->in, ws_of(j, tid));
     for (size_t k = lo; k < hi; k++)
         dropout_row(j, k, tmp + (k - lo) * j->in, j->dx + k * j->in, true);
 }
@@ -298,18 +317,19 @@ static void backward_weights_task(void *ctx, int tid, int nt) {
     size_t lo, hi;
     kpool_range((size_t)j->in, 16, tid, nt, &lo, &hi);
     if (lo < hi)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)(hi - lo), j->N, 1.0f,
-                    j->a->dxa, r, xd + lo, j->in, 1.0f, j->dA + lo, j->in);
+        kgemm(true, false, r, (int)(hi - lo), j->N, 1.0f, j->a->dxa, r, xd + lo, j->in, 1.0f,
+              j->dA + lo, j->in, ws_of(j, tid));
     kpool_range((size_t)j->out, 16, tid, nt, &lo, &hi);
     if (lo < hi)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), r, j->N, j->a->scale,
-                    j->dy + lo, j->out, j->xa, r, 1.0f, j->dB + lo * r, r);
+        kgemm(true, false, (int)(hi - lo), r, j->N, j->a->scale, j->dy + lo, j->out, j->xa, r, 1.0f,
+              j->dB + lo * r, r, ws_of(j, tid));
 }
 
 void lora_backward(lora *a, kpool *pool, int layer, lora_target t, const float *x, const float *dy,
                    float *dx, int N) {
     if (!adapted(a, layer, t)) return;
     if (N > a->N_cap) kiln_die(EX_KILN_SOFTWARE, "lora_backward without its forward");
+    ensure_workspaces(a, kpool_size(pool));
     lora_job j = job_for(a, layer, t, x, N);
     j.dy = dy;
     j.dx = dx;
@@ -337,6 +357,7 @@ void lora_merge(const lora *a, gpt *m) {
     if (m->cfg.n_layer != a->n_layer || m->cfg.n_embd != a->n_embd)
         kiln_die(EX_KILN_SOFTWARE, "lora_merge: adapter and model shapes differ");
     int r = a->cfg.r;
+    float *ws = new_workspaces(1);
     for (int l = 0; l < a->n_layer; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             if (!adapted(a, l, t)) continue;
@@ -344,7 +365,7 @@ void lora_merge(const lora *a, gpt *m) {
             lora_dims(t, a->n_embd, &in, &out);
             const float *A = a->params + a->a_off[slot(l, t)], *B = A + (size_t)r * in;
             /* W[in, out] += s A^T[in, r] B^T[r, out] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, in, out, r, a->scale, A, in, B, r,
-                        1.0f, weight_of(m, t, l), out);
+            kgemm(true, true, in, out, r, a->scale, A, in, B, r, 1.0f, weight_of(m, t, l), out, ws);
         }
+    free(ws);
 }

@@ -50,6 +50,8 @@ typedef struct lora {
     float *xa;       /* [L, LORA_N_TARGETS, N_cap, r] x A^T of the last forward */
     float *dxa;      /* [N_cap, r] backward scratch */
     float *xd, *tmp; /* [N_cap, 4C] dropped input and its gradient (dropout only) */
+    float *gemm_ws;  /* [gemm_threads, kgemm_workspace_floats()] (lib/model/gemm.h) */
+    int gemm_threads;
 } lora;
 
 /* "r=8,alpha=16,targets=qkv,proj,fc,fcproj,dropout=0.05" (targets also "all"; the items

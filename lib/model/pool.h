@@ -2,10 +2,10 @@
  * function on disjoint parts of one job (fork/join), the caller taking part as thread 0.
  *
  * The model runs every parallel region through a pool (its products on lib/model/gemm), and
- * OpenBLAS, where it still runs (LoRA, generation), is told to use one thread: two thread
- * pools spinning against each other on a 2-core machine halve the speed of both.  Workers spin
- * briefly between jobs (a training step runs hundreds of short regions back to back) and then sleep
- * on a futex, so an idle pool costs nothing. */
+ * OpenBLAS, where it still runs (generation; products on a CPU without AVX2), is told to use
+ * one thread: two thread pools spinning against each other on a 2-core machine halve the speed
+ * of both.  Workers spin briefly between jobs (a training step runs hundreds of short regions
+ * back to back) and then sleep on a futex, so an idle pool costs nothing. */
 #ifndef KILN_POOL_H
 #define KILN_POOL_H
 
