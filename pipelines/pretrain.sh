@@ -165,7 +165,10 @@ show=(kiln show --progress --total "$steps")
     echo "  | tee $log | ${show[*]}"
 } >&2
 [ -n "$dry" ] && exit 0
+# Ctrl-C reaches every stage: the kiln stages read on to the end of their stream (train's
+# final ckpt), so the log's tee must not die first (README.md, "Exit codes, signals").
+keep_log() { (trap '' INT TERM && exec tee "$1"); }
 "${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}" | "${train[@]}" \
-    | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | tee "$log" | "${show[@]}"
+    | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | keep_log "$log" | "${show[@]}"
 echo "pretrain.sh: checkpoints in $out/ckpt (latest.safetensors, best.safetensors)," \
     "loss plot $out/loss.png, records $log" >&2

@@ -276,7 +276,7 @@ int main(int argc, char **argv) {
                 kstored_free(s);
             }
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     bool clean_end = !kiln_stop_signal() && kreader_status(r);
     while (clean_end && q.n > 0 && !kwriter_gone(b.w)) {

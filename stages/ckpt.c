@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
             if (krec_is(&rec, "metrics")) note_metrics(&s, &rec);
             kwriter_pass(w, &rec);
         }
-        if (kiln_stop_signal() || kwriter_gone(w)) break;
+        if (kiln_stop_now() || kwriter_gone(w)) break;
     }
     free(s.files);
     kiln_finish(r, w);

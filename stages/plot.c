@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
             drawn_points = kplot_points(p);
             last_draw = kiln_now();
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     draw(p, &o);
     kplot_free(p);

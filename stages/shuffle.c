@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
             kstored_free(buf[j]);
             buf[j] = kstored_copy(&rec);
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     /* Drain in random order (Fisher-Yates from the end). */
     while (n > 0 && !kwriter_gone(w) && !kiln_stop_signal()) {

@@ -201,7 +201,7 @@ int main(int argc, char **argv) {
 
     for (; have && !kwriter_gone(w); have = kreader_next(r, &rec)) {
         if (!tokenize_record(&T, w, &rec)) kwriter_pass(w, &rec);
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     free(T.buf), free(T.mask);
     kimage_free(&T.im);

@@ -312,6 +312,9 @@ static int train_record(kengine *e, const krec *r, char *err, size_t errsz) {
 }
 
 int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
+    /* A trainer stops after its step at the first stop signal and sends its final ckpt; it
+     * does not wait for its upstream's end (util.h, kiln_stop_now). */
+    kiln_drain_on_stop(false);
     if (e->o.save_start) emit_ckpt(e);
     e->t_start = e->t_log = kiln_now();
     krec rec;

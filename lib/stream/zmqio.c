@@ -123,14 +123,14 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
     if (r >= 0) return RECV_MSG;
     if (before_wait) before_wait();
     for (;;) {
-        if (interruptible && kiln_stop_signal()) return RECV_NONE;
+        if (interruptible && kiln_stop_now()) return RECV_NONE;
         zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
         long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
         if (timeout_ms >= 0 && wait < 0) wait = 0;
         int rc = zmq_poll(items, 2, wait);
         if (rc < 0) {
             if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
-            if (interruptible && kiln_stop_signal()) return RECV_NONE;
+            if (interruptible && kiln_stop_now()) return RECV_NONE;
             continue;
         }
         if (items[1].revents & ZMQ_POLLIN) { /* an event: two frames, both dropped */
@@ -271,7 +271,7 @@ static void grant(zt_in *z, peer *p, uint32_t n) {
 
 static kt_conn *zt_open_in(const char *url, const kt_opts *o) {
     zt_in *z = xcalloc(1, sizeof *z);
-    z->base = (kt_conn){&kt_zmq, xstrdup(url), false};
+    z->base = (kt_conn){&kt_zmq, xstrdup(url), false, true};
     link_open(&z->l, z->base.name, o->peers, false);
     z->l.before_wait = o->before_wait;
     z->codec = o->codec;
@@ -328,7 +328,7 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
     if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
     for (;;) {
         recv_result rr = link_recv(&z->l, -1, true, check_senders, z);
-        if (rr == RECV_NONE && kiln_stop_signal()) return KT_STOP;
+        if (rr == RECV_NONE && kiln_stop_now()) return KT_STOP;
         if (rr != RECV_MSG) continue;
         bool is_new;
         peer *pe = link_peer(&z->l, &is_new);
@@ -384,7 +384,7 @@ typedef struct {
 
 static kt_conn *zt_open_out(const char *url, const kt_opts *o) {
     zt_out *z = xcalloc(1, sizeof *z);
-    z->base = (kt_conn){&kt_zmq, xstrdup(url), true};
+    z->base = (kt_conn){&kt_zmq, xstrdup(url), true, false};
     link_open(&z->l, z->base.name, o->peers, true);
     z->codec = o->codec;
     if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
@@ -489,7 +489,7 @@ static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size
      * signal while waiting drops the record: the stage is about to end its stream as
      * interrupted, and an interrupted stream's count is not checked. */
     while (z->l.npeers < z->l.want_peers)
-        if (!pump(z, -1, true) && kiln_stop_signal()) return true;
+        if (!pump(z, -1, true) && kiln_stop_now()) return true;
     for (;;) {
         while (zmq_poll(&(zmq_pollitem_t){z->l.sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
             pump(z, 0, false); /* take pending credit and goodbyes first */
@@ -505,7 +505,7 @@ static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size
             pe->gone = true;
         }
         if (!live_peers(z)) return false;
-        if (!pe && !pump(z, -1, true) && kiln_stop_signal()) return true;
+        if (!pe && !pump(z, -1, true) && kiln_stop_now()) return true;
     }
 }
 
