@@ -191,7 +191,7 @@ static void build_model(kengine *e, const krec *hdr) {
     e->ps = ft_params(e->m, e->frozen, e->lora, &e->n_ps, &total);
     e->opt = adamw_create(total);
     if (ck && !e->o.finetune) { /* resume: weights, moments, step and data cursor */
-        gpt_load_ckpt(e->m, ck, e->opt);
+        gpt_load_ckpt(e->m, ck, e->o.reset_optimizer ? NULL : e->opt);
         e->step = ck->step;
         e->cursor = ck->cursor;
     }
