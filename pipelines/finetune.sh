@@ -10,7 +10,7 @@
 #
 # The flow it runs (printed before it starts):
 #
-#   kiln load SOURCE --epochs 0 | [kiln augment OPS] | kiln tokenize (the base's tokenizer,
+#   kiln load SOURCE --epochs 0 --shuffle | [kiln augment OPS] | kiln tokenize (the base's tokenizer,
 #     plus the --add-class names) | kiln batch
 #     | kiln train --init BASE --save-start (--finetune | --freeze SPEC | --lora SPEC)
 #     | kiln ckpt --dir OUT/ckpt | tee OUT/log.rec | kiln show --progress
@@ -151,7 +151,7 @@ fi
 
 # ---- the flow ---------------------------------------------------------------------------------
 source_of "$text"
-load=(kiln load "${src[@]}" --epochs 0 --seed "$seed")
+load=(kiln load "${src[@]}" --epochs 0 --shuffle --seed "$seed")
 aug=()
 [ -n "$augment" ] && read -r -a ops <<< "$augment" && aug=(kiln augment "${ops[@]}")
 augmented() { # the training samples, through kiln augment when asked
@@ -170,8 +170,10 @@ show=(kiln show --progress --total "$steps")
     echo "  | tee $out/log.rec | ${show[*]}"
 } >&2
 [ -n "$dry" ] && exit 0
+# Ctrl-C: the stages read on to train's final ckpt; the log's tee must outlive them.
+keep_log() { (trap '' INT TERM && exec tee "$1"); }
 augmented | "${tokenize[@]}" | "${batcher[@]}" \
-    | "${train[@]}" | "${ckpt[@]}" | tee "$out/log.rec" | "${show[@]}"
+    | "${train[@]}" | "${ckpt[@]}" | keep_log "$out/log.rec" | "${show[@]}"
 
 # ---- before and after -----------------------------------------------------------------------
 first=$out/ckpt/step-000000.safetensors

@@ -10,13 +10,14 @@
 #
 # The flow it runs (printed before it starts):
 #
-#   kiln load SOURCE --epochs 0 [--skip CURSOR] | kiln tokenize | kiln batch
+#   kiln load SOURCE --epochs 0 --shuffle [--skip CURSOR] | kiln tokenize | kiln batch
 #     | kiln train [--init OUT/ckpt/latest.safetensors] | kiln eval --data OUT/val.rec
 #     | kiln plot --png OUT/loss.png | kiln ckpt --dir OUT/ckpt | tee OUT/log.rec
 #     | kiln show --progress
 #
-# No shuffle stage: each batch holds whole records in source order, so the data cursor a
-# checkpoint saves tells `kiln load --skip` exactly where the next batch starts, and a
+# No shuffle stage: kiln load --shuffle permutes the items of each epoch from (seed,
+# epoch), so each batch holds whole records in an order the data cursor a checkpoint saves
+# still pins down: `kiln load --skip` finds exactly where the next batch starts, and a
 # resumed run trains on the same batches, bit for bit, as one that never stopped.
 # (Text is cut into chunks of --ctx bytes: with its EOS a chunk fills one row.)
 set -euo pipefail
@@ -149,7 +150,7 @@ fi
 
 # ---- the flow -----------------------------------------------------------------------------------
 source_of "$text"
-load=(kiln load "${src[@]}" --epochs 0 --seed "$seed" $skip)
+load=(kiln load "${src[@]}" --epochs 0 --shuffle --seed "$seed" $skip)
 batcher=(kiln batch -B "$batch" -T "$T")
 train=(kiln train "${shape[@]}" --ctx "$T" --steps "$steps" --lr "$lr" --every "$every"
     --log-every "$log_every" --seed "$seed" --threads "$threads" $init)

@@ -122,4 +122,27 @@ expect '[ $(wc -l < forever.jsonl) = 450 ] && [ "$(tail -1 forever.jsonl | jq .e
 "$K" load "$IDX" png:png text:corpus --out a.rec
 "$K" load "$IDX" png:png text:corpus --out b.rec
 expect 'cmp -s a.rec b.rec' "same sources, same bytes"
+
+# ---- --shuffle: each epoch a permutation from (seed, epoch); --skip resumes it exactly ------
+FMX="$KILN_ROOT/tests/fixtures/fashion-mnist"
+head -c 20000 "$KILN_ROOT/examples/data/moby-dick.txt" > sh.txt 2> /dev/null || seq 1 3000 > sh.txt
+printf '{"text":"a"}\n{"text":"b"}\nnot json\n{"text":"c"}\n{"text":"d"}\n' > sh.jsonl
+for src in "text:sh.txt --split chunk:200" "jsonl:sh.jsonl --skip-bad" \
+    "idx:$FMX/t10k-200-images-idx3-ubyte.gz,$FMX/t10k-200-labels-idx1-ubyte.gz"; do
+    # shellcheck disable=SC2086
+    "$K" load $src --epochs 3 2> /dev/null | "$K" show | jq -c '[.t, .id, .epoch, .src, .text, .label]' > plain.txt
+    # shellcheck disable=SC2086
+    "$K" load $src --epochs 3 --shuffle --seed 7 2> /dev/null | "$K" show | jq -c '[.t, .id, .epoch, .src, .text, .label]' > shuf.txt
+    expect 'cmp -s <(sort plain.txt) <(sort shuf.txt)' "--shuffle ($src): the same records, ids and epochs"
+    expect '! cmp -s plain.txt shuf.txt' "--shuffle ($src): another order"
+    expect '[ "$(grep ",0,\"" shuf.txt | head -20 | cut -d, -f2)" != "$(grep ",1,\"" shuf.txt | head -20 | cut -d, -f2)" ]' \
+        "--shuffle ($src): each epoch its own order"
+    n=$(wc -l < shuf.txt) at=$(( n / 3 + 5 ))
+    # shellcheck disable=SC2086
+    "$K" load $src --epochs 3 --shuffle --seed 7 --skip $at 2> /dev/null | "$K" show | jq -c '[.t, .id, .epoch, .src, .text, .label]' > resumed.txt
+    expect 'cmp -s <(tail -n +$((at + 1)) shuf.txt) resumed.txt' "--shuffle ($src): --skip $at resumes exactly"
+done
+"$K" load text:sh.txt --split chunk:200 --shuffle --seed 8 | "$K" show | jq -c .id > s8.txt
+"$K" load text:sh.txt --split chunk:200 --shuffle --seed 7 | "$K" show | jq -c .id > s7.txt
+expect '! cmp -s s7.txt s8.txt' "--shuffle: the seed chooses the order"
 finish
