@@ -132,6 +132,7 @@ static void add_tokens(batcher *b, const krec *r) {
 typedef struct reorder {
     kstored **heap;
     size_t n, cap;
+    uint64_t bytes;               /* of the records held */
     uint64_t next_epoch, next_id; /* the key expected next */
 } reorder;
 
@@ -152,6 +153,7 @@ static void reorder_push(reorder *q, const krec *r) {
         q->heap = xrealloc(q->heap, xmul(q->cap = q->cap ? q->cap * 2 : 256, sizeof(kstored *)));
     size_t i = q->n++;
     q->heap[i] = kstored_copy(r);
+    q->bytes += r->raw_len;
     while (i > 0 && key_less(&q->heap[i]->rec, &q->heap[(i - 1) / 2]->rec)) {
         heap_swap(q, i, (i - 1) / 2);
         i = (i - 1) / 2;
@@ -161,6 +163,7 @@ static void reorder_push(reorder *q, const krec *r) {
 static kstored *reorder_pop(reorder *q) {
     kstored *top = q->heap[0];
     q->heap[0] = q->heap[--q->n];
+    q->bytes -= top->rec.raw_len;
     for (size_t i = 0;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < q->n && key_less(&q->heap[l]->rec, &q->heap[m]->rec)) m = l;
@@ -174,12 +177,14 @@ static kstored *reorder_pop(reorder *q) {
     return top;
 }
 
-/* The top may leave when it is the key expected next, or when the buffer is full. */
-static bool reorder_ready(const reorder *q, size_t window) {
+/* The top may leave when it is the key expected next, or when the buffer is full: more
+ * than window records or more than max_bytes of them. */
+static bool reorder_ready(const reorder *q, size_t window, uint64_t max_bytes) {
     if (q->n == 0) return false;
     const krec *top = &q->heap[0]->rec;
-    return q->n > window || (krec_u64_or(top, "epoch", 0) == q->next_epoch &&
-                             krec_u64_or(top, "id", 0) == q->next_id);
+    return q->n > window || q->bytes > max_bytes ||
+           (krec_u64_or(top, "epoch", 0) == q->next_epoch &&
+            krec_u64_or(top, "id", 0) == q->next_id);
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -200,11 +205,11 @@ static bool is_data(const krec *r) {
 
 typedef struct options {
     bool ordered, have_pad;
-    uint64_t window, pad;
+    uint64_t window, window_bytes, pad;
 } options;
 
 static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, options *o) {
-    *o = (options){.window = 4096};
+    *o = (options){.window = 4096, .window_bytes = 256ull << 20};
     kopt rows[] = {
         KOPT_U64('B', "batch", &b->B, "ROWS", 1, 1u << 20, "rows per batch",
                  .flags = KOPT_REQUIRED),
@@ -220,6 +225,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, opti
                   "while records arrive less than --window apart"),
         KOPT_U64(0, "window", &o->window, "N", 0, UINT64_MAX,
                  "records the reorder buffer holds (default 4096)"),
+        KOPT_U64(0, "window-bytes", &o->window_bytes, "BYTES", 1, UINT64_MAX,
+                 "bytes of records the reorder buffer holds (default 268435456, 256 MiB): "
+                 "large records leave in order sooner"),
         KOPT_BOOL(0, "drop-last", &b->drop_last,
                   "drop a final partial batch (default: pad it, mask 0)"),
         KOPT_U64(0, "pad", &o->pad, "ID", 0, INT32_MAX,
@@ -270,7 +278,7 @@ int main(int argc, char **argv) {
             consume(&b, &rec);
         } else {
             reorder_push(&q, &rec);
-            while (reorder_ready(&q, window)) {
+            while (reorder_ready(&q, window, o.window_bytes)) {
                 kstored *s = reorder_pop(&q);
                 consume(&b, &s->rec);
                 kstored_free(s);
