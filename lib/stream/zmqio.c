@@ -30,6 +30,11 @@
 #define WINDOW      8 /* credit a receiver grants: records in flight per peer */
 #define MAX_PEERS   256
 #define ACK_WAIT_MS 5000 /* after a stop signal, how long to wait for acknowledgements */
+/* A fan-in whose every known sender has ended waits this long for the expected senders that
+ * never came (a worker that died before it connected) before it ends the run with 74.  In a
+ * kiln flow every worker connects before data flows (a fan-out sender waits for all its
+ * receivers, and a stage opens its output right after its input's hdr). */
+#define MISSING_PEER_WAIT_S 10.0
 
 static void *zctx;
 static int open_sockets;
@@ -258,6 +263,7 @@ typedef struct {
     const kt_codec *codec;
     mpscan_limits lim;
     int nended;
+    double missing_since; /* when every known sender had ended with some never seen */
     bool have_hdr, done;
     uint64_t total;
     char status[KT_STATUS_MAX];
@@ -327,7 +333,18 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
     zt_in *z = (zt_in *)c;
     if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
     for (;;) {
-        recv_result rr = link_recv(&z->l, -1, true, check_senders, z);
+        /* Every expected sender is watched from the start: once the known ones have ended,
+         * the missing ones have a bounded time to come. */
+        bool waiting_missing = z->l.router && z->l.npeers < z->l.want_peers && z->l.npeers > 0 &&
+                               z->nended == z->l.npeers;
+        if (!waiting_missing) z->missing_since = 0;
+        if (waiting_missing && !z->missing_since) z->missing_since = kiln_now();
+        if (waiting_missing && kiln_now() - z->missing_since > MISSING_PEER_WAIT_S)
+            kiln_die(EX_KILN_IO,
+                     "%s: %d of %d senders came and ended; the others never came in %.0f s "
+                     "(did a worker die before it connected?)",
+                     z->l.url, z->nended, z->l.want_peers, MISSING_PEER_WAIT_S);
+        recv_result rr = link_recv(&z->l, waiting_missing ? 200 : -1, true, check_senders, z);
         if (rr == RECV_NONE && kiln_stop_now()) return KT_STOP;
         if (rr != RECV_MSG) continue;
         bool is_new;
