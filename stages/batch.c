@@ -70,30 +70,40 @@ static void add_row(batcher *b, const int32_t *tok, const uint8_t *mask, size_t 
     if (++b->rows == b->B) emit_batch(b);
 }
 
-static void pack_tokens(batcher *b, const int32_t *tok, const uint8_t *mask, size_t n) {
-    bool add_eos = n == 0 || tok[n - 1] != b->eos;
-    size_t need = b->slen + n + 1;
-    if (need > b->scap) {
-        b->scap = need * 2;
-        b->stream = xrealloc(b->stream, xmul(b->scap, sizeof *b->stream));
-        b->smask = xrealloc(b->smask, b->scap);
+/* The sequence (tokens as little-endian I32 bytes, as the record holds them) joins the
+ * packed stream a row's worth at a time, so the stream never holds more than about two rows
+ * whatever the record's length: memory bounded by -T, not by the longest record. */
+static void pack_tokens(batcher *b, const uint8_t *tok, const uint8_t *mask, size_t n) {
+    int32_t last = 0;
+    if (n) memcpy(&last, tok + (n - 1) * sizeof last, sizeof last);
+    bool add_eos = n == 0 || last != b->eos;
+    size_t done = 0, piece = (size_t)b->T + 1;
+    for (;;) {
+        size_t take = n - done < piece ? n - done : piece, need = b->slen + take + 1;
+        if (need > b->scap) {
+            b->scap = need;
+            b->stream = xrealloc(b->stream, xmul(b->scap, sizeof *b->stream));
+            b->smask = xrealloc(b->smask, b->scap);
+        }
+        memcpy(b->stream + b->slen, tok + done * sizeof *b->stream, take * sizeof *b->stream);
+        if (mask)
+            memcpy(b->smask + b->slen, mask + done, take);
+        else
+            memset(b->smask + b->slen, 1, take);
+        b->slen += take;
+        done += take;
+        if (done == n && add_eos) b->stream[b->slen] = b->eos, b->smask[b->slen++] = 1;
+        /* Full rows of T+1 tokens; the last token of a row starts the next. */
+        size_t at = 0;
+        while (b->slen - at >= b->T + 1) {
+            add_row(b, b->stream + at, b->smask + at, b->T + 1);
+            at += b->T;
+        }
+        memmove(b->stream, b->stream + at, (b->slen - at) * sizeof *b->stream);
+        memmove(b->smask, b->smask + at, b->slen - at);
+        b->slen -= at;
+        if (done == n) break;
     }
-    memcpy(b->stream + b->slen, tok, n * sizeof *tok);
-    if (mask)
-        memcpy(b->smask + b->slen, mask, n);
-    else
-        memset(b->smask + b->slen, 1, n);
-    b->slen += n;
-    if (add_eos) b->stream[b->slen] = b->eos, b->smask[b->slen++] = 1;
-    /* Full rows of T+1 tokens; the last token of a row starts the next. */
-    size_t at = 0;
-    while (b->slen - at >= b->T + 1) {
-        add_row(b, b->stream + at, b->smask + at, b->T + 1);
-        at += b->T;
-    }
-    memmove(b->stream, b->stream + at, (b->slen - at) * sizeof *b->stream);
-    memmove(b->smask, b->smask + at, b->slen - at);
-    b->slen -= at;
 }
 
 static void add_tokens(batcher *b, const krec *r) {
@@ -102,8 +112,6 @@ static void add_tokens(batcher *b, const krec *r) {
         kiln_die(EX_KILN_DATA, "record %llu: tokens is not an I32 [n] tensor",
                  (unsigned long long)r->seq);
     size_t n = (size_t)t.shape[0];
-    int32_t *tok = xmalloc(xmul(n ? n : 1, sizeof *tok));
-    ktensor_copy(&t, tok);
     const uint8_t *mask = NULL;
     if (krec_get(r, "mask")) {
         if (!krec_tensor(r, "mask", &mt) || mt.dtype != KT_U8 || mt.ndim != 1 || mt.shape[0] != n)
@@ -114,7 +122,7 @@ static void add_tokens(batcher *b, const krec *r) {
     b->cursor++;
     b->epoch = krec_u64_or(r, "epoch", b->epoch);
     if (b->pack) {
-        pack_tokens(b, tok, mask, n);
+        pack_tokens(b, t.data, mask, n);
     } else {
         if (n > b->T + 1 && !b->warned_long) {
             kiln_warn("sequences longer than -T + 1 = %llu tokens are cut (first: record %llu, "
@@ -122,9 +130,12 @@ static void add_tokens(batcher *b, const krec *r) {
                       (unsigned long long)b->T + 1, (unsigned long long)r->seq, n);
             b->warned_long = true;
         }
-        add_row(b, tok, mask, n);
+        size_t keep = n < b->T + 1 ? n : (size_t)b->T + 1; /* a row reads no more */
+        int32_t *tok = xmalloc(xmul(keep ? keep : 1, sizeof *tok));
+        if (keep) memcpy(tok, t.data, keep * sizeof *tok);
+        add_row(b, tok, mask, keep);
+        free(tok);
     }
-    free(tok);
 }
 
 /* ---- the reorder buffer: a binary min-heap on (epoch, id) ------------------------------- */

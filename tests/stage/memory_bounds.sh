@@ -35,4 +35,16 @@ if [ -z "${KILN_SAN:-}" ]; then
 fi
 "$K" batch -B 1 -T 8 --ordered --window-bytes $((8 << 20)) < tok.rec 2> /dev/null | "$K" show | jq -c .x > x.txt
 expect '[ "$(wc -l < x.txt)" = 240 ]' "batch --ordered with a byte bound: every record batched ($(wc -l < x.txt))"
+
+# batch --pack holds about two rows of the stream, not copies of the record: one record of
+# 8 Mi tokens (32 MiB) stays near the reader's one copy (it used to take over 3 of them).
+python3 -c 'import sys; sys.stdout.write("{\"t\":\"sample\",\"id\":0,\"text\":\"" + "abcdefgh" * (1 << 20) + "\"}\n")' \
+    | "$K" import | "$K" tokenize --bytes > one.rec
+"$K" batch -B 8 -T 64 --pack < one.rec | "$K" show | jq -c .x.shape > rows.txt
+expect '[ "$(wc -l < rows.txt)" = 16384 ] && [ "$(sort -u rows.txt)" = "[8,64]" ]' \
+    "batch --pack of one long record: every row batched ($(wc -l < rows.txt) batches)"
+if [ -z "${KILN_SAN:-}" ]; then
+    kb=$(peak_kb "$K" batch -B 8 -T 64 --pack --in one.rec --out -)
+    expect '[ "$kb" -gt 0 ] && [ "$kb" -lt 60000 ]' "batch --pack of a 32 MiB record: peak RSS $kb KiB (< 60 MB)"
+fi
 finish
