@@ -127,3 +127,11 @@ all: $(BENCH_BIN)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB_A)
 	@mkdir -p $(@D)
 	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
+
+# ---- fuzzing (issue 15): libFuzzer + ASan + UBSan on the readers, tests/fuzz/ -------------
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="stream png"]; CI runs each target for 30 s.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: all
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+.PHONY: fuzz

@@ -157,7 +157,7 @@ lora) how=(--lora "${lora:-r=8,alpha=16,targets=qkv,proj,fc,fcproj}") ;;
 *) die "--mode is full or lora" ;;
 esac
 [ -n "$lr" ] || { [ "$mode" = lora ] && lr=1e-3 || lr=1e-4; }
-load=(kiln load "${train_src[@]}" --epochs 0 --seed "$seed")
+load=(kiln load "${train_src[@]}" --epochs 0 --shuffle --seed "$seed")
 pairs=(kiln pairs -B "$batch" -T "$ctx" "${pairing[@]}" --seed "$seed")
 train=(kiln train --objective contrastive --scale "$scale" $symmetric --pool "$pool"
     --init "$base" "${how[@]}" --steps "$steps" --lr "$lr" --every "$every" --log-every 10
@@ -173,8 +173,10 @@ show=(kiln show --progress --total "$steps")
     echo "  | tee $out/log.rec | ${show[*]}"
 } >&2
 [ -n "$dry" ] && exit 0
+# Ctrl-C: the stages read on to train's final ckpt; the log's tee must outlive them.
+keep_log() { (trap '' INT TERM && exec tee "$1"); }
 "${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${pairs[@]}" | "${train[@]}" \
-    | "${evals[@]}" | "${ckpt[@]}" | tee "$out/log.rec" | "${show[@]}"
+    | "${evals[@]}" | "${ckpt[@]}" | keep_log "$out/log.rec" | "${show[@]}"
 
 # ---- index, search, before and after ----------------------------------------------------------
 last=$(ls "$out"/ckpt/step-*.safetensors | grep -v optim | sort | tail -1)

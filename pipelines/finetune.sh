@@ -10,7 +10,7 @@
 #
 # The flow it runs (printed before it starts):
 #
-#   kiln load SOURCE --epochs 0 | [kiln augment OPS] | kiln tokenize (the base's tokenizer,
+#   kiln load SOURCE --epochs 0 --shuffle | [kiln augment OPS] | kiln tokenize (the base's tokenizer,
 #     plus the --add-class names) | kiln batch
 #     | kiln train --init BASE --save-start (--finetune | --freeze SPEC | --lora SPEC)
 #     | kiln ckpt --dir OUT/ckpt | tee OUT/log.rec | kiln show --progress
@@ -158,7 +158,7 @@ fi
 
 # ---- the flow ---------------------------------------------------------------------------------
 source_of "$text"
-load=(kiln load "${src[@]}" --epochs 0 --seed "$seed")
+load=(kiln load "${src[@]}" --epochs 0 --shuffle --seed "$seed")
 aug=()
 [ -n "$augment" ] && read -r -a ops <<< "$augment" && aug=(kiln augment "${ops[@]}")
 augmented() { # the training samples, through kiln augment when asked
@@ -179,8 +179,10 @@ chain() {
 chain >&2
 [ -n "$dry" ] && exit 0
 { echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): fine-tuning $base"; chain; } > "$out/chain.txt"
+# Ctrl-C: the stages read on to train's final ckpt; the log's tee must outlive them.
+keep_log() { (trap '' INT TERM && exec tee "$1"); }
 augmented | "${tokenize[@]}" | "${batcher[@]}" \
-    | "${train[@]}" | "${ckpt[@]}" | tee "$out/log.rec" | "${show[@]}"
+    | "${train[@]}" | "${ckpt[@]}" | keep_log "$out/log.rec" | "${show[@]}"
 # Every metrics record as a JSON line, for jq (README.md, "A run directory").
 kiln show --in "$out/log.rec" | { grep '^{"t":"metrics"' || true; } > "$out/metrics.jsonl"
 

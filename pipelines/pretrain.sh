@@ -10,7 +10,7 @@
 #
 # The flow it runs (printed before it starts):
 #
-#   kiln load SOURCE --epochs 0 [--skip CURSOR] | kiln tokenize | kiln batch
+#   kiln load SOURCE --epochs 0 --shuffle [--skip CURSOR] | kiln tokenize | kiln batch
 #     | kiln train [--init OUT/ckpt/latest.safetensors] | kiln eval --data OUT/val.rec
 #     | kiln plot --png OUT/loss.png | kiln ckpt --dir OUT/ckpt | tee OUT/log.rec
 #     | kiln show --progress
@@ -19,8 +19,9 @@
 # resumed from) in front of the new ones, so loss.png, log.rec and the summary cover the
 # whole run.  OUT also gets chain.txt (the chain of each segment) and metrics.jsonl (every
 # metrics record as a JSON line, for jq).  The chain is printed on stderr.
-# No shuffle stage: each batch holds whole records in source order, so the data cursor a
-# checkpoint saves tells `kiln load --skip` exactly where the next batch starts, and a
+# No shuffle stage: kiln load --shuffle permutes the items of each epoch from (seed,
+# epoch), so each batch holds whole records in an order the data cursor a checkpoint saves
+# still pins down: `kiln load --skip` finds exactly where the next batch starts, and a
 # resumed run trains on the same batches, bit for bit, as one that never stopped.
 # (Text is cut into chunks of --ctx bytes: with its EOS a chunk fills one row.)
 set -euo pipefail
@@ -168,7 +169,7 @@ fi
 
 # ---- the flow -----------------------------------------------------------------------------------
 source_of "$text"
-load=(kiln load "${src[@]}" --epochs 0 --seed "$seed" $skip)
+load=(kiln load "${src[@]}" --epochs 0 --shuffle --seed "$seed" $skip)
 batcher=(kiln batch -B "$batch" -T "$T")
 train=(kiln train "${shape[@]}" --ctx "$T" --steps "$steps" --lr "$lr" --every "$every"
     --log-every "$log_every" --seed "$seed" --threads "$threads" $init)
@@ -190,8 +191,11 @@ metrics_jsonl() { # every metrics record as a JSON line, also after Ctrl-C or a 
     { kiln show --in "$log" 2> /dev/null || true; } | grep '^{"t":"metrics"' > "$out/metrics.jsonl" || true
 }
 trap metrics_jsonl EXIT
+# Ctrl-C reaches every stage: the kiln stages read on to the end of their stream (train's
+# final ckpt), so the log's tee must not die first (README.md, "Exit codes, signals").
+keep_log() { (trap '' INT TERM && exec tee "$1"); }
 "${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}" | "${train[@]}" \
-    | "${history[@]:-cat}" | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | tee "$log" | "${show[@]}"
+    | "${history[@]:-cat}" | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | keep_log "$log" | "${show[@]}"
 rm -f "$out/history.rec"
 echo "pretrain.sh: checkpoints in $out/ckpt (latest.safetensors, best.safetensors)," \
     "loss plot $out/loss.png, records $log, metrics $out/metrics.jsonl, chain $out/chain.txt" >&2

@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
             kw_tensor(w, "image", &t);
             kwriter_end(w);
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     kimage_free(&im), kimage_free(&scratch);
     free(ops);

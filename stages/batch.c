@@ -70,30 +70,40 @@ static void add_row(batcher *b, const int32_t *tok, const uint8_t *mask, size_t 
     if (++b->rows == b->B) emit_batch(b);
 }
 
-static void pack_tokens(batcher *b, const int32_t *tok, const uint8_t *mask, size_t n) {
-    bool add_eos = n == 0 || tok[n - 1] != b->eos;
-    size_t need = b->slen + n + 1;
-    if (need > b->scap) {
-        b->scap = need * 2;
-        b->stream = xrealloc(b->stream, xmul(b->scap, sizeof *b->stream));
-        b->smask = xrealloc(b->smask, b->scap);
+/* The sequence (tokens as little-endian I32 bytes, as the record holds them) joins the
+ * packed stream a row's worth at a time, so the stream never holds more than about two rows
+ * whatever the record's length: memory bounded by -T, not by the longest record. */
+static void pack_tokens(batcher *b, const uint8_t *tok, const uint8_t *mask, size_t n) {
+    int32_t last = 0;
+    if (n) memcpy(&last, tok + (n - 1) * sizeof last, sizeof last);
+    bool add_eos = n == 0 || last != b->eos;
+    size_t done = 0, piece = (size_t)b->T + 1;
+    for (;;) {
+        size_t take = n - done < piece ? n - done : piece, need = b->slen + take + 1;
+        if (need > b->scap) {
+            b->scap = need;
+            b->stream = xrealloc(b->stream, xmul(b->scap, sizeof *b->stream));
+            b->smask = xrealloc(b->smask, b->scap);
+        }
+        memcpy(b->stream + b->slen, tok + done * sizeof *b->stream, take * sizeof *b->stream);
+        if (mask)
+            memcpy(b->smask + b->slen, mask + done, take);
+        else
+            memset(b->smask + b->slen, 1, take);
+        b->slen += take;
+        done += take;
+        if (done == n && add_eos) b->stream[b->slen] = b->eos, b->smask[b->slen++] = 1;
+        /* Full rows of T+1 tokens; the last token of a row starts the next. */
+        size_t at = 0;
+        while (b->slen - at >= b->T + 1) {
+            add_row(b, b->stream + at, b->smask + at, b->T + 1);
+            at += b->T;
+        }
+        memmove(b->stream, b->stream + at, (b->slen - at) * sizeof *b->stream);
+        memmove(b->smask, b->smask + at, b->slen - at);
+        b->slen -= at;
+        if (done == n) break;
     }
-    memcpy(b->stream + b->slen, tok, n * sizeof *tok);
-    if (mask)
-        memcpy(b->smask + b->slen, mask, n);
-    else
-        memset(b->smask + b->slen, 1, n);
-    b->slen += n;
-    if (add_eos) b->stream[b->slen] = b->eos, b->smask[b->slen++] = 1;
-    /* Full rows of T+1 tokens; the last token of a row starts the next. */
-    size_t at = 0;
-    while (b->slen - at >= b->T + 1) {
-        add_row(b, b->stream + at, b->smask + at, b->T + 1);
-        at += b->T;
-    }
-    memmove(b->stream, b->stream + at, (b->slen - at) * sizeof *b->stream);
-    memmove(b->smask, b->smask + at, b->slen - at);
-    b->slen -= at;
 }
 
 static void add_tokens(batcher *b, const krec *r) {
@@ -102,8 +112,6 @@ static void add_tokens(batcher *b, const krec *r) {
         kiln_die(EX_KILN_DATA, "record %llu: tokens is not an I32 [n] tensor",
                  (unsigned long long)r->seq);
     size_t n = (size_t)t.shape[0];
-    int32_t *tok = xmalloc(xmul(n ? n : 1, sizeof *tok));
-    ktensor_copy(&t, tok);
     const uint8_t *mask = NULL;
     if (krec_get(r, "mask")) {
         if (!krec_tensor(r, "mask", &mt) || mt.dtype != KT_U8 || mt.ndim != 1 || mt.shape[0] != n)
@@ -114,7 +122,7 @@ static void add_tokens(batcher *b, const krec *r) {
     b->cursor++;
     b->epoch = krec_u64_or(r, "epoch", b->epoch);
     if (b->pack) {
-        pack_tokens(b, tok, mask, n);
+        pack_tokens(b, t.data, mask, n);
     } else {
         if (n > b->T + 1 && !b->warned_long) {
             kiln_warn("sequences longer than -T + 1 = %llu tokens are cut (first: record %llu, "
@@ -122,9 +130,12 @@ static void add_tokens(batcher *b, const krec *r) {
                       (unsigned long long)b->T + 1, (unsigned long long)r->seq, n);
             b->warned_long = true;
         }
-        add_row(b, tok, mask, n);
+        size_t keep = n < b->T + 1 ? n : (size_t)b->T + 1; /* a row reads no more */
+        int32_t *tok = xmalloc(xmul(keep ? keep : 1, sizeof *tok));
+        if (keep) memcpy(tok, t.data, keep * sizeof *tok);
+        add_row(b, tok, mask, keep);
+        free(tok);
     }
-    free(tok);
 }
 
 /* ---- the reorder buffer: a binary min-heap on (epoch, id) ------------------------------- */
@@ -132,6 +143,7 @@ static void add_tokens(batcher *b, const krec *r) {
 typedef struct reorder {
     kstored **heap;
     size_t n, cap;
+    uint64_t bytes;               /* of the records held */
     uint64_t next_epoch, next_id; /* the key expected next */
 } reorder;
 
@@ -152,6 +164,7 @@ static void reorder_push(reorder *q, const krec *r) {
         q->heap = xrealloc(q->heap, xmul(q->cap = q->cap ? q->cap * 2 : 256, sizeof(kstored *)));
     size_t i = q->n++;
     q->heap[i] = kstored_copy(r);
+    q->bytes += r->raw_len;
     while (i > 0 && key_less(&q->heap[i]->rec, &q->heap[(i - 1) / 2]->rec)) {
         heap_swap(q, i, (i - 1) / 2);
         i = (i - 1) / 2;
@@ -161,6 +174,7 @@ static void reorder_push(reorder *q, const krec *r) {
 static kstored *reorder_pop(reorder *q) {
     kstored *top = q->heap[0];
     q->heap[0] = q->heap[--q->n];
+    q->bytes -= top->rec.raw_len;
     for (size_t i = 0;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < q->n && key_less(&q->heap[l]->rec, &q->heap[m]->rec)) m = l;
@@ -174,12 +188,14 @@ static kstored *reorder_pop(reorder *q) {
     return top;
 }
 
-/* The top may leave when it is the key expected next, or when the buffer is full. */
-static bool reorder_ready(const reorder *q, size_t window) {
+/* The top may leave when it is the key expected next, or when the buffer is full: more
+ * than window records or more than max_bytes of them. */
+static bool reorder_ready(const reorder *q, size_t window, uint64_t max_bytes) {
     if (q->n == 0) return false;
     const krec *top = &q->heap[0]->rec;
-    return q->n > window || (krec_u64_or(top, "epoch", 0) == q->next_epoch &&
-                             krec_u64_or(top, "id", 0) == q->next_id);
+    return q->n > window || q->bytes > max_bytes ||
+           (krec_u64_or(top, "epoch", 0) == q->next_epoch &&
+            krec_u64_or(top, "id", 0) == q->next_id);
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -200,11 +216,11 @@ static bool is_data(const krec *r) {
 
 typedef struct options {
     bool ordered, have_pad;
-    uint64_t window, pad;
+    uint64_t window, window_bytes, pad;
 } options;
 
 static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, options *o) {
-    *o = (options){.window = 4096};
+    *o = (options){.window = 4096, .window_bytes = 256ull << 20};
     kopt rows[] = {
         KOPT_U64('B', "batch", &b->B, "ROWS", 1, 1u << 20, "rows per batch",
                  .flags = KOPT_REQUIRED),
@@ -220,6 +236,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, opti
                   "while records arrive less than --window apart"),
         KOPT_U64(0, "window", &o->window, "N", 0, UINT64_MAX,
                  "records the reorder buffer holds (default 4096)"),
+        KOPT_U64(0, "window-bytes", &o->window_bytes, "BYTES", 1, UINT64_MAX,
+                 "bytes of records the reorder buffer holds (default 268435456, 256 MiB): "
+                 "large records leave in order sooner"),
         KOPT_BOOL(0, "drop-last", &b->drop_last,
                   "drop a final partial batch (default: pad it, mask 0)"),
         KOPT_U64(0, "pad", &o->pad, "ID", 0, INT32_MAX,
@@ -270,13 +289,13 @@ int main(int argc, char **argv) {
             consume(&b, &rec);
         } else {
             reorder_push(&q, &rec);
-            while (reorder_ready(&q, window)) {
+            while (reorder_ready(&q, window, o.window_bytes)) {
                 kstored *s = reorder_pop(&q);
                 consume(&b, &s->rec);
                 kstored_free(s);
             }
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     bool clean_end = !kiln_stop_signal() && kreader_status(r);
     while (clean_end && q.n > 0 && !kwriter_gone(b.w)) {

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "ckpt/adapter.h"
@@ -13,6 +15,7 @@
 #include "ckpt/store.h"
 #include "stream/options.h"
 #include "ckpt/load.h"
+#include "ckpt/record.h"
 #include "core/util.h"
 
 static const kopt_info HELP = {
@@ -126,6 +129,51 @@ static void remember(state *s, uint64_t step, double loss) {
     s->files[s->n++] = (saved){step, loss};
 }
 
+/* A temporary file an atomic write left when its writer was killed (lib/core/afile.h names
+ * them ".NAME.tmp.PID.N"): one of ours (a step file or a link) whose process is gone. */
+static bool stale_temp(const char *name) {
+    const char *tmp = strstr(name, ".tmp.");
+    if (name[0] != '.' || !tmp) return false;
+    bool ours = !strncmp(name + 1, "step-", 5) || !strncmp(name + 1, "latest.", 7) ||
+                !strncmp(name + 1, "best.", 5);
+    char *end;
+    long pid = strtol(tmp + 5, &end, 10);
+    if (!ours || pid <= 0 || *end != '.') return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* An optimizer file whose model file is missing: its writer died between the two (the
+ * optimizer file is written first, lib/ckpt/store.h). */
+static bool orphan_optim(const char *dir, const char *name) {
+    const char *ext = ".optim.safetensors";
+    size_t n = strlen(name), e = strlen(ext);
+    if (strncmp(name, "step-", 5) != 0 || n <= 5 + e || strcmp(name + n - e, ext) != 0)
+        return false;
+    char *model = xmalloc(strlen(dir) + n + 2);
+    sprintf(model, "%s/%.*s.safetensors", dir, (int)(n - e), name);
+    struct stat st;
+    bool orphan = lstat(model, &st) != 0 && errno == ENOENT;
+    free(model);
+    return orphan;
+}
+
+/* What a killed writer left behind goes, before anything is written. */
+static void clean_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) kiln_die(EX_KILN_IO, "%s: %s", dir, strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!stale_temp(e->d_name) && !orphan_optim(dir, e->d_name)) continue;
+        char *path = xmalloc(strlen(dir) + strlen(e->d_name) + 2);
+        sprintf(path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            kiln_warn("%s: removed (left by a writer that was stopped)", path);
+        else if (errno != ENOENT)
+            kiln_warn("%s: cannot remove: %s", path, strerror(errno));
+        free(path);
+    }
+    closedir(d);
+}
+
 /* Checkpoints left by an earlier run count towards --keep; their eval loss is in their
  * metadata.  A file that does not read as a checkpoint is left alone (never deleted). */
 static void scan_dir(state *s) {
@@ -221,8 +269,14 @@ static void save(state *s, const krec *r, const char *input, kwriter *w) {
         kiln_die(EX_KILN_DATA, "%s: ckpt record without a u64 step (record %llu)", input,
                  (unsigned long long)r->index);
     double loss = s->have_eval && s->eval_step == step ? s->eval_loss : NAN;
-    char *path = ckpt_file_name(s->dir, step), err[600];
-    int rc = ckpt_write_record(r, path, loss, err, sizeof err);
+    char *path = ckpt_file_name(s->dir, step), err[600], where[160];
+    /* A record whose tensors contradict its config is refused before the directory is
+     * touched: it must not rotate good checkpoints away. */
+    snprintf(where, sizeof where, "%s: ckpt record %llu (step %llu)", input,
+             (unsigned long long)r->index, (unsigned long long)step);
+    int rc = kckpt_record_check(r, where, err, sizeof err);
+    if (rc) kiln_die(rc, "%s", err);
+    rc = ckpt_write_record(r, path, loss, err, sizeof err);
     if (rc) kiln_die(rc, "%s (record %llu)", err, (unsigned long long)r->index);
     remember(s, step, loss);
     long best = best_index(s);
@@ -353,6 +407,7 @@ int main(int argc, char **argv) {
     kiln_cli_parse(&cli, rows, argc, argv);
     if (!*s.dir) kiln_usage_error("--dir wants a directory, not ''");
     make_dirs(s.dir);
+    clean_dir(s.dir);
     scan_dir(&s);
 
     kreader *r = kiln_cli_reader(&cli);
@@ -372,7 +427,7 @@ int main(int argc, char **argv) {
             if (krec_is(&rec, "metrics")) note_metrics(&s, &rec);
             kwriter_pass(w, &rec);
         }
-        if (kiln_stop_signal() || kwriter_gone(w)) break;
+        if (kiln_stop_now() || kwriter_gone(w)) break;
     }
     free(s.files);
     kiln_finish(r, w);

@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
                 kiln_die(EX_KILN_IO, "%s: %s", path, err);
             files++;
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     if (fflush(stdout) != 0) kiln_stdout_failed();
     if (dir) kiln_warn("%llu files written to %s", (unsigned long long)files, dir);

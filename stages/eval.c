@@ -150,7 +150,7 @@ static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const optio
         kiln_die(EX_KILN_DATA, "%s: vocabulary %u, the checkpoint's model has %d", e->name,
                  e->tok.vocab, km->m->cfg.vocab);
     result res = {0};
-    for (size_t i = 0; i < e->n && !kiln_stop_signal(); i++)
+    for (size_t i = 0; i < e->n && !kiln_stop_now(); i++)
         eval_batch(km->m, &e->tok, &e->batches[i]->rec, &res);
     double loss = res.targets ? res.nll / (double)res.targets : NAN;
     double bits = res.symbols ? res.nll / log(2.0) / (double)res.symbols : NAN;
@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
                 kmodel_free(&km);
             }
             kwriter_pass(w, &rec);
-            if (kiln_stop_signal()) break;
+            if (kiln_stop_now()) break;
         }
     }
     for (size_t i = 0; i < e.n; i++) kstored_free(e.batches[i]);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "stream/options.h"
+#include "core/rng.h"
 #include "data/idx.h"
 #include "data/image.h"
 #include "data/json.h"
@@ -51,6 +52,7 @@ typedef struct loader {
     bool utf8_reject, skip_bad;
     int channels, height, width;
     uint64_t max_pixels, epochs, shard_i, shard_n, skip, limit, seed;
+    bool shuffle;
     const char *classes_path;
     char **classes;
     uint32_t nclasses;
@@ -251,30 +253,32 @@ static void prepare_idx(loader *L, source *s) {
     }
 }
 
+static void load_idx_image(loader *L, const source *s, size_t i) {
+    const kidx *x = &s->images;
+    int h = (int)x->dims[1], w = (int)x->dims[2], c = x->ndim == 4 ? (int)x->dims[3] : 1;
+    char src[4200], label[16];
+    kimage_convert(x->data + i * x->item_bytes, h, w, c, L->channels ? L->channels : c, &L->im);
+    snprintf(src, sizeof src, "%s#%zu", s->path, i);
+    begin_sample(L, src);
+    put_image(L, sized(L));
+    if (s->labels.data) {
+        unsigned v = s->labels.data[i];
+        if (L->classes)
+            kw_str(L->w, "label", L->classes[v]);
+        else
+            snprintf(label, sizeof label, "%u", v), kw_str(L->w, "label", label);
+    }
+    end_item(L);
+}
+
 static void load_idx(loader *L, const source *s) {
     if (s->error[0]) {
         if (take(L)) item_error(L, s->error_src, s->error);
         L->id++;
         return;
     }
-    const kidx *x = &s->images;
-    int h = (int)x->dims[1], w = (int)x->dims[2], c = x->ndim == 4 ? (int)x->dims[3] : 1;
-    char src[4200], label[16];
-    for (size_t i = 0; i < x->count && !finished(L); i++, L->id++) {
-        if (!take(L)) continue;
-        kimage_convert(x->data + i * x->item_bytes, h, w, c, L->channels ? L->channels : c, &L->im);
-        snprintf(src, sizeof src, "%s#%zu", s->path, i);
-        begin_sample(L, src);
-        put_image(L, sized(L));
-        if (s->labels.data) {
-            unsigned v = s->labels.data[i];
-            if (L->classes)
-                kw_str(L->w, "label", L->classes[v]);
-            else
-                snprintf(label, sizeof label, "%u", v), kw_str(L->w, "label", label);
-        }
-        end_item(L);
-    }
+    for (size_t i = 0; i < s->images.count && !finished(L); i++, L->id++)
+        if (take(L)) load_idx_image(L, s, i);
 }
 
 /* ---- JSON lines ------------------------------------------------------------------------- */
@@ -289,10 +293,9 @@ static void load_jsonl_line(loader *L, const char *path, size_t lineno, const ui
     char err[300], src[4200];
     snprintf(src, sizeof src, "%s:%zu", path, lineno);
     jval *v = json_parse((const char *)line, len, 16, err, sizeof err);
-    if (!v || v->type != JSON_OBJ || v->n > KILN_MAX_CONTAINER - 8) {
-        if (v)
-            snprintf(err, sizeof err, "not a JSON object of at most %d fields",
-                     KILN_MAX_CONTAINER - 8);
+    if (v && v->type != JSON_OBJ) snprintf(err, sizeof err, "not a JSON object");
+    /* What the next stage's reader would refuse is refused here, naming the line. */
+    if (!v || v->type != JSON_OBJ || !json_fits_record(v, 8, err, sizeof err)) {
         item_error(L, src, err);
     } else {
         begin_sample(L, src);
@@ -373,6 +376,162 @@ static void load_source(loader *L, const source *s) {
             L->id++;
     }
     if (s->kind == SRC_IDX) load_idx(L, s);
+}
+
+/* ---- --shuffle: every item indexed once, each epoch a permutation ---------------------- */
+
+/* One item of one unshuffled pass; its index in the table is its id. */
+typedef struct {
+    uint32_t src;
+    uint32_t file;  /* text, jsonl, png: the file; idx: unused */
+    uint64_t start; /* text, jsonl: the piece's bytes; idx: the image */
+    uint64_t len;   /* ITEM_ERROR: the file (or idx source) could not be used */
+    uint64_t line;  /* jsonl: 1-based line number */
+} litem;
+
+#define ITEM_ERROR UINT64_MAX
+
+typedef struct {
+    litem *items;
+    size_t n, cap;
+    uint8_t ***text; /* [src][file]: a repaired text's bytes, else NULL (read from the file) */
+    size_t **text_len;
+} lindex;
+
+static void add_item(lindex *x, litem it) {
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 1024;
+        x->items = xrealloc(x->items, xmul(x->cap, sizeof *x->items));
+    }
+    x->items[x->n++] = it;
+}
+
+/* A text or jsonl file's pieces; a file that cannot be used is one error item. */
+static void index_text_file(loader *L, lindex *x, uint32_t k, uint32_t f, const char *path,
+                            bool jsonl) {
+    char err[512];
+    uint8_t *buf, *text;
+    size_t len, n;
+    if (!kread_file(path, &buf, &len, err, sizeof err)) {
+        add_item(x, (litem){k, f, 0, ITEM_ERROR, 0});
+        return;
+    }
+    size_t bad_at = jsonl ? len : ktext_utf8_check(buf, len);
+    if (bad_at < len && L->utf8_reject) {
+        free(buf);
+        add_item(x, (litem){k, f, 0, ITEM_ERROR, 0});
+        return;
+    }
+    text = buf, n = len;
+    if (bad_at < len) { /* kept repaired in memory: its offsets are not the file's */
+        text = ktext_utf8_repair(buf, len, &n);
+        x->text[k][f] = text;
+        x->text_len[k][f] = n;
+    }
+    ksplit lines = {.kind = KSPLIT_LINES};
+    const ksplit *sp = jsonl ? &lines : &L->split;
+    if (!jsonl && sp->kind == KSPLIT_DOCS) {
+        add_item(x, (litem){k, f, 0, n, 0});
+    } else {
+        size_t pos = 0, start, plen, lineno = 0, prev_end = 0;
+        while (ksplit_next(sp, text, n, &pos, &start, &plen)) {
+            for (size_t i = prev_end; jsonl && i < start; i++) lineno += text[i] == '\n';
+            prev_end = start;
+            add_item(x, (litem){k, f, start, plen, lineno + 1});
+        }
+    }
+    free(buf);
+}
+
+static void build_index(loader *L, const source *src, int nsrc, lindex *x) {
+    x->text = xcalloc((size_t)nsrc, sizeof *x->text);
+    x->text_len = xcalloc((size_t)nsrc, sizeof *x->text_len);
+    for (int k = 0; k < nsrc; k++) {
+        const source *s = &src[k];
+        x->text[k] = xcalloc(s->nfiles, sizeof **x->text);
+        x->text_len[k] = xcalloc(s->nfiles, sizeof **x->text_len);
+        for (size_t f = 0; f < s->nfiles; f++) {
+            if (s->kind == SRC_PNG)
+                add_item(x, (litem){(uint32_t)k, (uint32_t)f, 0, 0, 0});
+            else
+                index_text_file(L, x, (uint32_t)k, (uint32_t)f, s->files[f], s->kind == SRC_JSONL);
+        }
+        if (s->kind == SRC_IDX && s->error[0])
+            add_item(x, (litem){(uint32_t)k, 0, 0, ITEM_ERROR, 0});
+        for (size_t i = 0; s->kind == SRC_IDX && !s->error[0] && i < s->images.count; i++)
+            add_item(x, (litem){(uint32_t)k, 0, i, 0, 0});
+    }
+}
+
+/* A piece's bytes: from the repaired copy, or read from the file (exits 74 when the file
+ * changed under the run). */
+static uint8_t *piece(const lindex *x, const source *s, const litem *it, bool *owned) {
+    uint8_t *mem = x->text[it->src][it->file];
+    *owned = !mem;
+    if (mem) return mem + it->start;
+    const char *path = s->files[it->file];
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = xmalloc(it->len ? it->len : 1);
+    if (!f || fseeko(f, (off_t)it->start, SEEK_SET) != 0 || fread(buf, 1, it->len, f) != it->len)
+        kiln_die(EX_KILN_IO, "%s: cannot read %llu bytes at %llu (did it change during the run?)",
+                 path, (unsigned long long)it->len, (unsigned long long)it->start);
+    fclose(f);
+    return buf;
+}
+
+static void load_item(loader *L, const source *src, const lindex *x, const litem *it) {
+    const source *s = &src[it->src];
+    char err[512];
+    if (it->len == ITEM_ERROR) {
+        if (s->kind == SRC_IDX) {
+            item_error(L, s->error_src, s->error);
+        } else { /* the reason again, as the unshuffled pass gives it */
+            uint8_t *buf;
+            size_t len;
+            const char *path = s->files[it->file];
+            if (kread_file(path, &buf, &len, err, sizeof err)) {
+                snprintf(err, sizeof err, "invalid UTF-8 at byte %zu (--utf8 replace repairs it)",
+                         ktext_utf8_check(buf, len));
+                free(buf);
+            }
+            item_error(L, path, err);
+        }
+        return;
+    }
+    if (s->kind == SRC_PNG) return load_png_file(L, s, s->files[it->file]);
+    if (s->kind == SRC_IDX) return load_idx_image(L, s, it->start);
+    bool owned;
+    uint8_t *p = piece(x, s, it, &owned);
+    if (s->kind == SRC_JSONL)
+        load_jsonl_line(L, s->files[it->file], it->line, p, it->len);
+    else
+        emit_text(L, s->files[it->file], p, it->len);
+    if (owned) free(p);
+}
+
+/* One epoch in the order of a permutation drawn from (seed, epoch). */
+static void load_shuffled(loader *L, const source *src, const lindex *x, uint64_t *perm) {
+    krng rng;
+    krng_init(&rng, L->seed, 0, L->epoch, 0x73687566); /* "shuf" */
+    for (size_t i = 0; i < x->n; i++) perm[i] = i;
+    for (size_t i = x->n; i > 1; i--) {
+        size_t j = (size_t)krng_below(&rng, i);
+        uint64_t t = perm[i - 1];
+        perm[i - 1] = perm[j], perm[j] = t;
+    }
+    for (size_t k = 0; k < x->n && !finished(L); k++) {
+        L->id = perm[k];
+        if (take(L)) load_item(L, src, x, &x->items[perm[k]]);
+    }
+    L->id = x->n;
+}
+
+static void free_index(lindex *x, const source *src, int nsrc) {
+    for (int k = 0; k < nsrc; k++) {
+        for (size_t f = 0; f < src[k].nfiles; f++) free(x->text[k][f]);
+        free(x->text[k]), free(x->text_len[k]);
+    }
+    free(x->text), free(x->text_len), free(x->items);
 }
 
 /* The hdr field `classes`: an array of names. */
@@ -485,7 +644,11 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, loader *L) {
                   "a bad file or line becomes an `err` record (counted on stderr) instead of "
                   "ending the run with exit 65"),
         KOPT_U64(0, "seed", &L->seed, "S", 0, UINT64_MAX,
-                 "the seed recorded in the hdr (default 0)"),
+                 "the seed recorded in the hdr (default 0); with --shuffle, of the order"),
+        KOPT_BOOL(0, "shuffle", &L->shuffle,
+                  "each epoch in its own order, a permutation of the items (files, pieces, "
+                  "lines, images) drawn from (seed, epoch): shuffled data that --skip still "
+                  "resumes exactly; ids stay the items' positions in one unshuffled pass"),
         KOPT_GROUP("record streams"),
         KOPT_STREAM_OUT(cli),
         KOPT_END(),
@@ -513,13 +676,24 @@ int main(int argc, char **argv) {
     L.tty = isatty(2);
     L.start = L.shown = kiln_now();
 
+    lindex x = {0};
+    uint64_t *perm = NULL;
+    if (L.shuffle) {
+        build_index(&L, src, nsrc, &x);
+        perm = xcalloc(x.n, sizeof *perm);
+    }
     for (L.epoch = 0; (L.epochs == 0 || L.epoch < L.epochs) && !finished(&L); L.epoch++) {
         L.id = 0;
-        for (int i = 0; i < nsrc && !finished(&L); i++) load_source(&L, &src[i]);
+        if (L.shuffle)
+            load_shuffled(&L, src, &x, perm);
+        else
+            for (int i = 0; i < nsrc && !finished(&L); i++) load_source(&L, &src[i]);
         /* An epoch that ended before its first record because the downstream had gone (or
          * a stop signal came) is no sign of empty sources. */
         if (L.id == 0 && !finished(&L)) kiln_die(EX_KILN_DATA, "the sources hold no records");
     }
+    if (L.shuffle) free_index(&x, src, nsrc);
+    free(perm);
 
     if (L.tty && L.shown > L.start) progress(&L, true);
     if (L.bad)

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
             uint64_t slot = kept < max_pixels ? kept++ : krng_below(&rng, seen + 1);
             if (slot < max_pixels) memcpy(pix + slot * 3, rgb, 3);
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     int sig = kiln_stop_signal();
     const char *status = kreader_status(r);

@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
             drawn_points = points;
             last_draw = kiln_now();
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     draw(p, &o);
     if (o.dir) draw_families(&fs, &o);

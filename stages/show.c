@@ -432,6 +432,10 @@ int main(int argc, char **argv) {
         kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(errno));
     }
     int sig = kiln_stop_signal();
+    const char *status = kreader_status(r);
+    bool up_failed = status && strcmp(status, "error") == 0;
+    if (!sig && up_failed)
+        kiln_warn("%s: the upstream failed (its end of stream says error)", kreader_name(r));
     kreader_close(r);
-    return sig ? kiln_stop_status(sig) : EX_KILN_OK;
+    return sig ? kiln_stop_status(sig) : up_failed ? EX_KILN_IO : EX_KILN_OK;
 }

@@ -14,6 +14,8 @@ static const kopt_info HELP = {
         "Fills a buffer of BUF records; then each new record takes the place of a randomly\n"
         "chosen one, which is written out.  At the end the rest leaves in random order.  The\n"
         "same input and seed give the same output.  BUF >= the stream length is a full shuffle.\n"
+        "The buffer also holds at most --max-bytes of records (default 128 MiB): past it, random\n"
+        "records leave until the new one fits, so memory stays bounded for large records.\n"
         "Only sample and tokens records are shuffled; others (err, metrics, ...) pass at once.\n",
     .notes = "example:\n"
              "  kiln load text:examples/data/moby-dick.txt --split paragraphs | kiln shuffle -n "
@@ -24,10 +26,12 @@ static const kopt_info HELP = {
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    uint64_t cap = 10000, seed = 0;
+    uint64_t cap = 10000, seed = 0, max_bytes = 128ull << 20, bytes = 0;
     bool have_seed = false;
     kopt rows[] = {
         KOPT_U64('n', "buffer", &cap, "BUF", 1, 1u << 26, "records held (default 10000)"),
+        KOPT_U64(0, "max-bytes", &max_bytes, "BYTES", 1, UINT64_MAX,
+                 "bytes of records held (default 134217728, 128 MiB)"),
         KOPT_U64(0, "seed", &seed, "S", 0, UINT64_MAX,
                  "the seed (default: the upstream hdr's seed)", .given = &have_seed),
         KOPT_STREAM(&cli),
@@ -52,20 +56,32 @@ int main(int argc, char **argv) {
     while (!kwriter_gone(w) && kreader_next(r, &rec)) {
         if (!krec_is(&rec, "sample") && !krec_is(&rec, "tokens")) {
             kwriter_pass(w, &rec);
-        } else if (n < cap) {
+        } else if (n == 0 || (n < cap && bytes + rec.raw_len <= max_bytes)) {
             buf[n++] = kstored_copy(&rec);
+            bytes += rec.raw_len;
         } else {
-            size_t j = (size_t)krng_below(&rng, cap);
-            kwriter_pass(w, &buf[j]->rec);
-            kstored_free(buf[j]);
-            buf[j] = kstored_copy(&rec);
+            /* Random records leave until the new one fits in count and bytes; it takes the
+             * place of the last to leave (with the count bound alone: of the one). */
+            for (;;) {
+                size_t j = (size_t)krng_below(&rng, n);
+                kwriter_pass(w, &buf[j]->rec);
+                bytes -= buf[j]->rec.raw_len;
+                kstored_free(buf[j]);
+                if (bytes + rec.raw_len <= max_bytes || n == 1) {
+                    buf[j] = kstored_copy(&rec);
+                    break;
+                }
+                buf[j] = buf[--n];
+            }
+            bytes += rec.raw_len;
         }
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     /* Drain in random order (Fisher-Yates from the end). */
     while (n > 0 && !kwriter_gone(w) && !kiln_stop_signal()) {
         size_t j = (size_t)krng_below(&rng, n);
         kwriter_pass(w, &buf[j]->rec);
+        bytes -= buf[j]->rec.raw_len;
         kstored_free(buf[j]);
         buf[j] = buf[--n];
     }

@@ -111,6 +111,16 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
                      "(make them one with kiln load --size HxW --channels C)",
                      (unsigned long long)r->seq, T->im.h, T->im.w, T->im.c, T->tok.height,
                      T->tok.width, T->tok.channels);
+        const char *label;
+        size_t len;
+        /* A labelled image without classes would lose its class without a word (a hdr
+         * dropped on the way, e.g. kiln show without --all). */
+        if (!T->tok.nclasses && krec_str(r, "label", &label, &len))
+            kiln_die(EX_KILN_DATA,
+                     "record %llu: image labelled '%.*s' but no classes are known: the "
+                     "upstream hdr has none (was it dropped? `kiln show --all` keeps it) and "
+                     "no --classes FILE was given",
+                     (unsigned long long)r->seq, (int)len, label);
         ensure(T, kimage_bytes(&T->im) + 1);
         size_t n = ktok_encode_image(&T->tok, &T->im, class_token(T, r), T->buf);
         write_tokens(w, r, T->buf, NULL, n, T->field, NULL, T->keep);
@@ -253,7 +263,7 @@ int main(int argc, char **argv) {
 
     for (; have && !kwriter_gone(w); have = kreader_next(r, &rec)) {
         if (!tokenize_record(&T, w, &rec)) kwriter_pass(w, &rec);
-        if (kiln_stop_signal()) break;
+        if (kiln_stop_now()) break;
     }
     free(T.buf), free(T.mask);
     kimage_free(&T.im);

@@ -2,6 +2,7 @@
 #include "ckpt/load.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ckpt/adapter.h"
@@ -33,9 +34,16 @@ void gpt_load_ckpt(gpt *m, const kckpt *ck, adamw *opt) {
         if (!copy_tensor(ck->path, kckpt_tensor(ck, t->name), t, m->params + t->offset) &&
             strcmp(t->name, "score.weight"))
             kiln_die(EX_KILN_DATA, "%s: no tensor %s", ck->path, t->name);
-        if (opt && ck->optim) {
-            copy_tensor(ck->path, kckpt_m(ck, t->name), t, opt->m + t->offset);
-            copy_tensor(ck->path, kckpt_v(ck, t->name), t, opt->v + t->offset);
+        if (opt && ck->optim && kckpt_tensor(ck, t->name) &&
+            !(copy_tensor(ck->path, kckpt_m(ck, t->name), t, opt->m + t->offset) &&
+              copy_tensor(ck->path, kckpt_v(ck, t->name), t, opt->v + t->offset))) {
+            /* Moments at zero for one tensor would change the run without a word. */
+            char *optim = ckpt_optim_name(ck->path);
+            kiln_warn("%s: the optimizer state has no moments for %s (resume with "
+                      "--reset-optimizer to start every moment at zero)",
+                      optim, t->name);
+            free(optim);
+            exit(EX_KILN_DATA);
         }
     }
     if (opt && ck->optim) opt->step = ck->optim_step;

@@ -26,7 +26,9 @@ void gpt_config_from_ckpt(const kckpt *ck, gpt_config *cfg);
 
 /* Copy every tensor of m from ck (score.weight may be absent: a new scalar head keeps its
  * initialisation), and, when opt is given and ck has optimizer state, the moments and the
- * optimizer step.  The moments are laid out as the model's tensors (a full model). */
+ * optimizer step.  The moments are laid out as the model's tensors (a full model).  An
+ * optimizer state without the moments of a tensor ck has is refused (65, naming it):
+ * zeros would change the run silently (pass opt NULL to start every moment at zero). */
 void gpt_load_ckpt(gpt *m, const kckpt *ck, adamw *opt);
 
 /* ---- a runnable model with its tokenizer -------------------------------------------------- */

@@ -1,9 +1,12 @@
 /* record — packing a ckpt record. */
 #include "ckpt/record.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ckpt/config.h"
+#include "core/util.h"
 
 static void pack_str(msgpack_packer *pk, const char *s) {
     msgpack_pack_str(pk, strlen(s));
@@ -105,4 +108,53 @@ void kckpt_record_write(kwriter *w, const kckpt_state *s) {
         pack_model_tensors(w, s->m, s->m->params);
     pack_optim(w, s);
     kwriter_end(w);
+}
+
+/* Each entry of a name -> tensor map is a tensor of the table with its shape; with
+ * need_all, every tensor of the table is there. */
+static int check_map(const msgpack_object *map, const char *what, const gpt_tensor *tab, int n,
+                     bool need_all, const char *where, char *err, size_t errsz) {
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: %s is not a map of tensors", where, what);
+    char at[160];
+    snprintf(at, sizeof at, "%s: %s", where, what);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        int j = 0;
+        while (j < n && !kobj_str_eq(k, tab[j].name)) j++;
+        char name[64] = "?";
+        kobj_cstr(k, name, sizeof name);
+        if (j == n)
+            return kiln_errf(err, errsz, EX_KILN_DATA, "%s: %s is not a tensor of the config", at,
+                             name);
+        ktensor kt;
+        if (!kobj_tensor(&map->via.map.ptr[i].val, &kt))
+            return kiln_errf(err, errsz, EX_KILN_DATA, "%s: %s is not a tensor", at, name);
+        int rc = kcfg_check_tensor(&tab[j], &kt, at, err, errsz);
+        if (rc) return rc;
+    }
+    for (int j = 0; need_all && j < n; j++)
+        if (!kobj_get(map, tab[j].name))
+            return kiln_errf(err, errsz, EX_KILN_DATA, "%s: no tensor %s", at, tab[j].name);
+    return 0;
+}
+
+int kckpt_record_check(const krec *r, const char *where, char *err, size_t errsz) {
+    if (krec_get(r, "adapter")) return 0;
+    const msgpack_object *cfg = krec_get(r, "config");
+    if (!cfg || cfg->type != MSGPACK_OBJECT_MAP)
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record without a config map", where);
+    gpt_config c;
+    int rc = kcfg_from_msgpack(cfg, &c, where, err, errsz);
+    if (rc) return rc;
+    int n;
+    gpt_tensor *tab = gpt_tensor_table(&c, &n);
+    rc = check_map(krec_get(r, "tensors"), "tensors", tab, n, true, where, err, errsz);
+    const msgpack_object *optim = krec_get(r, "optim");
+    if (!rc && optim)
+        rc = check_map(kobj_get(optim, "m"), "optim.m", tab, n, false, where, err, errsz);
+    if (!rc && optim)
+        rc = check_map(kobj_get(optim, "v"), "optim.v", tab, n, false, where, err, errsz);
+    free(tab);
+    return rc;
 }

@@ -34,4 +34,11 @@ typedef struct kckpt_state {
 
 void kckpt_record_write(kwriter *w, const kckpt_state *s);
 
+/* Whether a ckpt record's tensors agree with its config, before anything is written: a
+ * model record needs every tensor of the config (score.weight only for a scalar head) as
+ * F32 of its shape (lib/ckpt/config.h kcfg_check_tensor), and no other; optim's m and v
+ * may only name those tensors, with the same shapes.  An adapter record (LoRA) is checked
+ * by its reader (lib/ckpt/adapter.h).  0, or 65 with "WHERE: why" in err. */
+int kckpt_record_check(const krec *r, const char *where, char *err, size_t errsz);
+
 #endif

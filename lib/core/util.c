@@ -11,7 +11,8 @@
 #include <time.h>
 
 static char prog_name[128] = "kiln";
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, stop_count;
+static bool drain_on_stop;
 
 void kiln_set_prog(const char *argv0) {
     const char *slash = argv0 ? strrchr(argv0, '/') : NULL, *base = slash ? slash + 1 : argv0;
@@ -133,6 +134,7 @@ double opt_f64(const char *opt, const char *s) {
 
 static void on_stop(int sig) {
     if (!stop_signal) stop_signal = sig;
+    if (stop_count < 2) stop_count++;
 }
 
 void kiln_signals_init(void) {
@@ -148,6 +150,14 @@ void kiln_signals_init(void) {
 
 int kiln_stop_signal(void) {
     return stop_signal;
+}
+
+void kiln_drain_on_stop(bool drain) {
+    drain_on_stop = drain;
+}
+
+bool kiln_stop_now(void) {
+    return stop_signal && (!drain_on_stop || stop_count >= 2);
 }
 
 int kiln_stop_status(int sig) {

@@ -61,8 +61,15 @@ const char *kiln_closest(const char *word, const char *const *names, size_t n);
 /* Signals: SIGINT/SIGTERM set a flag (no SA_RESTART, so blocking reads return EINTR);
  * SIGPIPE is ignored so a closed downstream shows up as EPIPE. */
 void kiln_signals_init(void);
-/* 0 when no stop was requested, else the signal number. */
+/* 0 when no stop was requested, else the (first) signal number. */
 int kiln_stop_signal(void);
+/* Whether reading and the stage's loops must stop now.  A stage that consumes a stream
+ * from another process keeps reading after the first SIGINT/SIGTERM until its upstream's
+ * eos (interrupted) arrives, so the records in flight (train's final ckpt) are not lost;
+ * the stream layer turns this on for such an input (kreader_open).  Then only a second
+ * signal stops at once.  Without draining, the first signal stops. */
+bool kiln_stop_now(void);
+void kiln_drain_on_stop(bool drain);
 /* The exit status for a stop by that signal: 130 or 143. */
 int kiln_stop_status(int sig);
 

@@ -57,6 +57,10 @@ static bool read_header(gzFile f, kidx *x, char *err, size_t errlen) {
     for (int i = 0; i < x->ndim; i++) {
         const uint8_t *p = dims + 4 * i;
         x->dims[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (!x->dims[i]) { /* zero items, or items of no bytes: nothing to read as data */
+            snprintf(err, errlen, "size %d of %d is 0", i + 1, x->ndim);
+            return false;
+        }
     }
     return true;
 }
@@ -89,6 +93,15 @@ bool kidx_read(const char *path, uint64_t max_bytes, kidx *out, char *err, size_
                 snprintf(err, errlen, "short data: header promises %llu bytes, file has %lld",
                          (unsigned long long)total, n);
             ok = n >= 0 && (uint64_t)n == total;
+            uint8_t extra;
+            if (ok && (n = read_full(f, &extra, 1, err, errlen)) != 0) {
+                if (n > 0)
+                    snprintf(err, errlen,
+                             "bytes after the %llu the header promises "
+                             "(a damaged or concatenated file?)",
+                             (unsigned long long)total);
+                ok = false;
+            }
         }
     }
     gzclose(f);

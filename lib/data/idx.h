@@ -21,7 +21,8 @@ typedef struct kidx {
 
 /* Read a whole IDX file.  max_bytes bounds the declared data size (checked before
  * allocating).  On failure: false and a one-line reason in err ("wrong magic 0x...",
- * "short data: header promises N bytes, file has M", "bad gzip data"). */
+ * "short data: header promises N bytes, file has M", "bytes after the N the header
+ * promises", "size 2 of 3 is 0", "bad gzip data"). */
 bool kidx_read(const char *path, uint64_t max_bytes, kidx *out, char *err, size_t errlen);
 void kidx_free(kidx *x);
 

@@ -9,6 +9,7 @@
 
 #include "data/text.h"
 #include "core/util.h"
+#include "stream/mpscan.h"
 
 typedef struct {
     const unsigned char *p; /* the text */
@@ -616,4 +617,30 @@ void json_pack(msgpack_packer *pk, const jval *v) {
         }
         break;
     }
+}
+
+static bool fits(const jval *v, int depth, size_t extra, char *err, size_t errsz) {
+    if (v->type != JSON_ARR && v->type != JSON_OBJ) return true;
+    if (depth > KILN_MAX_DEPTH)
+        return kiln_errf(err, errsz, 0, "nested deeper than a record allows (%d levels)",
+                         KILN_MAX_DEPTH - 1),
+               false;
+    if (v->n + extra > KILN_MAX_CONTAINER)
+        return kiln_errf(err, errsz, 0, "%s of %zu entries: a record allows %zu",
+                         v->type == JSON_ARR ? "an array" : "an object", v->n,
+                         (size_t)KILN_MAX_CONTAINER - extra),
+               false;
+    if (v->type == JSON_OBJ && v->n == 3 && json_get(v, "dtype") && json_get(v, "shape") &&
+        json_get(v, "data"))
+        return kiln_errf(err, errsz, 0,
+                         "an object shaped like a tensor {dtype, shape, data}: records hold "
+                         "tensors as binary data, which JSON lines cannot give"),
+               false;
+    for (size_t i = 0; i < v->n; i++)
+        if (!fits(&v->items[i], depth + 1, 0, err, errsz)) return false;
+    return true;
+}
+
+bool json_fits_record(const jval *v, size_t extra_fields, char *err, size_t errsz) {
+    return fits(v, 1, extra_fields, err, errsz);
 }

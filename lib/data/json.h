@@ -53,6 +53,13 @@ typedef struct jval {
  * writes "what is wrong at byte OFFSET" into err (if err is not NULL).  Running out of
  * memory exits 70, as xmalloc does everywhere in kiln. */
 jval *json_parse(const char *text, size_t n, int max_depth, char *err, size_t errsz);
+/* Whether v, as the fields of one record, stays within what every reader of the stream
+ * accepts (lib/stream/mpscan.h): nesting of at most KILN_MAX_DEPTH with the record's own map
+ * as level 1, at most KILN_MAX_CONTAINER entries in any array or object (extra_fields more
+ * in v itself: the fields a stage adds), and no object shaped like a tensor ({dtype,
+ * shape, data}, which a reader checks as one and JSON cannot hold).  false with the reason
+ * in err. */
+bool json_fits_record(const jval *v, size_t extra_fields, char *err, size_t errsz);
 /* Free a value returned by json_parse (NULL is fine). */
 void json_free(jval *v);
 

@@ -63,11 +63,13 @@ static bool walk_dir(walk_ctx *w, const char *dir, int depth) {
         char *path = xmalloc(len);
         snprintf(path, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
         struct stat st;
-        if (ok && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        bool found = stat(path, &st) == 0;
+        if (ok && found && S_ISDIR(st.st_mode)) {
             ok = walk_dir(w, path, depth + 1);
             free(path);
-        } else if (ok && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-                   has_suffix(names[i], w->suffix)) {
+        } else if (ok && (!found || S_ISREG(st.st_mode)) && has_suffix(names[i], w->suffix)) {
+            /* A file that cannot be reached (a dangling symlink) is listed all the same: its
+             * reader reports it, rather than the walk passing over it without a word. */
             add_path(w, path);
         } else {
             free(path);

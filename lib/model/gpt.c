@@ -914,6 +914,14 @@ gpt *gpt_create(const gpt_config *cfg, kpool *pool, uint64_t seed) {
     return m;
 }
 
+gpt_tensor *gpt_tensor_table(const gpt_config *cfg, int *n) {
+    gpt_views unused;
+    *n = layout(cfg, NULL, &unused, NULL, NULL);
+    gpt_tensor *t = xcalloc((size_t)*n, sizeof *t);
+    layout(cfg, NULL, &unused, t, NULL);
+    return t;
+}
+
 static void free_acts(gpt_acts *a) {
     if (!a) return;
     float **bufs[] = {&a->res,      &a->res2,   &a->ln1,         &a->ln1_mean, &a->ln1_rstd,

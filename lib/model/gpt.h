@@ -95,6 +95,10 @@ const char *gpt_config_check(const gpt_config *cfg);
  * the pool is the only threading layer. */
 gpt *gpt_create(const gpt_config *cfg, kpool *pool, uint64_t seed);
 void gpt_free(gpt *m);
+/* The tensor table a model of cfg has (names, shapes, offsets), without the model: for
+ * checking a checkpoint against its config.  malloc'd, *n entries; cfg must pass
+ * gpt_config_check. */
+gpt_tensor *gpt_tensor_table(const gpt_config *cfg, int *n);
 
 /* Index of the tensor with that name, or -1. */
 int gpt_find_tensor(const gpt *m, const char *name);

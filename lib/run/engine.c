@@ -216,7 +216,7 @@ static void build_model(kengine *e, const krec *hdr) {
                                   : ft_params(e->m, e->frozen, e->lora, &e->n_ps, &total);
     e->opt = adamw_create(total);
     if (ck && !e->o.finetune) { /* resume: weights, moments, step and data cursor */
-        gpt_load_ckpt(e->m, ck, e->opt);
+        gpt_load_ckpt(e->m, ck, e->o.reset_optimizer ? NULL : e->opt);
         e->step = ck->step;
         e->cursor = ck->cursor;
     }
@@ -346,6 +346,9 @@ static int train_record(kengine *e, const krec *r, char *err, size_t errsz) {
 }
 
 int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
+    /* A trainer stops after its step at the first stop signal and sends its final ckpt; it
+     * does not wait for its upstream's end (util.h, kiln_stop_now). */
+    kiln_drain_on_stop(false);
     if (e->o.save_start) emit_ckpt(e);
     e->t_start = e->t_log = kiln_now();
     krec rec;

@@ -41,7 +41,8 @@ typedef struct kengine_opts {
     /* the model: preset, then the --init checkpoint's shape, then explicit sizes (0: unset) */
     const char *preset;
     int layers, dim, heads, ctx;
-    const char *init; /* a checkpoint: resumed, or the base of a fine-tuning run */
+    const char *init;     /* a checkpoint: resumed, or the base of a fine-tuning run */
+    bool reset_optimizer; /* resume with the AdamW moments at zero */
     /* fine-tuning (implied by freeze, lora and add) */
     bool finetune;
     const char *freeze, *lora, *train;
@@ -91,6 +92,10 @@ bool kengine_add_class_option(void *dest, const char *arg, char *err, size_t err
         KOPT_STRING(0, "init", &(o)->init, "FILE",                                                 \
                     "start from a safetensors checkpoint (kiln ckpt writes them): its weights, "   \
                     "optimizer state and step; its shape unless given"),                           \
+        KOPT_BOOL(0, "reset-optimizer", &(o)->reset_optimizer,                                     \
+                  "resume from --init with the AdamW moments at zero (for a checkpoint whose "     \
+                  "optimizer state is missing or incomplete; else that is refused)",               \
+                  .needs = "init"),                                                                \
         KOPT_THREADS(&(o)->threads),                                                               \
         KOPT_GROUP("fine-tuning (--init is then a pretrained base: its weights only, step 0, "     \
                    "fresh AdamW, default lr 3e-4 (LoRA 1e-3) and warm-up steps/20; "               \

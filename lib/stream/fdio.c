@@ -45,9 +45,11 @@ typedef struct {
 
 static kt_conn *fd_open_in(const char *url, const kt_opts *o) {
     fd_in *r = xcalloc(1, sizeof *r);
-    r->base = (kt_conn){&kt_fd, xstrdup(is_std(url) ? "stdin" : url), false};
+    r->base = (kt_conn){&kt_fd, xstrdup(is_std(url) ? "stdin" : url), false, false};
     r->fd = is_std(url) ? 0 : open(url, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot open: %s", url, strerror(errno));
+    struct stat st;
+    r->base.live = fstat(r->fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
     r->cap = READ_CHUNK;
     r->buf = xmalloc(r->cap);
     r->lim = kiln_record_limits();
@@ -82,7 +84,7 @@ static bool fill(fd_in *r, size_t need, size_t room, bool exact) {
     while (r->end - r->start < need) {
         size_t space = r->cap - r->end, missing = need - (r->end - r->start);
         if (exact && space > missing) space = missing;
-        if (kiln_stop_signal()) return false;
+        if (kiln_stop_now()) return false;
         ssize_t n = read(r->fd, r->buf + r->end, space);
         if (n > 0) {
             r->end += (size_t)n;
@@ -157,7 +159,7 @@ static void widen_pipe(int fd) {
 
 static kt_conn *fd_open_out(const char *url, const kt_opts *o) {
     fd_out *w = xcalloc(1, sizeof *w);
-    w->base = (kt_conn){&kt_fd, xstrdup(is_std(url) ? "stdout" : url), true};
+    w->base = (kt_conn){&kt_fd, xstrdup(is_std(url) ? "stdout" : url), true, false};
     w->fd = is_std(url) ? 1 : open(url, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) kiln_die(EX_KILN_IO, "%s: cannot create: %s", url, strerror(errno));
     widen_pipe(w->fd);

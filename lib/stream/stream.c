@@ -269,9 +269,13 @@ static void close_streams_at_exit_once(void) {
 
 struct kreader {
     kt_conn *in;
-    uint64_t offset;   /* where the record being decoded starts, on a byte stream */
-    uint64_t nrecords; /* records decoded, hdr included */
-    uint64_t ndata;    /* records returned to the stage */
+    uint64_t offset;    /* where the record being decoded starts, on a byte stream */
+    uint64_t nrecords;  /* records decoded, hdr included */
+    uint64_t ndata;     /* records returned to the stage */
+    uint64_t seg_data;  /* of them, since the current segment's hdr (concatenated streams) */
+    uint64_t segments;  /* hdr...eos segments ended */
+    uint8_t *eos_bytes; /* the last eos, kept while the input is read on past it */
+    size_t eos_len;
     msgpack_unpacked unp;
     uint8_t *hdr_bytes; /* the hdr keeps its own copy: it outlives the transport's buffer */
     msgpack_unpacked hdr_unp;
@@ -304,6 +308,9 @@ static bool next_raw(kreader *r, const uint8_t **p, size_t *n) {
     kt_result res = r->in->type->recv(r->in, &m);
     if (res == KT_STOP) return false;
     r->offset = m.offset;
+    /* After a stop signal an upstream that ends without eos was stopped too (`cat a.rec |
+     * kiln show` and Ctrl-C): the stream ends as interrupted, not as a crash. */
+    if (res == KT_EOF && kiln_stop_signal()) return false;
     if (res == KT_EOF) truncated(r);
     if (res == KT_BAD) bad_record(r, r->nrecords, m.offset, m.why);
     *p = m.p;
@@ -349,6 +356,9 @@ kreader *kreader_open(const char *url, int peers) {
                  .codec = &record_codec,
                  .before_wait = flush_all_writers}; /* never sit on output waiting for input */
     r->in = ktransport_for(url)->open_in(url, &o);
+    /* A stream from a running process is read to its end after a first stop signal: the
+     * upstream got the signal too and is ending its stream (README.md, "Exit codes"). */
+    if (r->in->live) kiln_drain_on_stop(true);
     msgpack_unpacked_init(&r->unp);
     msgpack_unpacked_init(&r->hdr_unp);
     r->next_reader = all_readers;
@@ -380,14 +390,41 @@ const char *kreader_name(const kreader *r) {
     return r->in->name;
 }
 
-/* The eos: its status, and for a clean end its count against what arrived. */
-static void end_of_stream(kreader *r, const krec *eos) {
-    r->ended = true;
+/* An eos: its status, and for a clean end its count against what arrived since the
+ * segment's hdr. */
+static void end_of_segment(kreader *r, const krec *eos) {
+    r->segments++;
     if (!kobj_cstr(krec_get(eos, "status"), r->status, sizeof r->status)) strcpy(r->status, "ok");
     uint64_t count;
-    if (strcmp(r->status, "ok") == 0 && krec_u64(eos, "count", &count) && count != r->ndata)
-        kiln_die(EX_KILN_IO, "%s: upstream sent %llu records but %llu arrived (records lost)",
-                 r->in->name, (unsigned long long)count, (unsigned long long)r->ndata);
+    if (strcmp(r->status, "ok") == 0 && krec_u64(eos, "count", &count) && count != r->seg_data)
+        kiln_die(EX_KILN_IO,
+                 "%s: stream %llu: upstream sent %llu records but %llu arrived (records lost)",
+                 r->in->name, (unsigned long long)r->segments, (unsigned long long)count,
+                 (unsigned long long)r->seg_data);
+    r->seg_data = 0;
+}
+
+/* After a clean eos on a byte stream: `cat a.rec b.rec` makes several hdr...eos segments,
+ * and each is read.  true when another segment begins (its hdr was read); false at the end
+ * of input.  Anything else after an eos is not a stream: 65. */
+static bool next_segment(kreader *r, krec *out) {
+    const uint8_t *p;
+    size_t n;
+    kt_msg m;
+    kt_result res = r->in->type->recv(r->in, &m);
+    if (res == KT_EOF || res == KT_STOP) return false;
+    if (res == KT_BAD) bad_record(r, r->nrecords, m.offset, m.why);
+    r->offset = m.offset;
+    p = m.p;
+    n = m.n;
+    decode(r, &r->unp, p, n, out);
+    if (!krec_is(out, "hdr"))
+        kiln_die(EX_KILN_DATA,
+                 "%s: bad record %llu at byte offset %llu: '%s' after the end of stream %llu "
+                 "(a concatenated stream must start with a hdr)",
+                 r->in->name, (unsigned long long)out->index, (unsigned long long)out->offset,
+                 out->t, (unsigned long long)r->segments);
+    return true;
 }
 
 bool kreader_next(kreader *r, krec *out) {
@@ -395,15 +432,34 @@ bool kreader_next(kreader *r, krec *out) {
     const uint8_t *p;
     size_t n;
     for (;;) {
-        if (output_gone || kiln_stop_signal() || !next_raw(r, &p, &n)) return false;
+        if (output_gone || kiln_stop_now() || !next_raw(r, &p, &n)) return false;
         decode(r, &r->unp, p, n, out);
-        if (krec_is(out, "hdr")) continue; /* a repeated hdr (concatenated streams): skip */
+        if (krec_is(out, "hdr")) continue; /* a repeated hdr: skip */
         if (!krec_is(out, "eos")) {
             r->ndata++;
+            r->seg_data++;
             return true;
         }
-        end_of_stream(r, out);
-        return false;
+        end_of_segment(r, out);
+        /* Only a clean end can be followed by another stream; a byte stream is read to its
+         * end to find out.  out stays the eos for the caller (show --all prints it). */
+        if (strcmp(r->status, "ok") != 0 || !r->in->type->byte_stream) {
+            r->ended = true;
+            return false;
+        }
+        r->eos_bytes = xrealloc(r->eos_bytes, n);
+        memcpy(r->eos_bytes, p, n);
+        r->eos_len = n;
+        if (!next_segment(r, out)) {
+            r->ended = true;
+            msgpack_unpacked_destroy(&r->unp);
+            msgpack_unpacked_init(&r->unp);
+            uint64_t index = r->nrecords - 1;
+            r->nrecords--;
+            decode(r, &r->unp, r->eos_bytes, r->eos_len, out);
+            out->index = index;
+            return false;
+        }
     }
 }
 
@@ -422,6 +478,7 @@ void kreader_close(kreader *r) {
     msgpack_unpacked_destroy(&r->unp);
     msgpack_unpacked_destroy(&r->hdr_unp);
     free(r->hdr_bytes);
+    free(r->eos_bytes);
     free(r);
 }
 
@@ -792,9 +849,12 @@ void kiln_finish(kreader *r, kwriter *w) {
     int sig = kiln_stop_signal();
     const char *up = r ? kreader_status(r) : "ok";
     const char *status = sig ? "interrupted" : (up && strcmp(up, "ok") != 0 ? up : "ok");
+    bool up_failed = !sig && up && strcmp(up, "error") == 0 && !output_gone;
+    if (up_failed)
+        kiln_warn("%s: the upstream failed (its end of stream says error)", kreader_name(r));
     kwriter_close(w, status); /* without an eos when the downstream has gone */
     kreader_close(r);
-    exit(sig ? kiln_stop_status(sig) : EX_KILN_OK);
+    exit(sig ? kiln_stop_status(sig) : up_failed ? EX_KILN_IO : EX_KILN_OK);
 }
 
 void kiln_fail(kreader *r, kwriter *w, int code, const char *msg) {

@@ -63,7 +63,11 @@ typedef struct kreader kreader;
 kreader *kreader_open(const char *url, int peers);
 /* The upstream hdr record (valid for the reader's lifetime). */
 const krec *kreader_hdr(const kreader *r);
-/* The next record that is neither hdr nor eos.  Returns false at the clean end (eos seen),
+/* The next record that is neither hdr nor eos.  Concatenated streams on a byte stream
+ * (`cat a.rec b.rec`) are read segment by segment, each eos count checked; anything after
+ * an eos that does not start with a hdr exits 65.  After a first stop signal a reader of a
+ * running upstream (a pipe, a socket) reads on to its eos (util.h, kiln_stop_now).
+ * Returns false at the clean end (eos seen),
  * when a stop signal interrupted the wait, or once a writer's downstream has gone (see
  * kwriter_gone: nobody is left to read what the stage would make of it).  The record is
  * valid until the next call.  A truncated stream or a bad record exits 74 / 65 with a
@@ -131,7 +135,8 @@ bool kwriter_gone(kwriter *w);
 /* ---- a stage's life ------------------------------------------------------------------- */
 
 /* The usual end of a stage: close the writer with the right status and exit with the
- * right code (0, or 130/143 after a stop signal).  A stage whose downstream is gone
+ * right code (0, 130/143 after a stop signal, 74 when the upstream's eos says error, so
+ * `... | kiln ckpt` fails in a shell without pipefail).  A stage whose downstream is gone
  * exits 0 quietly (README.md, "Exit codes, signals and closed pipes": `kiln ... | head`
  * is not an error). */
 _Noreturn void kiln_finish(kreader *r, kwriter *w);

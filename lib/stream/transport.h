@@ -73,6 +73,8 @@ typedef struct {
     const ktransport *type;
     char *name;   /* for messages: "stdin", "stdout", a path, a URL */
     bool writing; /* opened with open_out */
+    bool live;    /* input from a running process (a pipe, a socket), not a file: after a
+                     stop signal its reader waits for the upstream's eos (util.h) */
 } kt_conn;
 
 struct ktransport {

@@ -30,6 +30,11 @@
 #define WINDOW      8 /* credit a receiver grants: records in flight per peer */
 #define MAX_PEERS   256
 #define ACK_WAIT_MS 5000 /* after a stop signal, how long to wait for acknowledgements */
+/* A fan-in whose every known sender has ended waits this long for the expected senders that
+ * never came (a worker that died before it connected) before it ends the run with 74.  In a
+ * kiln flow every worker connects before data flows (a fan-out sender waits for all its
+ * receivers, and a stage opens its output right after its input's hdr). */
+#define MISSING_PEER_WAIT_S 10.0
 
 static void *zctx;
 static int open_sockets;
@@ -123,14 +128,14 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
     if (r >= 0) return RECV_MSG;
     if (before_wait) before_wait();
     for (;;) {
-        if (interruptible && kiln_stop_signal()) return RECV_NONE;
+        if (interruptible && kiln_stop_now()) return RECV_NONE;
         zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
         long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
         if (timeout_ms >= 0 && wait < 0) wait = 0;
         int rc = zmq_poll(items, 2, wait);
         if (rc < 0) {
             if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
-            if (interruptible && kiln_stop_signal()) return RECV_NONE;
+            if (interruptible && kiln_stop_now()) return RECV_NONE;
             continue;
         }
         if (items[1].revents & ZMQ_POLLIN) { /* an event: two frames, both dropped */
@@ -258,6 +263,7 @@ typedef struct {
     const kt_codec *codec;
     mpscan_limits lim;
     int nended;
+    double missing_since; /* when every known sender had ended with some never seen */
     bool have_hdr, done;
     uint64_t total;
     char status[KT_STATUS_MAX];
@@ -271,7 +277,7 @@ static void grant(zt_in *z, peer *p, uint32_t n) {
 
 static kt_conn *zt_open_in(const char *url, const kt_opts *o) {
     zt_in *z = xcalloc(1, sizeof *z);
-    z->base = (kt_conn){&kt_zmq, xstrdup(url), false};
+    z->base = (kt_conn){&kt_zmq, xstrdup(url), false, true};
     link_open(&z->l, z->base.name, o->peers, false);
     z->l.before_wait = o->before_wait;
     z->codec = o->codec;
@@ -327,8 +333,19 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
     zt_in *z = (zt_in *)c;
     if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
     for (;;) {
-        recv_result rr = link_recv(&z->l, -1, true, check_senders, z);
-        if (rr == RECV_NONE && kiln_stop_signal()) return KT_STOP;
+        /* Every expected sender is watched from the start: once the known ones have ended,
+         * the missing ones have a bounded time to come. */
+        bool waiting_missing = z->l.router && z->l.npeers < z->l.want_peers && z->l.npeers > 0 &&
+                               z->nended == z->l.npeers;
+        if (!waiting_missing) z->missing_since = 0;
+        if (waiting_missing && !z->missing_since) z->missing_since = kiln_now();
+        if (waiting_missing && kiln_now() - z->missing_since > MISSING_PEER_WAIT_S)
+            kiln_die(EX_KILN_IO,
+                     "%s: %d of %d senders came and ended; the others never came in %.0f s "
+                     "(did a worker die before it connected?)",
+                     z->l.url, z->nended, z->l.want_peers, MISSING_PEER_WAIT_S);
+        recv_result rr = link_recv(&z->l, waiting_missing ? 200 : -1, true, check_senders, z);
+        if (rr == RECV_NONE && kiln_stop_now()) return KT_STOP;
         if (rr != RECV_MSG) continue;
         bool is_new;
         peer *pe = link_peer(&z->l, &is_new);
@@ -384,7 +401,7 @@ typedef struct {
 
 static kt_conn *zt_open_out(const char *url, const kt_opts *o) {
     zt_out *z = xcalloc(1, sizeof *z);
-    z->base = (kt_conn){&kt_zmq, xstrdup(url), true};
+    z->base = (kt_conn){&kt_zmq, xstrdup(url), true, false};
     link_open(&z->l, z->base.name, o->peers, true);
     z->codec = o->codec;
     if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
@@ -489,7 +506,7 @@ static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size
      * signal while waiting drops the record: the stage is about to end its stream as
      * interrupted, and an interrupted stream's count is not checked. */
     while (z->l.npeers < z->l.want_peers)
-        if (!pump(z, -1, true) && kiln_stop_signal()) return true;
+        if (!pump(z, -1, true) && kiln_stop_now()) return true;
     for (;;) {
         while (zmq_poll(&(zmq_pollitem_t){z->l.sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
             pump(z, 0, false); /* take pending credit and goodbyes first */
@@ -505,7 +522,7 @@ static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size
             pe->gone = true;
         }
         if (!live_peers(z)) return false;
-        if (!pe && !pump(z, -1, true) && kiln_stop_signal()) return true;
+        if (!pe && !pump(z, -1, true) && kiln_stop_now()) return true;
     }
 }
 

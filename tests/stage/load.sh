@@ -122,4 +122,56 @@ expect '[ $(wc -l < forever.jsonl) = 450 ] && [ "$(tail -1 forever.jsonl | jq .e
 "$K" load "$IDX" png:png text:corpus --out a.rec
 "$K" load "$IDX" png:png text:corpus --out b.rec
 expect 'cmp -s a.rec b.rec' "same sources, same bytes"
+
+# ---- --shuffle: each epoch a permutation from (seed, epoch); --skip resumes it exactly ------
+FMX="$KILN_ROOT/tests/fixtures/fashion-mnist"
+head -c 20000 "$KILN_ROOT/examples/data/moby-dick.txt" > sh.txt 2> /dev/null || seq 1 3000 > sh.txt
+printf '{"text":"a"}\n{"text":"b"}\nnot json\n{"text":"c"}\n{"text":"d"}\n' > sh.jsonl
+for src in "text:sh.txt --split chunk:200" "jsonl:sh.jsonl --skip-bad" \
+    "idx:$FMX/t10k-200-images-idx3-ubyte.gz,$FMX/t10k-200-labels-idx1-ubyte.gz"; do
+    # shellcheck disable=SC2086
+    "$K" load $src --epochs 3 2> /dev/null | "$K" show | jq -c '[.t, .id, .epoch, .src, .text, .label]' > plain.txt
+    # shellcheck disable=SC2086
+    "$K" load $src --epochs 3 --shuffle --seed 7 2> /dev/null | "$K" show | jq -c '[.t, .id, .epoch, .src, .text, .label]' > shuf.txt
+    expect 'cmp -s <(sort plain.txt) <(sort shuf.txt)' "--shuffle ($src): the same records, ids and epochs"
+    expect '! cmp -s plain.txt shuf.txt' "--shuffle ($src): another order"
+    expect '[ "$(grep ",0,\"" shuf.txt | head -20 | cut -d, -f2)" != "$(grep ",1,\"" shuf.txt | head -20 | cut -d, -f2)" ]' \
+        "--shuffle ($src): each epoch its own order"
+    n=$(wc -l < shuf.txt) at=$(( n / 3 + 5 ))
+    # shellcheck disable=SC2086
+    "$K" load $src --epochs 3 --shuffle --seed 7 --skip $at 2> /dev/null | "$K" show | jq -c '[.t, .id, .epoch, .src, .text, .label]' > resumed.txt
+    expect 'cmp -s <(tail -n +$((at + 1)) shuf.txt) resumed.txt' "--shuffle ($src): --skip $at resumes exactly"
+done
+"$K" load text:sh.txt --split chunk:200 --shuffle --seed 8 | "$K" show | jq -c .id > s8.txt
+"$K" load text:sh.txt --split chunk:200 --shuffle --seed 7 | "$K" show | jq -c .id > s7.txt
+expect '! cmp -s s7.txt s8.txt' "--shuffle: the seed chooses the order"
+
+# ---- what the next stage would refuse is refused here, naming file and line (issue 15) ------
+deep='"x"'; for _ in $(seq 8); do deep="[$deep]"; done
+{ echo '{"text":"ok"}'; echo "{\"a\":$deep}"
+  python3 -c 'print("{\"a\":[" + ",".join(["1"] * 1025) + "]}")'
+  echo '{"w":{"dtype":"F32","shape":[1],"data":[1]}}'; echo '{"text":"also ok"}'; } > bad.jsonl
+"$K" load jsonl:bad.jsonl > /dev/null 2> err.txt
+rc=$?
+expect '[ $rc = 65 ] && grep -q "bad.jsonl:2: nested deeper than a record allows" err.txt' \
+    "jsonl: nesting deeper than a record: 65, file and line ($(cat err.txt))"
+"$K" load jsonl:bad.jsonl --skip-bad 2> err.txt | "$K" show > out.jsonl
+expect '[ "$(grep -c "\"t\":\"err\"" out.jsonl)" = 3 ] && [ "$(grep -c "\"t\":\"sample\"" out.jsonl)" = 2 ]' \
+    "jsonl --skip-bad: three err records, two samples ($(cut -c1-60 out.jsonl | tr '\n' ' '))"
+expect 'grep -q "bad.jsonl:3.*an array of 1025 entries" out.jsonl && grep -q "bad.jsonl:4.*shaped like a tensor" out.jsonl' \
+    "jsonl: a 1,025-entry array and a tensor-shaped object named with their lines"
+# IDX with bytes after its data; a dangling symlink in a PNG folder.
+FMI="$KILN_ROOT/tests/fixtures/fashion-mnist/t10k-200-images-idx3-ubyte.gz"
+{ gzip -dc "$FMI"; printf 'junk'; } > extra.idx
+"$K" load idx:extra.idx > /dev/null 2> err.txt
+rc=$?
+expect '[ $rc = 65 ] && grep -q "extra.idx: bytes after the" err.txt' "IDX with trailing bytes: 65 ($(cat err.txt))"
+mkdir -p dangling/cats
+cp "$KILN_ROOT/docs/demo-loss.png" dangling/cats/a.png && ln -sf /nonexistent/b.png dangling/cats/b.png
+"$K" load png:dangling --size 8x8 > /dev/null 2> err.txt
+rc=$?
+expect '[ $rc = 65 ] && grep -q "dangling/cats/b.png: cannot open" err.txt' "a dangling PNG symlink: 65 ($(cat err.txt))"
+"$K" load png:dangling --size 8x8 --skip-bad 2> err.txt | "$K" show > out.jsonl
+expect 'grep -q "\"t\":\"err\".*b.png" out.jsonl && grep -q "1 bad input skipped" err.txt' \
+    "a dangling PNG symlink with --skip-bad: counted ($(cat err.txt))"
 finish

@@ -50,8 +50,12 @@ interrupt() { # signal, expected status
     exec 3> fifo
     head -c $(( $(stat -c %s big.rec) / 2 )) big.rec >&3  # half a stream, then it stalls
     sleep 0.5
-    kill -"$1" $pid; wait $pid; rc=$?
+    # A reader of a pipe reads on after the first signal (its upstream got it too); this
+    # upstream then ends without eos, as `cat` does on Ctrl-C: interrupted, not a crash.
+    kill -"$1" $pid; sleep 0.3
+    expect "kill -0 $pid 2>/dev/null" "SIG$1: a pipe's reader waits for its upstream's end"
     exec 3>&-
+    wait $pid; rc=$?
     expect "[ \$rc = $2 ]" "SIG$1: exit $2 (got $rc)"
     "$K" show --all < out.rec > out.jsonl 2>/dev/null
     expect 'tail -1 out.jsonl | grep -q "\"t\":\"eos\".*\"status\":\"interrupted\""' "SIG$1: eos interrupted written"
@@ -60,6 +64,33 @@ interrupt() { # signal, expected status
 }
 interrupt INT 130
 interrupt TERM 143
+
+# The first signal: the stage reads on to its upstream's eos and passes every record; the
+# second stops at once (README.md, "Exit codes, signals and closed pipes").
+n_big=$("$K" show < big.rec | wc -l)
+half=$(( $(stat -c %s big.rec) / 2 ))
+rm -f fifo; mkfifo fifo
+"$K" cat < fifo > out.rec 2> err.txt & pid=$!
+exec 3> fifo
+head -c $half big.rec >&3; sleep 0.3
+kill -INT $pid; sleep 0.3
+tail -c +$((half + 1)) big.rec >&3; exec 3>&-
+wait $pid; rc=$?
+expect '[ $rc = 130 ]' "drain: exit 130 after the upstream's end (got $rc)"
+"$K" show --all < out.rec > out.jsonl 2>/dev/null
+n=$(grep -c '"t":"sample"' out.jsonl)
+expect '[ "$n" = "$n_big" ]' "drain: every record passed on after the signal ($n of $n_big)"
+expect 'tail -1 out.jsonl | grep -q "\"status\":\"interrupted\""' "drain: eos interrupted"
+rm -f fifo; mkfifo fifo
+"$K" cat < fifo > out.rec 2> err.txt & pid=$!
+exec 3> fifo
+head -c $half big.rec >&3; sleep 0.3
+kill -INT $pid; sleep 0.2; kill -INT $pid
+timeout 10 tail --pid=$pid -f /dev/null; alive=$?
+expect '[ $alive = 0 ]' "a second signal stops at once"
+exec 3>&-
+wait $pid; rc=$?
+expect '[ $rc = 130 ]' "second signal: exit 130 (got $rc)"
 
 # import interrupted while waiting for input
 rm -f fifo; mkfifo fifo

@@ -40,6 +40,23 @@ expect "[ \$(wc -l < fan_ids.txt) = $N ]" "fan-in: all $N records arrived"
 expect 'seq 1 $N | cmp -s - fan_ids.txt' "fan-in: each record exactly once"
 expect '"$K" show --all < fan.rec | tail -1 | grep -q "\"count\":$N,\"status\":\"ok\""' "fan-in: one merged eos"
 
+# A fan-in whose worker dies before it connected: every expected sender is watched, so the
+# collector ends with 74 once the others have ended (within 10 s, lib/stream/zmqio.c), not
+# never (issue 15).
+head -100 many.jsonl | "$K" import > small.rec
+timeout 60 "$K" cat --in "@ipc://$sock.m" --fan-in 2 > /dev/null 2> col_err.txt & col=$!
+rm -f fifo; mkfifo fifo
+"$K" cat --out ">ipc://$sock.m" < fifo & w2=$!
+exec 3> fifo
+kill -9 $w2; wait $w2 2> /dev/null; exec 3>&-
+t0=$SECONDS
+"$K" cat --out ">ipc://$sock.m" < small.rec; w1=$?
+wait $col; rc=$?
+expect '[ $w1 = 0 ] && [ $rc = 74 ] && [ $((SECONDS - t0)) -lt 30 ]' \
+    "fan-in with a worker that never came: 74 in $((SECONDS - t0)) s (worker $w1, collector $rc)"
+expect 'grep -q "1 of 2 senders came and ended; the others never came" col_err.txt' \
+    "the collector says why ($(cat col_err.txt))"
+
 # A receiver that stops early: the sender sees a closed pipe and ends quietly.
 timeout 60 "$K" import many.jsonl --out "@ipc://$sock.2" 2> snd_err.txt & snd=$!
 timeout 60 "$K" show --in "ipc://$sock.2" | head -3 > /dev/null

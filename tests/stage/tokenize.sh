@@ -58,4 +58,17 @@ expect '[ "$(head -1 pal.jsonl | jq .tokenizer.vocab)" = 17 ] && [ "$(sed -n 2p 
 expect '[ "$(sed -n "2,\$p" pal.jsonl | jq "select(.t==\"tokens\") | .tokens.data[1:][] | select(. > 3)" | wc -l)" = 0 ]' "palette ids below 4"
 "$K" tokenize --palette p1.pal --in rgb.rec | "$K" detok --dir pd 2>/dev/null
 expect '[ $(find pd -name "*.png" | wc -l) = 30 ]' "palette tokens decode to PNGs"
+
+# ---- the README's jq round trip keeps the hdr; a labelled image without classes is refused ---
+FMR="$KILN_ROOT/tests/fixtures/fashion-mnist"
+IDXR="idx:$FMR/t10k-200-images-idx3-ubyte.gz,$FMR/t10k-200-labels-idx1-ubyte.gz"
+"$K" load "$IDXR" --limit 20 --size 4x4 | "$K" show --all --full | jq -c 'select(.label != "3")' \
+    | "$K" import | "$K" tokenize --levels 4 | "$K" show > rt.jsonl
+expect '[ "$(grep -c "\"t\":\"tokens\"" rt.jsonl)" -gt 10 ] && ! grep -q "\"label\":\"3\"" rt.jsonl && grep -q "\"max\":16.0" rt.jsonl' \
+    "show --all --full | jq | import | tokenize keeps the classes (class tokens present)"
+"$K" load "$IDXR" --limit 20 --size 4x4 | "$K" show --full | "$K" import | "$K" tokenize --levels 4 \
+    > /dev/null 2> err.txt
+rc=$?
+expect '[ $rc = 65 ] && grep -q "labelled .9. but no classes are known" err.txt' \
+    "a labelled image whose classes are unknown: 65 ($(cat err.txt))"
 finish

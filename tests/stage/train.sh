@@ -54,7 +54,9 @@ PY
 "$KILN_BIN/kiln-train" --in batches.rec --init run/nan.safetensors --steps 8 --out nan.rec 2> nan.err
 expect '[ $? = 65 ]' "NaN exits 65"
 expect 'grep -q "step 6: the loss is not finite" nan.err' "the message names the step ($(cat nan.err))"
-expect '"$K" show --all < nan.rec | tail -1 | grep -q "\"status\":\"error\""' "eos error"
+"$K" show --all < nan.rec > nan.jsonl 2> /dev/null
+expect_status 74 "$K" show < nan.rec > /dev/null 2> /dev/null
+expect 'tail -1 nan.jsonl | grep -q "\"status\":\"error\""' "eos error"
 
 # SIGTERM: the step in progress finishes, a final ckpt goes out, eos interrupted, exit 143
 "$K" load text:"$BOOK" | "$K" tokenize --bytes | "$K" batch -B 8 -T 64 --pack --out long.rec

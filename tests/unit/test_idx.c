@@ -1,5 +1,6 @@
 /* test_idx — plain and gzipped IDX files read back; wrong magic, unsupported type, short
- * header, short data and oversized declarations fail with a clear reason. */
+ * header, short data, bytes after the data, a size of 0 and oversized declarations fail
+ * with a clear reason. */
 #include "check.h"
 #include "data/idx.h"
 
@@ -43,6 +44,17 @@ int main(void) {
         CHECK(!kidx_read(path, 1 << 20, &x, err, sizeof err));
         CHECK(strstr(err, "short data") && strstr(err, "12 bytes") && strstr(err, "has 11"));
     }
+    /* Bytes after the data the header promises, and a size of 0: refused (issue 15). */
+    uint8_t longer[sizeof file + 3];
+    memcpy(longer, file, sizeof file);
+    memset(longer + sizeof file, 7, 3);
+    for (int gz = 0; gz < 2; gz++) {
+        (gz ? write_gz : write_plain)(longer, sizeof longer);
+        CHECK(!kidx_read(path, 1 << 20, &x, err, sizeof err) && strstr(err, "bytes after the 12"));
+    }
+    uint8_t zero[] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2};
+    write_plain(zero, sizeof zero);
+    CHECK(!kidx_read(path, 1 << 20, &x, err, sizeof err) && strstr(err, "size 2 of 3 is 0"));
     /* Labels: 1 dimension. */
     uint8_t labels[] = {0, 0, 8, 1, 0, 0, 0, 2, 7, 9};
     write_gz(labels, sizeof labels);
