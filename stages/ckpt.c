@@ -29,8 +29,10 @@ static const kopt_info HELP = {
         "The eval loss of step S is the `loss` of the last metrics record of stage \"eval\" for\n"
         "step S seen before the ckpt of step S (kiln eval sends them in that order).\n"
         "DIR/latest.safetensors links to the newest checkpoint, DIR/best.safetensors to the one\n"
-        "with the lowest eval loss.  ckpt records are consumed; a `saved` record {step, path,\n"
-        "eval_loss, best} takes their place; every other record passes through.\n",
+        "with the lowest eval loss.  LoRA adapters also get PEFT's DIR/adapter_config.json and\n"
+        "DIR/adapter_model.safetensors (a link to the newest), for peft.PeftModel.  ckpt\n"
+        "records are consumed; a `saved` record {step, path, eval_loss, best} takes their\n"
+        "place; every other record passes through.\n",
     .notes =
         "inspect FILE prints a checkpoint's config, tokenizer, step and tensors (name, dtype,\n"
         "shape, CRC-32 of the data) on stdout.\n"
@@ -249,6 +251,14 @@ static void save(state *s, const krec *r, const char *input, kwriter *w) {
     uint64_t best_step = best >= 0 ? s->files[best].step : 0;
     link_to(s, "latest.safetensors", step);
     if (best >= 0) link_to(s, "best.safetensors", best_step);
+    if (kadapter_is_record(r)) { /* PEFT's names beside the adapters (lib/ckpt/hf.h) */
+        kadapter ad;
+        kadapter_from_record(&ad, r);
+        rc = khf_peft_config(s->dir, &ad.cfg, err, sizeof err);
+        kadapter_free(&ad);
+        if (rc) kiln_die(rc, "%s", err);
+        link_to(s, "adapter_model.safetensors", step);
+    }
     prune(s, step);
 
     kwriter_begin(w, "saved");

@@ -194,3 +194,23 @@ int khf_export(const gpt *m, const ktokenizer *tok, const char *dir, char *err, 
         rc = EX_KILN_IO;
     return rc;
 }
+
+int khf_peft_config(const char *dir, const lora_config *cfg, char *err, size_t errsz) {
+    static const char *const modules[LORA_N_TARGETS] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc",
+                                                        "mlp.c_proj"};
+    char targets[160] = "", buf[1024];
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (cfg->targets & (1u << t))
+            snprintf(targets + strlen(targets), sizeof targets - strlen(targets), "%s\"%s\"",
+                     targets[0] ? ", " : "", modules[t]);
+    snprintf(buf, sizeof buf,
+             "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %d,\n"
+             "  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"target_modules\": [%s],\n"
+             "  \"fan_in_fan_out\": true,\n  \"bias\": \"none\",\n  \"inference_mode\": true,\n"
+             "  \"base_model_name_or_path\": null,\n  \"modules_to_save\": null\n}\n",
+             cfg->r, (double)cfg->alpha, (double)cfg->dropout, targets);
+    char *path = join(dir, "adapter_config.json");
+    int rc = write_text(path, buf, err, errsz);
+    free(path);
+    return rc;
+}

@@ -19,6 +19,7 @@
 #include "ckpt/store.h"
 #include "data/tokenizer.h"
 #include "model/gpt.h"
+#include "model/lora.h"
 
 /* Whether path is a directory; *model gets DIR/model.safetensors (malloc'd) when it is. */
 bool khf_is_hf(const char *path, char **model);
@@ -32,5 +33,13 @@ int khf_read(kckpt *ck, char *err, size_t errsz);
  * config and tokenizer in __metadata__ as well), and encoder.json + vocab.bpe when tok is
  * BPE.  0, 65 (a scalar-head model, which GPT2LMHeadModel cannot hold) or 74. */
 int khf_export(const gpt *m, const ktokenizer *tok, const char *dir, char *err, size_t errsz);
+
+/* PEFT's adapter_config.json for kiln's LoRA adapters (lib/model/lora.h: PEFT's tensor names
+ * and layouts already) into DIR: peft_type LORA, task_type CAUSAL_LM, r, lora_alpha,
+ * lora_dropout, target_modules (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj),
+ * fan_in_fan_out true (GPT-2's Conv1D), bias none.  With the adapter file beside it as
+ * adapter_model.safetensors (kiln ckpt links it), peft's PeftModel.from_pretrained(base, DIR)
+ * loads it.  0, or 74 naming the file. */
+int khf_peft_config(const char *dir, const lora_config *cfg, char *err, size_t errsz);
 
 #endif

@@ -5,6 +5,10 @@ no transformers):
   hf_gpt2.py plain SRC DST   DST as transformers' save_pretrained writes a GPT2LMHeadModel:
       config.json, model.safetensors with only {"format": "pt"} metadata, lm_head.weight
       (= wte) and the attn.bias mask buffers, SRC's encoder.json and vocab.bpe
+  hf_gpt2.py peft DIR ADAPTERS KILN_LOGITS TOKENS   DIR's GPT-2 with the LoRA adapters of
+      ADAPTERS folded in as PEFT reads them (adapter_config.json: r, lora_alpha,
+      target_modules, fan_in_fan_out; adapter_model.safetensors: base_model.model.* lora_A
+      [r, in], lora_B [out, r]); prints the difference as logits does
   hf_gpt2.py break DIR WHAT  spoil DIR: "shape" (config.json's n_embd doubled), "eps"
       (layer_norm_epsilon 1e-6), "head" (lm_head.weight no longer wte)"""
 import json
@@ -111,6 +115,31 @@ if mode == "logits":
     theirs = torch.tensor([[float(v) for v in l.split()] for l in open(sys.argv[3])], dtype=torch.float64)
     assert theirs.shape == ours.shape, (theirs.shape, ours.shape)
     print("max_abs_diff %.3g max_abs_logit %.3g" % ((ours - theirs).abs().max().item(), ours.abs().max().item()))
+elif mode == "peft":
+    d, ad = sys.argv[2], sys.argv[3]
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    tensors, _ = read_st(os.path.join(d, "model.safetensors"))
+    pc = json.load(open(os.path.join(ad, "adapter_config.json")))
+    assert pc["peft_type"] == "LORA" and pc["fan_in_fan_out"] and pc["task_type"] == "CAUSAL_LM", pc
+    lora, _ = read_st(os.path.join(ad, "adapter_model.safetensors"))
+    scale, used = pc["lora_alpha"] / pc["r"], 0
+    for name in list(tensors):
+        mod = name[:-len(".weight")]
+        if not any(mod.endswith("." + t) for t in pc["target_modules"]):
+            continue
+        A = lora["base_model.model." + mod + ".lora_A.weight"]
+        B = lora["base_model.model." + mod + ".lora_B.weight"]
+        assert A.shape[0] == pc["r"] and B.shape[1] == pc["r"]
+        tensors[name] = tensors[name] + scale * (B @ A).t()  # Conv1D keeps [in, out]
+        used += 1
+    assert used == cfg["n_layer"] * len(pc["target_modules"]), used
+    model = GPT2(cfg).eval()
+    model.load(tensors)
+    tokens = torch.tensor([[int(x) for x in sys.argv[5].split(",")]])
+    with torch.no_grad():
+        ours = model(tokens)[0].double()
+    theirs = torch.tensor([[float(v) for v in l.split()] for l in open(sys.argv[4])], dtype=torch.float64)
+    print("max_abs_diff %.3g max_abs_logit %.3g adapted %d" % ((ours - theirs).abs().max().item(), ours.abs().max().item(), used))
 elif mode == "plain":
     src, dst = sys.argv[2], sys.argv[3]
     os.makedirs(dst, exist_ok=True)

@@ -38,6 +38,18 @@ expect_status 0 "$K" eval --data val.rec --ckpt plain --threads 2 > /dev/null 2>
 expect 'grep -q "bits/byte" eval.txt' "eval --ckpt DIR reports bits per byte"
 expect_status 0 "$K" train --init plain --steps 2 --threads 2 --in train.rec --out /dev/null 2> /dev/null
 expect_status 0 "$K" ckpt inspect plain > inspect.txt
+# LoRA adapters with PEFT's adapter_config.json beside them: plain PyTorch folding them in
+# as PEFT does gives kiln's logits of the adapted model.
+"$K" train --init run/latest.safetensors --lora r=4,alpha=8,targets=qkv,proj,fc,fcproj --lr 3e-2 \
+    --steps 4 --threads 2 --in train.rec 2> /dev/null | "$K" ckpt --dir lora > /dev/null
+expect '[ "$(jq -r ".peft_type, .r, .lora_alpha, .fan_in_fan_out, (.target_modules | join(\",\"))" lora/adapter_config.json | paste -sd" ")" = "LORA 4 8 true attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj" ]' \
+    "adapter_config.json: $(tr -d '\n' < lora/adapter_config.json)"
+expect '[ "$(readlink lora/adapter_model.safetensors)" = step-000004.safetensors ]' "adapter_model.safetensors links to the newest"
+"$K" sample --ckpt run/latest.safetensors --adapter lora/adapter_model.safetensors --logits --tokens "$tokens" > lora.txt
+/usr/bin/python3 "$py" peft hf lora lora.txt "$tokens" > peft.txt 2>&1
+read -r _ diff _ _ _ n < peft.txt
+expect 'awk "BEGIN { exit !($diff < 1e-4) }" && ! cmp -s lora.txt kiln.txt && [ "$n" = 8 ]' "PEFT's reading of the adapters = kiln: $(cat peft.txt)"
+
 # Spoilt: shapes that disagree with config.json, another epsilon, an untied head, and a
 # tokenizer whose vocabulary is not the model's.
 cp -r plain bad1 && /usr/bin/python3 "$py" break bad1 shape
