@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n## gemm\n\n'
 "$here/../build/rel/bench/gemm"
-for b in stream.sh data train.sh pretrain.sh finetune.sh; do
+for b in stream.sh data train.sh pretrain.sh finetune.sh bpe.sh bpe_vs_bytes.sh; do
     [ -x "$here/$b" ] || continue
     printf '\n## %s\n\n' "$b"
     "$here/$b"
