@@ -2,7 +2,7 @@
 # bench/bpe — BPE encoding speed with GPT-2's vocabulary, side by side in one run: kiln's
 # encoder in process against js-tiktoken (r50k_base) in Node.js, both on one thread, best of
 # REPS over the demo book repeated 8 times (9.6 MB); then `kiln tokenize --bpe` as a stage
-# (records of paragraphs in, tokens records out, the hdr's 50,000 merges parsed at start),
+# (records of 64 KiB chunks in, tokens records out, the hdr's 50,000 merges parsed at start),
 # alone and as 2 workers fed by `kiln cat --fan-out 2` over ZeroMQ.  Needs node and the npm
 # packages (tools/npm-bpe.sh).   Usage: bench/bpe.sh [REPS]   (after make)
 set -euo pipefail
@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for i in 1 2 3 4 5 6 7 8; do cat examples/data/moby-dick.txt; done > "$tmp/book8.txt"
 mb=$(awk -v b="$(wc -c < "$tmp/book8.txt")" 'BEGIN { printf "%.1f", b / 1e6 }')
-kiln load text:"$tmp/book8.txt" --split paragraphs 2> /dev/null > "$tmp/para.rec"
+kiln load text:"$tmp/book8.txt" --split chunk:65536 2> /dev/null > "$tmp/para.rec"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; node $(node --version);" \
     "load average before: $(cut -d' ' -f1-3 /proc/loadavg); text: the book x8, $mb MB"
 echo
