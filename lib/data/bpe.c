@@ -775,12 +775,14 @@ static inline uint64_t pkey(int32_t a, int32_t b) {
 kbpe *kbpe_learn(kbpe_learner *l, uint32_t vocab, const char *const *specials, uint32_t nspecials,
                  char *err, size_t errlen) {
     init_tables();
-    if (vocab < 256 + nspecials || vocab > (1u << 24)) {
+    uint32_t ns = 1; /* <|endoftext|>, then the others */
+    for (uint32_t i = 0; i < nspecials; i++) ns += strcmp(specials[i], KBPE_EOT) != 0;
+    if (vocab < 256 + ns || vocab > (1u << 24)) {
         snprintf(err, errlen, "a vocabulary of %u cannot hold the 256 bytes and %u special tokens",
-                 vocab, nspecials);
+                 vocab, ns);
         return NULL;
     }
-    uint32_t want = vocab - 256 - nspecials;
+    uint32_t want = vocab - 256 - ns;
     kbpe *b = bpe_alloc(want);
     size_t pool_cap = 0;
     add_bytes(b, &pool_cap);
@@ -832,7 +834,7 @@ kbpe *kbpe_learn(kbpe_learner *l, uint32_t vocab, const char *const *specials, u
     pt_free(&pt);
     free(sym), free(wlen);
     const char **names = xmalloc(xmul(nspecials + 1, sizeof *names));
-    uint32_t ns = 0;
+    ns = 0;
     names[ns++] = KBPE_EOT;
     for (uint32_t i = 0; i < nspecials; i++)
         if (strcmp(specials[i], KBPE_EOT) != 0) names[ns++] = specials[i];

@@ -76,10 +76,10 @@ typedef struct kbpe_learner kbpe_learner;
 kbpe_learner *kbpe_learner_new(void);
 /* Count the pre-split pieces of one text. */
 void kbpe_learner_add(kbpe_learner *l, const uint8_t *s, size_t n);
-/* Learn up to vocab - 256 - 1 - nspecials merges: the most frequent adjacent pair of tokens,
- * counted over the distinct pieces (ties: the smaller pair of ids, so the result is
- * deterministic), never across pieces; stops early when no pair occurs twice.  The specials
- * are `<|endoftext|>` first, then `specials` (a repeated `<|endoftext|>` is dropped).  NULL
+/* Learn up to vocab - 256 - (the specials, <|endoftext|> included) merges: the most frequent
+ * adjacent pair of tokens, counted over the distinct pieces (ties: the smaller pair of ids, so the
+ * result is deterministic), never across pieces; stops early when no pair occurs twice.  The
+ * specials are `<|endoftext|>` first, then `specials` (a repeated `<|endoftext|>` is dropped). NULL
  * with a reason if vocab cannot hold the bytes and the specials. */
 kbpe *kbpe_learn(kbpe_learner *l, uint32_t vocab, const char *const *specials, uint32_t nspecials,
                  char *err, size_t errlen);

@@ -82,6 +82,19 @@ static void learn_save_load(void) {
     int32_t ids[512];
     size_t n = kbpe_encode(b, (const uint8_t *)" the cat", 8, ids);
     CHECK(n == 2); /* " the", " cat": both merged whole */
+    /* exactly --vocab ids when merges do not run out, whether or not the caller names
+     * <|endoftext|> among the specials */
+    kbpe_learner *l = kbpe_learner_new();
+    kbpe_learner_add(l, (const uint8_t *)corpus, strlen(corpus));
+    kbpe_learner_add(l, (const uint8_t *)corpus, strlen(corpus));
+    const char *eot[] = {KBPE_EOT, "<|x|>"};
+    kbpe *v1 = kbpe_learn(l, 270, NULL, 0, err, sizeof err),
+         *v2 = kbpe_learn(l, 270, eot, 2, err, sizeof err);
+    CHECK(v1 && kbpe_nbase(v1) + kbpe_nspecials(v1) == 270 && kbpe_nspecials(v1) == 1);
+    CHECK(v2 && kbpe_nbase(v2) + kbpe_nspecials(v2) == 270 && kbpe_nspecials(v2) == 2);
+    CHECK(kbpe_learn(l, 257, eot, 2, err, sizeof err) == NULL && strstr(err, "2 special"));
+    kbpe_free(v1), kbpe_free(v2);
+    kbpe_learner_free(l);
     kbpe *again = learned(300);
     CHECK(again && kbpe_hash(again) == kbpe_hash(b)); /* deterministic */
     kbpe_free(again);
