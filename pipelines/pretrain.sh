@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# pipelines/pretrain.sh — pretrain a GPT from scratch on text (byte tokens) or images (pixel
-# levels, class token first), evaluating and checkpointing as it goes.
+# pipelines/pretrain.sh — pretrain a GPT from scratch on text (byte or BPE tokens) or images
+# (pixel levels, class token first), evaluating and checkpointing as it goes.
 #
 #   pipelines/pretrain.sh --text examples/data/moby-dick.txt --out runs/moby --steps 3000
+#   pipelines/pretrain.sh --text examples/data/moby-dick.txt --bpe 4096 --out runs/moby-bpe
 #   pipelines/pretrain.sh --images idx:train-images.gz,train-labels.gz \
 #       --val-images idx:t10k-images.gz,t10k-labels.gz --classes fashion.classes \
 #       --size 16x16 --levels 8 --out runs/fashion
@@ -42,7 +43,10 @@ options:
   --levels K           gray levels (default 8), --channels C (default 1)
   --model PRESET       tiny | small | char (default: 4 layers, 128 wide, 4 heads)
   --layers N --dim N --heads N   the shape instead
-  --ctx T              text context in bytes (default 128)
+  --ctx T              text context in tokens (default 128)
+  --bpe N|DIR          text as BPE tokens: N learns an N-id vocabulary from the training text
+                       into OUT/bpe (kiln bpe); DIR uses DIR/encoder.json + DIR/vocab.bpe
+                       (GPT-2's own, or kiln bpe's).  Chunks of 4*T bytes: about T tokens
   --steps N            optimizer steps (default 2000);  --batch B  rows (default 16)
   --lr X               peak learning rate (default 2e-3)
   --every N            eval + checkpoint every N steps (default steps/10)
@@ -61,7 +65,7 @@ die() { echo "pretrain.sh: $*" >&2; exit 2; }
 
 text="" val="" images="" val_images="" classes="" size=16x16 levels=8 channels=1
 model="" layers=4 dim=128 heads=4 ctx=128 steps=2000 batch=16 lr=2e-3 every=""
-log_every=10 val_records=64 samples=0 threads=0 seed=1 out=runs/pretrain resume="" dry=""
+log_every=10 val_records=64 samples=0 threads=0 seed=1 out=runs/pretrain resume="" dry="" bpe=""
 steps_given=""
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; --*) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
@@ -79,6 +83,7 @@ while [ $# -gt 0 ]; do
     --dim) dim=$2; shift ;;
     --heads) heads=$2; shift ;;
     --ctx) ctx=$2; shift ;;
+    --bpe) bpe=$2; shift ;;
     --steps) steps=$2; steps_given=1; shift ;;
     --batch) batch=$2; shift ;;
     --lr) lr=$2; shift ;;
@@ -111,7 +116,7 @@ for f in "$text" "$val"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"
 # --dry-run prints the chain and writes nothing.
 [ -n "$dry" ] || mkdir -p "$out/ckpt"
 if [ -z "$dry" ]; then # the options, for --resume (a raised --steps included)
-    for v in text val images val_images classes size levels channels model layers dim heads ctx steps batch lr \
+    for v in text val images val_images classes size levels channels model layers dim heads ctx bpe steps batch lr \
         every log_every val_records samples threads seed; do
         printf '%s=%q\n' "$v" "${!v}"
     done > "$out/run.env"
@@ -130,6 +135,17 @@ if [ -n "$text" ]; then
     source_of() { src=("text:$1" --split "chunk:$ctx"); }
     tokenize=(kiln tokenize --bytes)
     T=$ctx
+    if [ -n "$bpe" ]; then # ~3.5-4 bytes a token: rows of T tokens from 4*T bytes (cut at T)
+        source_of() { src=("text:$1" --split "chunk:$(( ctx * 4 ))"); }
+        if [[ "$bpe" =~ ^[0-9]+$ ]]; then
+            if [ ! -s "$out/bpe/vocab.bpe" ] && [ -z "$dry" ]; then
+                echo "pretrain.sh: learning a $bpe-id BPE vocabulary from $text into $out/bpe" >&2
+                kiln load "text:$text" --split paragraphs 2> /dev/null | kiln bpe --vocab "$bpe" --dir "$out/bpe"
+            fi
+            bpe=$out/bpe
+        fi
+        tokenize=(kiln tokenize --bpe "$bpe")
+    fi
 else
     [ -n "$val_images" ] || die "--images needs --val-images"
     source_of() { src=("$1" --size "$size" --channels "$channels" ${classes:+--classes "$classes"}); }

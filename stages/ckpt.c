@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "ckpt/adapter.h"
+#include "ckpt/hf.h"
 #include "core/afile.h"
 #include "ckpt/store.h"
 #include "stream/options.h"
@@ -22,7 +23,8 @@ static const kopt_info HELP = {
     .about = "save checkpoints as safetensors files, keeping the last K and the best",
     .usage = "kiln ckpt --dir DIR [--keep K] [--in URL] [--out URL]\n"
              "       kiln ckpt inspect FILE\n"
-             "       kiln ckpt merge BASE ADAPTER -o OUT",
+             "       kiln ckpt merge BASE ADAPTER -o OUT\n"
+             "       kiln ckpt export CKPT --hf DIR",
     .text =
         "Each ckpt record becomes DIR/step-NNNNNN.safetensors (model tensors under Hugging Face\n"
         "GPT-2 names; config, tokenizer, step, cursor, seed in __metadata__), plus\n"
@@ -30,14 +32,19 @@ static const kopt_info HELP = {
         "The eval loss of step S is the `loss` of the last metrics record of stage \"eval\" for\n"
         "step S seen before the ckpt of step S (kiln eval sends them in that order).\n"
         "DIR/latest.safetensors links to the newest checkpoint, DIR/best.safetensors to the one\n"
-        "with the lowest eval loss.  ckpt records are consumed; a `saved` record {step, path,\n"
-        "eval_loss, best} takes their place; every other record passes through.\n",
+        "with the lowest eval loss.  LoRA adapters also get PEFT's DIR/adapter_config.json and\n"
+        "DIR/adapter_model.safetensors (a link to the newest), for peft.PeftModel.  ckpt\n"
+        "records are consumed; a `saved` record {step, path, eval_loss, best} takes their\n"
+        "place; every other record passes through.\n",
     .notes =
         "inspect FILE prints a checkpoint's config, tokenizer, step and tensors (name, dtype,\n"
         "shape, CRC-32 of the data) on stdout.\n"
         "merge BASE ADAPTER -o OUT folds a LoRA adapter checkpoint (kiln train --lora) into\n"
         "the base model it was trained on and writes a standalone model; an adapter whose\n"
         "base hash differs from BASE's is refused (exit 65).\n"
+        "export CKPT --hf DIR writes a Hugging Face GPT-2 directory (config.json,\n"
+        "model.safetensors, and encoder.json + vocab.bpe for a BPE model) for transformers.\n"
+        "Any command taking a checkpoint file also takes such a directory (lib/ckpt/hf.h).\n"
         "example:\n"
         "  kiln train --steps 2000 --every 250 < batches.rec | kiln eval --data val.rec \\\n"
         "    | kiln ckpt --dir runs/moby --keep 2 | kiln show\n"
@@ -66,6 +73,21 @@ static const kopt_info MERGE_HELP = {
              "  kiln ckpt merge runs/base/best.safetensors runs/lora/latest.safetensors -o "
              "merged.safetensors\n",
     .max_args = 3,
+};
+
+static const kopt_info EXPORT_HELP = {
+    .command = "export",
+    .about = "write a checkpoint as a Hugging Face GPT-2 directory",
+    .usage = "kiln ckpt export CKPT --hf DIR",
+    .text = "DIR/config.json (GPT2LMHeadModel's config), DIR/model.safetensors (transformer.*\n"
+            "names, Conv1D layouts, the head tied to wte; kiln's config and tokenizer in\n"
+            "__metadata__ too) and, for a BPE model, DIR/encoder.json and DIR/vocab.bpe.\n"
+            "transformers loads it with GPT2LMHeadModel.from_pretrained(DIR); kiln reads DIR\n"
+            "wherever it reads a checkpoint.  CKPT may be a file or such a directory.\n",
+    .notes = "example:\n"
+             "  kiln ckpt export runs/moby/best.safetensors --hf runs/moby-hf\n"
+             "  kiln sample --ckpt runs/moby-hf --prompt ' The whale'\n",
+    .max_args = 2,
 };
 
 /* A checkpoint in DIR that this stage manages. */
@@ -283,6 +305,14 @@ static void save(state *s, const krec *r, const char *input, kwriter *w) {
     uint64_t best_step = best >= 0 ? s->files[best].step : 0;
     link_to(s, "latest.safetensors", step);
     if (best >= 0) link_to(s, "best.safetensors", best_step);
+    if (kadapter_is_record(r)) { /* PEFT's names beside the adapters (lib/ckpt/hf.h) */
+        kadapter ad;
+        kadapter_from_record(&ad, r);
+        rc = khf_peft_config(s->dir, &ad.cfg, err, sizeof err);
+        kadapter_free(&ad);
+        if (rc) kiln_die(rc, "%s", err);
+        link_to(s, "adapter_model.safetensors", step);
+    }
     prune(s, step);
 
     kwriter_begin(w, "saved");
@@ -388,6 +418,30 @@ static int merge(int argc, char **argv) {
     return EX_KILN_OK;
 }
 
+/* ---- export ------------------------------------------------------------------------------ */
+
+static int export_hf(int argc, char **argv) {
+    const char *dir = NULL;
+    kopt rows[] = {
+        KOPT_STRING(0, "hf", &dir, "DIR", "the Hugging Face directory (created if missing)",
+                    .flags = KOPT_REQUIRED),
+        KOPT_END(),
+    };
+    if (kopt_parse(&EXPORT_HELP, rows, argc, argv) != 2)
+        kiln_usage_error("export wants CKPT --hf DIR");
+    kpool *pool = kpool_create(1);
+    kmodel km;
+    kmodel_from_file(&km, argv[2], pool);
+    char err[600];
+    int rc = khf_export(km.m, km.has_tok ? &km.tok : NULL, dir, err, sizeof err);
+    if (rc) kiln_die(rc, "%s", err);
+    fprintf(stderr, "%s: %s -> %s (config.json, model.safetensors%s)\n", kiln_prog(), argv[2], dir,
+            km.has_tok && km.tok.kind == KTOK_BPE ? ", encoder.json, vocab.bpe" : "");
+    kmodel_free(&km);
+    kpool_free(pool);
+    return EX_KILN_OK;
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -396,6 +450,7 @@ int main(int argc, char **argv) {
     kiln_cli_init(&cli, argc, argv, HELP);
     if (argc >= 2 && strcmp(argv[1], "inspect") == 0) return inspect_command(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "merge") == 0) return merge(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "export") == 0) return export_hf(argc, argv);
     kopt rows[] = {
         KOPT_STRING('d', "dir", &s.dir, "DIR", "where checkpoints go (created if missing)",
                     .flags = KOPT_REQUIRED),

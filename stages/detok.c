@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
         kiln_die(EX_KILN_DATA, "%s: hdr has no tokenizer (is this a tokens stream?)",
                  kreader_name(r));
     if (!ktok_from_obj(desc, &tok, err, sizeof err)) kiln_die(EX_KILN_DATA, "hdr: %s", err);
-    bool image = tok.kind != KTOK_BYTES;
+    bool image = !ktok_is_text(&tok);
     if (image && !dir) kiln_usage_error("images need --dir DIR for the PNG files");
     if (dir) make_dir(dir);
 
@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
         if (n + 1 > cap) {
             cap = n + 1;
             ids = xrealloc(ids, xmul(cap, sizeof *ids));
-            text = xrealloc(text, cap);
+            text = xrealloc(text, xmul(cap, ktok_max_bytes(&tok)));
         }
         ktensor_copy(&t, ids);
         char name[1100], path[4200], cls[256];

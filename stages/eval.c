@@ -108,7 +108,7 @@ static void eval_batch(gpt *m, const ktokenizer *tok, const krec *r, result *res
         for (int v = 0; v < V; v++) sum += exp((double)l[v] - mx);
         res->nll += log(sum) + mx - l[ys[i]];
         res->targets++;
-        res->symbols += (uint32_t)ys[i] < tok->bos;
+        res->symbols += ktok_symbol_bytes(tok, ys[i]);
     }
     free(xs), free(ys), free(ms);
 }
@@ -160,13 +160,13 @@ static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const optio
     kw_u64(w, "step", km->step);
     kw_f64(w, "loss", loss);
     kw_f64(w, "ppl", exp(loss));
-    kw_f64(w, e->tok.kind == KTOK_BYTES ? "bits_per_byte" : "bits_per_dim", bits);
+    kw_f64(w, ktok_is_text(&e->tok) ? "bits_per_byte" : "bits_per_dim", bits);
     kw_f64(w, "tokens", (double)res.targets);
     kwriter_end(w);
     if (o->ckpt)
         fprintf(stderr, "%s: step %llu: loss %.4f, %.4f %s, perplexity %.3f over %llu tokens\n",
                 kiln_prog(), (unsigned long long)km->step, loss, bits,
-                e->tok.kind == KTOK_BYTES ? "bits/byte" : "bits/dim", exp(loss),
+                ktok_is_text(&e->tok) ? "bits/byte" : "bits/dim", exp(loss),
                 (unsigned long long)res.targets);
     if (o->req.n) {
         kgen_request q = o->req;

@@ -113,8 +113,8 @@ typedef struct streamer {
 static bool put_token(void *ctx, int row, int32_t token) {
     (void)row;
     const streamer *s = ctx;
-    uint8_t b[4];
-    size_t n = ktok_decode_text(s->tok, &token, 1, b);
+    uint8_t b[KBPE_MAX_TOKEN]; /* a token's bytes (lib/data/bpe.h) */
+    size_t n = ktok_max_bytes(s->tok) <= sizeof b ? ktok_decode_text(s->tok, &token, 1, b) : 0;
     if (n) fwrite(b, 1, n, stdout);
     fflush(stdout);
     return !kiln_stop_signal() && !ferror(stdout);
@@ -199,7 +199,7 @@ int main(int argc, char **argv) {
     if (!km.has_tok && !o.tokens)
         kiln_die(EX_KILN_DATA, "%s: the checkpoint has no tokenizer to encode or decode with",
                  o.ckpt);
-    bool text = km.has_tok && km.tok.kind == KTOK_BYTES;
+    bool text = km.has_tok && ktok_is_text(&km.tok);
     if (o.logits) {
         print_logits(&km, &o);
     } else if (o.records) {

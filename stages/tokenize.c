@@ -11,15 +11,17 @@
 
 static const kopt_info HELP = {
     .about = "turn samples into token sequences (text bytes, image pixels)",
-    .usage = "kiln tokenize (--bytes | --levels K | --palette FILE) [--classes FILE] [--bos]",
-    .notes =
-        "Ids: base symbols (256 bytes, K levels or P colours), then BOS, EOS, PAD, then one\n"
-        "token per class.  The hdr carries this as `tokenizer`, so kiln batch, train and detok\n"
-        "need no flags.  Images must all have one shape (use kiln load --size).\n"
-        "example:\n"
-        "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show\n"
-        "  kiln load idx:IMAGES,LABELS --classes examples/data/fashion-mnist.classes \\\n"
-        "    | kiln tokenize --levels 16 | kiln show\n",
+    .usage = "kiln tokenize (--bytes | --bpe DIR | --levels K | --palette FILE) [--classes FILE] "
+             "[--bos]",
+    .notes = "Ids: base symbols (256 bytes, K levels or P colours), then BOS, EOS, PAD, then one\n"
+             "token per class.  --bpe keeps the vocabulary's ids (GPT-2's: 0..50255, then\n"
+             "<|endoftext|> 50256 as BOS, EOS and PAD), classes after its special tokens.  The hdr "
+             "carries this as `tokenizer`, so kiln batch, train and detok\n"
+             "need no flags.  Images must all have one shape (use kiln load --size).\n"
+             "example:\n"
+             "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes | kiln show\n"
+             "  kiln load idx:IMAGES,LABELS --classes examples/data/fashion-mnist.classes \\\n"
+             "    | kiln tokenize --levels 16 | kiln show\n",
 };
 
 typedef struct {
@@ -139,13 +141,12 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
     }
     if (T->prompt && !krec_str(r, T->prompt, &p, &plen)) p = NULL, plen = 0;
     ensure(T, plen + len + 3);
-    /* [BOS] [class] prompt text EOS: encode prompt+text as one, then mask the front. */
-    uint8_t *joined = xmalloc(plen + len + 1);
-    if (plen) memcpy(joined, p, plen);
-    memcpy(joined + plen, s, len);
-    size_t n = ktok_encode_text(&T->tok, joined, plen + len, class_token(T, r), T->bos, T->buf);
-    free(joined);
-    size_t front = n - len - 1; /* everything before the text */
+    /* [BOS] [class] prompt text EOS: the front (prompt, its EOS dropped), then the text, so
+     * the mask is exact for BPE too (a piece never spans the prompt and the text). */
+    size_t front =
+        ktok_encode_text(&T->tok, (const uint8_t *)p, plen, class_token(T, r), T->bos, T->buf) - 1;
+    size_t n =
+        front + ktok_encode_text(&T->tok, (const uint8_t *)s, len, -1, false, T->buf + front);
     memset(T->mask, 0, front);
     memset(T->mask + front, 1, n - front);
     write_tokens(w, r, T->buf, T->prompt ? T->mask : NULL, n, T->field, T->prompt, T->keep);
@@ -179,7 +180,7 @@ static void setup_classes(tokenize *T, const char *path, const krec *hdr) {
 }
 
 typedef struct options {
-    const char *classes, *palette;
+    const char *classes, *palette, *bpe;
     bool bytes;
     uint64_t levels;
 } options;
@@ -190,6 +191,9 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, tokenize *T, opt
         KOPT_GROUP("the tokenizer, one of"),
         KOPT_BOOL(0, "bytes", &o->bytes,
                   "text as UTF-8 bytes 0..255, then EOS (BOS first with --bos)"),
+        KOPT_STRING(0, "bpe", &o->bpe, "DIR",
+                    "text as byte-level BPE tokens of DIR/encoder.json and DIR/vocab.bpe "
+                    "(GPT-2's files, or what kiln bpe writes), then <|endoftext|>"),
         KOPT_U64(
             0, "levels", &o->levels, "K", 2, 256,
             "images: each channel value v becomes floor(v*K/256), K in 2..256 (--levels 256 is "
@@ -218,10 +222,10 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, tokenize *T, opt
         KOPT_END(),
     };
     kiln_cli_parse(cli, rows, argc, argv);
-    if (o->bytes + !!o->levels + !!o->palette != 1)
-        kiln_usage_error("choose one of --bytes, --levels K, --palette FILE");
-    if (T->fields && (!o->bytes || T->prompt))
-        kiln_usage_error("--fields goes with --bytes, without --prompt");
+    if (o->bytes + !!o->levels + !!o->palette + !!o->bpe != 1)
+        kiln_usage_error("choose one of --bytes, --bpe DIR, --levels K, --palette FILE");
+    if (T->fields && (!(o->bytes || o->bpe) || T->prompt))
+        kiln_usage_error("--fields goes with --bytes or --bpe, without --prompt");
 }
 
 int main(int argc, char **argv) {
@@ -239,10 +243,14 @@ int main(int argc, char **argv) {
         if (!kpalette_load(o.palette, &pal, &n, err, sizeof err)) kiln_die(EX_KILN_DATA, "%s", err);
         ktok_init_palette(&T.tok, (const uint8_t(*)[3])pal, n);
         free(pal);
+    } else if (o.bpe) {
+        kbpe *b = kbpe_load(o.bpe, err, sizeof err);
+        if (!b) kiln_die(EX_KILN_DATA, "%s", err);
+        ktok_init_bpe(&T.tok, b);
     } else {
         ktok_init_bytes(&T.tok);
     }
-    T.image_kind = T.tok.kind != KTOK_BYTES;
+    T.image_kind = !ktok_is_text(&T.tok);
 
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);

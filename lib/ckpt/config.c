@@ -1,6 +1,7 @@
 /* config — presets, config maps and JSON, the shape check. */
 #include "ckpt/config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,4 +130,67 @@ int kcfg_check_tensor(const gpt_tensor *t, const ktensor *kt, const char *where,
     shape_str(got, sizeof got, kt->ndim, kt->shape);
     return kiln_errf(err, errsz, EX_KILN_DATA, "%s: %s is %s %s, the model's config needs F32 %s",
                      where, t->name, kdtype_name(kt->dtype), got, want);
+}
+
+/* ---- Hugging Face's config.json ------------------------------------------------------------ */
+
+int kcfg_from_hf(const jval *obj, gpt_config *c, const char *where, char *err, size_t errsz) {
+    if (!obj || obj->type != JSON_OBJ)
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: not a JSON object", where);
+    static const char *const keys[N_SIZES] = {"n_layer", "n_embd", "n_head", "n_positions",
+                                              "vocab_size"};
+    *c = (gpt_config){0};
+    for (int i = 0; i < N_SIZES; i++) {
+        const jval *v = json_get(obj, keys[i]);
+        if (!v && i == 3) v = json_get(obj, "n_ctx");
+        uint64_t u;
+        if (!v || !json_u64(v, &u) || u > size_max)
+            return kiln_errf(err, errsz, EX_KILN_DATA,
+                             "%s: %s is missing or not a whole number up to %llu", where, keys[i],
+                             (unsigned long long)size_max);
+        *size_field(c, i) = (int)u;
+    }
+    const jval *v = json_get(obj, "layer_norm_epsilon");
+    double eps = v ? json_num(v) : 1e-5;
+    if (!(fabs(eps - 1e-5) <= 1e-12))
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: layer_norm_epsilon %g: kiln's LayerNorm uses 1e-5", where, eps);
+    v = json_get(obj, "activation_function");
+    if (v &&
+        (v->type != JSON_STR || (strcmp(v->s, "gelu_new") && strcmp(v->s, "gelu_pytorch_tanh"))))
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: activation_function %s: kiln's GPT uses gelu_new (GELU, tanh form)",
+                         where, v->type == JSON_STR ? v->s : "(not a string)");
+    v = json_get(obj, "n_inner");
+    uint64_t inner;
+    if (v && v->type != JSON_NULL && (!json_u64(v, &inner) || inner != 4 * (uint64_t)c->n_embd))
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: n_inner must be null or 4 * n_embd (%d) for kiln's GPT", where,
+                         4 * c->n_embd);
+    v = json_get(obj, "model_type");
+    if (v && (v->type != JSON_STR || strcmp(v->s, "gpt2")))
+        return kiln_errf(err, errsz, EX_KILN_DATA, "%s: model_type %s: kiln reads gpt2", where,
+                         v->type == JSON_STR ? v->s : "(not a string)");
+    const char *bad = gpt_config_check(c);
+    if (bad)
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "%s: %s (n_layer %d, n_embd %d, n_head %d, "
+                         "n_positions %d, vocab_size %d)",
+                         where, bad, c->n_layer, c->n_embd, c->n_head, c->n_ctx, c->vocab);
+    return 0;
+}
+
+void kcfg_hf_json(const gpt_config *c, long eot, char *buf, size_t n) {
+    char ids[96] = "";
+    if (eot >= 0)
+        snprintf(ids, sizeof ids, "  \"bos_token_id\": %ld,\n  \"eos_token_id\": %ld,\n", eot, eot);
+    snprintf(buf, n,
+             "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"model_type\": \"gpt2\",\n"
+             "  \"n_layer\": %d,\n  \"n_embd\": %d,\n  \"n_head\": %d,\n  \"n_positions\": %d,\n"
+             "  \"n_ctx\": %d,\n  \"vocab_size\": %d,\n  \"n_inner\": null,\n"
+             "  \"layer_norm_epsilon\": 1e-05,\n  \"activation_function\": \"gelu_new\",\n"
+             "%s  \"tie_word_embeddings\": true,\n  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n"
+             "  \"attn_pdrop\": 0.0,\n  \"initializer_range\": 0.02,\n  \"torch_dtype\": "
+             "\"float32\"\n}\n",
+             c->n_layer, c->n_embd, c->n_head, c->n_ctx, c->n_ctx, c->vocab, ids);
 }

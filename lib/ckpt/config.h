@@ -39,6 +39,15 @@ int kcfg_from_json(const jval *obj, gpt_config *c, const char *where, char *err,
  * whole number. */
 int kcfg_merge_json(const jval *obj, gpt_config *c, const char *where, char *err, size_t errsz);
 
+/* Hugging Face's GPT-2 config.json: n_layer, n_embd, n_head, n_positions (or n_ctx) and
+ * vocab_size must be there; what kiln's GPT cannot be is refused (65) by name:
+ * layer_norm_epsilon other than 1e-5, an activation other than gelu_new (GELU's tanh form),
+ * n_inner other than 4 * n_embd, a model_type other than gpt2. */
+int kcfg_from_hf(const jval *obj, gpt_config *c, const char *where, char *err, size_t errsz);
+/* c as GPT2LMHeadModel's config.json into buf (at least 1024 bytes); eot: the id of
+ * <|endoftext|> for bos/eos_token_id, or -1. */
+void kcfg_hf_json(const gpt_config *c, long eot, char *buf, size_t n);
+
 /* 0 when kt is F32 of exactly t's shape (a transposed [in,out] has the right count but the
  * wrong meaning), else 65 with "WHERE: NAME is F16 [3, 4], the model's config needs F32
  * [4, 3]" in err. */

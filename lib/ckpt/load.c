@@ -111,6 +111,11 @@ void kmodel_from_file(kmodel *km, const char *path, kpool *pool) {
     gpt_load_ckpt(km->m, ck, NULL);
     km->step = ck->step;
     if (ck->tokenizer) tok_from_json(km, ck->tokenizer, path);
+    if (km->has_tok && km->tok.vocab != (uint32_t)c.vocab) {
+        kckpt_free(ck);
+        kiln_die(EX_KILN_DATA, "%s: the tokenizer has %u ids, the model's vocabulary %d", path,
+                 km->tok.vocab, c.vocab);
+    }
     kckpt_free(ck);
 }
 

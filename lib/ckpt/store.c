@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt/hf.h"
 #include "core/util.h"
 
 static char *xasprintf(const char *fmt, ...) KILN_PRINTF(1, 2);
@@ -77,11 +78,14 @@ static int open_optim(kckpt *ck, const char *name, char *err, size_t errsz) {
 
 int kckpt_open(const char *path, bool with_optim, kckpt **out, char *err, size_t errsz) {
     kckpt *ck = xcalloc(1, sizeof *ck);
-    ck->path = xstrdup(path);
+    char *model = NULL;
+    bool hf = khf_is_hf(path, &model); /* a Hugging Face directory (lib/ckpt/hf.h) */
+    ck->path = hf ? model : xstrdup(path);
     *out = NULL;
-    int rc = st_open(path, &ck->file, err, errsz);
+    int rc = st_open(ck->path, &ck->file, err, errsz);
     if (!rc) rc = meta_json(ck, "config", &ck->config, err, errsz);
     if (!rc) rc = meta_json(ck, "tokenizer", &ck->tokenizer, err, errsz);
+    if (!rc && (hf || (!ck->config && khf_has_config(ck->path)))) rc = khf_read(ck, err, errsz);
     if (!rc) {
         ck->has_step = meta_u64(ck->file, "step", &ck->step);
         ck->has_cursor = meta_u64(ck->file, "cursor", &ck->cursor);
@@ -116,7 +120,11 @@ void kckpt_free(kckpt *ck) {
 }
 
 const ktensor *kckpt_tensor(const kckpt *ck, const char *name) {
-    return st_find(ck->file, name);
+    const ktensor *t = st_find(ck->file, name);
+    const char *prefix = "transformer.";
+    if (!t && !strncmp(name, prefix, strlen(prefix))) /* GPT2Model's files: bare names */
+        t = st_find(ck->file, name + strlen(prefix));
+    return t;
 }
 
 static const ktensor *moment(const kckpt *ck, const char *prefix, const char *name) {
@@ -189,7 +197,7 @@ static bool put_json(FILE *f, const msgpack_object *o) {
 }
 
 /* A map field as a JSON string (malloc'd), NULL when absent; *bad when not a plain map. */
-static char *map_as_json(const msgpack_object *o, bool *bad) {
+char *kckpt_map_json(const msgpack_object *o, bool *bad) {
     if (!o) return NULL;
     char *s = NULL;
     size_t n = 0;
@@ -279,9 +287,9 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
          has_seed = krec_u64(r, "seed", &seed);
     if (!krec_u64(r, "step", &step))
         return kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record without a u64 step", path);
-    char *config = map_as_json(krec_get(r, "config"), &bad);
-    char *tokenizer = map_as_json(krec_get(r, "tokenizer"), &bad);
-    char *adapter = map_as_json(krec_get(r, "adapter"), &bad); /* LoRA: lib/ckpt/adapter.h */
+    char *config = kckpt_map_json(krec_get(r, "config"), &bad);
+    char *tokenizer = kckpt_map_json(krec_get(r, "tokenizer"), &bad);
+    char *adapter = kckpt_map_json(krec_get(r, "adapter"), &bad); /* LoRA: lib/ckpt/adapter.h */
     st_entry *t = NULL;
     size_t n = 0;
     strs names = {0};

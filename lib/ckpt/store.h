@@ -61,11 +61,15 @@ int kckpt_open(const char *path, bool with_optim, kckpt **out, char *err, size_t
 kckpt *kckpt_load(const char *path, bool with_optim);
 void kckpt_free(kckpt *ck);
 
-/* Tensors by HF name; NULL when absent. */
+/* Tensors by HF name (GPT2Model's bare names, without "transformer.", too); NULL when
+ * absent. */
 const ktensor *kckpt_tensor(const kckpt *ck, const char *name);
 /* Adam moments for a parameter name; NULL when absent or no optimizer state. */
 const ktensor *kckpt_m(const kckpt *ck, const char *name);
 const ktensor *kckpt_v(const kckpt *ck, const char *name);
+/* A msgpack map of plain values (scalars, strings, arrays, maps) as JSON text (malloc'd);
+ * NULL with *bad set for anything else, NULL alone for a NULL o. */
+char *kckpt_map_json(const msgpack_object *o, bool *bad);
 /* A non-negative integer from the config; false when absent or not one. */
 bool kckpt_config_u64(const kckpt *ck, const char *key, uint64_t *out);
 

@@ -13,6 +13,12 @@
 /* ---- set-up ----------------------------------------------------------------------------- */
 
 static void layout(ktokenizer *t, uint32_t nbase) {
+    if (t->kind == KTOK_BPE) {
+        t->bos = t->eos = t->pad = nbase; /* <|endoftext|>, the first special */
+        t->class_base = nbase + kbpe_nspecials(t->bpe);
+        t->vocab = t->class_base + t->nclasses;
+        return;
+    }
     t->bos = nbase;
     t->eos = nbase + 1;
     t->pad = nbase + 2;
@@ -21,7 +27,10 @@ static void layout(ktokenizer *t, uint32_t nbase) {
 }
 
 static uint32_t base_symbols(const ktokenizer *t) {
-    return t->kind == KTOK_BYTES ? 256 : t->kind == KTOK_LEVELS ? t->levels : t->npalette;
+    return t->kind == KTOK_BYTES    ? 256
+           : t->kind == KTOK_BPE    ? kbpe_nbase(t->bpe)
+           : t->kind == KTOK_LEVELS ? t->levels
+                                    : t->npalette;
 }
 
 void ktok_init_bytes(ktokenizer *t) {
@@ -46,6 +55,13 @@ void ktok_init_palette(ktokenizer *t, const uint8_t (*palette)[3], uint32_t n) {
     layout(t, n);
 }
 
+void ktok_init_bpe(ktokenizer *t, kbpe *b) {
+    memset(t, 0, sizeof *t);
+    t->kind = KTOK_BPE;
+    t->bpe = b;
+    layout(t, kbpe_nbase(b));
+}
+
 void ktok_set_classes(ktokenizer *t, char **classes, uint32_t n) {
     kclasses_free(t->classes, t->nclasses);
     t->classes = classes;
@@ -56,6 +72,7 @@ void ktok_set_classes(ktokenizer *t, char **classes, uint32_t n) {
 void ktok_free(ktokenizer *t) {
     kclasses_free(t->classes, t->nclasses);
     free(t->palette);
+    kbpe_free(t->bpe);
     memset(t, 0, sizeof *t);
 }
 
@@ -78,7 +95,10 @@ size_t ktok_encode_text(const ktokenizer *t, const uint8_t *s, size_t n, int64_t
     size_t k = 0;
     if (bos) out[k++] = (int32_t)t->bos;
     if (first >= 0) out[k++] = (int32_t)first;
-    for (size_t i = 0; i < n; i++) out[k++] = s[i];
+    if (t->kind == KTOK_BPE)
+        k += kbpe_encode(t->bpe, s, n, out + k);
+    else
+        for (size_t i = 0; i < n; i++) out[k++] = s[i];
     out[k++] = (int32_t)t->eos;
     return k;
 }
@@ -104,7 +124,23 @@ size_t ktok_encode_image(const ktokenizer *t, const kimage *im, int64_t first, i
 
 /* ---- decoding --------------------------------------------------------------------------- */
 
+size_t ktok_max_bytes(const ktokenizer *t) {
+    return t->kind == KTOK_BPE ? kbpe_max_bytes(t->bpe) : 1;
+}
+
+uint32_t ktok_symbol_bytes(const ktokenizer *t, int32_t id) {
+    if (id < 0 || (uint32_t)id >= t->bos) return 0;
+    uint32_t len = 1;
+    if (t->kind == KTOK_BPE) kbpe_token_bytes(t->bpe, (uint32_t)id, &len);
+    return len;
+}
+
+bool ktok_is_text(const ktokenizer *t) {
+    return t->kind == KTOK_BYTES || t->kind == KTOK_BPE;
+}
+
 size_t ktok_decode_text(const ktokenizer *t, const int32_t *tok, size_t n, uint8_t *out) {
+    if (t->kind == KTOK_BPE) return kbpe_decode(t->bpe, tok, n, out);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (tok[i] >= 0 && tok[i] < 256) out[k++] = (uint8_t)tok[i];
@@ -120,7 +156,7 @@ static uint8_t level_value(uint32_t level, uint32_t levels) {
 
 bool ktok_decode_image(const ktokenizer *t, const int32_t *tok, size_t n, kimage *im,
                        int64_t *class_token) {
-    if (!t->height || !t->width || !t->channels || t->kind == KTOK_BYTES) return false;
+    if (!t->height || !t->width || !t->channels || ktok_is_text(t)) return false;
     *class_token = -1;
     if (n > 0 && (uint32_t)tok[0] >= t->bos) {
         if ((uint32_t)tok[0] >= t->class_base) *class_token = tok[0];
@@ -165,9 +201,9 @@ static void pack_key_u64(msgpack_packer *pk, const char *key, uint64_t v) {
 }
 
 void ktok_pack(const ktokenizer *t, msgpack_packer *pk) {
-    static const char *kinds[] = {"bytes", "levels", "palette"};
-    bool image = t->kind != KTOK_BYTES;
-    msgpack_pack_map(pk, 7 + (image ? 4 : 0));
+    static const char *kinds[] = {"bytes", "levels", "palette", "bpe"};
+    bool image = !ktok_is_text(t);
+    msgpack_pack_map(pk, 7 + (image ? 4 : 0) + (t->kind == KTOK_BPE ? 3 : 0));
     pack_cstr(pk, "kind");
     pack_cstr(pk, kinds[t->kind]);
     pack_key_u64(pk, "vocab", t->vocab);
@@ -178,6 +214,22 @@ void ktok_pack(const ktokenizer *t, msgpack_packer *pk) {
     pack_cstr(pk, "classes");
     msgpack_pack_array(pk, t->nclasses);
     for (uint32_t i = 0; i < t->nclasses; i++) pack_cstr(pk, t->classes[i]);
+    if (t->kind == KTOK_BPE) {
+        size_t len;
+        char *merges = kbpe_merges_text(t->bpe, &len);
+        pack_cstr(pk, "merges");
+        msgpack_pack_str(pk, len);
+        msgpack_pack_str_body(pk, merges, len);
+        free(merges);
+        pack_cstr(pk, "specials");
+        msgpack_pack_array(pk, kbpe_nspecials(t->bpe));
+        for (uint32_t i = 0; i < kbpe_nspecials(t->bpe); i++)
+            pack_cstr(pk, kbpe_special(t->bpe, i));
+        char hash[20];
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)kbpe_hash(t->bpe));
+        pack_cstr(pk, "hash");
+        pack_cstr(pk, hash);
+    }
     if (!image) return;
     if (t->kind == KTOK_LEVELS) {
         pack_key_u64(pk, "levels", t->levels);
@@ -245,6 +297,47 @@ static bool read_palette(const msgpack_object *o, ktokenizer *t) {
     return true;
 }
 
+/* The BPE vocabulary from the description's merges and specials (hash checked). */
+static bool read_bpe(const msgpack_object *o, ktokenizer *t, char *err, size_t errlen) {
+    const msgpack_object *m = kobj_get(o, "merges"), *sp = kobj_get(o, "specials"),
+                         *h = kobj_get(o, "hash");
+    if (!m || m->type != MSGPACK_OBJECT_STR || !sp || sp->type != MSGPACK_OBJECT_ARRAY ||
+        sp->via.array.size < 1) {
+        snprintf(err, errlen, "tokenizer description (kind bpe) lacks merges or specials");
+        return false;
+    }
+    uint32_t n = sp->via.array.size;
+    char **names = xcalloc(n, sizeof *names);
+    bool ok = true;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *s = &sp->via.array.ptr[i];
+        ok = ok && s->type == MSGPACK_OBJECT_STR && s->via.str.size < 256 &&
+             !memchr(s->via.str.ptr, 0, s->via.str.size);
+        names[i] = xmalloc(ok ? s->via.str.size + 1 : 1);
+        names[i][0] = 0;
+        if (ok) memcpy(names[i], s->via.str.ptr, s->via.str.size), names[i][s->via.str.size] = 0;
+    }
+    kbpe *b = NULL;
+    if (!ok)
+        snprintf(err, errlen, "tokenizer description (kind bpe): a special is not a short string");
+    else
+        b = kbpe_from_merges(m->via.str.ptr, m->via.str.size, (const char *const *)names, n,
+                             "tokenizer merges", err, errlen);
+    kclasses_free(names, n);
+    if (!b) return false;
+    char want[20], got[20] = "";
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)kbpe_hash(b));
+    if (h && !kobj_cstr(h, got, sizeof got)) got[0] = '?';
+    if (h && strcmp(want, got) != 0) {
+        snprintf(err, errlen, "tokenizer description (kind bpe): hash %s, its merges give %s", got,
+                 want);
+        kbpe_free(b);
+        return false;
+    }
+    ktok_init_bpe(t, b);
+    return true;
+}
+
 bool ktok_from_obj(const msgpack_object *o, ktokenizer *t, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     char kind[16];
@@ -261,7 +354,9 @@ bool ktok_from_obj(const msgpack_object *o, ktokenizer *t, char *err, size_t err
         if (ok) ktok_init_levels(t, levels);
     } else if (strcmp(kind, "palette") == 0)
         ok = read_palette(o, t);
-    else
+    else if (strcmp(kind, "bpe") == 0) {
+        if (!read_bpe(o, t, err, errlen)) return false;
+    } else
         ok = false;
     ok = ok && read_classes(o, t) && get_u32(o, "height", &t->height, false) &&
          get_u32(o, "width", &t->width, false) && get_u32(o, "channels", &t->channels, false) &&
@@ -485,6 +580,7 @@ bool ktok_same(const ktokenizer *a, const ktokenizer *b) {
         a->pad != b->pad || a->class_base != b->class_base || a->nclasses != b->nclasses)
         return false;
     if (a->kind == KTOK_LEVELS && a->levels != b->levels) return false;
+    if (a->kind == KTOK_BPE && kbpe_hash(a->bpe) != kbpe_hash(b->bpe)) return false;
     if (a->kind == KTOK_PALETTE &&
         (a->npalette != b->npalette ||
          memcmp(a->palette, b->palette, (size_t)a->npalette * sizeof a->palette[0])))
@@ -497,9 +593,14 @@ bool ktok_same(const ktokenizer *a, const ktokenizer *b) {
 void ktok_describe(const ktokenizer *t, char *buf, size_t n) {
     const char *kind = t->kind == KTOK_BYTES    ? "bytes"
                        : t->kind == KTOK_LEVELS ? "levels"
+                       : t->kind == KTOK_BPE    ? "bpe"
                                                 : "palette";
     unsigned k = t->kind == KTOK_LEVELS ? t->levels : t->npalette;
-    char sym[32] = "";
-    if (t->kind != KTOK_BYTES) snprintf(sym, sizeof sym, " %u", k);
+    char sym[48] = "";
+    if (t->kind == KTOK_BPE)
+        snprintf(sym, sizeof sym, " %u merges %016llx", kbpe_nmerges(t->bpe),
+                 (unsigned long long)kbpe_hash(t->bpe));
+    else if (t->kind != KTOK_BYTES)
+        snprintf(sym, sizeof sym, " %u", k);
     snprintf(buf, n, "%s%s, %u classes, vocab %u", kind, sym, t->nclasses, t->vocab);
 }

@@ -6,8 +6,13 @@
  *   text:   [class] bytes... EOS        (BOS first with --bos; no class without a label)
  *   image:  class-or-BOS pixels...      (raster order; levels: one token per channel value,
  *                                        palette: one token per pixel, nearest colour)
+ * BPE (lib/data/bpe.h) keeps GPT-2's ids instead: 256 + merges ordinary tokens, then the
+ * special tokens; BOS = EOS = PAD = `<|endoftext|>` (GPT-2's one special, id 50256 with
+ * GPT-2's own vocabulary), then the classes after the specials.
  * The description travels in the hdr field `tokenizer` so later stages decode without
- * flags; ktok_pack / ktok_from_obj write and read it. */
+ * flags; ktok_pack / ktok_from_obj write and read it.  A BPE description carries the whole
+ * vocabulary (its merges as vocab.bpe's text, and the special names), not a path: a stream
+ * or a checkpoint decodes on any machine. */
 #ifndef KILN_TOKENIZER_H
 #define KILN_TOKENIZER_H
 
@@ -16,15 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/bpe.h"
 #include "data/image.h"
 
-typedef enum { KTOK_BYTES, KTOK_LEVELS, KTOK_PALETTE } ktok_kind;
+typedef enum { KTOK_BYTES, KTOK_LEVELS, KTOK_PALETTE, KTOK_BPE } ktok_kind;
 
 typedef struct ktokenizer {
     ktok_kind kind;
     uint32_t levels;       /* LEVELS: K in 2..256 */
     uint8_t (*palette)[3]; /* PALETTE: npalette RGB colours, owned */
     uint32_t npalette;
+    kbpe *bpe;                        /* BPE: the vocabulary, owned */
     uint32_t height, width, channels; /* images: the shape decoding rebuilds (0: unknown) */
     char **classes;                   /* owned, nclasses names */
     uint32_t nclasses;
@@ -35,6 +42,8 @@ typedef struct ktokenizer {
 void ktok_init_bytes(ktokenizer *t);
 void ktok_init_levels(ktokenizer *t, uint32_t levels);
 void ktok_init_palette(ktokenizer *t, const uint8_t (*palette)[3], uint32_t n);
+/* BPE: takes b over. */
+void ktok_init_bpe(ktokenizer *t, kbpe *b);
 void ktok_set_classes(ktokenizer *t, char **classes, uint32_t n);
 void ktok_free(ktokenizer *t);
 
@@ -48,9 +57,17 @@ const char *ktok_class_name(const ktokenizer *t, uint32_t token);
 size_t ktok_encode_text(const ktokenizer *t, const uint8_t *s, size_t n, int64_t first, bool bos,
                         int32_t *out);
 size_t ktok_encode_image(const ktokenizer *t, const kimage *im, int64_t first, int32_t *out);
-/* Decode: text bytes (specials and class tokens skipped) into out (capacity n);
- * returns the byte count. */
+/* Decode: text bytes (specials and class tokens skipped) into out (capacity
+ * n * ktok_max_bytes(t)); returns the byte count. */
 size_t ktok_decode_text(const ktokenizer *t, const int32_t *tok, size_t n, uint8_t *out);
+/* The most bytes one token decodes to (1 but for BPE). */
+size_t ktok_max_bytes(const ktokenizer *t);
+/* The bytes (text) or values (images) token id stands for: 0 for specials and classes.
+ * Bits per byte divide by the sum of these over the targets. */
+uint32_t ktok_symbol_bytes(const ktokenizer *t, int32_t id);
+/* Text kinds (bytes, BPE) report bits per byte; image kinds bits per dim. */
+bool ktok_is_text(const ktokenizer *t);
+
 /* Image: the pixels after an optional leading class/BOS token, shaped by t's
  * height/width/channels (short sequences padded with black).  false if the shape is
  * unknown.  *class_token gets the leading class token or -1. */
@@ -58,7 +75,9 @@ bool ktok_decode_image(const ktokenizer *t, const int32_t *tok, size_t n, kimage
                        int64_t *class_token);
 
 /* The hdr map {kind, vocab, bos, eos, pad, classes, class_base, levels|palette, height,
- * width, channels}. */
+ * width, channels}; BPE: {kind, vocab, bos, eos, pad, classes, class_base, merges (string:
+ * vocab.bpe without its version line), specials (array of names), hash (hex FNV-1a 64 of
+ * both, for people: kiln recomputes and checks it)}. */
 void ktok_pack(const ktokenizer *t, msgpack_packer *pk);
 /* Read it back; false with a reason in err. */
 bool ktok_from_obj(const msgpack_object *o, ktokenizer *t, char *err, size_t errlen);

@@ -264,7 +264,7 @@ void kgen_run(kgen *g, const int32_t *prompts, int np, int n_new, const ksampler
 uint8_t *kgen_allowed(const ktokenizer *t) {
     uint8_t *a = xcalloc(t->vocab, 1);
     memset(a, 1, t->bos); /* the base symbols come first, up to BOS */
-    if (t->kind == KTOK_BYTES) a[t->eos] = 1;
+    if (ktok_is_text(t)) a[t->eos] = 1;
     return a;
 }
 
@@ -287,7 +287,8 @@ static void write_text_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *p
     for (int r = 0; r < q->n; r++) memcpy(prompts + (size_t)r * np, one, (size_t)np * 4);
     int32_t *out = xmalloc(xmul(xmul((size_t)q->n, (size_t)q->text_len), sizeof(int32_t)));
     int *lens = xmalloc(xmul((size_t)q->n, sizeof(int)));
-    uint8_t *allowed = kgen_allowed(t), *text = xmalloc((size_t)q->text_len + 1);
+    uint8_t *allowed = kgen_allowed(t),
+            *text = xmalloc(xmul((size_t)q->text_len, ktok_max_bytes(t)) + 1);
     kgen *g = kgen_create(m, q->n, pool);
     kgen_run(g, prompts, np, q->text_len, &q->s, allowed, (int32_t)t->eos, q->seed, NULL, NULL, out,
              lens);
@@ -362,7 +363,7 @@ static void write_image_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *
 void kgen_write_samples(kwriter *w, gpt *m, const ktokenizer *t, kpool *pool,
                         const kgen_request *q) {
     if (q->n < 1) return;
-    if (t->kind == KTOK_BYTES)
+    if (ktok_is_text(t))
         write_text_samples(w, m, t, pool, q);
     else
         write_image_samples(w, m, t, pool, q);

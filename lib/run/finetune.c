@@ -165,7 +165,7 @@ static bool same_palette(const jval *pal, const ktokenizer *t) {
 
 bool ft_check_tokenizer(const jval *ck_tok, const ktokenizer *stream, const ft_new_class *add,
                         int n_add, int *rows, int mean[2], char *err, size_t errsz) {
-    static const char *const kinds[] = {"bytes", "levels", "palette"};
+    static const char *const kinds[] = {"bytes", "levels", "palette", "bpe"};
     const char *kind = kinds[stream->kind];
     if (!ck_tok || ck_tok->type != JSON_OBJ) {
         snprintf(err, errsz, "the checkpoint has no tokenizer to compare with the stream's");
@@ -179,6 +179,15 @@ bool ft_check_tokenizer(const jval *ck_tok, const ktokenizer *stream, const ft_n
     if (!k || k->type != JSON_STR || strcmp(k->s, kind)) {
         snprintf(err, errsz, "the checkpoint's tokenizer is %s, the stream's %s",
                  k && k->type == JSON_STR ? k->s : "unknown", kind);
+        return false;
+    }
+    char hash[20];
+    snprintf(hash, sizeof hash, "%016llx",
+             stream->kind == KTOK_BPE ? (unsigned long long)kbpe_hash(stream->bpe) : 0ull);
+    const jval *h = json_get(ck_tok, "hash");
+    if (stream->kind == KTOK_BPE && (!h || h->type != JSON_STR || strcmp(h->s, hash))) {
+        snprintf(err, errsz, "the checkpoint's BPE vocabulary (hash %s) is not the stream's (%s)",
+                 h && h->type == JSON_STR ? h->s : "none", hash);
         return false;
     }
     if ((stream->kind == KTOK_LEVELS && !same_u64(ck_tok, "levels", stream->levels)) ||
