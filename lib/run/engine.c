@@ -36,6 +36,7 @@ struct kengine {
     gpt_tensor rows; /* --train-new-classes: the new rows of wte, the one tensor that trains */
     uint64_t step, micro, cursor, seed, start_step;
     double lr, norm, t_start, t_log;
+    double first_total; /* the run's length projected at the first metrics record */
     /* sums over the steps since the last metrics record */
     double loss_sum, metric_sum[KOBJ_MAX_METRICS];
     uint64_t logged_steps, tokens_since_log;
@@ -281,9 +282,15 @@ static void emit_metrics(kengine *e) {
         (double)(e->o.steps - e->step) * (now - e->t_start) / (double)(e->step - e->start_step);
     if (e->o.steps) kw_f64(e->w, "eta_s", eta);
     kwriter_end(e->w);
-    if (isatty(2) && e->o.steps && e->t_log == e->t_start)
-        fprintf(stderr, "%s: about %.0f s in all at this pace (%.0f s to go)\n", kiln_prog(),
-                now - e->t_start + eta, eta);
+    double total = now - e->t_start + eta;
+    if (isatty(2) && e->o.steps && e->t_log == e->t_start) {
+        fprintf(stderr, "%s: about %.3g s in all at this pace (%.3g s to go)\n", kiln_prog(), total,
+                eta);
+        e->first_total = total;
+    } else if (isatty(2) && e->o.steps && e->first_total > 0) { /* how the first guess holds */
+        fprintf(stderr, "%s: now about %.3g s in all: the first estimate is off by %+.0f%%\n",
+                kiln_prog(), total, 100.0 * (e->first_total - total) / total);
+    }
     if (isatty(2))
         fprintf(stderr, "%s: step %llu  loss %.4f  lr %.2e  %.0f tokens/s\n", kiln_prog(),
                 (unsigned long long)e->step, loss, e->lr, rate);
