@@ -52,17 +52,17 @@ while [ $round -lt $rounds ] && [ "$at" -lt $steps ]; do
     [ -z "$new_at" ] && break
     [ "$new_at" -lt $steps ] && landed=$((landed + 1))
     [ "$new_at" -ge $steps ] && break # the kill came after the end: this run is the last
-    at=$new_at log=b/log-from-$at.rec
+    at=$new_at # (a resumed run's log.rec starts with the run so far: pretrain.sh --resume)
 done
 expect '[ $landed -ge 1 ]' "at least one kill stopped the run before its end ($killed)"
 if [ "${new_at:-0}" -lt $steps ]; then
     expect_status 0 run --resume b 2> resume.err
-    from=$at log=b/log-from-$at.rec
+    from=$at
 else
     from=$at
 fi
 expect '[ -z "$(ls -A b/ckpt | grep "^\.")" ]' "no temp file left ($(ls -A b/ckpt | tr '\n' ' '))"
-losses "$log" > b.txt
+losses "$log" | awk -v at="$from" '$2 > at' > b.txt
 awk -v at="$from" '$2 > at' a.txt > a-tail.txt
 expect '[ -s b.txt ] && cmp -s a-tail.txt b.txt' \
     "killed $killed- losses after step $from equal the straight run's: $(diff a-tail.txt b.txt | head -3 | tr '\n' ' ')"
