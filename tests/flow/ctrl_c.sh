@@ -4,23 +4,9 @@
 # ends with eos interrupted, and --resume continues exactly as a straight run (README.md,
 # "Exit codes, signals and closed pipes").
 . "$KILN_ROOT/tests/lib.sh"
-book="$KILN_ROOT/examples/data/moby-dick.txt"
-[ -f "$book" ] || skip "examples/data/moby-dick.txt missing"
-head -c 60000 "$book" > book.txt
 steps=100 every=50 # no checkpoint between the start and the Ctrl-C but the final one
 size=128 # steps slow enough (about 60 ms) for the signal to land well before the end
-[ -n "${KILN_SAN:-}" ] && size=64
-PATH="$KILN_BIN:$PATH"
-run() {
-    "$KILN_ROOT/pipelines/pretrain.sh" --text book.txt --layers 2 --dim $size --heads 2 \
-        --ctx $size --batch 8 --steps $steps --every $every --log-every 1 --val-records 8 \
-        --threads 1 "$@"
-}
-losses() { # "stage step loss" lines, the loss as its exact JSON text
-    for f in "$@"; do kiln show --in "$f" --out /dev/null; done 2> /dev/null \
-        | sed -n 's/.*"stage":"\([a-z]*\)",\(.*"split":"val",\)\{0,1\}"step":\([0-9]*\),"loss":\([^,}]*\).*/\1 \3 \4/p'
-}
-trained() { losses "$1" | awk '$1 == "train" { s = $2 } END { print s + 0 }'; }
+. "$KILN_ROOT/tests/flow/pretrain_run.sh.inc"
 
 expect_status 0 run --out a 2> a.err
 losses a/log.rec > a.txt

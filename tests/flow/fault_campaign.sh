@@ -2,23 +2,9 @@
 # resumed with --resume, three times over; the final checkpoint and the losses after the
 # last resume equal an uninterrupted run's, bit for bit (README.md, "Exit codes, signals").
 . "$KILN_ROOT/tests/lib.sh"
-book="$KILN_ROOT/examples/data/moby-dick.txt"
-[ -f "$book" ] || skip "examples/data/moby-dick.txt missing"
-head -c 60000 "$book" > book.txt
 steps=150 every=5 rounds=3
 size=96 # steps slow enough for a kill to land before the end on a busy machine
-[ -n "${KILN_SAN:-}" ] && size=64
-PATH="$KILN_BIN:$PATH"
-run() {
-    "$KILN_ROOT/pipelines/pretrain.sh" --text book.txt --layers 2 --dim $size --heads 2 \
-        --ctx $size --batch 8 --steps $steps --every $every --log-every 1 --val-records 8 \
-        --threads 1 "$@"
-}
-losses() { # "stage step loss" lines, the loss as its exact JSON text
-    for f in "$@"; do kiln show --in "$f" --out /dev/null; done 2> /dev/null \
-        | sed -n 's/.*"stage":"\([a-z]*\)",\(.*"split":"val",\)\{0,1\}"step":\([0-9]*\),"loss":\([^,}]*\).*/\1 \3 \4/p'
-}
-trained() { losses "$1" | awk '$1 == "train" { s = $2 } END { print s + 0 }'; }
+. "$KILN_ROOT/tests/flow/pretrain_run.sh.inc"
 latest_step() { kiln ckpt inspect b/ckpt/latest.safetensors 2> /dev/null | awk '$1 == "step" { print $2 }'; }
 
 expect_status 0 run --out a 2> a.err
