@@ -19,8 +19,10 @@
  * Why not OpenBLAS everywhere: on the model's products a plain BLIS-style loop nest (pack a
  * slab of B, read A in place, register tiles) runs 7% faster than OpenBLAS 0.3.21's kernels on
  * the same thread split (build/rel/bench/gemm, BENCHMARKS.md), and on attention's products, B
- * read in place, it needs no packing.  Results differ between kernels only by rounding (the
- * order of the sums), never in shape.
+ * read in place, it needs no packing.  The avx2 kernel only matches OpenBLAS's Haswell kernels
+ * (KILN_CPU=avx2 OPENBLAS_CORETYPE=Haswell build/rel/bench/gemm on a Zen 4: 101 against 100
+ * GFLOP/s) but keeps the shared packing and attention's unpacked products.  Results differ
+ * between kernels only by rounding (the order of the sums), never in shape.
  *
  * KILN_CPU=avx2 or KILN_CPU=generic caps the choice (a machine's slower paths can be tested
  * where a faster one runs; .ci/run does); KILN_CPU=avx512 is the default; any other value
