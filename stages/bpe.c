@@ -75,14 +75,8 @@ int main(int argc, char **argv) {
         bytes += n;
         if (kiln_stop_signal()) break;
     }
-    int sig = kiln_stop_signal();
-    const char *status = kreader_status(r);
-    char upstream[32];
-    snprintf(upstream, sizeof upstream, "%s", status ? status : "(none)"); /* r owns status */
-    kreader_close(r);
-    if (sig) return kiln_stop_status(sig);
-    if (strcmp(upstream, "ok") != 0)
-        kiln_die(EX_KILN_DATA, "upstream ended with status %s: no vocabulary written", upstream);
+    int stop = kreader_finish_for_file(r, "vocabulary");
+    if (stop) return stop;
     if (!bytes) kiln_die(EX_KILN_DATA, "no text in field '%s' of any sample record", field);
     char err[512];
     kbpe *b = kbpe_learn(l, (uint32_t)vocab, sp.names, sp.n, err, sizeof err);

@@ -65,14 +65,8 @@ int main(int argc, char **argv) {
         }
         if (kiln_stop_now()) break;
     }
-    int sig = kiln_stop_signal();
-    const char *status = kreader_status(r);
-    char upstream[32];
-    snprintf(upstream, sizeof upstream, "%s", status ? status : "(none)"); /* r owns status */
-    kreader_close(r);
-    if (sig) return kiln_stop_status(sig);
-    if (strcmp(upstream, "ok") != 0)
-        kiln_die(EX_KILN_DATA, "upstream ended with status %s: no palette written", upstream);
+    int stop = kreader_finish_for_file(r, "palette");
+    if (stop) return stop;
     if (kept < k)
         kiln_die(EX_KILN_DATA, "only %llu pixels in the stream: fewer than %llu colours",
                  (unsigned long long)kept, (unsigned long long)k);

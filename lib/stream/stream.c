@@ -869,3 +869,15 @@ void kiln_stdout_failed(void) {
     if (err == EPIPE || kt_fd_reader_gone(1)) exit(EX_KILN_OK);
     kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(err));
 }
+
+int kreader_finish_for_file(kreader *r, const char *what) {
+    int sig = kiln_stop_signal();
+    const char *status = kreader_status(r);
+    char upstream[32];
+    snprintf(upstream, sizeof upstream, "%s", status ? status : "(none)"); /* r owns status */
+    kreader_close(r);
+    if (sig) return kiln_stop_status(sig);
+    if (strcmp(upstream, "ok") != 0)
+        kiln_die(EX_KILN_DATA, "upstream ended with status %s: no %s written", upstream, what);
+    return 0;
+}

@@ -150,4 +150,10 @@ _Noreturn void kiln_fail(kreader *r, kwriter *w, int code, const char *msg);
  * head`), else 74 naming the error. */
 _Noreturn void kiln_stdout_failed(void);
 
+/* For a stage that writes a file at the end of its input instead of records (kiln palette,
+ * kiln bpe): close the reader and say whether to write.  0: write it; the exit status of a
+ * stop signal: write nothing and return that; an upstream that ended otherwise than "ok"
+ * exits 65 ("upstream ended with status S: no WHAT written"). */
+int kreader_finish_for_file(kreader *r, const char *what);
+
 #endif
