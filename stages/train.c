@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);
 
     kreader *r = kiln_cli_reader(&cli);
-    kwriter *w = kiln_cli_writer(&cli);
+    kwriter *w = kengine_writer(&cli);
     c.pool = strcmp(pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST;
     kobjective obj =
         strcmp(objective, "contrastive") ? klm_objective() : kcontrastive_objective(&c);

@@ -139,6 +139,11 @@ int kengine_opts_resolve(kengine_opts *o, char *err, size_t errsz);
 
 typedef struct kengine kengine;
 
+/* The stage's writer (before kengine_open): its --out (stdout by default) on rank 0 of a
+ * data-parallel run and in one process; /dev/null on every other rank, so the run's
+ * downstream sees one stream, hdr to eos, from rank 0 (lib/run/dist.h). */
+kwriter *kengine_writer(const kiln_cli *cli);
+
 /* Build the model and optimizer the options describe for the stream whose hdr is given
  * (its tokenizer sets the vocabulary and travels in every ckpt), and write this stage's
  * hdr to w.  The objective is borrowed; the engine calls its free at kengine_free. */
