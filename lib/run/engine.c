@@ -306,10 +306,14 @@ static void emit_ckpt(kengine *e) {
         free(cursors);
         return;
     }
+    /* `cursor` is the furthest: where ranks that share one stream (kiln batch --shard)
+     * all resume; `cursors` where each rank's own stream (kiln load --shard) resumes. */
+    uint64_t furthest = 0;
+    for (int r = 0; r < e->ranks; r++) furthest = cursors[r] > furthest ? cursors[r] : furthest;
     kckpt_state s = {.m = e->m,
                      .tokenizer = e->tokenizer,
                      .step = e->step,
-                     .cursor = e->cursor,
+                     .cursor = furthest,
                      .seed = e->seed,
                      .ps = e->ps,
                      .n_ps = e->n_ps,
