@@ -444,7 +444,13 @@ static int train_record(kengine *e, const krec *r, char *err, size_t errsz) {
     float scale = 1.0f / (float)(e->o.accum * (uint64_t)e->ranks);
     int rc = e->obj->step(e->obj->self, e->m, r, scale, &out, err, errsz);
     if (!rc && !isfinite(out.loss)) rc = diverged(e, "the loss", err, errsz);
-    if (rc) return e->dist ? (vote(e, false, true, err, errsz), rc) : rc;
+    if (rc && e->dist) { /* "rank R: record N: why", and the others learn of it */
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errsz, "rank %d: %s", e->rank, why);
+        vote(e, false, true, why, sizeof why);
+    }
+    if (rc) return rc;
     e->cursor = krec_u64_or(r, "cursor", e->cursor);
     e->step_loss += out.loss * scale;
     for (int i = 0; i < e->n_metrics; i++) e->step_metric[i] += out.metrics[i] * scale;
