@@ -56,6 +56,9 @@ skip_reason() {
     make\ deps* | make\ examples* | make\ install*) echo "installs packages or files outside the tree" ;;
     *examples/fashion-mnist.sh* | *examples/animals/* | *examples/transfer/* | *examples/text/*)
         echo "an example run of minutes (timed in the docs)" ;;
+    *mpirun\ *)
+        command -v mpirun > /dev/null && ldd "$KILN_BIN/kiln-train" | grep -q libmpi ||
+            echo "no mpirun, or kiln built without MPI (make deps; rebuild)" ;;
     esac
 }
 
