@@ -8,7 +8,9 @@
 #    it alone differs by about 1e-4 of its own norm).
 # 2. That run killed (SIGKILL to one rank) and resumed from its last ckpt at its `cursor`
 #    ends on the uninterrupted run's step-50 checkpoint bit for bit.
-# 3. Each rank its own shard (kiln load --shard R/2): resumed from step 20, each rank at its
+# 3. LoRA (--lora r=4 on the step-10 model): the same losses, and only the adapters cross
+#    the all-reduce.
+# 4. Each rank its own shard (kiln load --shard R/2): resumed from step 20, each rank at its
 #    own entry of the ckpt's `cursors`, it ends on the straight run's step 50 bit for bit.
 . "$KILN_ROOT/tests/lib.sh"
 command -v mpirun > /dev/null || skip "mpirun missing (make deps installs openmpi-bin)"
@@ -30,13 +32,14 @@ fi
 if [ "$SHARD" = load ]; then load="--shard $R/2"; else batch="--shard $R/2"; fi
 "$K" load text:"$TXT" --split chunk:33 $load --skip "$skip" 2> /dev/null |
     "$K" tokenize --bytes | "$K" batch -B 4 -T 32 $batch 2> /dev/null |
-    "$K" train '"$train"' $init --every $EVERY --out out.fifo &
+    "$K" train $TRAIN $init --every $EVERY --out out.fifo &
 echo $! > pid.$R
 wait $!'
 mpi() { # mpi DIR [CKPT]: two ranks; rank 0's records into kiln ckpt --dir DIR
     rm -f out.fifo && mkfifo out.fifo
     "$K" ckpt --dir "$1" --keep 0 < out.fifo > "$1.rec" &
-    EVERY=${EVERY:-10} mpirun --oversubscribe --allow-run-as-root -x EVERY -np 2 \
+    TRAIN=${TRAIN:-$train} EVERY=${EVERY:-10} mpirun --oversubscribe --allow-run-as-root \
+        -x TRAIN -x EVERY -np 2 \
         sh -c "$rank_sh" sh "${2:-}" 2>> mpi.err
     local rc=$?
     wait
@@ -100,7 +103,20 @@ mpi resumed "$last"
 inspect resumed/step-000050.safetensors > resumed.txt
 expect 'cmp -s two.txt resumed.txt' "killed at $last + resumed == straight, bit for bit: $(diff two.txt resumed.txt | head -4 | tr '\n' ' ')"
 
-# 3. Each rank its own kiln load --shard; resume from step 20 at each rank's cursor.
+# 3. LoRA on the step-10 model: the same against one process, and only the adapters (and
+#    no frozen tensor) cross the all-reduce.
+"$K" load text:"$TXT" --split chunk:33 2> /dev/null | "$K" tokenize --bytes | "$K" batch -B 4 -T 32 2> /dev/null |
+    "$K" train --lora r=4 --init one/step-000010.safetensors --steps 10 --log-every 1 --threads 1 \
+        --accum 2 2> /dev/null > lora_one.rec
+: > mpi.err
+TRAIN="--lora r=4 --init one/step-000010.safetensors --steps 10 --log-every 1 --threads 1" mpi lora
+paste <(losses lora_one.rec) <(losses lora.rec) |
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if (d / $1 > m) m = d / $1 } END { print NR, m + 0 }' > lora.txt
+expect 'awk "{ exit !(\$1 == 10 && \$2 <= 1e-5) }" lora.txt' "LoRA: 10 losses agree to 1e-5 (steps, worst: $(cat lora.txt))"
+mb=$(sed -n 's/.*, \([0-9.e+-]*\) MB a step/\1/p' mpi.err)
+expect 'awk -v mb="$mb" "BEGIN { exit !(mb > 0 && mb < 0.1) }"' "LoRA reduces the adapters alone: $mb MB a step (the model: 0.475)"
+
+# 4. Each rank its own kiln load --shard; resume from step 20 at each rank's cursor.
 SHARD=load EVERY=20
 mpi own
 mpi own_resumed own/step-000020.safetensors
