@@ -299,7 +299,32 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
 
 /* ---- records out ---------------------------------------------------------------------------- */
 
+/* FNV-1a over the trained tensors' bytes: equal on every rank while the ranks agree. */
+static uint64_t params_checksum(const kparam *ps, int n) {
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < n; i++) {
+        const unsigned char *b = (const unsigned char *)ps[i].p;
+        for (size_t k = 0; k < ps[i].numel * sizeof(float); k++) h = (h ^ b[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The ranks must hold the same weights: they took the same steps on the same all-reduced
+ * gradients.  Checked at each ckpt (collective), so a difference is never saved silently. */
+static void check_ranks_agree(kengine *e) {
+    uint64_t *sums = xcalloc((size_t)e->ranks, sizeof *sums);
+    kdist_gather_u64(params_checksum(e->ps, e->n_ps), sums);
+    for (int r = 1; r < e->ranks; r++)
+        if (sums[r] != sums[0])
+            kiln_die(EX_KILN_SOFTWARE,
+                     "step %llu: rank %d's weights differ from rank 0's (the all-reduce gave "
+                     "ranks different sums); no ckpt written",
+                     (unsigned long long)e->step, r);
+    free(sums);
+}
+
 static void emit_ckpt(kengine *e) {
+    if (e->dist) check_ranks_agree(e);
     uint64_t *cursors = xcalloc((size_t)e->ranks, sizeof *cursors);
     kdist_gather_u64(e->cursor, cursors); /* (collective: every rank comes here) */
     if (e->rank != 0) {
