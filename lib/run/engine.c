@@ -267,7 +267,12 @@ static void join_ranks(kengine *e) {
                      r, (unsigned long long)all[r], (unsigned long long)all[0]);
     free(all);
     for (int i = 0; i < e->n_ps; i++) kdist_bcast_floats(e->ps[i].p, e->ps[i].numel, 0);
-    e->dist = kdist_grads_create(KENGINE_BUCKET_FLOATS);
+    /* $KILN_ALLREDUCE_FLOATS: another bucket size (tests split tensors across buckets) */
+    const char *env = getenv("KILN_ALLREDUCE_FLOATS");
+    uint64_t bucket = KENGINE_BUCKET_FLOATS;
+    if (env && (!parse_u64(env, &bucket) || bucket == 0))
+        kiln_die(EX_KILN_USAGE, "KILN_ALLREDUCE_FLOATS wants a whole number > 0, not '%s'", env);
+    e->dist = kdist_grads_create((size_t)bucket);
     if (e->rank == 0)
         kiln_warn("data parallel over %d ranks (%s): global batch = %d x --accum %llu x the "
                   "batch of each rank's stream",

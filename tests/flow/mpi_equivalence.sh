@@ -39,7 +39,7 @@ mpi() { # mpi DIR [CKPT]: two ranks; rank 0's records into kiln ckpt --dir DIR
     rm -f out.fifo && mkfifo out.fifo
     "$K" ckpt --dir "$1" --keep 0 < out.fifo > "$1.rec" &
     TRAIN=${TRAIN:-$train} EVERY=${EVERY:-10} mpirun --oversubscribe --allow-run-as-root \
-        -x TRAIN -x EVERY -np 2 \
+        -x TRAIN -x EVERY -x KILN_ALLREDUCE_FLOATS -np 2 \
         sh -c "$rank_sh" sh "${2:-}" 2>> mpi.err
     local rc=$?
     wait
@@ -63,6 +63,11 @@ expect '! grep -q . show.err' "rank 0's stream reads to its eos: $(cat show.err)
 inspect two/step-000050.safetensors > two.txt
 expect 'grep -q "^cursor *400$" two.txt && grep -q "^cursors *396,400$" two.txt' \
     "the ckpt holds the furthest cursor and each rank's: $(grep cursor two.txt | tr '\n' ' ')"
+
+# The bucket size changes nothing: 1000-float buckets split most tensors across messages.
+KILN_ALLREDUCE_FLOATS=1000 mpi buckets
+inspect buckets/step-000050.safetensors > buckets.txt
+expect 'cmp -s two.txt buckets.txt' "1000-float buckets == 16 MiB buckets, bit for bit: $(diff two.txt buckets.txt | head -2 | tr '\n' ' ')"
 
 paste <(losses one.rec) <(losses two.rec) > both.txt
 awk '{ d = $1 - $2; if (d < 0) d = -d; if (d / $1 > m) m = d / $1 } END { print m + 0 }' both.txt > worst.txt
