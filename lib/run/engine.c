@@ -250,7 +250,13 @@ static void build_model(kengine *e, const krec *hdr) {
 
 kwriter *kengine_writer(const kiln_cli *cli) {
     kdist_init();
-    return kdist_rank() == 0 ? kiln_cli_writer(cli) : kwriter_open("/dev/null", 1);
+    if (kdist_rank() != 0) return kwriter_open("/dev/null", 1);
+    bool to_stdout = !cli->out || !strcmp(cli->out, "-");
+    if (kdist_size() > 1 && to_stdout && isatty(STDOUT_FILENO))
+        kiln_usage_error("under mpirun, stdout is mpirun's output forwarder, not a pipe of "
+                         "records: give --out FILE, a FIFO or @tcp://*:PORT (README: More than "
+                         "one machine: MPI)");
+    return kiln_cli_writer(cli);
 }
 
 /* Every rank starts from rank 0's weights (a fresh model's initialisation, LoRA's random
