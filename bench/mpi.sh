@@ -13,7 +13,7 @@ steps=${1:-20}
 rounds=${2:-3}
 export K=$PWD/bin/kiln TXT=$PWD/examples/data/moby-dick.txt OPENBLAS_NUM_THREADS=1
 command -v mpirun > /dev/null || { echo "bench/mpi.sh: skipped: mpirun missing (make deps)"; exit 0; }
-ldd bin/kiln-train | grep -q libmpi || { echo "bench/mpi.sh: skipped: kiln-train built without MPI"; exit 0; }
+[[ $(ldd bin/kiln-train) == *libmpi* ]] || { echo "bench/mpi.sh: skipped: kiln-train built without MPI"; exit 0; }
 export MODEL="--layers 4 --dim 256 --heads 4 --ctx 256 --steps $steps --log-every $steps"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT; [ -n "${KEEP:-}" ] && trap - EXIT

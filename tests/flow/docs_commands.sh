@@ -57,7 +57,7 @@ skip_reason() {
     *examples/fashion-mnist.sh* | *examples/animals/* | *examples/transfer/* | *examples/text/*)
         echo "an example run of minutes (timed in the docs)" ;;
     *mpirun\ *)
-        command -v mpirun > /dev/null && ldd "$KILN_BIN/kiln-train" | grep -q libmpi ||
+        command -v mpirun > /dev/null && [[ $(ldd "$KILN_BIN/kiln-train") == *libmpi* ]] ||
             echo "no mpirun, or kiln built without MPI (make deps; rebuild)" ;;
     esac
 }
