@@ -171,7 +171,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         KOPT_STRING(0, "adapter", &o->adapter, "FILE", "a LoRA adapter folded into it first"),
         KOPT_INT('K', NULL, &o->K, "N", 1, 1024, "completions per prompt (default 4)"),
         KOPT_INT(0, "max-new", &o->max_new, "N", 1, 1 << 20,
-                 "tokens per completion at most (default 64; an image model: its pixels)",
+                 "tokens per completion at most (default 64, or half the context when that is "
+                 "less; an image model: its pixels)",
                  .given = &o->have_max_new),
         KOPT_INT(0, "prompts", &o->prompts, "N", 1, 4096,
                  "prompts generated together (default 16): prompts x K rows per decode"),
@@ -193,10 +194,11 @@ static void set_lengths(roller *ro, const options *o) {
     ro->ro = krollout_opts_default();
     ro->ro.K = o->K, ro->ro.s = o->s, ro->ro.seed = o->seed, ro->ro.allowed = ro->allowed;
     if (ro->text) {
-        if (o->max_new >= n_ctx)
+        int max_new = o->have_max_new || o->max_new <= n_ctx / 2 ? o->max_new : n_ctx / 2;
+        if (max_new >= n_ctx)
             kiln_usage_error("--max-new %d leaves no room for a prompt in the context %d",
                              o->max_new, n_ctx);
-        ro->ro.max_new = o->max_new, ro->ro.eos = (int32_t)t->eos;
+        ro->ro.max_new = max_new > 0 ? max_new : 1, ro->ro.eos = (int32_t)t->eos;
         return;
     }
     if (!t->height || !t->width || !t->channels)
