@@ -56,7 +56,9 @@ typedef struct roller {
     uint8_t *buf; /* decoded completion text */
     kwriter *w;
     pending p;
-    uint64_t prompts; /* seen so far */
+    uint64_t prompts;                     /* seen so far */
+    uint64_t rollouts, ended, new_tokens; /* written, for the summary */
+    double gen_s;                         /* seconds generating */
 } roller;
 
 /* ---- prompts in ------------------------------------------------------------------------- */
@@ -151,8 +153,12 @@ static void flush(roller *ro) {
     pending *p = &ro->p;
     if (!p->n) return;
     krollout_batch b;
+    double t = kiln_now();
     krollout_generate(ro->gen, (const int32_t *const *)p->tok, p->len, p->n, &ro->ro,
                       p->first * (uint64_t)ro->o->K, &b);
+    ro->gen_s += kiln_now() - t;
+    for (int r = 0; r < b.rows; r++)
+        ro->rollouts++, ro->ended += b.ended[r], ro->new_tokens += (uint64_t)b.lens[r];
     for (int i = 0; i < p->n; i++) {
         for (int k = 0; k < ro->o->K && !kwriter_gone(ro->w); k++) write_row(ro, &b, i, k);
         kstored_free(p->recs[i]), free(p->tok[i]);
@@ -261,6 +267,13 @@ int main(int argc, char **argv) {
                  kreader_name(r));
         kiln_fail(r, ro.w, EX_KILN_DATA, msg);
     }
+    if (ro.rollouts)
+        fprintf(stderr,
+                "%s: %llu prompts, %llu rollouts (%llu ended at EOS), %llu new tokens in "
+                "%.1f s: %.0f tokens/s\n",
+                kiln_prog(), (unsigned long long)ro.prompts, (unsigned long long)ro.rollouts,
+                (unsigned long long)ro.ended, (unsigned long long)ro.new_tokens, ro.gen_s,
+                ro.gen_s > 0 ? (double)ro.new_tokens / ro.gen_s : 0.0);
     free(ro.p.recs), free(ro.p.tok), free(ro.p.len), free(ro.buf), free(ro.allowed);
     krollout_gen_free(ro.gen);
     kmodel_free(&km);
