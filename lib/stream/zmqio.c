@@ -127,9 +127,11 @@ static void *monitor_open(void *sock) {
 
 typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT, RECV_EXTRA } recv_result;
 
-/* What a wait also does: before it, the stage's hook and the end's own (a receiver returns
- * credit and reports finishes, as an idle receiver has nothing else to do); during it, watch
- * a second socket (a worker's output, whose receiver's credit says what is finished). */
+/* What a wait also does: before it, the stage's hook; once nothing came for IDLE_MS, the
+ * end's own (a receiver returns credit and reports finishes: an idle receiver has nothing
+ * else to do, and a busy one need not wake its peers for it), and from then on it watches a
+ * second socket (a worker's output, whose receiver's credit says what is finished). */
+#define IDLE_MS 2
 typedef struct {
     void (*before_wait)(void);
     void (*idle)(void *end);
@@ -147,14 +149,15 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
     if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
     if (r >= 0) return RECV_MSG;
     if (h->before_wait) h->before_wait();
-    if (h->idle) h->idle(h->end);
+    bool idle = !h->idle;
     for (;;) {
         if (interruptible && kiln_stop_now()) return RECV_NONE;
         zmq_pollitem_t items[3] = {
             {s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}, {h->extra, 0, ZMQ_POLLIN, 0}};
         long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
         if (timeout_ms >= 0 && wait < 0) wait = 0;
-        int rc = zmq_poll(items, h->extra ? 3 : 2, wait);
+        if (!idle && (wait < 0 || wait > IDLE_MS)) wait = IDLE_MS;
+        int rc = zmq_poll(items, h->extra && idle ? 3 : 2, wait);
         if (rc < 0) {
             if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
             if (interruptible && kiln_stop_now()) return RECV_NONE;
@@ -176,7 +179,12 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
                 kiln_die(EX_KILN_IO, "ZeroMQ receive failed: %s", zmq_strerror(errno));
             continue;
         }
-        if (h->extra && (items[2].revents & ZMQ_POLLIN)) return RECV_EXTRA;
+        if (h->extra && idle && (items[2].revents & ZMQ_POLLIN)) return RECV_EXTRA;
+        if (rc == 0 && !idle) {
+            h->idle(h->end);
+            idle = true;
+            continue;
+        }
         if (timeout_ms >= 0 && rc == 0) return RECV_NONE;
     }
 }
@@ -608,7 +616,7 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
         if (rr == RECV_EXTRA) { /* the worker's output: credit that says what is finished */
             while (local_out && pump(local_out, 0, false)) {
             }
-            report_finished(z, true);
+            report_finished(z, false);
             continue;
         }
         if (rr != RECV_MSG) continue;
