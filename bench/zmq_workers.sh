@@ -2,7 +2,7 @@
 # bench/zmq_workers.sh — records/s through a ZeroMQ fan-out, W pass-through workers and a
 # fan-in: `kiln cat --fan-out W` → W × `kiln cat` → `kiln cat --fan-in W`, small records
 # (one `sample` with a short text, ~60 bytes) and 28x28 images (~900 bytes), median of
-# RUNS.  What the per-worker credit, finish reports and duplicate check cost
+# RUNS of the wall time and of the CPU time all processes used (steadier on a loaded machine).  What the per-worker credit, finish reports and duplicate check cost
 # (lib/stream/zmqio.c).  Prints a Markdown table.
 #   usage: bench/zmq_workers.sh [RECORDS] [RUNS]   (after make; default 200000, 5)
 set -euo pipefail
@@ -19,24 +19,29 @@ FM=tests/fixtures/fashion-mnist
     --epochs $(( (n + 199) / 200 )) --limit "$n" > "$tmp/image.rec" 2> /dev/null
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-one_run() { # input file, workers: wall seconds of the whole fan-out/fan-in
-    local in=$1 w=$2 s=$tmp/s$RANDOM t0 pids=()
-    t0=$(date +%s%N)
-    "$K" cat --in "@ipc://$s.in" --fan-in "$w" > /dev/null & pids+=($!)
-    for _ in $(seq "$w"); do "$K" cat --in "ipc://$s.out" --out ">ipc://$s.in" & pids+=($!); done
-    "$K" cat --out "@ipc://$s.out" --fan-out "$w" < "$in"
-    wait "${pids[@]}"
-    echo "scale=6; ($(date +%s%N) - $t0) / 1000000000" | bc
+one_run() { # input file, workers: "wall cpu" seconds of the whole fan-out/fan-in, cpu summed
+    local in=$1 w=$2 s=$tmp/s$RANDOM                # over every process (user + system)
+    TIMEFORMAT='%R %U %S'
+    { time {
+        "$K" cat --in "@ipc://$s.in" --fan-in "$w" > /dev/null &
+        for _ in $(seq "$w"); do "$K" cat --in "ipc://$s.out" --out ">ipc://$s.in" & done
+        "$K" cat --out "@ipc://$s.out" --fan-out "$w" < "$in"
+        wait
+    } ; } 2>&1 | awk '{print $1, $2 + $3}'
 }
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; $n records, median of $runs"
 echo
-echo "| records | workers | seconds | records/s |"
-echo "|---|---|---|---|"
+echo "| records | workers | wall s | records/s | CPU s (all processes) | CPU µs per record |"
+echo "|---|---|---|---|---|---|"
 for kind in small image; do
     for w in 1 2 4; do
-        t=""
-        for _ in $(seq "$runs"); do t+="$(one_run "$tmp/$kind.rec" "$w") "; done
-        s=$(echo $t | tr ' ' '\n' | median)
-        printf '| %s | %d | %.2f | %.0f |\n' "$kind" "$w" "$s" "$(echo "$n / $s" | bc -l)"
+        walls="" cpus=""
+        for _ in $(seq "$runs"); do
+            read -r wall cpu < <(one_run "$tmp/$kind.rec" "$w")
+            walls+="$wall " cpus+="$cpu "
+        done
+        s=$(echo $walls | tr ' ' '\n' | median) c=$(echo $cpus | tr ' ' '\n' | median)
+        printf '| %s | %d | %.2f | %.0f | %.2f | %.1f |\n' "$kind" "$w" "$s" "$(echo "$n / $s" | bc -l)" \
+            "$c" "$(echo "$c * 1000000 / $n" | bc -l)"
     done
 done

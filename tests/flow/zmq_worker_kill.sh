@@ -1,7 +1,7 @@
 # A worker SIGKILLed mid-stream loses no record (issue 15): `kiln import --fan-out W` feeds
 # W `kiln cat` workers over ZeroMQ, one of them is killed at a random moment (the records
-# come in 20 slices 50 ms apart; the kill falls 0-900 ms after the collector's first
-# output), and `kiln cat --fan-in W`
+# come in 20 slices 50 ms apart; the kill falls 0-700 ms after the collector's first
+# records), and `kiln cat --fan-in W`
 # still writes all 20,000 records exactly once; after `kiln batch --ordered` the batches
 # equal those of the records in file order.  10 runs with 2, 3 and 4 workers.  When every
 # worker dies, the fan-out and the fan-in exit 74 (lib/stream/zmqio.c).
@@ -32,10 +32,12 @@ slowly() { # the source records in 20 slices, 50 ms apart: a stream of about a s
         sleep 0.05
     done
 }
-kill_when_written() { # file ms pid: SIGKILL the stage under timeout pid ms after file has data
+# SIGKILL the stage under timeout pid, ms after records (not only the hdr) reached file: by
+# then every worker has connected (a fan-out sends no record before all N have).
+kill_when_written() { # file ms pid
     local i stage
     for i in $(seq 3000); do
-        [ -s "$1" ] && break
+        [ "$(wc -c < "$1" 2> /dev/null || echo 0)" -gt 300 ] && break
         sleep 0.01
     done
     sleep "$(printf '0.%03d' "$2")"
@@ -44,7 +46,7 @@ kill_when_written() { # file ms pid: SIGKILL the stage under timeout pid ms afte
 }
 
 for run in $(seq "$RUNS"); do
-    w=$((2 + run % 3)) s="$sock$run" at=$((RANDOM % 900))
+    w=$((2 + run % 3)) s="$sock$run" at=$((RANDOM % 700))
     start "$s" "$w"
     victim=${workers[$((RANDOM % w))]}
     slowly | timeout -k 5 60 "$K" cat --out "@ipc://$s.out" --fan-out "$w" 2> "$s.snd_err" & snd=$!
