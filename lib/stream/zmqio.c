@@ -310,7 +310,7 @@ typedef struct {
 
 /* What a receiver knows of one sender beyond the credit (peer). */
 typedef struct {
-    bool vanished;      /* disconnected without eos */
+    bool vanished;      /* disconnected without eos (counted in nvanished while not ended) */
     uint64_t received;  /* data records that came */
     uint64_t dropped;   /* second copies of records a dead worker's fan-out sent again */
     uint64_t eos_count; /* its eos said */
@@ -513,15 +513,15 @@ static void check_senders(void *end, recv_result rr) {
 static void die_vanished(const zt_in *z, const char *when) {
     kiln_die(EX_KILN_IO,
              "%s: a sender disconnected without end-of-stream (did it crash, or send a record "
-             "over the size limit?), and no fan-out upstream moved its records%s",
-             z->l.url, when);
+             "over the size limit?)%s%s",
+             z->l.url, z->l.want_peers > 1 ? ", and no fan-out upstream moved its records" : "",
+             when);
 }
 
 /* Whether the merged eos is due: every known sender ended or vanished, and the vanished and
  * the never-seen are workers whose records a fan-out moved.  Exits 74 for one that is not. */
 static bool fanin_settled(zt_in *z) {
-    int unsettled = 0, missing = z->l.want_peers - z->l.npeers;
-    for (int i = 0; i < z->l.npeers; i++) unsettled += !z->l.peers[i].ended && !z->ip[i].vanished;
+    int unsettled = z->l.npeers - z->nended - z->nvanished, missing = z->l.want_peers - z->l.npeers;
     double now = kiln_now();
     if (z->nvanished > (int)z->moved) {
         if (!unsettled && !missing) die_vanished(z, "");
