@@ -3,8 +3,9 @@
 # come in 20 slices 50 ms apart; the kill falls 0-700 ms after the collector's first
 # records), and `kiln cat --fan-in W`
 # still writes all 20,000 records exactly once; after `kiln batch --ordered` the batches
-# equal those of the records in file order.  10 runs with 2, 3 and 4 workers.  When every
-# worker dies, the fan-out and the fan-in exit 74 (lib/stream/zmqio.c).
+# equal those of the records in file order.  10 runs with 2, 3 and 4 workers.  A killed
+# worker that never reached the fan-in is covered too.  When every worker dies, the fan-out
+# and the fan-in exit 74 (lib/stream/zmqio.c).  About 30 s.
 . "$KILN_ROOT/tests/lib.sh"
 N=20000
 [ "${KILN_SAN:-}" = 1 ] && N=5000
@@ -17,8 +18,9 @@ size=$(wc -c < src.rec)
 sock="$PWD/s"
 
 # Start the collector and W workers on sockets $1.in/$1.out; pids in col and workers[].
-start() { # name workers
-    timeout -k 5 60 "$K" cat --in "@ipc://$1.in" --fan-in "$2" > "$1.rec" 2> "$1.col_err" & col=$!
+start() { # name workers [senders the fan-in expects, default workers]
+    timeout -k 5 60 "$K" cat --in "@ipc://$1.in" --fan-in "${3:-$2}" > "$1.rec" 2> "$1.col_err" &
+    col=$!
     workers=()
     for _ in $(seq "$2"); do
         timeout -k 5 60 "$K" cat --in "ipc://$1.out" --out ">ipc://$1.in" 2>> "$1.w_err" &
@@ -67,6 +69,22 @@ for run in $(seq "$RUNS"); do
     ordered < "$s.rec" > got.jsonl
     expect 'cmp -s want.jsonl got.jsonl' "$label: in order after batch --ordered"
 done
+
+# A worker that took records but never reached the fan-in (its output connects where nobody
+# listens) and is killed: the fan-in, which never heard of it, is told its records moved and
+# ends with every record once instead of waiting for it.
+s="${sock}stray"
+start "$s" 2 3
+timeout -k 5 60 "$K" cat --in "ipc://$s.out" --out ">ipc://$s.nowhere" 2> /dev/null & stray=$!
+slowly | timeout -k 5 60 "$K" cat --out "@ipc://$s.out" --fan-out 3 2> "$s.snd_err" & snd=$!
+kill_when_written "$s.rec" 100 $stray
+wait $snd; src=$?
+bad=0
+for p in "${workers[@]}"; do wait "$p" || bad=$?; done
+wait $col; rc=$?
+"$K" show < "$s.rec" | sed 's/.*"id":\([0-9]*\).*/\1/' | sort -n > ids.txt
+expect '[ "$src$bad$rc" = 000 ] && [ $(wc -l < ids.txt) = $N ] && seq 1 $N | cmp -s - ids.txt' \
+    "a worker that never reached the fan-in, killed: every record once ($src $bad $rc; $(cat "$s.snd_err" "$s.col_err"))"
 
 # No worker left: both workers killed mid-stream.  The fan-out fails (74) rather than end as
 # on a closed pipe, and so does the fan-in, whose senders vanished with nothing moved.
