@@ -16,6 +16,7 @@
 #include "core/afile.h"
 #include "data/labelfile.h"
 #include "data/png.h"
+#include "data/rlhf.h"
 #include "data/sample.h"
 #include "stream/options.h"
 
@@ -82,11 +83,11 @@ _Noreturn static void bad_rollout(const krec *r, const char *what) {
 /* A rollout record kept as one completion of its prompt's group. */
 static void add_rollout(labeller *S, const krec *in) {
     uint64_t id;
-    if (!krec_u64(in, "id", &id)) bad_rollout(in, "an id (u64)");
+    if (!krec_u64(in, KRL_ID, &id)) bad_rollout(in, "an id (u64)");
     kstored *st = kstored_copy(in);
     const krec *r = &st->rec;
     completion c = {.rec = st};
-    if (!krec_str(r, "completion", &c.text, &c.len)) {
+    if (!krec_str(r, KRL_COMPLETION, &c.text, &c.len)) {
         c.text = NULL;
         if (!krec_image(r, &c.im)) bad_rollout(in, "a completion (text) or an image");
     }
@@ -95,11 +96,11 @@ static void add_rollout(labeller *S, const krec *in) {
         S->g = xrealloc(S->g, xmul((size_t)S->ng + 1, sizeof *S->g));
         last = &S->g[S->ng++];
         *last = (group){.id = id};
-        if (!krec_str(r, "prompt", &last->prompt, &last->plen) &&
-            !krec_str(r, "label", &last->prompt, &last->plen))
+        if (!krec_str(r, KRL_PROMPT, &last->prompt, &last->plen) &&
+            !krec_str(r, KRL_LABEL, &last->prompt, &last->plen))
             bad_rollout(in, "a prompt (text) or a label");
     }
-    c.k = krec_u64_or(r, "k", (uint64_t)last->n);
+    c.k = krec_u64_or(r, KRL_K, (uint64_t)last->n);
     last->c = xrealloc(last->c, xmul((size_t)last->n + 1, sizeof *last->c));
     last->c[last->n++] = c;
 }
@@ -142,28 +143,28 @@ static void put_side(kwriter *w, const completion *c, const char *name) {
         kw_strn(w, name, c->text, c->len);
     } else {
         ktensor t;
-        krec_tensor(&c->rec->rec, "image", &t);
+        krec_tensor(&c->rec->rec, KRL_IMAGE, &t);
         snprintf(key, sizeof key, "%s_image", name);
         kw_tensor(w, key, &t);
     }
     snprintf(key, sizeof key, "%s_k", name);
     kw_u64(w, key, c->k);
     snprintf(key, sizeof key, "%s_tokens", name);
-    put_tokens(w, &c->rec->rec, "completion_tokens", key);
+    put_tokens(w, &c->rec->rec, KRL_COMPLETION_TOKENS, key);
 }
 
 static void write_pref(kwriter *w, const group *G, const completion *won, const completion *lost) {
     const krec *r = &won->rec->rec;
-    kwriter_begin(w, "pref");
-    kw_u64(w, "id", G->id);
+    kwriter_begin(w, KPREF);
+    kw_u64(w, KRL_ID, G->id);
     const msgpack_object *o;
-    if ((o = krec_get(r, "epoch"))) kw_obj(w, "epoch", o);
-    if ((o = krec_get(r, "src"))) kw_obj(w, "src", o);
-    kw_strn(w, "prompt", G->prompt, G->plen);
-    put_side(w, won, "chosen");
-    put_side(w, lost, "rejected");
-    kw_str(w, "by", "person");
-    put_tokens(w, r, "prompt_tokens", "prompt_tokens");
+    if ((o = krec_get(r, KRL_EPOCH))) kw_obj(w, KRL_EPOCH, o);
+    if ((o = krec_get(r, KRL_SRC))) kw_obj(w, KRL_SRC, o);
+    kw_strn(w, KRL_PROMPT, G->prompt, G->plen);
+    put_side(w, won, KPREF_CHOSEN);
+    put_side(w, lost, KPREF_REJECTED);
+    kw_str(w, KPREF_BY, "person");
+    put_tokens(w, r, KRL_PROMPT_TOKENS, KRL_PROMPT_TOKENS);
     kwriter_end(w);
 }
 
@@ -515,7 +516,7 @@ static int session(labeller *S, ui *U, char *err, size_t errsz) {
 static void read_input(labeller *S, kreader *r, kwriter *w) {
     krec rec;
     while (kreader_next(r, &rec)) {
-        if (krec_is(&rec, "rollout")) {
+        if (krec_is(&rec, KROLLOUT)) {
             add_rollout(S, &rec);
         } else {
             S->others++;
@@ -579,7 +580,7 @@ int main(int argc, char **argv) {
     if (rc) kiln_die(rc, "%s", err);
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);
-    kwriter_hdr_begin(w, kreader_hdr(r), "pref", krec_u64_or(kreader_hdr(r), "seed", 0));
+    kwriter_hdr_begin(w, kreader_hdr(r), KPREF, krec_u64_or(kreader_hdr(r), "seed", 0));
     kwriter_end(w);
     read_input(&S, r, w);
     if (!S.ng && !kiln_stop_signal()) {
