@@ -22,14 +22,14 @@
 
 static const kopt_info HELP = {
     .about = "label pairs of completions at a terminal: pref records out",
-    .usage = "kiln label --labels FILE [--all-pairs] [--png-dir DIR] [--export]\n"
+    .usage = "kiln label --labels FILE [--all-pairs] [--shuffle] [--png-dir DIR] [--export]\n"
              "                  [--in URL] [--out URL]",
     .text =
         "Reads rollout records (kiln rollout); consecutive records with the same id are one\n"
         "prompt's completions.  Shows each pair on the terminal (/dev/tty, so the records can\n"
         "come on stdin): the prompt, the two completions side by side (images in colour with\n"
         "half blocks).  Keys: 1, h or left arrow: left is better; 2, l or right arrow: right;\n"
-        "t tie; s skip; u undo the last decision; q quit.\n"
+        "t tie; s skip; u undo the last decision; q quit; j/k, space/b scroll.\n"
         "Each decision is appended to the --labels file and fsync'd at once; a restart with the\n"
         "same file shows only the pairs not yet decided.  At the end (q, all decided, or\n"
         "Ctrl-C) a pref record (by \"person\") goes out for every pair of the input decided left\n"
@@ -74,6 +74,7 @@ typedef struct labeller {
     uint64_t lonely, others; /* prompts with one completion; records that are not rollouts */
     klabels *L;
     const char *png_dir;
+    bool shuffle; /* --shuffle: which completion goes left is drawn from the pair's texts */
 } labeller;
 
 _Noreturn static void bad_rollout(const krec *r, const char *what) {
@@ -110,14 +111,25 @@ static void completion_bytes(const completion *c, const void **p, size_t *n) {
     *n = c->text ? c->len : kimage_bytes(&c->im);
 }
 
-static void add_pair(labeller *S, int g, int a, int b) {
-    const group *G = &S->g[g];
+static klabel_key pair_key(const group *G, int a, int b) {
     const void *pieces[3] = {G->prompt};
     size_t lens[3] = {G->plen};
     completion_bytes(&G->c[a], &pieces[1], &lens[1]);
     completion_bytes(&G->c[b], &pieces[2], &lens[2]);
+    return (klabel_key){G->id, G->c[a].k, G->c[b].k, klabel_hash(pieces, lens, 3)};
+}
+
+/* With --shuffle the hash of the pair's texts says which goes left: the same in every
+ * session, and half of the first completions on the right. */
+static void add_pair(labeller *S, int g, int a, int b) {
+    klabel_key key = pair_key(&S->g[g], a, b);
+    if (S->shuffle && key.hash >> 63) {
+        int t = a;
+        a = b, b = t;
+        key = pair_key(&S->g[g], a, b);
+    }
     S->p = xrealloc(S->p, xmul(S->np + 1, sizeof *S->p));
-    S->p[S->np++] = (pair){g, a, b, {G->id, G->c[a].k, G->c[b].k, klabel_hash(pieces, lens, 3)}};
+    S->p[S->np++] = (pair){g, a, b, key};
 }
 
 /* Pairs (0,1) of each prompt, or every pair with all_pairs. */
@@ -201,6 +213,8 @@ typedef struct ui {
     FILE *tty;
     bool colour256;
     char note[256]; /* the last thing that happened, shown above the progress line */
+    int scroll;     /* wrapped rows of the completions scrolled past */
+    bool more;      /* a completion goes on below the screen */
 } ui;
 
 /* Text as wide characters: invalid UTF-8 as U+FFFD, tabs as a space, other controls '?'. */
@@ -229,14 +243,14 @@ static int cell_width(wchar_t c) {
     return w < 0 ? 1 : w;
 }
 
-/* Draw text wrapped into the box (y, x, h rows, w columns): lines break at newlines and,
- * when too long, after the last space.  A text longer than the box ends with "…".  Returns
- * the rows drawn. */
-static int draw_text(const char *s, size_t n, int y, int x, int h, int w) {
+/* Draw text wrapped into the box (y, x, h rows, w columns), its first `skip` wrapped rows
+ * left out: lines break at newlines and, when too long, after the last space.  A text that
+ * goes on below the box ends with "…" and sets *more.  Returns the rows drawn. */
+static int draw_text(const char *s, size_t n, int y, int x, int h, int w, int skip, bool *more) {
     size_t len;
     wchar_t *t = widen(s, n, &len);
     size_t i = 0;
-    int row = 0;
+    int row = -skip;
     for (; row < h && i < len; row++) {
         size_t end = i, brk = i;
         int cols = 0;
@@ -252,12 +266,15 @@ static int draw_text(const char *s, size_t n, int y, int x, int h, int w) {
             end = brk, next = brk + 1; /* the space at the break is not drawn */
         else if (end == i)
             end = next = i + 1; /* a character wider than the box */
-        mvaddnwstr(y + row, x, t + i, (int)(end - i));
-        if (row == h - 1 && next < len) mvaddwstr(y + row, x + (w > 1 ? w - 1 : 0), L"\u2026");
+        if (row >= 0) mvaddnwstr(y + row, x, t + i, (int)(end - i));
+        if (row == h - 1 && next < len) {
+            mvaddwstr(y + row, x + (w > 1 ? w - 1 : 0), L"\u2026");
+            *more = true;
+        }
         i = next;
     }
     free(t);
-    return row;
+    return row > 0 ? row : 0;
 }
 
 /* The xterm 256-colour index nearest an RGB colour: the 6x6x6 cube or the gray ramp. */
@@ -316,9 +333,9 @@ static void draw_image(const ui *U, const kimage *im, int y, int x, int h, int w
         }
 }
 
-static void draw_completion(const ui *U, const completion *c, int y, int x, int h, int w) {
+static void draw_completion(ui *U, const completion *c, int y, int x, int h, int w) {
     if (c->text)
-        draw_text(c->text, c->len, y, x, h, w);
+        draw_text(c->text, c->len, y, x, h, w, U->scroll, &U->more);
     else
         draw_image(U, &c->im, y, x, h, w);
 }
@@ -327,6 +344,9 @@ static void draw_progress(const labeller *S, const ui *U) {
     uint64_t n[4];
     size_t done = decided(S, n);
     mvprintw(LINES - 2, 0, "%.*s", COLS, U->note);
+    static const wchar_t scroll[] = L"\u2193/j \u2191/k space: scroll";
+    int sw = (int)wcslen(scroll);
+    if ((U->more || U->scroll) && COLS > sw + 40) mvaddwstr(LINES - 2, COLS - sw, scroll);
     attron(A_REVERSE);
     mvhline(LINES - 1, 0, ' ', COLS);
     mvprintw(LINES - 1, 0, " %zu of %zu labelled  (left %llu, right %llu, tie %llu, skip %llu)",
@@ -342,14 +362,15 @@ static void draw_progress(const labeller *S, const ui *U) {
     if (y == LINES - 1 && x + 2 + kw > COLS && COLS >= kw + 40) mvaddwstr(0, COLS - kw, keys);
 }
 
-static void draw_pair(const labeller *S, const ui *U, const pair *p) {
+static void draw_pair(const labeller *S, ui *U, const pair *p) {
     const group *G = &S->g[p->g];
     int half = (COLS - 3) / 2, body = LINES - 4;
     attron(A_BOLD);
     mvprintw(0, 0, "prompt %llu, completions %llu and %llu", (unsigned long long)G->id,
              (unsigned long long)p->key.a, (unsigned long long)p->key.b);
     attroff(A_BOLD);
-    int ph = draw_text(G->prompt, G->plen, 1, 2, body / 3 > 1 ? body / 3 : 1, COLS - 2);
+    bool cut; /* a long prompt is cut (…); the completions scroll */
+    int ph = draw_text(G->prompt, G->plen, 1, 2, body / 3 > 1 ? body / 3 : 1, COLS - 2, 0, &cut);
     int top = 1 + (ph ? ph : 1);
     mvhline(top, 0, ACS_HLINE, COLS);
     attron(A_BOLD);
@@ -357,12 +378,13 @@ static void draw_pair(const labeller *S, const ui *U, const pair *p) {
     mvprintw(top + 1, half + 3, "[2] right (k %llu)", (unsigned long long)p->key.b);
     attroff(A_BOLD);
     int h = LINES - 2 - (top + 2);
+    U->more = false;
     mvvline(top + 1, half + 1, ACS_VLINE, h + 1);
     draw_completion(U, &G->c[p->a], top + 2, 0, h, half);
     draw_completion(U, &G->c[p->b], top + 2, half + 3, h, half);
 }
 
-static void draw(const labeller *S, const ui *U, long cur) {
+static void draw(const labeller *S, ui *U, long cur) {
     erase();
     if (LINES < 8 || COLS < 30)
         mvprintw(0, 0, "terminal too small (%dx%d): 30x8 at least", COLS, LINES);
@@ -491,11 +513,19 @@ static int session(labeller *S, ui *U, char *err, size_t errsz) {
     int rc = 0;
     while (!rc && !kiln_stop_signal()) {
         if (cur != shown && cur >= 0 && S->png_dir) write_pngs(S, &S->p[cur]);
-        if (cur != shown) draw(S, U, cur), shown = cur;
+        if (cur != shown) U->scroll = 0, draw(S, U, cur), shown = cur;
         int ch = getch();
         klabel_choice c = key_choice(ch);
         if (ch == 'q') break;
+        int page = LINES > 12 ? LINES - 12 : 1, by = 0;
+        if (ch == KEY_DOWN || ch == 'j') by = 1;
+        if (ch == KEY_UP || ch == 'k') by = -1;
+        if (ch == ' ' || ch == KEY_NPAGE) by = page;
+        if (ch == 'b' || ch == KEY_PPAGE) by = -page;
         if (ch == KEY_RESIZE) {
+            draw(S, U, cur);
+        } else if (by) {
+            if (by < 0 || U->more) U->scroll = U->scroll + by > 0 ? U->scroll + by : 0;
             draw(S, U, cur);
         } else if (ch == 'u') {
             cur = undo(S, U, cur, err, errsz, &rc), shown = -2;
@@ -562,6 +592,10 @@ int main(int argc, char **argv) {
                     .flags = KOPT_REQUIRED),
         KOPT_BOOL(0, "all-pairs", &all_pairs,
                   "every pair of a prompt's K completions (K(K-1)/2), not just the first two"),
+        KOPT_BOOL(0, "shuffle", &S.shuffle,
+                  "put the first completion of a pair on the right half of the time (chosen "
+                  "by a hash of the pair's texts: the same in every session), so a habit of "
+                  "picking one side favours no completion"),
         KOPT_STRING(0, "png-dir", &S.png_dir, "DIR",
                     "image rollouts: also write the pair shown as DIR/left.png and "
                     "DIR/right.png, for an image viewer"),

@@ -114,4 +114,29 @@ expect_status 0 "$K" label --labels labels.jsonl --in roll.rec --out done.rec 2>
 expect '[ "$(prefs done.rec)" = "$want" ]' "a finished label file gives its prefs without a terminal"
 expect_status 0 "$K" label --labels labels.jsonl --all-pairs --export --in roll.rec --out /dev/null 2> all.err
 expect 'grep -q "5 of 5 pairs labelled" all.err' "--all-pairs of two completions each: the same 5 pairs ($(cat all.err))"
+
+# ---- --shuffle and scrolling: a long completion, three completions, every pair ----------------
+long=$(seq -f 'line %02g' 60 | paste -sd '#' | sed 's/#/\\n/g')
+printf '{"t":"rollout","id":20,"k":%d,"prompt":"Count","completion":"%s"}\n' 0 "$long" 1 short 2 other \
+    | "$K" import > roll2.rec
+T -f tmux.conf -u new-session -d -s lab -x 120 -y 30 \
+    "\"$K\" label --labels labels2.jsonl --all-pairs --shuffle < roll2.rec > s4.rec 2> s4.err; echo \$? > s4.rc"
+expect 'wait_for "0 of 3 labelled"' "--all-pairs of three completions: 3 pairs"
+shown=""
+for n in 1 2 3; do
+    left=$(screen | sed -n 's/.*\[1\] left (k \([0-9]*\)).*\[2\] right (k \([0-9]*\)).*/\1 \2/p')
+    shown="$shown${shown:+,}[${left% *},${left#* }]"
+    if screen | grep -q "line 01"; then
+        expect '! screen | grep -q "line 40"' "a long completion is cut at the screen's end"
+        expect 'screen | grep -q "scroll"' "and the scroll keys are shown"
+        expect 'key " " "line 40"' "space scrolls the completions down"
+        expect 'key k "line 29"' "k scrolls up"
+    fi
+    expect 'key 1 "$n of 3 labelled"' "1 on pair $n (shown left, right: $left)"
+done
+T send-keys -t lab q
+expect '[ "$(ended s4)" = 0 ]' "the --shuffle session ends with 0"
+got=$("$K" show < s4.rec | jq -s -c 'map([.chosen_k, .rejected_k]) | sort')
+expect '[ "$got" = "$(echo "[$shown]" | jq -c sort)" ]' "every chosen is the completion shown on the left: prefs $got, screens [$shown]"
+expect '[ "$(echo "[$shown]" | jq "map(select(.[0] > .[1])) | length")" -ge 1 ]' "--shuffle put a later completion on the left ([$shown])"
 finish
