@@ -139,4 +139,22 @@ expect '[ "$(ended s4)" = 0 ]' "the --shuffle session ends with 0"
 got=$("$K" show < s4.rec | jq -s -c 'map([.chosen_k, .rejected_k]) | sort')
 expect '[ "$got" = "$(echo "[$shown]" | jq -c sort)" ]' "every chosen is the completion shown on the left: prefs $got, screens [$shown]"
 expect '[ "$(echo "[$shown]" | jq "map(select(.[0] > .[1])) | length")" -ge 1 ]' "--shuffle put a later completion on the left ([$shown])"
+
+# ---- images: half blocks in colour, the pair as PNGs, image prefs -----------------------------
+img() { printf '{"dtype":"U8","shape":[2,2,3],"data":[[[%s],[0,255,0]],[[0,0,255],[255,255,255]]]}' "$1"; }
+printf '{"t":"rollout","id":30,"k":%d,"label":"T-shirt/top","image":%s}\n' 0 "$(img 255,0,0)" 1 "$(img 0,0,0)" \
+    | "$K" import > roll3.rec
+T -f tmux.conf -u new-session -d -s lab -x 100 -y 24 \
+    "\"$K\" label --labels labels3.jsonl --png-dir pngs < roll3.rec > s5.rec 2> s5.err; echo \$? > s5.rc"
+expect 'wait_for "T-shirt/top"' "an image rollout's label is its prompt"
+expect 'screen | grep -q "▀▀▀▀"' "images drawn with upper half blocks"
+expect 'T capture-pane -p -e -t lab | grep -q "38;5;196m.*▀"' "in colour: the red pixel as xterm colour 196"
+expect '[ -s pngs/left.png ] && [ -s pngs/right.png ]' "--png-dir: the pair as left.png and right.png"
+"$K" load png:pngs 2> /dev/null | "$K" show > pngs.jsonl
+expect '[ "$(jq -s -c "map(.image.shape)" pngs.jsonl)" = "[[2,2,3],[2,2,3]]" ]' "the PNGs hold the images: $(jq -s -c "map(.image.shape)" pngs.jsonl)"
+expect 'key 2 "1 of 1 labelled"' "2: right"
+T send-keys -t lab q
+expect '[ "$(ended s5)" = 0 ]' "the image session ends with 0"
+expect '[ "$("$K" show --full < s5.rec | jq -c "[.prompt, .chosen_k, .rejected_k, .chosen_image.data[0][0], .rejected_image.data[0][0]]")" = "[\"T-shirt/top\",1,0,[0,0,0],[255,0,0]]" ]' \
+    "an image pref carries the chosen and rejected images"
 finish
