@@ -454,22 +454,25 @@ static long pair_index(const labeller *S, const klabel_key *key) {
     return -1;
 }
 
-/* The pair's images as DIR/left.png and DIR/right.png, replaced atomically, for a viewer. */
-static void write_pngs(const labeller *S, const pair *p) {
+/* The pair's images as DIR/left.png and DIR/right.png, replaced atomically, for a viewer.
+ * 0, or 74 with the message in err (the session ends and the terminal is restored). */
+static int write_pngs(const labeller *S, const pair *p, char *err, size_t errsz) {
     const group *G = &S->g[p->g];
     const completion *side[2] = {&G->c[p->a], &G->c[p->b]};
     static const char *const names[2] = {"left.png", "right.png"};
     for (int i = 0; i < 2; i++) {
         if (side[i]->text) continue;
-        char path[4096], err[512];
+        char path[4096], why[512];
         snprintf(path, sizeof path, "%s/%s", S->png_dir, names[i]);
-        afile *a = afile_open(path, err, sizeof err);
-        if (a && !kpng_write_file(afile_temp_path(a), &side[i]->im, err, sizeof err)) {
+        afile *a = afile_open(path, why, sizeof why);
+        if (a && !kpng_write_file(afile_temp_path(a), &side[i]->im, why, sizeof why)) {
             afile_abort(a);
             a = NULL;
         }
-        if (!a || afile_commit(a, err, sizeof err)) kiln_die(EX_KILN_IO, "--png-dir: %s", err);
+        if (!a || afile_commit(a, why, sizeof why))
+            return kiln_errf(err, errsz, EX_KILN_IO, "--png-dir: %s", why);
     }
+    return 0;
 }
 
 static klabel_choice key_choice(int ch) {
@@ -512,7 +515,8 @@ static int session(labeller *S, ui *U, char *err, size_t errsz) {
     long cur = next_open(S, 0), shown = -2;
     int rc = 0;
     while (!rc && !kiln_stop_signal()) {
-        if (cur != shown && cur >= 0 && S->png_dir) write_pngs(S, &S->p[cur]);
+        if (cur != shown && cur >= 0 && S->png_dir && (rc = write_pngs(S, &S->p[cur], err, errsz)))
+            break;
         if (cur != shown) U->scroll = 0, draw(S, U, cur), shown = cur;
         int ch = getch();
         klabel_choice c = key_choice(ch);

@@ -26,6 +26,9 @@ struct klabels {
     char *path;
     entry *e;
     size_t n, cap;
+    /* Open addressing, key -> 1 + the index of its latest entry (0: empty).  Only a pair's
+     * latest entry can stand (apply withdraws the earlier ones), so one slot a pair does. */
+    size_t *slot, nslot, used;
 };
 
 static const char *const NAMES[] = {"left", "right", "tie", "skip"};
@@ -49,11 +52,27 @@ static bool same_key(const klabel_key *x, const klabel_key *y) {
     return x->id == y->id && x->a == y->a && x->b == y->b && x->hash == y->hash;
 }
 
+static size_t key_slot(const klabels *L, const klabel_key *key) {
+    uint64_t h = key->hash ^ (key->id * 0x9e3779b97f4a7c15ull) ^ (key->a << 32) ^ key->b;
+    size_t i = (size_t)(h ^ (h >> 29)) & (L->nslot - 1);
+    while (L->slot[i] && !same_key(&L->e[L->slot[i] - 1].key, key)) i = (i + 1) & (L->nslot - 1);
+    return i;
+}
+
+static void grow_slots(klabels *L) {
+    size_t *old = L->slot, n = L->nslot;
+    L->nslot = n ? 2 * n : 256;
+    L->slot = xcalloc(L->nslot, sizeof *L->slot);
+    for (size_t i = 0; i < n; i++)
+        if (old[i]) L->slot[key_slot(L, &L->e[old[i] - 1].key)] = old[i];
+    free(old);
+}
+
 /* The index of the standing decision on key, or -1. */
 static long find_live(const klabels *L, const klabel_key *key) {
-    for (size_t i = L->n; i-- > 0;)
-        if (L->e[i].live && same_key(&L->e[i].key, key)) return (long)i;
-    return -1;
+    if (!L->nslot) return -1;
+    size_t s = L->slot[key_slot(L, key)];
+    return s && L->e[s - 1].live ? (long)(s - 1) : -1;
 }
 
 /* A decision in memory: it replaces any standing one on the same pair. */
@@ -65,6 +84,10 @@ static void apply(klabels *L, const klabel_key *key, klabel_choice c) {
         L->e = xrealloc(L->e, xmul(L->cap, sizeof *L->e));
     }
     L->e[L->n++] = (entry){*key, c, true};
+    if (2 * (L->used + 1) > L->nslot) grow_slots(L);
+    size_t s = key_slot(L, key);
+    L->used += !L->slot[s];
+    L->slot[s] = L->n;
 }
 
 klabel_choice klabels_find(const klabels *L, const klabel_key *key) {
@@ -182,7 +205,7 @@ int klabels_open(const char *path, klabels **out, char *err, size_t errsz) {
 void klabels_close(klabels *L) {
     if (!L) return;
     if (L->fd >= 0) close(L->fd);
-    free(L->e), free(L->path), free(L);
+    free(L->e), free(L->slot), free(L->path), free(L);
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
