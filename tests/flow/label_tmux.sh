@@ -25,6 +25,7 @@ cat > roll.jsonl << 'EOF'
 EOF
 "$K" import roll.jsonl > roll.rec
 
+unset TMUX # a tmux of its own, even when the test runs inside one
 sock="$PWD/tmux.sock"
 printf 'set -g default-terminal tmux-256color\nset -g remain-on-exit off\n' > tmux.conf
 T() { tmux -S "$sock" "$@"; }
