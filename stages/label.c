@@ -22,8 +22,8 @@
 
 static const kopt_info HELP = {
     .about = "label pairs of completions at a terminal: pref records out",
-    .usage = "kiln label --labels FILE [--all-pairs] [--shuffle] [--png-dir DIR] [--export]\n"
-             "                  [--in URL] [--out URL]",
+    .usage = "kiln label --labels FILE [--all-pairs] [--shuffle] [--skipped] [--png-dir DIR]\n"
+             "                  [--export] [--in URL] [--out URL]",
     .text =
         "Reads rollout records (kiln rollout); consecutive records with the same id are one\n"
         "prompt's completions.  Shows each pair on the terminal (/dev/tty, so the records can\n"
@@ -64,6 +64,7 @@ typedef struct group {
 typedef struct pair {
     int g, a, b; /* group, left and right completion */
     klabel_key key;
+    bool now; /* decided in this session (--skipped shows a pair skipped again no more) */
 } pair;
 
 typedef struct labeller {
@@ -75,6 +76,7 @@ typedef struct labeller {
     klabels *L;
     const char *png_dir;
     bool shuffle; /* --shuffle: which completion goes left is drawn from the pair's texts */
+    bool skipped; /* --skipped: pairs skipped in earlier sessions are shown again */
 } labeller;
 
 _Noreturn static void bad_rollout(const krec *r, const char *what) {
@@ -129,7 +131,7 @@ static void add_pair(labeller *S, int g, int a, int b) {
         key = pair_key(&S->g[g], a, b);
     }
     S->p = xrealloc(S->p, xmul(S->np + 1, sizeof *S->p));
-    S->p[S->np++] = (pair){g, a, b, key};
+    S->p[S->np++] = (pair){g, a, b, key, false};
 }
 
 /* Pairs (0,1) of each prompt, or every pair with all_pairs. */
@@ -439,11 +441,13 @@ static void ui_close(ui *U) {
 
 /* ---- the session ------------------------------------------------------------------------ */
 
-/* The first undecided pair from `from` on, wrapping; -1 when every pair is decided. */
+/* The first pair to show from `from` on, wrapping: undecided, or with --skipped skipped
+ * before this session; -1 when there is none. */
 static long next_open(const labeller *S, size_t from) {
     for (size_t i = 0; i < S->np; i++) {
         size_t j = (from + i) % S->np;
-        if (klabels_find(S->L, &S->p[j].key) == KLABEL_NONE) return (long)j;
+        klabel_choice c = klabels_find(S->L, &S->p[j].key);
+        if (c == KLABEL_NONE || (S->skipped && c == KLABEL_SKIP && !S->p[j].now)) return (long)j;
     }
     return -1;
 }
@@ -536,6 +540,7 @@ static int session(labeller *S, ui *U, char *err, size_t errsz) {
         } else if (c != KLABEL_NONE && cur >= 0) {
             const klabel_key *k = &S->p[cur].key;
             rc = klabels_add(S->L, k, c, err, errsz);
+            S->p[cur].now = true;
             snprintf(U->note, sizeof U->note, "prompt %llu (%llu vs %llu): %s",
                      (unsigned long long)k->id, (unsigned long long)k->a, (unsigned long long)k->b,
                      klabel_name(c));
@@ -600,6 +605,9 @@ int main(int argc, char **argv) {
                   "put the first completion of a pair on the right half of the time (chosen "
                   "by a hash of the pair's texts: the same in every session), so a habit of "
                   "picking one side favours no completion"),
+        KOPT_BOOL(0, "skipped", &S.skipped,
+                  "show the pairs skipped in earlier sessions again (a new decision replaces "
+                  "the skip)"),
         KOPT_STRING(0, "png-dir", &S.png_dir, "DIR",
                     "image rollouts: also write the pair shown as DIR/left.png and "
                     "DIR/right.png, for an image viewer"),

@@ -116,6 +116,20 @@ expect '[ "$(prefs done.rec)" = "$want" ]' "a finished label file gives its pref
 expect_status 0 "$K" label --labels labels.jsonl --all-pairs --export --in roll.rec --out /dev/null 2> all.err
 expect 'grep -q "5 of 5 pairs labelled" all.err' "--all-pairs of two completions each: the same 5 pairs ($(cat all.err))"
 
+# ---- --skipped: the pair skipped in session 1 again; skipping it again ends, no loop ----------
+T -f tmux.conf -u new-session -d -s lab -x 120 -y 30 \
+    "\"$K\" label --labels labels.jsonl --skipped < roll.rec > s6.rec 2> s6.err; echo \$? > s6.rc"
+expect 'wait_for "The sea"' "--skipped shows the skipped pair again"
+expect 'key s "Every pair is labelled"' "skipped again: shown once a session"
+expect 'key u "4 of 5 labelled"' "undo of the new skip leaves the pair undecided"
+expect 'screen | grep -q "The sea"' "and shows it"
+expect 'key 2 "5 of 5 labelled"' "2: right replaces the skip"
+T send-keys -t lab q
+expect '[ "$(ended s6)" = 0 ]' "the --skipped session ends with 0"
+expect '[ "$(prefs s6.rec | jq -c ".[2]")" = "[12,\"is blue\",\"is grey\",1,0,\"person\"]" ]' \
+    "the once skipped pair now gives a pref: $(prefs s6.rec | jq -c ".[2]")"
+expect '[ "$(prefs s6.rec | jq length)" = 5 ]' "five prefs, each pair once"
+
 # ---- --shuffle and scrolling: a long completion, three completions, every pair ----------------
 long=$(seq -f 'line %02g' 60 | paste -sd '#' | sed 's/#/\\n/g')
 printf '{"t":"rollout","id":20,"k":%d,"prompt":"Count","completion":"%s"}\n' 0 "$long" 1 short 2 other \
