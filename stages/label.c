@@ -90,16 +90,16 @@ static void add_rollout(labeller *S, const krec *in) {
     kstored *st = kstored_copy(in);
     const krec *r = &st->rec;
     completion c = {.rec = st};
-    if (!krec_str(r, KRL_COMPLETION, &c.text, &c.len)) {
-        c.text = NULL;
-        if (!krec_image(r, &c.im)) bad_rollout(in, "a completion (text) or an image");
-    }
+    bool image = krec_image(r, &c.im); /* an image model's rollout: its image is the completion */
+    if (image || !krec_str(r, KRL_COMPLETION, &c.text, &c.len)) c.text = NULL, c.len = 0;
+    if (!image && !c.text) bad_rollout(in, "a completion (text) or an image");
     group *last = S->ng ? &S->g[S->ng - 1] : NULL;
     if (!last || last->id != id) {
         S->g = xrealloc(S->g, xmul((size_t)S->ng + 1, sizeof *S->g));
         last = &S->g[S->ng++];
         *last = (group){.id = id};
-        if (!krec_str(r, KRL_PROMPT, &last->prompt, &last->plen) &&
+        if (!(image && krec_str(r, KRL_LABEL, &last->prompt, &last->plen)) &&
+            !krec_str(r, KRL_PROMPT, &last->prompt, &last->plen) &&
             !krec_str(r, KRL_LABEL, &last->prompt, &last->plen))
             bad_rollout(in, "a prompt (text) or a label");
     }
@@ -153,9 +153,8 @@ static void put_tokens(kwriter *w, const krec *r, const char *from, const char *
 
 static void put_side(kwriter *w, const completion *c, const char *name) {
     char key[32];
-    if (c->text) {
-        kw_strn(w, name, c->text, c->len);
-    } else {
+    kw_strn(w, name, c->text ? c->text : "", c->len); /* images: empty, as kiln judge writes */
+    if (!c->text) {
         ktensor t;
         krec_tensor(&c->rec->rec, KRL_IMAGE, &t);
         snprintf(key, sizeof key, "%s_image", name);

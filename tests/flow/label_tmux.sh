@@ -170,6 +170,6 @@ expect '[ "$(jq -s -c "map(.image.shape)" pngs.jsonl)" = "[[2,2,3],[2,2,3]]" ]' 
 expect 'key 2 "1 of 1 labelled"' "2: right"
 T send-keys -t lab q
 expect '[ "$(ended s5)" = 0 ]' "the image session ends with 0"
-expect '[ "$("$K" show --full < s5.rec | jq -c "[.prompt, .chosen_k, .rejected_k, .chosen_image.data[0][0], .rejected_image.data[0][0]]")" = "[\"T-shirt/top\",1,0,[0,0,0],[255,0,0]]" ]' \
+expect '[ "$("$K" show --full < s5.rec | jq -c "[.prompt, .chosen, .chosen_k, .rejected_k, .chosen_image.data[0][0], .rejected_image.data[0][0]]")" = "[\"T-shirt/top\",\"\",1,0,[0,0,0],[255,0,0]]" ]' \
     "an image pref carries the chosen and rejected images"
 finish
