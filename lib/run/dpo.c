@@ -67,6 +67,13 @@ static int read_ref(const krec *r, double ref[2], char *err, size_t errsz) {
                      (unsigned long long)r->seq);
 }
 
+int kdpo_logps(gpt *m, const kprefpair *p, int32_t *x, int32_t *y, uint8_t *mask, float out[2]) {
+    int T = kprefpair_lm_rows(p, x, y, mask);
+    gpt_forward(m, x, y, mask, 2, T);
+    gpt_seq_logprobs(m, out);
+    return T;
+}
+
 static int dpo_step(void *self, gpt *m, const krec *rec, float scale, kobj_out *out, char *err,
                     size_t errsz) {
     dpo_state *s = self;
@@ -75,12 +82,13 @@ static int dpo_step(void *self, gpt *m, const krec *rec, float scale, kobj_out *
                             m->cfg.n_ctx + 1, err, errsz);
     if (rc || (rc = read_ref(rec, ref, err, errsz))) return rc;
     reserve(s, 2 * (size_t)m->cfg.n_ctx);
-    int T = kprefpair_lm_rows(&s->pair, s->x, s->y, s->mask);
-    gpt_forward(m, s->x, s->y, s->mask, 2, T);
     float seq[2];
-    gpt_seq_logprobs(m, seq);
+    int T = kdpo_logps(m, &s->pair, s->x, s->y, s->mask, seq);
     double n[2] = {s->pair.len[0] - s->pair.prompt[0], s->pair.len[1] - s->pair.prompt[1]};
-    for (int b = 0; b < 2; b++) pi[b] = s->o.ipo ? seq[b] / n[b] : seq[b];
+    for (int b = 0; b < 2; b++) { /* IPO: per-token averages, the reference's too */
+        pi[b] = s->o.ipo ? seq[b] / n[b] : seq[b];
+        ref[b] = s->o.ipo ? ref[b] / n[b] : ref[b];
+    }
     out->loss = kdpo_pair_loss(pi, ref, &s->o, d);
     out->tokens = 2 * (uint64_t)T;
     double rw[2] = {s->o.beta * (pi[0] - ref[0]), s->o.beta * (pi[1] - ref[1])};
