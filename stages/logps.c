@@ -25,7 +25,8 @@ static const kopt_info HELP = {
         "chosen or rejected exits 65 naming the record.  Other records pass through.\n"
         "example:\n"
         "  kiln load jsonl:prefs.jsonl | kiln logps --ckpt base.safetensors \\\n"
-        "    | kiln train --objective dpo --init base.safetensors --steps 100 | kiln ckpt --dir dpo\n",
+        "    | kiln train --objective dpo --init base.safetensors --steps 100 | kiln ckpt --dir "
+        "dpo\n",
 };
 
 /* The stream's tokenizer, when it has one, must be the model's. */
@@ -81,8 +82,8 @@ int main(int argc, char **argv) {
     while (!rc && !kwriter_gone(w) && kreader_next(r, &rec)) {
         if (!kpref_like(&rec)) {
             kwriter_pass(w, &rec);
-        } else if (!(rc = kprefpair_read(&pair, &rec, &km.tok, km.m->cfg.vocab,
-                                         km.m->cfg.n_ctx + 1, err, sizeof err))) {
+        } else if (!(rc = kprefpair_read(&pair, &rec, &km.tok, km.m->cfg.vocab, km.m->cfg.n_ctx + 1,
+                                         err, sizeof err))) {
             float lp[2];
             kdpo_logps(km.m, &pair, x, y, mask, lp);
             kwriter_begin(w, rec.t);

@@ -73,9 +73,8 @@ int main(int argc, char **argv) {
                     "reward: + X mean((r_chosen + r_rejected)^2), TRL's "
                     "center_rewards_coefficient (default 0; TRL suggests 0.01)",
                     .needs = "objective"),
-        KOPT_DOUBLE(0, "beta", &dpo.beta, "X", 0, 1000,
-                    "dpo: the KL strength beta (default 0.1)", .flags = KOPT_OPEN_MIN,
-                    .needs = "objective"),
+        KOPT_DOUBLE(0, "beta", &dpo.beta, "X", 0, 1000, "dpo: the KL strength beta (default 0.1)",
+                    .flags = KOPT_OPEN_MIN, .needs = "objective"),
         KOPT_CHOICE(0, "loss-type", &loss_type, "NAME", loss_types,
                     "dpo: sigmoid (DPO, default) or ipo", .needs = "objective"),
         KOPT_DOUBLE(0, "label-smoothing", &dpo.label_smoothing, "X", 0, 0.5,

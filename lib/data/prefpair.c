@@ -55,8 +55,7 @@ static bool text_field(const krec *r, const char *key, const char **s, size_t *n
     return !krec_get(r, key) || krec_str(r, key, s, n);
 }
 
-static int from_text(kprefpair *p, const krec *r, const ktokenizer *tok, char *err,
-                     size_t errsz) {
+static int from_text(kprefpair *p, const krec *r, const ktokenizer *tok, char *err, size_t errsz) {
     unsigned long long seq = (unsigned long long)r->seq;
     const char *ps, *cs[2];
     size_t pn, cn[2];

@@ -124,9 +124,12 @@ static void dpo_free(void *self) {
 }
 
 kobjective kdpo_objective(const kdpo_opts *o) {
-    static const char *const names[] = {"rewards/chosen",  "rewards/rejected",
-                                        "rewards/accuracies", "rewards/margins",
-                                        "logps/chosen",    "logps/rejected",
+    static const char *const names[] = {"rewards/chosen",
+                                        "rewards/rejected",
+                                        "rewards/accuracies",
+                                        "rewards/margins",
+                                        "logps/chosen",
+                                        "logps/rejected",
                                         NULL};
     dpo_state *s = xcalloc(1, sizeof *s);
     s->o = *o;

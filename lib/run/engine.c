@@ -266,7 +266,7 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
         kiln_usage_error("the checkpoint is at step %llu, past --steps %llu",
                          (unsigned long long)e->step, (unsigned long long)e->o.steps);
     kwriter_hdr_begin(w, hdr, "metrics", e->seed);
-    if (e->o.steps) kw_u64(w, "steps", e->o.steps); /* kiln show --progress reads it */
+    if (e->o.steps) kw_u64(w, "steps", e->o.steps);             /* kiln show --progress reads it */
     if (e->own_tokenizer) kw_obj(w, "tokenizer", e->tokenizer); /* so kiln eval decodes */
     kwriter_end(w);
     e->start_step = e->step;

@@ -56,8 +56,8 @@ void kreward_score_pair(gpt *m, const kprefpair *p, int32_t *x, uint8_t *mask, f
 static int reward_step(void *self, gpt *m, const krec *rec, float scale, kobj_out *out, char *err,
                        size_t errsz) {
     reward_state *s = self;
-    int rc = kprefpair_read(&s->pair, rec, s->has_tok ? &s->tok : NULL, m->cfg.vocab,
-                            m->cfg.n_ctx, err, errsz);
+    int rc = kprefpair_read(&s->pair, rec, s->has_tok ? &s->tok : NULL, m->cfg.vocab, m->cfg.n_ctx,
+                            err, errsz);
     if (rc) return rc;
     reserve(s, 2 * (size_t)m->cfg.n_ctx);
     float r[2], d[2];
