@@ -42,7 +42,8 @@ options:
   --held N             prompts held out for the evaluation (default 200)
   --method M           dpo (default)
   --labeller L         judge (default) or human (kiln label at this terminal)
-  --judge NAME         the kiln judge that prefers and scores (default afinn)
+  --judge NAME         the kiln judge that prefers and scores (default afinn; words,
+                       repetition, length; cmd:PROGRAM for any program that prints a score)
   --judge-opts 'OPTS'  more kiln judge options (e.g. a lexicon file)
   -K N                 completions per prompt (default 2)
   --max-new N          tokens per completion (default 48)
@@ -114,6 +115,7 @@ command -v jq > /dev/null || die "needs jq (make deps)"
 [ -n "$dry" ] || mkdir -p "$out"
 th=(); [ "$threads" = 0 ] || th=(--threads "$threads")
 read -r -a jopts <<< "$judge_opts"
+judge_is=("$judge"); [ "${judge#cmd:}" = "$judge" ] || judge_is=(--cmd "${judge#cmd:}")
 
 # ---- prompts: training and held out -------------------------------------------------------
 n=$(grep -c . "$prompts" || true)
@@ -130,7 +132,7 @@ rollout=(kiln rollout -K "$K" --max-new "$max_new" --temperature "$temperature" 
 if [ "$labeller" = human ]; then
     prefer=(kiln label --labels "$out/labels.jsonl")
 else
-    prefer=(kiln judge --pairs "$judge" "${jopts[@]}")
+    prefer=(kiln judge --pairs "${judge_is[@]}" "${jopts[@]}")
 fi
 train=(kiln train --init "$base" --accum "$accum" --log-every 10 --seed "$seed" "${th[@]}")
 [ -z "$lr" ] || train+=(--lr "$lr")
@@ -195,7 +197,7 @@ fi
 evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss
     load "$out/prompts-held.$ext" | kiln rollout -K 1 --max-new "$max_new" --temperature 1 \
         --seed $((seed + 7)) --ckpt "$2" "${th[@]}" | kiln logps --ckpt "$base" "${th[@]}" \
-        | kiln judge --score "$judge" "${jopts[@]}" | kiln show > "$out/eval-$1.jsonl"
+        | kiln judge --score "${judge_is[@]}" "${jopts[@]}" | kiln show > "$out/eval-$1.jsonl"
     jq -s -c 'map(select(.t == "rollout")) | {score: (map(.reward) | add / length),
         sd: ((map(.reward) | add / length) as $m | map((.reward - $m) * (.reward - $m)) | add / length | sqrt),
         kl: (map((.logprobs.mean - .ref_logprobs.mean) * .logprobs.shape[0]) | add / length)}' \
