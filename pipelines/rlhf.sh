@@ -137,17 +137,22 @@ fi
 train=(kiln train --init "$base" --accum "$accum" --log-every 10 --seed "$seed" "${th[@]}")
 [ -z "$lr" ] || train+=(--lr "$lr")
 [ -z "$lora" ] || train+=(--lora "$lora")
+q() { # q WORDS...: as a shell would need them typed
+    local a o=()
+    for a; do if [[ $a =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then o+=("$a"); else o+=("'$a'"); fi; done
+    echo "${o[*]}"
+}
 repeat() { for _ in $(seq "$epochs"); do cat "$1"; done; } # passes over a record file
 
 cat >&2 << EOF
 rlhf.sh: the flow
-  preferences: ${prefs:-load $out/prompts-train.$ext | ${rollout[*]} --ckpt $base | ${prefer[*]}} > $out/prefs.rec
-  held out:    load $out/prompts-held.$ext | ${rollout[*]} --ckpt $base | ${prefer[*]} > $out/prefs-held.rec
-  reward:      $out/prefs.rec x$epochs | ${train[*]} --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
+  preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
+  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
+  reward:      $out/prefs.rec x$epochs | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
                kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
   dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
-               $out/prefs-ref.rec x$epochs | ${train[*]} --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo
-  evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $judge${data:+
+               $out/prefs-ref.rec x$epochs | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo
+  evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
                kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}
 EOF
 [ -z "$dry" ] || exit 0
@@ -188,11 +193,20 @@ echo "rlhf.sh: DPO done ($(($(date +%s) - t0)) s): $(jq -s -c 'map(select(.t == 
     | {step, loss, "rewards/accuracies", "rewards/margins"}' "$out/dpo-log.jsonl")" >&2
 
 # ---- evaluation on the held-out prompts --------------------------------------------------------
-if [ -n "$data" ]; then
-    bytes=$(wc -c < "$data")
-    tail -c $((bytes / 20)) "$data" > "$out/val.txt"
-    kiln load "text:$out/val.txt" --split chunk:127 | kiln tokenize --bytes \
-        | kiln batch -B 16 -T 128 --pack > "$out/val.rec"
+if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)
+    meta=$(kiln ckpt inspect "$base")
+    ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
+    kind=$(awk '$1 == "tokenizer" { sub(/^[^ ]+ +/, ""); print }' <<< "$meta" | jq -r .kind)
+    [ "$ctx" -le 128 ] || ctx=128
+    if [ "$kind" = bytes ]; then
+        bytes=$(wc -c < "$data")
+        tail -c $((bytes / 20)) "$data" > "$out/val.txt"
+        kiln load "text:$out/val.txt" --split "chunk:$((ctx - 1))" | kiln tokenize --bytes \
+            | kiln batch -B 16 -T "$ctx" --pack > "$out/val.rec"
+    else
+        echo "rlhf.sh: --data: the base's tokenizer is $kind, not bytes: no held-out LM loss" >&2
+        data=""
+    fi
 fi
 evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss
     load "$out/prompts-held.$ext" | kiln rollout -K 1 --max-new "$max_new" --temperature 1 \
