@@ -122,8 +122,9 @@ n=$(grep -c . "$prompts" || true)
 [ "$n" -gt "$held" ] || die "$prompts: $n prompts, not more than --held $held"
 ext=jsonl; case "$prompts" in *.jsonl | *.json) ;; *) ext=txt ;; esac
 if [ -z "$dry" ]; then
-    grep . "$prompts" | head -n $((n - held)) > "$out/prompts-train.$ext"
-    grep . "$prompts" | tail -n "$held" > "$out/prompts-held.$ext"
+    grep . "$prompts" > "$out/prompts-all.$ext" # (head in a pipe would end grep early: pipefail)
+    head -n $((n - held)) "$out/prompts-all.$ext" > "$out/prompts-train.$ext"
+    tail -n "$held" "$out/prompts-all.$ext" > "$out/prompts-held.$ext"
 fi
 load() { # load FILE: the prompts as records
     if [ "$ext" = jsonl ]; then kiln load "jsonl:$1"; else kiln load "text:$1" --split lines; fi
@@ -239,6 +240,6 @@ get() { jq -r "$2" "$out/$1"; }
     paste -d '\t' \
         <(jq -r 'select(.t == "rollout") | [.prompt, (.completion | gsub("[\n\t]"; " "))] | join(" | ")' "$out/eval-before.jsonl") \
         <(jq -r 'select(.t == "rollout") | .completion | gsub("[\n\t]"; " ")' "$out/eval-after.jsonl") \
-        | head -n "$samples" | sed 's/\t/ | /; s/^/  /'
+        | sed -n "1,${samples}p" | sed 's/\t/ | /; s/^/  /'
 } > "$out/report.txt"
 cat "$out/report.txt"

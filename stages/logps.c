@@ -55,8 +55,7 @@ static int rollout_logps(gpt *m, const krec *r, int32_t *x, int32_t *y, uint8_t 
     ktensor pt, ct;
     unsigned long long seq = (unsigned long long)r->seq;
     if (!krec_tensor(r, "prompt_tokens", &pt) || !krec_tensor(r, "completion_tokens", &ct) ||
-        pt.dtype != KT_I32 || ct.dtype != KT_I32 || pt.ndim != 1 || ct.ndim != 1 ||
-        pt.shape[0] < 1)
+        pt.dtype != KT_I32 || ct.dtype != KT_I32 || pt.ndim != 1 || ct.ndim != 1 || pt.shape[0] < 1)
         return kiln_errf(err, errsz, EX_KILN_DATA,
                          "record %llu: a rollout needs prompt_tokens and completion_tokens, I32 "
                          "[n] (a prompt of one token at least)",

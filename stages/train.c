@@ -89,6 +89,10 @@ int main(int argc, char **argv) {
     if (prefs && !o.init)
         kiln_usage_error("--objective %s needs --init BASE (a checkpoint to start from)",
                          objective);
+    if (!strcmp(objective, "reward") && o.lora)
+        kiln_usage_error("--objective reward with --lora: the adapter could not carry the new "
+                         "scalar head into a merged model; use --freeze (e.g. embeddings) to "
+                         "train fewer weights");
     o.finetune |= prefs; /* the base's weights, a new run */
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);
 

@@ -78,6 +78,7 @@ expect 'grep -q "record 1" err.txt' "kiln logps names it too"
 expect_status 65 "$K" train --in held.rec --objective dpo --init $B --steps 1 --out /dev/null 2> err.txt
 expect 'grep -q "ref_chosen_logps" err.txt' "DPO without reference logps says to run kiln logps"
 expect_status 2 "$K" train --in held.rec --objective dpo --steps 1 --out /dev/null 2> /dev/null
+expect_status 2 "$K" train --in held.rec --objective reward --init $B --lora r=4 --out /dev/null 2> /dev/null
 # a base whose tokenizer is not the stream's: a pref stream tokenized for another model
 printf 'cat\ndog\n' > two.txt
 "$K" load text:book.txt --split lines | "$K" tokenize --bytes --classes two.txt \
