@@ -14,14 +14,6 @@ kdpo_opts kdpo_defaults(void) {
     return (kdpo_opts){.beta = 0.1};
 }
 
-static double log_sigmoid(double z) {
-    return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z));
-}
-
-static double sigmoid(double z) {
-    return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
-}
-
 double kdpo_pair_loss(const double pi[2], const double ref[2], const kdpo_opts *o, double d[2]) {
     double z = (pi[0] - ref[0]) - (pi[1] - ref[1]), b = o->beta, loss, dz;
     if (o->ipo) {
@@ -30,8 +22,8 @@ double kdpo_pair_loss(const double pi[2], const double ref[2], const kdpo_opts *
         dz = 2 * e;
     } else {
         double eps = o->label_smoothing;
-        loss = -(1 - eps) * log_sigmoid(b * z) - eps * log_sigmoid(-b * z);
-        dz = -(1 - eps) * b * sigmoid(-b * z) + eps * b * sigmoid(b * z);
+        loss = -(1 - eps) * kobj_log_sigmoid(b * z) - eps * kobj_log_sigmoid(-b * z);
+        dz = -(1 - eps) * b * kobj_sigmoid(-b * z) + eps * b * kobj_sigmoid(b * z);
     }
     if (d) d[0] = dz, d[1] = -dz;
     return loss;

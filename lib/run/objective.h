@@ -9,6 +9,7 @@
 #ifndef KILN_OBJECTIVE_H
 #define KILN_OBJECTIVE_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,5 +51,13 @@ typedef struct kobjective {
     void (*free)(void *self); /* may be NULL */
     void *self;
 } kobjective;
+
+/* log sigmoid(z) and sigmoid(z), stable for either sign of z (the preference losses). */
+static inline double kobj_log_sigmoid(double z) {
+    return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z));
+}
+static inline double kobj_sigmoid(double z) {
+    return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
+}
 
 #endif

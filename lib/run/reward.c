@@ -10,20 +10,11 @@
 
 enum { M_ACCURACY, M_MARGIN, M_MIN, M_MEAN, M_MAX };
 
-/* log sigmoid(z) and sigmoid(z), stable for either sign of z. */
-static double log_sigmoid(double z) {
-    return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z));
-}
-
-static double sigmoid(double z) {
-    return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
-}
-
 double kreward_pair_loss(const float r[2], double center, float d[2]) {
     double diff = (double)r[0] - r[1], sum = (double)r[0] + r[1];
-    double loss = -log_sigmoid(diff) + center * sum * sum;
+    double loss = -kobj_log_sigmoid(diff) + center * sum * sum;
     if (d) {
-        double g = -sigmoid(-diff); /* d(-log sigmoid(diff)) / d diff */
+        double g = -kobj_sigmoid(-diff); /* d(-log sigmoid(diff)) / d diff */
         d[0] = (float)(g + 2 * center * sum);
         d[1] = (float)(-g + 2 * center * sum);
     }
