@@ -51,7 +51,7 @@ options:
   --steps N            DPO optimizer steps (default 200)
   --rm-steps N         reward-model steps (default: --steps; 0 skips the reward model)
   --accum N            pairs per optimizer step (default 8)
-  --epochs N           passes over the preferences (default 2)
+  --epochs N           passes over the preferences (default: as many as --steps need)
   --beta X             DPO beta (default 0.1)
   --loss-type T        sigmoid (default) or ipo
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
@@ -68,7 +68,7 @@ EOF
 die() { echo "rlhf.sh: $*" >&2; exit 2; }
 
 base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge=afinn judge_opts=""
-K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs=2 beta=0.1 loss_type=sigmoid
+K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
 lr="" lora="" data="" samples=3 threads=0 seed=1 out=runs/rlhf dry=""
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
@@ -149,10 +149,10 @@ cat >&2 << EOF
 rlhf.sh: the flow
   preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
   held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
-  reward:      $out/prefs.rec x$epochs | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
+  reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
                kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
   dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
-               $out/prefs-ref.rec x$epochs | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo
+               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo
   evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
                kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}
 EOF
@@ -169,6 +169,8 @@ load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" 
 pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
 echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
 [ "$pairs" -gt 0 ] || die "no preference pairs to train on"
+most=$((steps > rm_steps ? steps : rm_steps))
+[ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 
 # ---- reward model ------------------------------------------------------------------------------
 rm_acc=""
@@ -229,7 +231,7 @@ get() { jq -r "$2" "$out/$1"; }
     echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $pairs pairs, $held held-out prompts, $(($(date +%s) - t0)) s"
     [ -z "$rm_acc" ] || echo "reward model held-out pairwise accuracy: $rm_acc"
     printf '%-26s %12s %12s\n' "" before after
-    printf '%-26s %12.4f %12.4f\n' "mean $judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"
+    printf '%-26s %12.4f %12.4f\n' "mean judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"
     printf '%-26s %12.4f %12.4f\n' "  (standard deviation)" "$(get eval-before.json .sd)" "$(get eval-after.json .sd)"
     printf '%-26s %12.4f %12.4f\n' "KL to the base (nats)" "$(get eval-before.json .kl)" "$(get eval-after.json .kl)"
     if [ -n "$data" ]; then

