@@ -8,8 +8,8 @@
  * center is TRL's center_rewards_coefficient (0: off), which keeps the rewards near zero.
  * The engine's --accum pairs make one optimizer step, so the loss is their mean, as TRL's
  * batch mean.  Metrics (TRL's names where it has them): accuracy (r_c > r_r), margin
- * (r_c - r_r), and the rewards' min, mean and max (min_reward, mean_reward, max_reward) over
- * both completions.
+ * (r_c - r_r), and the rewards' min, mean and max (min_reward, mean_reward, max_reward) of
+ * the pair's two completions (the engine averages them over pairs: TRL takes the batch's).
  *
  * With --init an LM checkpoint, the trunk is the base's and score.weight starts fresh
  * (N(0, 0.02), lib/model/gpt.h); the checkpoints it writes are reward models (config head
