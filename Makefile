@@ -64,8 +64,9 @@ DEPS_BUILD := gcc make pkg-config libzmq3-dev libmsgpack-dev libopenblas-dev lib
 DEPS_DATA  := dataset-fashion-mnist
 # The pipelines read checkpoint metadata and logs with jq (finetune.sh, pretrain.sh --resume).
 DEPS_RUN   := jq
-# tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ.
-DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq
+# tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ;
+# tests/flow/netns_curve.sh joins two network namespaces (ip) and reads the wire (tcpdump).
+DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq iproute2 tcpdump
 # examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
 DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq
 deps:
