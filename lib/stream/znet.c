@@ -304,6 +304,15 @@ static void set_key(void *sock, int opt, const char *z85, const char *url) {
                  url, zmq_strerror(errno));
 }
 
+/* A secret key others can read is no secret: say so, as ssh does (but go on). */
+static void warn_if_readable(const char *given) {
+    char *path = key_path(given, ".key");
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 077))
+        kiln_warn("--curve-key %s: the secret key is readable by others (chmod 600 it)", path);
+    free(path);
+}
+
 static void warn_clear_text(const char *url, const char *ep) {
     static bool warned;
     if (warned || is_loopback(ep)) return;
@@ -327,6 +336,7 @@ void znet_secure(void *ctx, void *sock, const char *url, const char *ep, bool bi
     }
     char secret[Z85_KEY_LEN + 1], public[Z85_KEY_LEN + 1];
     load_key("--curve-key", key, ".key", secret);
+    warn_if_readable(key);
     if (zmq_curve_public(public, secret) != 0)
         kiln_die(EX_KILN_SOFTWARE, "%s: cannot derive the public key: %s", url,
                  zmq_strerror(errno));

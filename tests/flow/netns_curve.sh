@@ -58,12 +58,16 @@ if [ -n "$capture" ]; then
 fi
 
 # A loader with a key the trainer does not admit: refused on both sides, nothing trained.
-KILN_CURVE_KEY=trainer.key KILN_CURVE_CLIENTS=loader.pub \
-    in_ns $trainer timeout 30 "$K" cat --in "@tcp://10.231.0.2:$port" > stolen.rec 2> srv_err.txt & srv=$!
+# (ip netns exec runs the stage as its child: the stage's own pid is what the two SIGTERMs
+# stop, the first making it read on, README.md "Exit codes, signals".)
+KILN_CURVE_KEY=trainer.key KILN_CURVE_CLIENTS=loader.pub ip netns exec $trainer \
+    bash -c 'echo $$ > srv.pid; exec "$0" cat --in "$1"' "$K" "@tcp://10.231.0.2:$port" \
+    > stolen.rec 2> srv_err.txt & ipx=$!
 sleep 0.5
+srv=$(cat srv.pid)
 in_ns $loader timeout 30 "$K" import --out ">tcp://10.231.0.2:$port" --curve-key stranger.key \
     --curve-server trainer.pub < <(echo '{"t":"sample","text":"secret"}') 2> evil_err.txt; erc=$?
-kill -TERM $srv; sleep 0.3; kill -TERM $srv 2> /dev/null; wait $srv
+kill -TERM $srv; sleep 0.3; kill -TERM $srv 2> /dev/null; wait $ipx
 expect '[ $erc = 74 ] && grep -q "refused this end.s CURVE key" evil_err.txt' \
     "the wrong key: 74 and a message (rc $erc: $(cat evil_err.txt))"
 expect 'grep -qF "refused a client with CURVE public key $(cat stranger.pub) from 10.231.0.1" srv_err.txt' \

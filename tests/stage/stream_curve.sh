@@ -80,6 +80,10 @@ expect '[ $crc = 0 ] && [ $src = 0 ] && cmp -s env.rec got.rec' "keys from KILN_
 expect_status 2 "$K" cat --in "@tcp://127.0.0.1:$port" --curve-key trainer.key < /dev/null 2> /dev/null
 expect_status 2 "$K" cat --out ">tcp://127.0.0.1:$port" --curve-key loader.key < many.rec 2> /dev/null
 expect_status 2 "$K" cat --out ">tcp://127.0.0.1:$port" --curve-server trainer.pub < many.rec 2> /dev/null
+cp loader.key open.key && chmod 644 open.key
+"$K" cat --out ">tcp://127.0.0.1:$port" --curve-key open.key < many.rec 2> err.txt; rc=$?
+expect '[ $rc = 2 ] && grep -q "open.key: the secret key is readable by others" err.txt' \
+    "a secret key others can read is named ($(head -1 err.txt))"
 echo "not a key" > bad.pub
 timeout 10 "$K" cat --in "@tcp://127.0.0.1:$port" --curve-key trainer.key --curve-clients bad.pub \
     < /dev/null 2> err.txt; rc=$?
