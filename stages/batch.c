@@ -31,6 +31,7 @@ typedef struct batcher {
     uint8_t *mask;
     uint64_t rows; /* rows filled in the current batch */
     uint64_t cursor, epoch;
+    uint64_t shard_i, shard_n, index; /* --shard: this process writes batches i = I mod N */
     /* --pack: tokens waiting to fill rows, and their loss mask */
     int32_t *stream;
     uint8_t *smask;
@@ -46,6 +47,10 @@ static void emit_batch(batcher *b) {
     }
     ktensor x = ktensor_2d(KT_I32, b->x, b->B, b->T), y = ktensor_2d(KT_I32, b->y, b->B, b->T);
     ktensor m = ktensor_2d(KT_U8, b->mask, b->B, b->T);
+    if (b->index++ % b->shard_n != b->shard_i) { /* another rank's batch (--shard) */
+        b->rows = 0;
+        return;
+    }
     kwriter_begin(b->w, "batch");
     kw_tensor(b->w, "x", &x);
     kw_tensor(b->w, "y", &y);
@@ -219,6 +224,11 @@ typedef struct options {
     uint64_t window, window_bytes, pad;
 } options;
 
+static bool shard_option(void *dest, const char *arg, char *err, size_t errsz) {
+    batcher *b = dest;
+    return kopt_parse_shard(arg, &b->shard_i, &b->shard_n, err, errsz);
+}
+
 static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, options *o) {
     *o = (options){.window = 4096, .window_bytes = 256ull << 20};
     kopt rows[] = {
@@ -241,6 +251,10 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, opti
                  "large records leave in order sooner"),
         KOPT_BOOL(0, "drop-last", &b->drop_last,
                   "drop a final partial batch (default: pad it, mask 0)"),
+        KOPT_CALL(0, "shard", b, shard_option, "I/N",
+                  "write only batches i with i mod N = I (from 0), each with the cursor of "
+                  "the whole stream: N data-parallel ranks (mpirun; README) read one stream "
+                  "and resume from one cursor"),
         KOPT_U64(0, "pad", &o->pad, "ID", 0, INT32_MAX,
                  "pad token when the hdr has no tokenizer (default 0)", .given = &o->have_pad),
         KOPT_STREAM(cli),
@@ -253,7 +267,7 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, batcher *b, opti
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    batcher b = {0};
+    batcher b = {.shard_n = 1};
     options o;
     parse_options(argc, argv, &cli, &b, &o);
     bool ordered = o.ordered;

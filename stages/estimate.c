@@ -34,6 +34,7 @@ static const kopt_info HELP = {
 typedef struct est_opts {
     kengine_opts e;
     int B, T, vocab, machines;
+    double net;
     double tokens, measure;
     bool have_tokens, json;
     const char *hw_file, *on;
@@ -110,7 +111,9 @@ static double resolve(const est_opts *o, kest_config *c) {
                        .threads = o->e.threads,
                        .freeze = o->e.freeze,
                        .lora = o->e.lora,
-                       .train = o->e.train};
+                       .train = o->e.train,
+                       .accum = (int)o->e.accum,
+                       .net_gbit_s = o->net};
     c->T = o->T ? o->T : c->cfg.n_ctx;
     if (o->have_tokens) return o->tokens;
     if (!o->e.steps) kiln_usage_error("give the run's length: --tokens X or --steps N");
@@ -287,7 +290,7 @@ _Noreturn static void refuse(const kest_config *c, const kest_plan *p, kest_hw_t
 int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
-    est_opts o = {.B = 8, .vocab = 259, .machines = 1, .measure = 3};
+    est_opts o = {.B = 8, .vocab = 259, .machines = 1, .measure = 3, .net = 10};
     kengine_opts_init(&o.e);
     kopt rows[] = {
         KENGINE_OPTIONS(&o.e),
@@ -310,7 +313,11 @@ int main(int argc, char **argv) {
         KOPT_STRING(0, "on", &o.on, "NAMES",
                     "only these rows (comma-separated); a run that fits none of them exits 2"),
         KOPT_INT(0, "machines", &o.machines, "N", 1, 1 << 20,
-                 "N machines of each kind (data parallel; compute only, no all-reduce yet)"),
+                 "N machines of each kind (data parallel, mpirun: README)"),
+        KOPT_DOUBLE(0, "net", &o.net, "GBIT", 0, 1e6,
+                    "with --machines: the link between them, Gbit/s (default 10); each "
+                    "optimizer step adds a ring all-reduce of the trained gradients, not "
+                    "overlapped (0: compute only)"),
         KOPT_DOUBLE(0, "measure", &o.measure, "S", 0, 600,
                     "seconds of real training steps on this machine (default 3; 0: none, the "
                     "FMA peak at 50%)"),
@@ -344,10 +351,17 @@ int main(int argc, char **argv) {
             if (chosen(o.on, t.rows[i].name) || !strcmp(t.rows[i].name, "this"))
                 any_fits |= print_row(&c, &p, &t.rows[i], o.machines, tokens, &me) &&
                             chosen(o.on, t.rows[i].name);
-        if (o.machines > 1)
-            printf("\n%d machines: compute only, the time divided by %d; the all-reduce of the "
-                   "gradients is not counted yet.\n",
-                   o.machines, o.machines);
+        if (o.machines > 1 && o.net > 0) {
+            char bytes[32];
+            kest_fmt_bytes(4.0 * (double)p.n_trainable, bytes, sizeof bytes);
+            printf("\n%d machines: the compute divided by %d, plus a ring all-reduce of %s of "
+                   "gradients each optimizer step over %g Gbit/s: %.3g s a step, not overlapped "
+                   "(README: More than one machine: MPI).\n",
+                   o.machines, o.machines, bytes, o.net, kest_allreduce_s(&p, o.machines, o.net));
+        } else if (o.machines > 1) {
+            printf("\n%d machines: compute only (--net 0), the time divided by %d.\n", o.machines,
+                   o.machines);
+        }
         printf("\nthis: this machine; the other rows from %s (each row's sources and assumptions "
                "are in the file).\n",
                path);

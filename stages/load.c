@@ -598,14 +598,7 @@ static bool size_option(void *dest, const char *arg, char *err, size_t errsz) {
 /* --shard I/N: 0 <= I < N. */
 static bool shard_option(void *dest, const char *arg, char *err, size_t errsz) {
     loader *L = dest;
-    char buf[64];
-    const char *slash = strchr(arg, '/');
-    size_t n = slash ? (size_t)(slash - arg) : 0;
-    bool ok = slash && n < sizeof buf;
-    if (ok) memcpy(buf, arg, n), buf[n] = 0;
-    ok = ok && parse_u64(buf, &L->shard_i) && parse_u64(slash + 1, &L->shard_n) &&
-         L->shard_n >= 1 && L->shard_i < L->shard_n;
-    return ok || kiln_errf(err, errsz, 0, "--shard wants I/N with 0 <= I < N, not '%s'", arg);
+    return kopt_parse_shard(arg, &L->shard_i, &L->shard_n, err, errsz);
 }
 
 static const char *const utf8_modes[] = {"replace", "reject", NULL};

@@ -21,6 +21,9 @@ static const kopt_info HELP = {
         "a final ckpt goes out, then eos interrupted.  A NaN/Inf loss or gradient stops the run\n"
         "(exit 65) after the last good ckpt, naming the step and the tensor.\n"
         "Records other than the objective's (batch; pairs for contrastive) pass through.\n"
+        "Under mpirun (a build with Open MPI), data parallel: each rank trains on its own\n"
+        "stream, gradients are averaged over ranks, rank 0 alone writes (give it --out);\n"
+        "ckpt also has cursors, each rank's (README: More than one machine: MPI).\n"
         "contrastive metrics: loss, accuracy (in-batch top-1), and `objective`.\n"
         "example:\n"
         "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
@@ -62,7 +65,7 @@ int main(int argc, char **argv) {
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);
 
     kreader *r = kiln_cli_reader(&cli);
-    kwriter *w = kiln_cli_writer(&cli);
+    kwriter *w = kengine_writer(&cli);
     c.pool = strcmp(pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST;
     kobjective obj =
         strcmp(objective, "contrastive") ? klm_objective() : kcontrastive_objective(&c);

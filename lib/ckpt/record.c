@@ -98,6 +98,11 @@ void kckpt_record_write(kwriter *w, const kckpt_state *s) {
     kcfg_pack(kw_packer(w), &s->m->cfg);
     if (s->tokenizer) kw_obj(w, "tokenizer", s->tokenizer);
     kw_u64(w, "cursor", s->cursor);
+    if (s->cursors) {
+        kw_key(w, "cursors");
+        msgpack_pack_array(kw_packer(w), (size_t)s->n_cursors);
+        for (int i = 0; i < s->n_cursors; i++) msgpack_pack_uint64(kw_packer(w), s->cursors[i]);
+    }
     kw_u64(w, "seed", s->seed);
     if (s->lora) pack_adapter(w, s);
     if (s->rows) pack_rows_adapter(w, s);

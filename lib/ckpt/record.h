@@ -2,6 +2,7 @@
  * (lib/ckpt/store.h turns it into files; lib/ckpt/load.h reads those back):
  *
  *   {t: "ckpt", step, config (lib/ckpt/config.h), tokenizer (the hdr's), cursor, seed,
+ *    cursors: [each rank's cursor]   (a data-parallel run only: lib/run/dist.h),
  *    tensors: {HF name: F32 tensor}, optim: {step, lr, m: {name: F32}, v: {name: F32}},
  *    adapter: {kind "lora", r, alpha, dropout, targets, base_hash}   (LoRA runs only)}
  *
@@ -26,10 +27,12 @@ typedef struct kckpt_state {
     int n_ps;
     const adamw *opt;
     double lr;
-    const lora *lora;       /* non-NULL: an adapter checkpoint of these adapters */
-    const gpt_tensor *rows; /* non-NULL: a rows adapter (new vocabulary rows; ps holds them) */
-    int first_row;          /* with rows: the first new token */
-    const char *base_hash;  /* with lora or rows: lib/model/weights.h's hash of the base */
+    const lora *lora;        /* non-NULL: an adapter checkpoint of these adapters */
+    const gpt_tensor *rows;  /* non-NULL: a rows adapter (new vocabulary rows; ps holds them) */
+    int first_row;           /* with rows: the first new token */
+    const char *base_hash;   /* with lora or rows: lib/model/weights.h's hash of the base */
+    const uint64_t *cursors; /* a data-parallel run: each rank's cursor (NULL: one process) */
+    int n_cursors;
 } kckpt_state;
 
 void kckpt_record_write(kwriter *w, const kckpt_state *s);

@@ -276,6 +276,24 @@ static int write_optim(const msgpack_object *optim, const char *path, char *err,
     return rc;
 }
 
+/* A data-parallel run's `cursors` array as "C0,C1,...", or NULL when the record has none
+ * (or it is not an array of u64). */
+static char *cursor_list(const msgpack_object *a) {
+    if (!a || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0) return NULL;
+    size_t n = a->via.array.size, cap = n * 21 + 1, at = 0;
+    char *s = xmalloc(cap);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *c = &a->via.array.ptr[i];
+        if (c->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            free(s);
+            return NULL;
+        }
+        at += (size_t)snprintf(s + at, cap - at, "%s%llu", i ? "," : "",
+                               (unsigned long long)c->via.u64);
+    }
+    return s;
+}
+
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
@@ -304,7 +322,7 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     else if ((why = gather(krec_get(r, "tensors"), "", &t, &n, &names)))
         rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record: tensors %s", path, why);
 
-    st_meta_entry meta[10];
+    st_meta_entry meta[11];
     size_t nm = 0;
     char steps[24], cursors[24], seeds[24], losss[40];
     char *optim_path = NULL;
@@ -316,6 +334,8 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     meta[nm++] = (st_meta_entry){"step", steps};
     snprintf(cursors, sizeof cursors, "%llu", (unsigned long long)cursor);
     if (has_cursor) meta[nm++] = (st_meta_entry){"cursor", cursors};
+    char *rank_cursors = cursor_list(krec_get(r, "cursors"));
+    if (rank_cursors) meta[nm++] = (st_meta_entry){"cursors", rank_cursors};
     snprintf(seeds, sizeof seeds, "%llu", (unsigned long long)seed);
     if (has_seed) meta[nm++] = (st_meta_entry){"seed", seeds};
     json_format_real(losss, sizeof losss, eval_loss);
@@ -335,5 +355,6 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     free(config);
     free(tokenizer);
     free(adapter);
+    free(rank_cursors);
     return rc;
 }

@@ -19,6 +19,8 @@
  *         config     JSON object    the record's `config` map ({"n_layer":2,...})
  *         tokenizer  JSON object    the record's `tokenizer` map (absent if the record had none)
  *         step, cursor, seed        decimal u64 (cursor/seed absent if the record had none)
+ *         cursors    "C0,C1,..."    a data-parallel run's cursor of each rank (lib/run/dist.h):
+ *                                   rank R resumes with kiln load --skip C<R>
  *         optim      file name      of the optimizer sibling in the same directory, if saved
  *         eval_loss  real           eval loss at this step, when kiln ckpt knew it
  *         adapter    JSON object    the record's `adapter` map: a LoRA adapter file, whose

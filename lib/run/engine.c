@@ -18,6 +18,7 @@
 #include "model/lora.h"
 #include "model/optim.h"
 #include "model/weights.h"
+#include "run/dist.h"
 
 struct kengine {
     kengine_opts o;
@@ -42,7 +43,16 @@ struct kengine {
     uint64_t logged_steps, tokens_since_log;
     /* this optimizer step so far (over its micro-batches) */
     double step_loss, step_metric[KOBJ_MAX_METRICS];
+    uint64_t step_tokens;
+    /* data parallelism (lib/run/dist.h): this process is rank `rank` of `ranks` */
+    int rank, ranks;
+    kdist_grads *dist;
+    bool stop_all; /* a step vote said every rank stops after it */
 };
+
+/* Gradients are summed over ranks in buckets of this many floats (16 MiB): few enough
+ * messages that latency does not count, small enough to stay in cache-sized copies. */
+#define KENGINE_BUCKET_FLOATS ((size_t)4 << 20)
 
 /* ---- options -------------------------------------------------------------------------------- */
 
@@ -194,6 +204,20 @@ static kckpt *open_init(const kengine_opts *o, const ktokenizer *tok, int *rows,
     return ck;
 }
 
+/* A data-parallel run's ckpt holds every rank's cursor ("cursors": "C0,C1,..."); this
+ * rank's, or the one cursor of a run in one process. */
+static uint64_t resume_cursor(const kckpt *ck, int rank) {
+    const char *list = st_meta(ck->file, "cursors");
+    for (int i = 0; list && *list; i++) {
+        char *end;
+        unsigned long long c = strtoull(list, &end, 10);
+        if (end == list) break;
+        if (i == rank) return (uint64_t)c;
+        list = *end == ',' ? end + 1 : end;
+    }
+    return ck->cursor;
+}
+
 static void build_model(kengine *e, const krec *hdr) {
     ktokenizer tok;
     char err[512];
@@ -219,13 +243,53 @@ static void build_model(kengine *e, const krec *hdr) {
     if (ck && !e->o.finetune) { /* resume: weights, moments, step and data cursor */
         gpt_load_ckpt(e->m, ck, e->o.reset_optimizer ? NULL : e->opt);
         e->step = ck->step;
-        e->cursor = ck->cursor;
+        e->cursor = resume_cursor(ck, e->rank);
     }
     kckpt_free(ck);
 }
 
+kwriter *kengine_writer(const kiln_cli *cli) {
+    kdist_init();
+    if (kdist_rank() != 0) return kwriter_open("/dev/null", 1);
+    bool to_stdout = !cli->out || !strcmp(cli->out, "-");
+    if (kdist_size() > 1 && to_stdout && isatty(STDOUT_FILENO))
+        kiln_usage_error("under mpirun, stdout is mpirun's output forwarder, not a pipe of "
+                         "records: give --out FILE, a FIFO or @tcp://*:PORT (README: More than "
+                         "one machine: MPI)");
+    return kiln_cli_writer(cli);
+}
+
+/* Every rank starts from rank 0's weights (a fresh model's initialisation, LoRA's random
+ * A matrices) after checking that all build the same trainable parameters. */
+static void join_ranks(kengine *e) {
+    size_t n = e->opt->n;
+    uint64_t *all = xcalloc((size_t)e->ranks, sizeof *all);
+    kdist_gather_u64(n, all);
+    for (int r = 1; r < e->ranks; r++)
+        if (all[r] != all[0])
+            kiln_die(EX_KILN_DATA,
+                     "rank %d trains %llu parameters, rank 0 %llu: every rank needs the same "
+                     "model, options and tokenizer",
+                     r, (unsigned long long)all[r], (unsigned long long)all[0]);
+    free(all);
+    for (int i = 0; i < e->n_ps; i++) kdist_bcast_floats(e->ps[i].p, e->ps[i].numel, 0);
+    /* $KILN_ALLREDUCE_FLOATS: another bucket size (tests split tensors across buckets) */
+    const char *env = getenv("KILN_ALLREDUCE_FLOATS");
+    uint64_t bucket = KENGINE_BUCKET_FLOATS;
+    if (env && (!parse_u64(env, &bucket) || bucket == 0))
+        kiln_die(EX_KILN_USAGE, "KILN_ALLREDUCE_FLOATS wants a whole number > 0, not '%s'", env);
+    e->dist = kdist_grads_create((size_t)bucket);
+    if (e->rank == 0)
+        kiln_warn("data parallel over %d ranks (%s): global batch = %d x --accum %llu x the "
+                  "batch of each rank's stream",
+                  e->ranks, kdist_backend(), e->ranks, (unsigned long long)e->o.accum);
+}
+
 kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, kwriter *w) {
     kengine *e = xcalloc(1, sizeof *e);
+    kdist_init();
+    e->rank = kdist_rank();
+    e->ranks = kdist_size();
     e->o = *o;
     e->obj = obj;
     e->w = w;
@@ -233,6 +297,7 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
     if (e->n_metrics > KOBJ_MAX_METRICS) kiln_die(EX_KILN_SOFTWARE, "too many objective metrics");
     e->tokenizer = krec_get(hdr, "tokenizer");
     build_model(e, hdr);
+    if (e->ranks > 1) join_ranks(e);
     if (e->o.steps && e->step >= e->o.steps)
         kiln_usage_error("the checkpoint is at step %llu, past --steps %llu",
                          (unsigned long long)e->step, (unsigned long long)e->o.steps);
@@ -245,11 +310,46 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
 
 /* ---- records out ---------------------------------------------------------------------------- */
 
+/* FNV-1a over the trained tensors' bytes: equal on every rank while the ranks agree. */
+static uint64_t params_checksum(const kparam *ps, int n) {
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < n; i++) {
+        const unsigned char *b = (const unsigned char *)ps[i].p;
+        for (size_t k = 0; k < ps[i].numel * sizeof(float); k++) h = (h ^ b[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The ranks must hold the same weights: they took the same steps on the same all-reduced
+ * gradients.  Checked at each ckpt (collective), so a difference is never saved silently. */
+static void check_ranks_agree(kengine *e) {
+    uint64_t *sums = xcalloc((size_t)e->ranks, sizeof *sums);
+    kdist_gather_u64(params_checksum(e->ps, e->n_ps), sums);
+    for (int r = 1; r < e->ranks; r++)
+        if (sums[r] != sums[0])
+            kiln_die(EX_KILN_SOFTWARE,
+                     "step %llu: rank %d's weights differ from rank 0's (the all-reduce gave "
+                     "ranks different sums); no ckpt written",
+                     (unsigned long long)e->step, r);
+    free(sums);
+}
+
 static void emit_ckpt(kengine *e) {
+    if (e->dist) check_ranks_agree(e);
+    uint64_t *cursors = xcalloc((size_t)e->ranks, sizeof *cursors);
+    kdist_gather_u64(e->cursor, cursors); /* (collective: every rank comes here) */
+    if (e->rank != 0) {
+        free(cursors);
+        return;
+    }
+    /* `cursor` is the furthest: where ranks that share one stream (kiln batch --shard)
+     * all resume; `cursors` where each rank's own stream (kiln load --shard) resumes. */
+    uint64_t furthest = 0;
+    for (int r = 0; r < e->ranks; r++) furthest = cursors[r] > furthest ? cursors[r] : furthest;
     kckpt_state s = {.m = e->m,
                      .tokenizer = e->tokenizer,
                      .step = e->step,
-                     .cursor = e->cursor,
+                     .cursor = furthest,
                      .seed = e->seed,
                      .ps = e->ps,
                      .n_ps = e->n_ps,
@@ -258,8 +358,11 @@ static void emit_ckpt(kengine *e) {
                      .lora = e->lora,
                      .rows = e->o.new_classes_only ? &e->rows : NULL,
                      .first_row = e->m->cfg.vocab - e->o.n_add,
-                     .base_hash = e->base_hash};
+                     .base_hash = e->base_hash,
+                     .cursors = e->ranks > 1 ? cursors : NULL,
+                     .n_cursors = e->ranks};
     kckpt_record_write(e->w, &s);
+    free(cursors);
 }
 
 static void emit_metrics(kengine *e) {
@@ -283,15 +386,16 @@ static void emit_metrics(kengine *e) {
     if (e->o.steps) kw_f64(e->w, "eta_s", eta);
     kwriter_end(e->w);
     double total = now - e->t_start + eta;
-    if (isatty(2) && e->o.steps && e->t_log == e->t_start) {
+    bool tty = isatty(2) && e->rank == 0;
+    if (tty && e->o.steps && e->t_log == e->t_start) {
         fprintf(stderr, "%s: about %.3g s in all at this pace (%.3g s to go)\n", kiln_prog(), total,
                 eta);
         e->first_total = total;
-    } else if (isatty(2) && e->o.steps && e->first_total > 0) { /* how the first guess holds */
+    } else if (tty && e->o.steps && e->first_total > 0) { /* how the first guess holds */
         fprintf(stderr, "%s: now about %.3g s in all: the first estimate is off by %+.0f%%\n",
                 kiln_prog(), total, 100.0 * (e->first_total - total) / total);
     }
-    if (isatty(2))
+    if (tty)
         fprintf(stderr, "%s: step %llu  loss %.4f  lr %.2e  %.0f tokens/s\n", kiln_prog(),
                 (unsigned long long)e->step, loss, e->lr, rate);
     e->loss_sum = 0;
@@ -311,8 +415,9 @@ static int diverged(const kengine *e, const char *what, char *err, size_t errsz)
 
 /* ---- training ------------------------------------------------------------------------------- */
 
-/* The optimizer step once --accum micro-batches have accumulated. */
+/* The optimizer step once --accum micro-batches have accumulated (on every rank). */
 static int optimizer_step(kengine *e, char *err, size_t errsz) {
+    if (e->dist) kdist_grads_sum(e->dist, e->ps, e->n_ps); /* the ranks' mean gradient */
     e->norm = params_grad_norm(e->pool, e->ps, e->n_ps);
     if (!isfinite(e->norm)) {
         int bad = params_first_nonfinite(e->ps, e->n_ps);
@@ -325,31 +430,77 @@ static int optimizer_step(kengine *e, char *err, size_t errsz) {
     e->step++;
     e->loss_sum += e->step_loss;
     for (int i = 0; i < e->n_metrics; i++) e->metric_sum[i] += e->step_metric[i];
+    e->tokens_since_log += e->step_tokens;
     e->logged_steps++;
     if (e->step % e->o.log_every == 0) emit_metrics(e);
     if (e->o.every && e->step % e->o.every == 0) emit_ckpt(e);
     return 0;
 }
 
-/* One micro-batch; every --accum of them make an optimizer step. */
+/* The step vote of a data-parallel run: at the end of each of its steps (or of its input,
+ * or on a failure) every rank says whether it has a full step, wants to stop (a signal;
+ * rank 0's downstream gone) or failed, and adds its loss, metrics and tokens, so all ranks
+ * agree on whether to take the step and whether to go on.  One all-reduce of a few doubles
+ * per step; every rank votes once per step and never after a vote that ends the run, so
+ * the collective calls match.  0, or 65 when a rank failed (its own message on its
+ * stderr, this one's in err). */
+enum { VOTE_READY, VOTE_STOP, VOTE_FAILED, VOTE_TOKENS, VOTE_LOSS, VOTE_METRICS };
+
+static int vote(kengine *e, bool ready, bool failed, char *err, size_t errsz) {
+    double v[VOTE_METRICS + KOBJ_MAX_METRICS] = {0};
+    v[VOTE_READY] = ready;
+    v[VOTE_STOP] = kiln_stop_signal() || kwriter_gone(e->w);
+    v[VOTE_FAILED] = failed ? e->rank + 1 : 0;
+    v[VOTE_TOKENS] = (double)e->step_tokens;
+    v[VOTE_LOSS] = e->step_loss;
+    for (int i = 0; i < e->n_metrics; i++) v[VOTE_METRICS + i] = e->step_metric[i];
+    kdist_sum_doubles(v, VOTE_METRICS + e->n_metrics);
+    e->step_tokens = (uint64_t)v[VOTE_TOKENS];
+    e->step_loss = v[VOTE_LOSS];
+    for (int i = 0; i < e->n_metrics; i++) e->step_metric[i] = v[VOTE_METRICS + i];
+    e->stop_all = v[VOTE_STOP] > 0 || v[VOTE_READY] < e->ranks || v[VOTE_FAILED] > 0;
+    if (v[VOTE_FAILED] > 0 && !failed)
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "step %llu: another rank failed (its message is above); stopping",
+                         (unsigned long long)e->step + 1);
+    if (failed || v[VOTE_READY] < e->ranks) return 0; /* (an input ended: no step) */
+    return optimizer_step(e, err, errsz);
+}
+
+/* One micro-batch; every --accum of them (on every rank) make an optimizer step. */
 static int train_record(kengine *e, const krec *r, char *err, size_t errsz) {
     if (e->micro == 0) {
         gpt_zero_grad(e->m);
         e->step_loss = 0;
+        e->step_tokens = 0;
         memset(e->step_metric, 0, sizeof e->step_metric);
     }
     kobj_out out = {0};
-    float scale = 1.0f / (float)e->o.accum;
+    /* each rank's share of the global mean: the all-reduce sums the ranks' gradients */
+    float scale = 1.0f / (float)(e->o.accum * (uint64_t)e->ranks);
     int rc = e->obj->step(e->obj->self, e->m, r, scale, &out, err, errsz);
+    if (!rc && !isfinite(out.loss)) rc = diverged(e, "the loss", err, errsz);
+    if (rc && e->dist) { /* "rank R: record N: why", and the others learn of it */
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errsz, "rank %d: %s", e->rank, why);
+        vote(e, false, true, why, sizeof why);
+    }
     if (rc) return rc;
-    if (!isfinite(out.loss)) return diverged(e, "the loss", err, errsz);
     e->cursor = krec_u64_or(r, "cursor", e->cursor);
     e->step_loss += out.loss * scale;
     for (int i = 0; i < e->n_metrics; i++) e->step_metric[i] += out.metrics[i] * scale;
-    e->tokens_since_log += out.tokens;
+    e->step_tokens += out.tokens;
     if (++e->micro < e->o.accum) return 0;
     e->micro = 0;
-    return optimizer_step(e, err, errsz);
+    return e->dist ? vote(e, true, false, err, errsz) : optimizer_step(e, err, errsz);
+}
+
+/* Whether the loop ends after this record: in one process at a stop signal; with ranks
+ * only where a step vote said so, so that every rank leaves after the same step. */
+static bool run_ends(const kengine *e) {
+    if (e->o.steps && e->step >= e->o.steps) return true;
+    return e->dist ? e->stop_all : kiln_stop_signal();
 }
 
 int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
@@ -360,14 +511,23 @@ int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
     e->t_start = e->t_log = kiln_now();
     krec rec;
     int rc = 0;
-    while (!rc && !kwriter_gone(e->w) && kreader_next(r, &rec)) {
+    bool more = true; /* (a data-parallel rank 0 votes its downstream's end instead) */
+    while (!rc && (e->dist || !kwriter_gone(e->w)) && (more = kreader_next(r, &rec))) {
         if (krec_is(&rec, e->obj->record))
             rc = train_record(e, &rec, err, errsz);
         else
             kwriter_pass(e->w, &rec);
-        if (kiln_stop_signal() || (e->o.steps && e->step >= e->o.steps)) break;
+        if (run_ends(e)) break;
     }
-    if (rc || kwriter_gone(e->w)) return rc;
+    /* This rank's input ended first: the others learn it at their next vote. */
+    if (e->dist && !rc && !more && !e->stop_all) rc = vote(e, false, false, err, errsz);
+    if (e->dist && e->rank == 0 && e->dist->seconds > 0 && e->step > e->start_step)
+        kiln_warn("all-reduce: %.3g s of %.3g s training (%.1f%%), %.3g MB a step",
+                  e->dist->seconds, kiln_now() - e->t_start,
+                  100 * e->dist->seconds / (kiln_now() - e->t_start),
+                  (double)e->dist->bytes / (double)(e->step - e->start_step) / 1e6);
+    /* (ranks all write their final ckpt or none: its cursor gather is collective) */
+    if (rc || (!e->dist && kwriter_gone(e->w))) return rc;
     if (e->logged_steps) emit_metrics(e);
     if (e->step > e->start_step && !(e->o.every && e->step % e->o.every == 0)) emit_ckpt(e);
     return 0;
@@ -382,7 +542,9 @@ void kengine_free(kengine *e) {
     lora_free(e->lora);
     gpt_free(e->m);
     kpool_free(e->pool);
+    kdist_grads_free(e->dist);
     free(e);
+    kdist_finalize(); /* (after the last collective: the final ckpt's cursor gather) */
 }
 
 gpt *kengine_model(kengine *e) {

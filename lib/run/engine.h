@@ -14,7 +14,11 @@
  *             (step, loss, lr, grad_norm, tokens_per_s, elapsed_s, optim_bytes, eta_s
  *             with --steps, and the objective's own fields), `ckpt` records every --every steps and
  * at the end (lib/ckpt/record.h); signals   SIGINT/SIGTERM: the step in progress finishes, a final
- * ckpt goes out, and the stage's kiln_finish ends the stream `interrupted`.
+ * ckpt goes out, and the stage's kiln_finish ends the stream `interrupted`;
+ *   ranks     under mpirun, data parallel (lib/run/dist.h): each rank trains on its own
+ *             records, the gradients are averaged over ranks before clipping, every rank
+ *             takes the same step, and all stop after the same step (a vote each step);
+ *             rank 0 alone writes (kengine_writer).
  *
  *     kengine *e = kengine_open(&opts, &obj, kreader_hdr(r), w);
  *     int rc = kengine_run(e, r, err, sizeof err);
@@ -138,6 +142,11 @@ void kengine_opts_init(kengine_opts *o);
 int kengine_opts_resolve(kengine_opts *o, char *err, size_t errsz);
 
 typedef struct kengine kengine;
+
+/* The stage's writer (before kengine_open): its --out (stdout by default) on rank 0 of a
+ * data-parallel run and in one process; /dev/null on every other rank, so the run's
+ * downstream sees one stream, hdr to eos, from rank 0 (lib/run/dist.h). */
+kwriter *kengine_writer(const kiln_cli *cli);
 
 /* Build the model and optimizer the options describe for the stream whose hdr is given
  * (its tokenizer sets the vocabulary and travels in every ckpt), and write this stage's

@@ -496,12 +496,20 @@ int kest_measure(const kest_config *c, const kest_plan *p, double budget_s, doub
 
 /* ---- cost ----------------------------------------------------------------------------------- */
 
+double kest_allreduce_s(const kest_plan *p, int machines, double gbit_s) {
+    if (machines < 2 || gbit_s <= 0) return 0;
+    double bytes = 4.0 * (double)p->n_trainable;
+    return 2.0 * (machines - 1) / machines * bytes / (gbit_s * 1e9 / 8);
+}
+
 kest_row kest_cost(const kest_config *c, const kest_plan *p, const kest_hw *hw, int machines,
                    double tokens, double tokens_per_s) {
     kest_row row = {.fits = true};
     double one = tokens_per_s > 0 ? tokens_per_s : hw->tflops * 1e12 * hw->eff / p->step_flops;
     double steps = tokens / machines / ((double)c->B * c->T); /* each machine's */
     row.seconds = tokens / machines / one + (tokens_per_s > 0 ? 0 : steps * hw->step_ms / 1e3);
+    row.seconds +=
+        steps / (c->accum > 1 ? c->accum : 1) * kest_allreduce_s(p, machines, c->net_gbit_s);
     row.tokens_per_s = tokens / row.seconds;
     row.cost = row.seconds / 3600 * hw->price * machines;
     double cap = hw->mem_gb * 1e9;

@@ -10,8 +10,9 @@
  *   hardware  a table of rows `name=... tflops=... eff=... mem=... price=...` (a file,
  *             share/kiln/hardware.txt, and --hw flags that add or override rows);
  *   cost      tokens / (peak x efficiency / FLOPs per token) + steps x a row's fixed cost
- *             per step, N machines of a kind dividing the time (compute only: no
- *             all-reduce term yet).
+ *             per step, N machines of a kind dividing the time, plus each optimizer step's
+ *             ring all-reduce of the trained gradients over the network (lib/run/dist.h
+ *             does it after the backward pass, not overlapped).
  *
  * Functions that can fail on the user's input return 0 or an exit code (2 options, 65 a
  * bad table row, 74 an unreadable file) with the message in err. */
@@ -30,6 +31,8 @@ typedef struct kest_config {
     int B, T;                          /* the micro-batch: rows and tokens per row */
     int threads;                       /* of kiln's pool (0: every CPU) */
     const char *freeze, *lora, *train; /* kiln train's fine-tuning specs, or NULL */
+    int accum;                         /* micro-batches per optimizer step (0: 1) */
+    double net_gbit_s;                 /* the link between machines (0: compute only) */
 } kest_config;
 
 /* Bytes kiln train holds for a configuration (kiln's FP32 layout; lib/model/gpt.c
@@ -123,9 +126,13 @@ typedef struct kest_row {
     int max_B;                          /* when it does not: the largest B that fits, or 0 */
 } kest_row;
 
+/* Seconds one ring all-reduce of the trained gradients (FP32) takes on `machines` machines
+ * linked at gbit_s: each sends and receives 2(N-1)/N x the gradient bytes.  0 for one. */
+double kest_allreduce_s(const kest_plan *p, int machines, double gbit_s);
+
 /* The run of `tokens` tokens on `machines` machines of kind hw, each taking steps of c's
- * B x T tokens.  tokens_per_s > 0 replaces the rate from the row's peak, efficiency and
- * step_ms (this machine, measured). */
+ * B x T tokens, and with c->net_gbit_s an all-reduce every c->accum of them.  tokens_per_s > 0
+ * replaces the rate from the row's peak, efficiency and step_ms (this machine, measured). */
 kest_row kest_cost(const kest_config *c, const kest_plan *p, const kest_hw *hw, int machines,
                    double tokens, double tokens_per_s);
 

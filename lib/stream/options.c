@@ -558,3 +558,13 @@ kreader *kiln_cli_reader(const kiln_cli *c) {
 kwriter *kiln_cli_writer(const kiln_cli *c) {
     return kwriter_open(c->out, c->fan_out);
 }
+
+bool kopt_parse_shard(const char *arg, uint64_t *i, uint64_t *n, char *err, size_t errsz) {
+    char buf[64];
+    const char *slash = strchr(arg, '/');
+    size_t len = slash ? (size_t)(slash - arg) : 0;
+    bool ok = slash && len < sizeof buf;
+    if (ok) memcpy(buf, arg, len), buf[len] = 0;
+    ok = ok && parse_u64(buf, i) && parse_u64(slash + 1, n) && *n >= 1 && *i < *n;
+    return ok || kiln_errf(err, errsz, 0, "--shard wants I/N with 0 <= I < N, not '%s'", arg);
+}

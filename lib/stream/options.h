@@ -196,6 +196,10 @@ int kopt_parse(const kopt_info *info, const kopt *rows, int argc, char **argv);
 /* The --help text (the caller frees it). */
 char *kopt_help(const kopt_info *info, const kopt *rows);
 
+/* --shard I/N, a process's part of a stream split N ways (kiln load, kiln batch): 0 <= I < N.
+ * false with the message in err. */
+bool kopt_parse_shard(const char *arg, uint64_t *i, uint64_t *n, char *err, size_t errsz);
+
 /* "prog: message" and a pointer to --help on stderr, then exit 2. */
 _Noreturn void kiln_usage_error(const char *fmt, ...) KILN_PRINTF(1, 2);
 

@@ -56,6 +56,9 @@ skip_reason() {
     make\ deps* | make\ examples* | make\ install*) echo "installs packages or files outside the tree" ;;
     *examples/fashion-mnist.sh* | *examples/animals/* | *examples/transfer/* | *examples/text/*)
         echo "an example run of minutes (timed in the docs)" ;;
+    *mpirun\ *)
+        command -v mpirun > /dev/null && [[ $(ldd "$KILN_BIN/kiln-train") == *libmpi* ]] ||
+            echo "no mpirun, or kiln built without MPI (make deps; rebuild)" ;;
     esac
 }
 
@@ -89,7 +92,7 @@ while IFS=$'\t' read -r -d '' where cmd want; do
     last_file=$file
     case "$run" in export\ *) echo "$run" >> env.sh ;; esac
     t1=$SECONDS
-    (cd clone && KILN_THREADS=2 timeout 120 bash -o pipefail -c ". ../env.sh; $run") > out.txt 2> err.txt
+    (cd clone && KILN_THREADS=2 timeout 120 bash -o pipefail -c ". ../env.sh; $run") > out.txt 2> err.txt < /dev/null
     rc=$?
     echo "ran   $where  $run  (exit $rc, $((SECONDS - t1)) s)"
     ran=$((ran + 1))

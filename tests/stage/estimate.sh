@@ -23,12 +23,17 @@ expect '[ "$(jq .memory.optim gpt2.json)" = 995518464 ]' "json: AdamW holds 8 by
 expect 'jq -e "(.rows[] | select(.name == \"h100-sxm\") | .seconds) as \$s | (\$s > 3600 and \$s < 86400)" gpt2.json >/dev/null' \
     "GPT-2 on 10B tokens on one H100: hours, not days"
 
-# N machines: the time divided by N, the cost the same
-"$K" estimate "${gpt2[@]}" --measure 0 --json --machines 8 > gpt2x8.json
+# N machines: with --net 0 the time divided by N, the cost the same; over 10 Gbit/s each
+# step adds the ring all-reduce of 498 MB of gradients: 2 x 7/8 x 497.8 MB / 1.25 GB/s
+"$K" estimate "${gpt2[@]}" --measure 0 --json --machines 8 --net 0 > gpt2x8.json
 expect 'jq -n --slurpfile a gpt2.json --slurpfile b gpt2x8.json -e "[\$a[0].rows[], \$b[0].rows[]] | map(select(.name == \"h100-sxm\")) | (.[0].seconds / .[1].seconds - 8 | fabs) < 1e-6 and (.[0].cost / .[1].cost - 1 | fabs) < 1e-6" >/dev/null' \
     "8 machines: an eighth of the time, the same cost"
 "$K" estimate "${gpt2[@]}" --measure 0 --machines 8 > x8.txt
-expect 'grep -q "^8 x h100-sxm" x8.txt && grep -q "all-reduce .* not counted" x8.txt' "8 machines: said so"
+expect 'grep -q "^8 x h100-sxm" x8.txt && grep -q "all-reduce of 498 MB .* over 10 Gbit/s: 0.697 s a step" x8.txt' \
+    "8 machines: the all-reduce said ($(grep all-reduce x8.txt))"
+"$K" estimate "${gpt2[@]}" --measure 0 --json --machines 8 > gpt2x8net.json
+expect 'jq -n --slurpfile a gpt2x8.json --slurpfile b gpt2x8net.json -e "[\$a[0].rows[], \$b[0].rows[]] | map(select(.name == \"h100-sxm\")) | .[1].seconds - .[0].seconds > 1e4" >/dev/null' \
+    "8 machines over 10 Gbit/s: the all-reduces add hours"
 
 # --hw: a new row, an override; --on picks rows
 "$K" estimate --model tiny --tokens 1e6 --measure 0 --json --hw name=mybox,tflops=2,eff=0.5,price=1 \

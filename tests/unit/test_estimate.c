@@ -168,6 +168,19 @@ static void test_cost(void) {
     CHECK_NEAR(kest_cost(&c, &p, &h, 1, 1e9, 0).seconds, r.seconds + 1e9 / 128 * 5e-3, 1e-12);
     CHECK_NEAR(kest_cost(&c, &p, &h, 4, 1e9, 0).seconds, (r.seconds + 1e9 / 128 * 5e-3) / 4, 1e-12);
     h.step_ms = 0;
+    /* 4 machines on 10 Gbit/s: each of the 1e9 / 4 / 128 steps adds 2 x 3/4 x the gradient
+     * bytes over 1.25e9 bytes/s; --accum 2 halves the all-reduces */
+    double ring = 1.5 * 4.0 * (double)p.n_trainable / 1.25e9;
+    CHECK_NEAR(kest_allreduce_s(&p, 4, 10), ring, 1e-15);
+    CHECK(kest_allreduce_s(&p, 1, 10) == 0);
+    c.net_gbit_s = 10;
+    CHECK_NEAR(kest_cost(&c, &p, &h, 4, 1e9, 0).seconds, r.seconds / 4 + 1e9 / 4 / 128 * ring,
+               1e-9);
+    c.accum = 2;
+    CHECK_NEAR(kest_cost(&c, &p, &h, 4, 1e9, 0).seconds, r.seconds / 4 + 1e9 / 4 / 256 * ring,
+               1e-9);
+    CHECK_NEAR(kest_cost(&c, &p, &h, 1, 1e9, 0).seconds, r.seconds, 1e-12); /* one machine */
+    c.net_gbit_s = 0, c.accum = 0;
     /* too small a memory: it says which batch would fit */
     kest_config big = c;
     big.B = 64;
