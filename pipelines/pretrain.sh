@@ -9,6 +9,12 @@
 #       --size 16x16 --levels 8 --out runs/fashion
 #   pipelines/pretrain.sh --resume runs/moby          # after a crash, Ctrl-C or kill -9
 #
+# Split across two hosts (README.md, "Stages on other hosts"): the same command on both,
+# the data host with --data-to, the training host with --data-from; the KILN_CURVE_*
+# variables (kiln keygen) encrypt the tcp edge between them:
+#   trainer$ pipelines/pretrain.sh --text book.txt --out runs/b --data-from @tcp://*:5555
+#   loader$  pipelines/pretrain.sh --text book.txt --out runs/b --data-to '>tcp://trainer:5555'
+#
 # The flow it runs (printed before it starts):
 #
 #   kiln load SOURCE --epochs 0 --shuffle [--skip CURSOR] | kiln tokenize | kiln batch
@@ -57,6 +63,11 @@ options:
   --seed S             seed (default 1)
   --out DIR            where everything goes (default runs/pretrain)
   --resume DIR         continue the run in DIR from DIR/ckpt/latest.safetensors
+  --data-to URL        this host only loads, tokenizes and batches, and sends the batches
+                       to URL (kiln batch --out URL); the chain's other half runs elsewhere
+  --data-from URL      this host trains on the batches from URL (kiln train --in URL);
+                       held-out data is still made here from --text/--val-images
+  --data-skip N        with --data-to: start at data cursor N (a resumed trainer prints it)
   --dry-run            print the stage chain and stop
 EOF
     exit "$1"
@@ -66,7 +77,7 @@ die() { echo "pretrain.sh: $*" >&2; exit 2; }
 text="" val="" images="" val_images="" classes="" size=16x16 levels=8 channels=1
 model="" layers=4 dim=128 heads=4 ctx=128 steps=2000 batch=16 lr=2e-3 every=""
 log_every=10 val_records=64 samples=0 threads=0 seed=1 out=runs/pretrain resume="" dry="" bpe=""
-steps_given=""
+steps_given="" data_to="" data_from="" data_skip=""
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; --*) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
@@ -95,6 +106,9 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift ;;
     --out) out=$2; shift ;;
     --resume) resume=$2; shift ;;
+    --data-to) data_to=$2; shift ;;
+    --data-from) data_from=$2; shift ;;
+    --data-skip) data_skip=$2; shift ;;
     --dry-run) dry=1 ;;
     -h | --help) usage 0 ;;
     *) die "unknown option '$1' (--help lists them)" ;;
@@ -111,6 +125,8 @@ if [ -n "$resume" ]; then
     out=$resume
 fi
 [ -n "$text$images" ] || die "give --text FILE or --images SOURCE (--help)"
+[ -z "$data_to" ] || [ -z "$data_from$resume" ] || die "--data-to runs the data half only: no --data-from or --resume"
+[ -z "$data_skip" ] || [ -n "$data_to" ] || die "--data-skip goes with --data-to"
 for f in "$text" "$val"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"; done
 [ -n "$every" ] || every=$(( steps / 10 > 0 ? steps / 10 : 1 ))
 # --dry-run prints the chain and writes nothing.
@@ -166,6 +182,7 @@ if [ -n "$resume" ]; then
     [ "$steps" -gt "$at" ] || die "$out is at step $at already: give --steps above it to train on"
     skip="--skip ${cursor:-0}" init="--init $latest"
     echo "pretrain.sh: resuming $out at step $at, data cursor ${cursor:-0}" >&2
+    [ -z "$data_from" ] || echo "pretrain.sh: start the data host with --data-skip ${cursor:-0}" >&2
     # The run so far, up to the step resumed from (a run killed with kill -9 logged steps
     # past its last checkpoint; its log has no eos, so kiln show's complaint is expected).
     if [ -s "$log" ] && [ -z "$dry" ]; then
@@ -177,7 +194,7 @@ if [ -n "$resume" ]; then
 fi
 
 # ---- held-out data, once ----------------------------------------------------------------------
-if [ ! -s "$out/val.rec" ] && [ -z "$dry" ]; then
+if [ ! -s "$out/val.rec" ] && [ -z "$dry$data_to" ]; then
     source_of "$val"
     kiln load "${src[@]}" --limit "$val_records" 2> /dev/null | "${tokenize[@]}" \
         | kiln batch -B "$batch" -T "$T" 2> /dev/null > "$out/val.rec"
@@ -185,23 +202,36 @@ fi
 
 # ---- the flow -----------------------------------------------------------------------------------
 source_of "$text"
+[ -n "$data_skip" ] && skip="--skip $data_skip"
 load=(kiln load "${src[@]}" --epochs 0 --shuffle --seed "$seed" $skip)
-batcher=(kiln batch -B "$batch" -T "$T")
+batcher=(kiln batch -B "$batch" -T "$T" ${data_to:+--out "$data_to"})
 train=(kiln train "${shape[@]}" --ctx "$T" --steps "$steps" --lr "$lr" --every "$every"
-    --log-every "$log_every" --seed "$seed" --threads "$threads" $init)
+    --log-every "$log_every" --seed "$seed" --threads "$threads" $init ${data_from:+--in "$data_from"})
 evaluate=(kiln eval --data "$out/val.rec" --samples "$samples" --threads "$threads")
 plot=(kiln plot --png "$out/loss.png" --dir "$out/plots" --title "pretrain $(basename "$out")")
 ckpt=(kiln ckpt --dir "$out/ckpt" --keep 3)
 show=(kiln show --progress --total "$steps")
+# Split across hosts: the data half ends with batch --out URL, the training half starts
+# with train --in URL.
+if [ -n "$data_to" ]; then
+    train=() history=() evaluate=() plot=() ckpt=()
+elif [ -n "$data_from" ]; then
+    load=() tokenize=() batcher=()
+fi
 chain() {
-    echo "${load[*]}"
-    for stage in tokenize batcher train history evaluate plot ckpt; do
-        eval '[ -z "${'$stage'[*]:-}" ] || echo "  | ${'$stage'[*]}"'
+    local sep=""
+    for stage in load tokenize batcher train history evaluate plot ckpt; do
+        eval '[ -z "${'$stage'[*]:-}" ] || { echo "$sep${'$stage'[*]}"; sep="  | "; }'
     done
-    echo "  | tee $log | ${show[*]}"
+    [ -n "$data_to" ] || echo "  | tee $log | ${show[*]}"
 }
 chain >&2
 [ -n "$dry" ] && exit 0
+if [ -n "$data_to" ]; then
+    "${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}"
+    echo "pretrain.sh: every batch went to $data_to" >&2
+    exit 0
+fi
 { echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): from step $at"; chain; } >> "$out/chain.txt"
 metrics_jsonl() { # every metrics record as a JSON line, also after Ctrl-C or a failure
     { kiln show --in "$log" 2> /dev/null || true; } | grep '^{"t":"metrics"' > "$out/metrics.jsonl" || true
@@ -210,7 +240,11 @@ trap metrics_jsonl EXIT
 # Ctrl-C reaches every stage: the kiln stages read on to the end of their stream (train's
 # final ckpt), so the log's tee must not die first (README.md, "Exit codes, signals").
 keep_log() { (trap '' INT TERM && exec tee "$1"); }
-"${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}" | "${train[@]}" \
+batches() { # the data half, here or (--data-from) on another host
+    if [ -n "$data_from" ]; then : < /dev/null; else
+        "${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${batcher[@]}"; fi
+}
+batches | "${train[@]}" \
     | "${history[@]:-cat}" | "${evaluate[@]}" | "${plot[@]}" | "${ckpt[@]}" | keep_log "$log" | "${show[@]}"
 rm -f "$out/history.rec"
 echo "pretrain.sh: checkpoints in $out/ckpt (latest.safetensors, best.safetensors)," \

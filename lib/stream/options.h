@@ -25,6 +25,7 @@
 
 #include "core/util.h"
 #include "stream/stream.h"
+#include "stream/znet.h"
 
 typedef enum kopt_type {
     KOPT_END,    /* ends a table */
@@ -114,20 +115,39 @@ typedef struct kopt {
 /* ---- rows several stages share -------------------------------------------------------------- */
 
 /* Where records come from (c: a kiln_cli *). */
-#define KOPT_STREAM_IN(c)                                                                          \
+#define KOPT_STREAM_IN_ROWS(c)                                                                     \
     KOPT_STRING(0, "in", &(c)->in, "URL",                                                          \
                 "read records from URL (default stdin): a file, or ZeroMQ tcp://HOST:PORT, "       \
                 "ipc://PATH ('@' binds, '>' connects; default connect)"),                          \
         KOPT_INT(0, "fan-in", &(c)->fan_in, "N", 1, 256,                                           \
-                 "a bound --in collects from N senders (default 1)")
+                 "a bound --in collects from exactly N senders (default 1; others are refused)")
 /* Where records go. */
-#define KOPT_STREAM_OUT(c)                                                                         \
+#define KOPT_STREAM_OUT_ROWS(c)                                                                    \
     KOPT_STRING(0, "out", &(c)->out, "URL",                                                        \
                 "write records to URL (default stdout; ZeroMQ default bind)"),                     \
         KOPT_INT(0, "fan-out", &(c)->fan_out, "N", 1, 256,                                         \
-                 "a bound --out feeds N receivers (default 1)")
+                 "a bound --out feeds exactly N receivers (default 1; others are refused)")
+/* ZeroMQ over tcp between hosts: CURVE keys and how long to try to connect (znet.h). */
+#define KOPT_STREAM_NET                                                                            \
+    KOPT_GROUP("records over tcp (README.md, \"Stages on other hosts\")"),                         \
+        KOPT_STRING(0, "curve-key", &kt_net.curve_key, "FILE",                                     \
+                    "this end's CURVE secret key, NAME.key from `kiln keygen NAME`: tcp records "  \
+                    "travel encrypted ($KILN_CURVE_KEY)"),                                         \
+        KOPT_STRING(0, "curve-server", &kt_net.curve_server, "FILE",                               \
+                    "a connecting end: the bound end's public key, NAME.pub "                      \
+                    "($KILN_CURVE_SERVER)"),                                                       \
+        KOPT_STRING(0, "curve-clients", &kt_net.curve_clients, "FILE|DIR",                         \
+                    "a bound end: the public keys it admits, one a line or DIR/*.pub; another "    \
+                    "key is refused and logged ($KILN_CURVE_CLIENTS)"),                            \
+        KOPT_DOUBLE(0, "connect-timeout", &kt_net.connect_timeout, "SECONDS", 0, 1e9,              \
+                    "a connecting end gives up (exit 74) after SECONDS without a connection "      \
+                    "(default 0: it keeps trying and says so after 3 s; $KILN_CONNECT_TIMEOUT)")
+/* A stage that only reads records, or only writes them. */
+#define KOPT_STREAM_IN(c)  KOPT_STREAM_IN_ROWS(c), KOPT_STREAM_NET
+#define KOPT_STREAM_OUT(c) KOPT_STREAM_OUT_ROWS(c), KOPT_STREAM_NET
 /* Both, under their heading: a stage that reads and writes records. */
-#define KOPT_STREAM(c) KOPT_GROUP("record streams"), KOPT_STREAM_IN(c), KOPT_STREAM_OUT(c)
+#define KOPT_STREAM(c)                                                                             \
+    KOPT_GROUP("record streams"), KOPT_STREAM_IN_ROWS(c), KOPT_STREAM_OUT_ROWS(c), KOPT_STREAM_NET
 
 /* Worker threads (dest: an int *; 0 means the default). */
 #define KOPT_THREADS(dest_)                                                                        \

@@ -17,6 +17,7 @@
  *                                    ZeroMQ receiver that took them (a worker; the first 'F'
  *                                    also says it reports finishes)
  *                        'U'         this receiver reports no finishes (its output is no socket)
+ *   bound -> connecting  'R' u32be   refused: the bound end has its N peers already
  *   sender -> receiver   'H'         hello (a connecting sender introduces itself)
  *                        'L' u32be   n workers of a fan-out upstream died and their records
  *                                    moved to live ones (passed on downstream by workers)
@@ -36,6 +37,7 @@
 
 #include "core/util.h"
 #include "stream/mpscan.h"
+#include "stream/znet.h"
 
 #define WINDOW      8 /* credit a receiver grants: records in flight per peer */
 #define MAX_PEERS   256
@@ -57,6 +59,7 @@ static void close_socket(void *s) {
         while (zmq_ctx_term(zctx) != 0 && errno == EINTR) {
         }
         zctx = NULL;
+        znet_context_ended();
     }
 }
 
@@ -92,9 +95,12 @@ static void *open_socket(const char *url, bool default_bind, bool *bound) {
     if (*bound) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     /* Bound what ZeroMQ accepts before kiln sees it: a receiver takes records up to the
      * record limit, a sender only short control messages.  A peer that sends more is
-     * disconnected by ZeroMQ, which the monitor reports. */
-    int64_t maxmsg = default_bind ? 64 : (int64_t)kiln_max_record_bytes();
+     * disconnected by ZeroMQ, which the monitor reports.  The bound also covers CURVE's
+     * handshake commands (a few hundred bytes) and each message's encryption overhead. */
+    int64_t maxmsg = default_bind ? 1024 : (int64_t)kiln_max_record_bytes() + 256;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    znet_check_endpoint(url, ep, *bound);
+    znet_secure(zctx, s, url, ep, *bound);
     int rc = *bound ? zmq_bind(s, ep) : zmq_connect(s, ep);
     if (rc != 0)
         kiln_die(*bound && errno == EINVAL ? EX_KILN_USAGE : EX_KILN_IO, "%s: cannot %s: %s", url,
@@ -110,12 +116,17 @@ typedef struct {
 } peer;
 
 /* Watch a socket's connections: a peer that vanishes (crash, kill -9) shows up as a
- * DISCONNECTED event on a PAIR socket, so nobody waits forever for a dead peer. */
+ * DISCONNECTED event on a PAIR socket, so nobody waits forever for a dead peer; the
+ * handshake events tell a connecting end that it is connected, or why not. */
+#define MONITOR_EVENTS                                                                             \
+    (ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |    \
+     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
 static void *monitor_open(void *sock) {
     static int n;
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://kiln-monitor-%d", n++);
-    if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(sock, ep, MONITOR_EVENTS) != 0)
         kiln_die(EX_KILN_SOFTWARE, "cannot monitor a socket: %s", zmq_strerror(errno));
     void *m = zmq_socket(context(), ZMQ_PAIR);
     int linger = 0;
@@ -125,7 +136,7 @@ static void *monitor_open(void *sock) {
     return m;
 }
 
-typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT, RECV_EXTRA } recv_result;
+typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT, RECV_EXTRA, RECV_EVENT } recv_result;
 
 /* What a wait also does: before it, the stage's hook; once nothing came for IDLE_MS, the
  * end's own (a receiver returns credit and reports finishes: an idle receiver has nothing
@@ -139,10 +150,26 @@ typedef struct {
     void *extra; /* RECV_EXTRA when it has a message; may be NULL */
 } wait_hooks;
 
-/* Wait for one message (and the identity frame before it on a ROUTER) or a disconnect.
- * RECV_NONE on a timeout or, when interruptible, on a stop signal. */
+/* A monitor event's number, from its two frames (both dropped). */
+static int monitor_event(void *mon) {
+    zmq_msg_t ev;
+    zmq_msg_init(&ev);
+    int event = 0;
+    if (zmq_msg_recv(&ev, mon, 0) >= 2) {
+        uint16_t e;
+        memcpy(&e, zmq_msg_data(&ev), sizeof e);
+        event = e;
+    }
+    if (zmq_msg_more(&ev)) zmq_msg_recv(&ev, mon, 0);
+    zmq_msg_close(&ev);
+    return event;
+}
+
+/* Wait for one message (and the identity frame before it on a ROUTER) or a monitor event
+ * (RECV_EVENT, its number in *event).  RECV_NONE on a timeout or, when interruptible, on a
+ * stop signal. */
 static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq_msg_t *msg,
-                            int timeout_ms, bool interruptible, const wait_hooks *h) {
+                            int timeout_ms, bool interruptible, const wait_hooks *h, int *event) {
     double deadline = kiln_now() + timeout_ms / 1000.0;
     /* A message already waiting is taken without polling: the busy path stays cheap. */
     int r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
@@ -163,13 +190,9 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
             if (interruptible && kiln_stop_now()) return RECV_NONE;
             continue;
         }
-        if (items[1].revents & ZMQ_POLLIN) { /* an event: two frames, both dropped */
-            zmq_msg_t ev;
-            zmq_msg_init(&ev);
-            zmq_msg_recv(&ev, mon, 0);
-            if (zmq_msg_more(&ev)) zmq_msg_recv(&ev, mon, 0);
-            zmq_msg_close(&ev);
-            return RECV_DISCONNECT;
+        if (items[1].revents & ZMQ_POLLIN) {
+            *event = monitor_event(mon);
+            return RECV_EVENT;
         }
         if (items[0].revents & ZMQ_POLLIN) {
             r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
@@ -219,7 +242,11 @@ static bool send_to(void *s, const peer *p, const void *data, size_t n) {
 typedef struct {
     const char *url; /* the end's name, owned by its kt_conn */
     void *sock, *mon;
-    bool router;        /* bound: many peers, addressed by identity */
+    bool router;    /* bound: many peers, addressed by identity */
+    bool sender;    /* the end that sends records */
+    bool connected; /* a connecting end finished its handshake (a bound end: always) */
+    bool said_waiting, said_handshake; /* warned that it is not connected yet, and why */
+    double opened_at;
     double probe_until; /* after a disconnect, probe peers until then */
     int want_peers, npeers;
     peer peers[MAX_PEERS];
@@ -230,6 +257,9 @@ typedef struct {
 static void link_open(zlink *l, const char *url, int peers, bool sender) {
     l->url = url;
     l->sock = open_socket(url, sender, &l->router);
+    l->sender = sender;
+    l->connected = l->router;
+    l->opened_at = kiln_now();
     l->mon = monitor_open(l->sock);
     l->want_peers = l->router ? peers : 1;
     if (l->want_peers > MAX_PEERS) kiln_die(EX_KILN_USAGE, "at most %d peers", MAX_PEERS);
@@ -250,19 +280,105 @@ static bool link_send(zlink *l, const peer *p, const void *data, size_t n) {
     return send_to(l->sock, l->router ? p : NULL, data, n);
 }
 
+/* ---- connecting: say so when no connection comes, give up after --connect-timeout ---- */
+
+#define CONNECT_WARN_S  3.0 /* a connecting end not connected by then says so */
+#define CONNECT_POLL_MS 500
+
+static int connect_wait_ms(const zlink *l, int timeout_ms) {
+    if (l->connected) return timeout_ms;
+    return timeout_ms < 0 || timeout_ms > CONNECT_POLL_MS ? CONNECT_POLL_MS : timeout_ms;
+}
+
+static void connect_watch(zlink *l) {
+    if (l->connected) return;
+    double waited = kiln_now() - l->opened_at, limit = znet_connect_timeout();
+    char why[160] = "its handshakes failed (see above)";
+    if (limit > 0 && waited > limit) {
+        if (!l->said_handshake) znet_unreachable_why(l->url, why, sizeof why);
+        kiln_die(EX_KILN_IO, "%s: no connection in %g s (--connect-timeout): %s", l->url, limit,
+                 why);
+    }
+    if (l->said_waiting || waited < CONNECT_WARN_S) return;
+    l->said_waiting = true;
+    if (!l->said_handshake) znet_unreachable_why(l->url, why, sizeof why);
+    kiln_warn("%s: not connected after %.0f s: %s; still trying%s", l->url, waited, why,
+              limit > 0 ? " until --connect-timeout" : " (--connect-timeout SECONDS gives up)");
+}
+
+/* What a monitor event means to the link: a disconnect, or news that is no message. */
+static recv_result link_event(zlink *l, int event) {
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !l->connected) {
+        l->connected = true;
+        if (l->said_waiting) kiln_warn("%s: connected", l->url);
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && !l->router)
+        kiln_die(EX_KILN_IO,
+                 "%s: the bound end refused this end's CURVE key (is this end's .pub in its "
+                 "--curve-clients?)",
+                 l->url);
+    if ((event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+         event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) &&
+        !l->said_handshake) {
+        l->said_handshake = true;
+        kiln_warn("%s: a %s handshake failed: do both ends use CURVE keys, and is "
+                  "--curve-server the bound end's public key?",
+                  l->url, l->router ? "peer's" : "connection");
+    }
+    /* A connecting end that never got through has lost no peer. */
+    return event == ZMQ_EVENT_DISCONNECTED && l->connected ? RECV_DISCONNECT : RECV_NONE;
+}
+
+/* A connecting end refused by a bound end that has all its peers ends here. */
+static void check_refused(zlink *l) {
+    const uint8_t *p = zmq_msg_data(&l->msg);
+    if (l->router || zmq_msg_size(&l->msg) != 5 || p[0] != 'R') return;
+    uint32_t n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    kiln_die(EX_KILN_IO,
+             "%s: refused: the bound end takes %u %s (--fan-%s %u) and has them all; is "
+             "another one connected in this one's place?",
+             l->url, n, l->sender ? "sender(s)" : "receiver(s)", l->sender ? "in" : "out", n);
+}
+
 /* Wait for a message (RECV_MSG), a timeout or stop (RECV_NONE) or a disconnect; after a
  * disconnect `check` probes the peers for a while. */
 static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
                              void (*check)(void *end, recv_result rr), void *end) {
+    int event = 0;
     recv_result rr = recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
-                              probe_timeout(l->probe_until, timeout_ms), interruptible, &l->hooks);
+                              connect_wait_ms(l, probe_timeout(l->probe_until, timeout_ms)),
+                              interruptible, &l->hooks, &event);
+    if (rr == RECV_EVENT) rr = link_event(l, event);
+    if (rr == RECV_MSG && !l->router) {
+        l->connected = true;
+        check_refused(l);
+    }
+    connect_watch(l);
     if (rr == RECV_DISCONNECT) l->probe_until = kiln_now() + PROBE_SECONDS;
     if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) check(end, rr);
     return rr;
 }
 
+/* A peer beyond the number the bound end was told: it is told so ('R' and that number)
+ * when it introduces itself (a receiver's first credit, a sender's hello), and the bound
+ * end carries on with the peers it has.  Always NULL: the message is dropped. */
+static peer *refuse_extra_peer(zlink *l) {
+    const uint8_t *p = zmq_msg_data(&l->msg);
+    size_t n = zmq_msg_size(&l->msg);
+    if (!((n == 5 && p[0] == 'C') || (n == 1 && p[0] == 'H'))) return NULL;
+    uint32_t w = (uint32_t)l->want_peers;
+    uint8_t m[5] = {'R', (uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
+    if (zmq_send(l->sock, zmq_msg_data(&l->idf), zmq_msg_size(&l->idf),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(l->sock, m, sizeof m, ZMQ_DONTWAIT);
+    kiln_warn("%s: refused an extra %s: --fan-%s %d, and %d came already", l->url,
+              l->sender ? "receiver" : "sender", l->sender ? "out" : "in", l->want_peers,
+              l->npeers);
+    return NULL;
+}
+
 /* The peer the last message came from; *is_new when it just arrived.  NULL when the table
- * is full. */
+ * is full, or for a peer beyond the number expected. */
 static peer *link_peer(zlink *l, bool *is_new) {
     *is_new = false;
     if (!l->router) return &l->peers[0];
@@ -271,6 +387,7 @@ static peer *link_peer(zlink *l, bool *is_new) {
     for (int i = 0; i < l->npeers; i++)
         if (l->peers[i].idlen == idlen && memcmp(l->peers[i].id, id, idlen) == 0)
             return &l->peers[i];
+    if (l->npeers >= l->want_peers) return refuse_extra_peer(l);
     if (l->npeers == MAX_PEERS || idlen > sizeof l->peers[0].id) return NULL;
     peer *pe = &l->peers[l->npeers++];
     pe->idlen = idlen;
