@@ -71,7 +71,7 @@ fi
 # ---- contrastive training, base and trained side by side (pipelines/embed.sh) ----------------
 "$here/pipelines/embed.sh" --base "$base" --images png:"$dir/png/train" \
     --val-images png:"$dir/png/google" --corpus-images png:"$dir/png/twitter" \
-    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch 32 --lr 5e-4 \
+    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" \
     --threads "$threads" --out "$dir/embed"
 
 # ---- the pixel baseline, scored by kiln search as the models are ------------------------------
