@@ -6,7 +6,8 @@
 #   base       a small image GPT pretrained (next-token) on the training emoji of both
 #              styles, its mean-pooled final states
 #   trained    the base after contrastive training on pairs (Google's and Twitter's drawing
-#              of one training emoji: kiln pairs --by-label), pipelines/embed.sh
+#              of one training emoji: kiln pairs --by-label) with CLIP's two-way loss
+#              (--symmetric), pipelines/embed.sh
 #
 # Data: every emoji both npm packages draw (emoji-datasource-google / -twitter 16.0.0, the
 # sheets examples/animals/fetch.sh fetches; skin-tone variants left out), 32x32 cells
@@ -18,10 +19,11 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/emoji}
-pre_steps=${PRE_STEPS:-300} steps=${STEPS:-200} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-300} steps=${STEPS:-300} threads=${THREADS:-0}
 cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/npm
 mkdir -p "$dir"
 log() { echo "emoji.sh: $*" >&2; }
+. "$here/examples/embed/table.sh"
 t0=$(date +%s)
 
 # ---- data: the npm sheets (fetch.sh fills the cache), one PNG per emoji and style ------------
@@ -71,7 +73,7 @@ fi
 # ---- contrastive training, base and trained side by side (pipelines/embed.sh) ----------------
 "$here/pipelines/embed.sh" --base "$base" --images png:"$dir/png/train" \
     --val-images png:"$dir/png/google" --corpus-images png:"$dir/png/twitter" \
-    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" \
+    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" --symmetric \
     --threads "$threads" --out "$dir/embed"
 
 # ---- the pixel baseline, scored by kiln search as the models are ------------------------------
@@ -79,18 +81,8 @@ kiln load png:"$dir/png/twitter" "${img[@]}" 2> /dev/null \
     | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels | kiln index -o "$dir/pixels.index" > /dev/null
 pixels=$(kiln load png:"$dir/png/google" "${img[@]}" 2> /dev/null \
     | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels \
-    | kiln search --index "$dir/pixels.index" -k 10 --relevant label 2> /dev/null | kiln show \
-    | jq -r 'select(.t == "metrics") | [.["recall@1"], .["recall@10"], .["mrr@10"]] | @tsv')
-
-# ---- the table ------------------------------------------------------------------------------------
-row() { awk -v n="$1" -F'\t' '{ printf "| %s | %.3f | %.3f | %.3f |\n", n, $1, $2, $3 }'; }
-model() { kiln show < "$dir/embed/$1.hits.rec" | jq -r 'select(.t == "metrics") | [.["recall@1"], .["recall@10"], .["mrr@10"]] | @tsv'; }
+    | kiln search --index "$dir/pixels.index" -k 10 --relevant label 2> /dev/null | retrieval_tsv)
 queries=$(kiln show < "$dir/embed/queries.rec" | grep -c '"t":"tokens"')
-{
-    echo "| system ($queries held-out emoji, Google -> Twitter) | recall@1 | recall@10 | mrr@10 |"
-    echo "|---|---|---|---|"
-    row "pixels (12x12 RGB, cosine)" <<< "$pixels"
-    model base | row "pretrained model, mean-pooled"
-    model trained | row "after contrastive training ($steps steps)"
-} | tee "$dir/results.md"
+retrieval_table "system ($queries held-out emoji, Google -> Twitter)" "pixels (12x12 RGB, cosine)" \
+    "$pixels" "$dir" "$steps"
 log "$(($(date +%s) - t0)) s in all; table in $dir/results.md"
