@@ -120,13 +120,18 @@ mkdir -p "$out"
 if [ -n "$text" ]; then
     paras=$(kiln load "text:$text" --split paragraphs 2> /dev/null | kiln show | grep -c '"t":"sample"')
     held=$((paras / 10))
-    train_src=("text:$text" --split paragraphs --limit $((paras - held)))
+    # The training paragraphs in a file of their own: --limit would end the epochs, and after
+    # --shuffle it would take held-out paragraphs too.
+    [ -n "$dry" ] || kiln load "text:$text" --split paragraphs --limit $((paras - held)) 2> /dev/null \
+        | kiln show --full | jq -r 'select(.t == "sample") | .text + "\n"' > "$out/train.txt"
+    train_src=("text:$out/train.txt" --split paragraphs)
     val_src=("text:$text" --split paragraphs --skip $((paras - held)) --limit "$val_records")
     pairing=(--cloze) relevant=id
 elif [ -n "$jsonl" ]; then
     lines=$(wc -l < "$jsonl")
     held=$((val_records < lines / 2 ? val_records : lines / 2))
-    train_src=("jsonl:$jsonl" --limit $((lines - held)))
+    [ -n "$dry" ] || head -n $((lines - held)) "$jsonl" > "$out/train.jsonl" # as for text
+    train_src=("jsonl:$out/train.jsonl")
     val_src=("jsonl:$jsonl" --skip $((lines - held)))
     tokenize+=(--fields anchor,positive,query,pos,sentence1,sentence2)
     pairing=(--columns) relevant=id

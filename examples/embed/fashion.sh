@@ -17,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/fashion-embed}
-pre_steps=${PRE_STEPS:-400} steps=${STEPS:-300} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-400} steps=${STEPS:-800} threads=${THREADS:-0}
 queries=${QUERIES:-10000} corpus=${CORPUS:-10000}
 data=/usr/share/datasets/fashion-mnist
 [ -r "$data/train-images-idx3-ubyte.gz" ] || {
@@ -43,7 +43,7 @@ fi
 
 # ---- contrastive training on same-class pairs, base and trained side by side ------------------
 "$here/pipelines/embed.sh" --base "$base" --images "$train" --val-images "$test" \
-    --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch 10 --lr 3e-4 \
+    --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch 10 --lr 1e-3 --symmetric \
     --every "$steps" --threads "$threads" --out "$dir/embed"
 
 # ---- the pixel baseline on the same images, scored by kiln search --------------------------------

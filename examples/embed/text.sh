@@ -28,8 +28,11 @@ paras=$(kiln load "text:$book" --split paragraphs 2> /dev/null | kiln show | gre
 base=$dir/base/latest.safetensors
 if [ ! -f "$base" ]; then
     log "pretraining the base for $pre_steps steps on $((paras - paras / 10)) of $paras paragraphs"
-    kiln load "text:$book" --split paragraphs --limit $((paras - paras / 10)) --epochs 0 \
-        --shuffle --seed 1 2> /dev/null \
+    # the training paragraphs in a file (as pipelines/embed.sh holds them out: --limit with
+    # --shuffle would take held-out ones)
+    kiln load "text:$book" --split paragraphs --limit $((paras - paras / 10)) 2> /dev/null \
+        | kiln show --full | jq -r 'select(.t == "sample") | .text + "\n"' > "$dir/train.txt"
+    kiln load "text:$dir/train.txt" --split paragraphs --epochs 0 --shuffle --seed 1 2> /dev/null \
         | kiln tokenize --bytes | kiln batch --pack -B 16 -T 128 \
         | kiln train --layers 3 --dim 128 --heads 4 --ctx 128 --steps "$pre_steps" --lr 2e-3 \
             --threads "$threads" \
@@ -38,7 +41,7 @@ fi
 
 # ---- contrastive training on the inverse cloze task, base and trained side by side -------------
 "$here/pipelines/embed.sh" --base "$base" --text "$book" --val-records "$queries" \
-    --steps "$steps" --batch 32 --lr 3e-4 --every "$steps" --threads "$threads" --out "$dir/embed"
+    --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" --threads "$threads" --out "$dir/embed"
 
 # ---- TF-IDF on the same queries and passages, scored by kiln search -------------------------------
 tfidf=(/usr/bin/python3 "$here/bench/embed_baseline.py" --tfidf "$dir/embed/corpus.rec")
