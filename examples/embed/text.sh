@@ -12,15 +12,18 @@
 #              90% (kiln pairs --cloze), pipelines/embed.sh
 #
 # Rows are at most 128 bytes (the model's context): a passage is its paragraph's first 128
-# bytes without the query sentence.  PRE_STEPS, STEPS, QUERIES, THREADS override the sizes.
+# bytes without the query sentence.  PRE_STEPS, STEPS, QUERIES, LR (contrastive), THREADS
+# override the sizes.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/text-embed}
 pre_steps=${PRE_STEPS:-600} steps=${STEPS:-300} queries=${QUERIES:-400} threads=${THREADS:-0}
+lr=${LR:-1e-3}
 book=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 log() { echo "text.sh: $*" >&2; }
+. "$here/examples/embed/table.sh"
 t0=$(date +%s)
 
 # ---- the base: next-byte pretraining on the first 90% of the paragraphs ------------------------
@@ -41,24 +44,15 @@ fi
 
 # ---- contrastive training on the inverse cloze task, base and trained side by side -------------
 "$here/pipelines/embed.sh" --base "$base" --text "$book" --val-records "$queries" \
-    --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" --threads "$threads" --out "$dir/embed"
+    --steps "$steps" --batch 32 --lr "$lr" --every "$steps" --threads "$threads" --out "$dir/embed"
 
 # ---- TF-IDF on the same queries and passages, scored by kiln search -------------------------------
 tfidf=(/usr/bin/python3 "$here/bench/embed_baseline.py" --tfidf "$dir/embed/corpus.rec")
 "${tfidf[@]}" < "$dir/embed/corpus.rec" | kiln index -o "$dir/tfidf.index" > /dev/null
 baseline=$("${tfidf[@]}" < "$dir/embed/queries.rec" \
     | kiln search --index "$dir/tfidf.index" -k 10 --relevant id --threads "$threads" 2> /dev/null \
-    | kiln show | jq -r 'select(.t == "metrics") | [.["recall@1"], .["recall@10"], .["mrr@10"]] | @tsv')
-
-# ---- the table ------------------------------------------------------------------------------------
-row() { awk -v n="$1" -F'\t' '{ printf "| %s | %.3f | %.3f | %.3f |\n", n, $1, $2, $3 }'; }
-model() { kiln show < "$dir/embed/$1.hits.rec" | jq -r 'select(.t == "metrics") | [.["recall@1"], .["recall@10"], .["mrr@10"]] | @tsv'; }
+    | retrieval_tsv)
 n=$(kiln show < "$dir/embed/queries.rec" | grep -c '"t":"tokens"')
-{
-    echo "| system ($n held-out sentences, each against $n passages) | recall@1 | recall@10 | mrr@10 |"
-    echo "|---|---|---|---|"
-    row "TF-IDF (words, sublinear tf)" <<< "$baseline"
-    model base | row "pretrained model, mean-pooled"
-    model trained | row "after contrastive training ($steps steps)"
-} | tee "$dir/results.md"
+retrieval_table "system ($n held-out sentences, each against $n passages)" \
+    "TF-IDF (words, sublinear tf)" "$baseline" "$dir" "$steps"
 log "$(($(date +%s) - t0)) s in all; table in $dir/results.md"

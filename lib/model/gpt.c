@@ -620,8 +620,7 @@ typedef struct att_group {
 } att_group;
 
 /* Scores, softmax and P V for one group; S: rows x ldS scratch (ldS >= q0 + rows). */
-SIMD_CLONES static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS,
-                                      float *ws) {
+SIMD_CLONES static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS, float *ws) {
     int end = g->q0 + g->rows, hd = d->hd;
     float inv[ATT_ROWS];
     kgemm_small(false, g->rows, end, hd, d->scale, g->Q, g->ldq, g->Kt, g->ldk, 0.0f, S, ldS, ws);
@@ -1629,25 +1628,18 @@ static fwd_pass decode_pass(gpt *m, gpt_kv *kv, kpool *pool, int t0, int s0, int
                       .row0 = first->first};
 }
 
-/* Where a decoding call's outputs go: next-token logits [n, V] and ln_f's output [n, C]
- * (either NULL: not computed, not copied). */
-typedef struct dec_out {
-    float *logits, *hidden;
-} dec_out;
-
 /* A pass's rows: embeddings, the trunk (storing keys and values), the head (logits: the
- * chunk's, or NULL) or the final states (hidden). */
-static void decode_rows(const fwd_pass *f, const int32_t *tokens, const int *pos, dec_out o) {
+ * chunk's, or NULL). */
+static void decode_rows(const fwd_pass *f, const int32_t *tokens, const int *pos, float *logits) {
     gpt *m = f->m;
     int C = m->cfg.n_embd, V = m->cfg.vocab;
     enc_job ej = {
         .m = m, .out = f->acts.res, .tok = tokens + f->row0, .pos = pos + f->row0, .N = f->N};
     kpool_run(f->pool, encoder_fwd_task, &ej);
     trunk_forward(f);
-    if (o.hidden) memcpy(o.hidden + (size_t)f->row0 * C, f->lnf, sizeof(float) * (size_t)f->N * C);
-    if (o.logits)
+    if (logits)
         gemm_on(f->pool, &f->gs, false, true, f->N, V, C, f->lnf, C, m->p.wte, C, 0.0f,
-                o.logits + (size_t)f->row0 * V, V, NULL);
+                logits + (size_t)f->row0 * V, V, NULL);
 }
 
 /* Rows split between the threads: each runs its share of whole spans through the model on its
@@ -1658,7 +1650,7 @@ typedef struct split_job {
     gpt_kv *kv;
     const int32_t *tokens;
     const int *pos;
-    dec_out out;
+    float *logits;
 } split_job;
 
 static void decode_split_task(void *ctx, int tid, int nt) {
@@ -1667,7 +1659,7 @@ static void decode_split_task(void *ctx, int tid, int nt) {
     int s0 = j->kv->split[tid], s1 = j->kv->split[tid + 1];
     if (s0 == s1) return;
     fwd_pass f = decode_pass(j->m, j->kv, j->kv->solo[tid], tid, s0, s1);
-    decode_rows(&f, j->tokens, j->pos, j->out);
+    decode_rows(&f, j->tokens, j->pos, j->logits);
 }
 
 /* Whole spans per thread, about n / nt rows each; false when one span is too long for the
@@ -1687,7 +1679,7 @@ static bool split_spans(gpt_kv *kv, int n_spans, int n, int nt) {
 }
 
 /* Rows [c0, c0 + n) of the call. */
-static void decode_chunk(gpt *m, gpt_kv *kv, int c0, int n, const int32_t *tokens, dec_out o) {
+static void decode_chunk(gpt *m, gpt_kv *kv, int c0, int n, const int32_t *tokens, float *logits) {
     const int *row = kv->erow + c0, *pos = kv->epos + c0;
     int n_spans = 0, nt = kpool_size(m->pool);
     for (int i = 0; i < n; n_spans++) {
@@ -1696,20 +1688,19 @@ static void decode_chunk(gpt *m, gpt_kv *kv, int c0, int n, const int32_t *token
         while (i < n && row[i] == s->row) i++, s->count++;
     }
     tokens += c0;
-    o.logits = o.logits ? o.logits + (size_t)c0 * m->cfg.vocab : NULL;
-    o.hidden = o.hidden ? o.hidden + (size_t)c0 * m->cfg.n_embd : NULL;
+    logits = logits ? logits + (size_t)c0 * m->cfg.vocab : NULL;
     /* adapters keep per-call state (lib/model/lora.h): they run on the shared pool only */
     if (nt > 1 && n_spans >= nt && !m->lora && split_spans(kv, n_spans, n, nt)) {
-        split_job j = {m, kv, tokens, pos, o};
+        split_job j = {m, kv, tokens, pos, logits};
         kpool_run(m->pool, decode_split_task, &j);
         return;
     }
     fwd_pass f = decode_pass(m, kv, m->pool, 0, 0, n_spans);
-    decode_rows(&f, tokens, pos, o);
+    decode_rows(&f, tokens, pos, logits);
 }
 
-static void decode_call(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows,
-                        const int *pos, dec_out o) {
+void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
+                float *logits) {
     if (n <= 0) return;
     if (kv->L != m->cfg.n_layer || kv->C != m->cfg.n_embd || kv->H != m->cfg.n_head ||
         kv->threads < kpool_size(m->pool))
@@ -1721,18 +1712,8 @@ static void decode_call(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const 
     uint64_t pass = m->lora ? m->lora->pass : 0;
     if (m->lora) m->lora->training = false;
     for (int c0 = 0; c0 < n; c0 += kv->cap)
-        decode_chunk(m, kv, c0, n - c0 < kv->cap ? n - c0 : kv->cap, tokens, o);
+        decode_chunk(m, kv, c0, n - c0 < kv->cap ? n - c0 : kv->cap, tokens, logits);
     if (m->lora) m->lora->training = training, m->lora->pass = pass;
-}
-
-void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
-                float *logits) {
-    decode_call(m, kv, n, tokens, rows, pos, (dec_out){.logits = logits});
-}
-
-void gpt_decode_states(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows,
-                       const int *pos, float *hidden) {
-    decode_call(m, kv, n, tokens, rows, pos, (dec_out){.hidden = hidden});
 }
 
 gpt_tensor *gpt_tensors_of(const gpt_config *cfg, int *n, size_t *n_params) {

@@ -169,11 +169,6 @@ int gpt_kv_len(const gpt_kv *kv, int row);
  * alone, but a LoRA adapter's saved inputs are overwritten: run its backward first. */
 void gpt_decode(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows, const int *pos,
                 float *logits);
-/* The same, without the head: hidden [n, C] gets each token's final state (ln_f's output,
- * what gpt_forward_hidden leaves for gpt_pool).  For embeddings (lib/model/embed.h): whole
- * sequences split between the threads, one layer's scratch, no logits. */
-void gpt_decode_states(gpt *m, gpt_kv *kv, int n, const int32_t *tokens, const int *rows,
-                       const int *pos, float *hidden);
 
 /* Model FLOPs per token of one training step: 6 * params + 12 * L * T * C. */
 double gpt_flops_per_token(const gpt_config *cfg, int T);

@@ -1,7 +1,7 @@
-/* test_embed — kembedder (lib/model/embed.h: rows through the decoding path, each at its own
- * length, split between threads, the cache reused group after group) gives the vectors of
- * gpt_embed (the training forward over padded rows with a mask), bit for bit: mean and
- * last pooling, rows of different lengths, more rows than a group, 1 and 3 threads. */
+/* test_embed — kembedder (lib/model/embed.h: rows gathered, right-padded to the longest of
+ * the batch, embedded a batch at a time) gives the vectors of gpt_embed over the same rows
+ * padded to the full context, bit for bit: padding never reaches a row's vector.  Mean and
+ * last pooling, rows of different lengths, batches of 1 to 64 rows, 1 to 3 threads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +52,7 @@ static int differing(int threads, gpt_pool_mode mode, int rows, int cap) {
 
 int main(void) {
     CHECK(differing(1, GPT_POOL_MEAN, 9, 4) == 0);
-    CHECK(differing(3, GPT_POOL_MEAN, 70, 64) == 0); /* more rows than a decoding group */
+    CHECK(differing(3, GPT_POOL_MEAN, 70, 64) == 0); /* a full batch and a short one */
     CHECK(differing(3, GPT_POOL_LAST, 70, 64) == 0);
     CHECK(differing(2, GPT_POOL_MEAN, 5, 1) == 0);
     return check_report("test_embed");
