@@ -66,8 +66,9 @@ DEPS_DATA  := dataset-fashion-mnist
 DEPS_RUN   := jq
 # tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ.
 DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq
-# examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
-DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq
+# examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals;
+# examples/embed/: numpy and msgpack for the baselines (bench/embed_baseline.py).
+DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq python3-numpy
 deps:
 	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN)
 test-deps:
