@@ -23,7 +23,7 @@ pre_steps=${PRE_STEPS:-300} steps=${STEPS:-300} threads=${THREADS:-0}
 cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/npm
 mkdir -p "$dir"
 log() { echo "emoji.sh: $*" >&2; }
-. "$here/examples/embed/table.sh"
+. "$here/examples/embed/table.bash"
 t0=$(date +%s)
 
 # ---- data: the npm sheets (fetch.sh fills the cache), one PNG per emoji and style ------------

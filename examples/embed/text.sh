@@ -23,7 +23,7 @@ lr=${LR:-1e-3}
 book=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 log() { echo "text.sh: $*" >&2; }
-. "$here/examples/embed/table.sh"
+. "$here/examples/embed/table.bash"
 t0=$(date +%s)
 
 # ---- the base: next-byte pretraining on the first 90% of the paragraphs ------------------------

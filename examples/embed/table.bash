@@ -1,5 +1,5 @@
-# examples/embed/table.sh — sourced by the retrieval examples (emoji.sh, text.sh): their
-# table of three systems, recall@1, recall@10 and mrr@10, from kiln search's metrics.
+# examples/embed/table.bash — sourced (never run) by the retrieval examples (emoji.sh, text.sh):
+# their table of three systems, recall@1, recall@10 and mrr@10, from kiln search's metrics.
 
 # The metrics of a hits stream on stdin as "recall@1 TAB recall@10 TAB mrr@10".
 retrieval_tsv() {
