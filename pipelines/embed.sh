@@ -21,8 +21,10 @@
 #
 # Held out: text, the last 10% of its paragraphs (a sentence is the query, its paragraph
 # without it the document to find: the inverse cloze task); images, --val-images are the
-# queries and --corpus-records training images the corpus (relevant: the same label, so
-# knn_accuracy is 10-nearest-neighbour classification); JSON lines, the last --val-records
+# queries and --corpus-records training images the corpus, or --corpus-images (relevant: the
+# same label, so knn_accuracy is 10-nearest-neighbour classification); images are tokenized
+# without their class token (kiln tokenize --no-class-token: the label must not leak into
+# the embedding); JSON lines, the last --val-records
 # lines (anchor the query, positive the document).
 set -euo pipefail
 
@@ -37,6 +39,7 @@ options:
   --text FILE          text: pairs of a sentence and its paragraph
   --images SOURCE      images as kiln load reads them: pairs of two images of one label
   --val-images SOURCE  held-out query images (required with --images)
+  --corpus-images SOURCE  the images searched (default: --corpus-records of --images)
   --jsonl FILE         JSON lines with anchor and positive (or query/pos, sentence1/2) fields
   --mode MODE          full (default) or lora
   --lora SPEC          LoRA options (default r=8,alpha=16,targets=qkv,proj,fc,fcproj)
@@ -57,7 +60,7 @@ die() {
     exit 2
 }
 
-base="" text="" images="" val_images="" jsonl="" mode=full lora="" steps=200 batch=32 lr=""
+base="" text="" images="" val_images="" corpus_images="" jsonl="" mode=full lora="" steps=200 batch=32 lr=""
 scale=20 symmetric="" pool=mean ctx=128 val_records=200 corpus_records=2000 every="" threads=0
 seed=1 out=runs/embed dry=""
 while [ $# -gt 0 ]; do
@@ -66,6 +69,7 @@ while [ $# -gt 0 ]; do
     --text) text=$2; shift 2 ;;
     --images) images=$2; shift 2 ;;
     --val-images) val_images=$2; shift 2 ;;
+    --corpus-images) corpus_images=$2; shift 2 ;;
     --jsonl) jsonl=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
     --lora) lora=$2; shift 2 ;;
@@ -103,7 +107,11 @@ kind=$(jq -r .kind <<< "$tok")
 case "$kind" in
 bytes) tokenize=(kiln tokenize --bytes) ;;
 levels) tokenize=(kiln tokenize --levels "$(jq .levels <<< "$tok")") ;;
-*) die "$base: embed.sh handles byte and level tokenizers (this one is '$kind')" ;;
+palette) # the base's colours, as kiln palette writes them
+    mkdir -p "$out"
+    jq -r '.palette[] | map(tostring) | join(" ")' <<< "$tok" > "$out/palette.txt"
+    tokenize=(kiln tokenize --palette "$out/palette.txt") ;;
+*) die "$base: embed.sh handles byte, level and palette tokenizers (this one is '$kind')" ;;
 esac
 [ "$ctx" -le "$n_ctx" ] || ctx=$n_ctx
 
@@ -112,13 +120,18 @@ mkdir -p "$out"
 if [ -n "$text" ]; then
     paras=$(kiln load "text:$text" --split paragraphs 2> /dev/null | kiln show | grep -c '"t":"sample"')
     held=$((paras / 10))
-    train_src=("text:$text" --split paragraphs --limit $((paras - held)))
+    # The training paragraphs in a file of their own: --limit would end the epochs, and after
+    # --shuffle it would take held-out paragraphs too.
+    [ -n "$dry" ] || kiln load "text:$text" --split paragraphs --limit $((paras - held)) 2> /dev/null \
+        | kiln show --full | jq -r 'select(.t == "sample") | .text + "\n"' > "$out/train.txt"
+    train_src=("text:$out/train.txt" --split paragraphs)
     val_src=("text:$text" --split paragraphs --skip $((paras - held)) --limit "$val_records")
     pairing=(--cloze) relevant=id
 elif [ -n "$jsonl" ]; then
     lines=$(wc -l < "$jsonl")
     held=$((val_records < lines / 2 ? val_records : lines / 2))
-    train_src=("jsonl:$jsonl" --limit $((lines - held)))
+    [ -n "$dry" ] || head -n $((lines - held)) "$jsonl" > "$out/train.jsonl" # as for text
+    train_src=("jsonl:$out/train.jsonl")
     val_src=("jsonl:$jsonl" --skip $((lines - held)))
     tokenize+=(--fields anchor,positive,query,pos,sentence1,sentence2)
     pairing=(--columns) relevant=id
@@ -132,16 +145,21 @@ else
         tokenize+=(--classes "$out/classes.txt")
         train_src+=(--classes "$out/classes.txt") val_src+=(--classes "$out/classes.txt")
     fi
-    ctx=$((h * w * c + 1))
-    [ "$ctx" -le "$n_ctx" ] || die "$base: images of $((h * w * c)) tokens exceed its context $n_ctx"
+    tokenize+=(--no-class-token)
+    per=$([ "$kind" = palette ] && echo 1 || echo "$c") # tokens a pixel
+    ctx=$((h * w * per + 1))
+    [ "$ctx" -le "$n_ctx" ] || die "$base: images of $((ctx - 1)) tokens exceed its context $n_ctx"
     pairing=(--by-label) relevant=label
 fi
 
 if [ -z "$dry" ]; then
     if [ -n "$images" ]; then # queries: held-out images; corpus: training images
         kiln load "${val_src[@]}" 2> /dev/null | "${tokenize[@]}" > "$out/queries.rec"
-        kiln load "${train_src[@]}" --limit "$corpus_records" 2> /dev/null | "${tokenize[@]}" \
-            > "$out/corpus.rec"
+        if [ -n "$corpus_images" ]; then
+            kiln load "$corpus_images" "${train_src[@]:1}" --limit "$corpus_records" 2> /dev/null
+        else
+            kiln load "${train_src[@]}" --limit "$corpus_records" 2> /dev/null
+        fi | "${tokenize[@]}" > "$out/corpus.rec"
     else # one side of each held-out pair each
         kiln load "${val_src[@]}" 2> /dev/null | "${tokenize[@]}" \
             | kiln pairs --side anchor -T "$ctx" "${pairing[@]}" --seed "$seed" > "$out/queries.rec"

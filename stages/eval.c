@@ -132,6 +132,7 @@ static void eval_batch(gpt *m, const ktokenizer *tok, const krec *r, result *res
 static void evaluate_retrieval(kwriter *w, const kmodel *km, const kret_set *rs, const options *o,
                                kpool *pool) {
     kretrieval res;
+    kret_set_check_model(rs, &km->tok, km->has_tok, km->m->cfg.vocab);
     kret_evaluate(km->m, strcmp(o->pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST, rs, pool, &res);
     kwriter_begin(w, "metrics");
     kw_str(w, "stage", "eval");

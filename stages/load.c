@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stream/mpscan.h"
 #include "stream/options.h"
 #include "core/rng.h"
 #include "data/idx.h"
@@ -570,7 +571,12 @@ static void infer_classes(loader *L, const source *src, int nsrc) {
             memcpy(names[n], label, len), names[n++][len] = 0;
         }
     }
-    if (n) put_classes(L, names, n);
+    if (n > KILN_MAX_CONTAINER) /* a reader refuses longer arrays (stream/mpscan.h) */
+        kiln_warn("%u labels, more than a hdr's classes may hold (%d): none written; records "
+                  "keep their labels (kiln tokenize --no-class-token)",
+                  n, KILN_MAX_CONTAINER);
+    else if (n)
+        put_classes(L, names, n);
     kclasses_free(names, n);
 }
 

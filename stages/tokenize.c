@@ -28,7 +28,7 @@ typedef struct {
     ktokenizer tok;
     const char *classes_from; /* for messages: the classes file, or "the hdr classes" */
     const char *field, *prompt, *fields;
-    bool bos, image_kind, keep;
+    bool bos, image_kind, keep, no_class; /* no_class: labels stay fields, not tokens */
     int32_t *buf;
     uint8_t *mask;
     size_t cap;
@@ -45,7 +45,7 @@ static void ensure(tokenize *T, size_t n) {
 static int64_t class_token(const tokenize *T, const krec *r) {
     const char *label;
     size_t n;
-    if (!T->tok.nclasses || !krec_str(r, "label", &label, &n)) return -1;
+    if (T->no_class || !T->tok.nclasses || !krec_str(r, "label", &label, &n)) return -1;
     int64_t t = ktok_class_token(&T->tok, label, n);
     if (t < 0)
         kiln_die(EX_KILN_DATA, "record %llu: label '%.*s' is not in %s (id %llu)",
@@ -117,7 +117,7 @@ static bool tokenize_record(tokenize *T, kwriter *w, const krec *r) {
         size_t len;
         /* A labelled image without classes would lose its class without a word (a hdr
          * dropped on the way, e.g. kiln show without --all). */
-        if (!T->tok.nclasses && krec_str(r, "label", &label, &len))
+        if (!T->tok.nclasses && !T->no_class && krec_str(r, "label", &label, &len))
             kiln_die(EX_KILN_DATA,
                      "record %llu: image labelled '%.*s' but no classes are known: the "
                      "upstream hdr has none (was it dropped? `kiln show --all` keeps it) and "
@@ -206,6 +206,11 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, tokenize *T, opt
                     "class names, one a line; default: the hdr's `classes` (kiln load writes "
                     "them).  A sample's label becomes the class token, first in the sequence; a "
                     "label missing from the classes is an error (65)"),
+        KOPT_BOOL(0, "no-class-token", &T->no_class,
+                  "images: no class token, BOS first; the label stays on the record for kiln "
+                  "pairs --by-label and kiln search --relevant label, so it cannot leak into "
+                  "an embedding.  The tokenizer keeps classes only from --classes FILE (to "
+                  "match a class-conditional model's), not from the hdr"),
         KOPT_STRING(0, "field", &T->field, "NAME", "the text field to tokenize (default text)"),
         KOPT_STRING(0, "prompt", &T->prompt, "NAME",
                     "a field tokenized in front of the text and masked out of the loss (mask 0), "
@@ -255,7 +260,7 @@ int main(int argc, char **argv) {
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);
     const krec *hdr = kreader_hdr(r);
-    setup_classes(&T, o.classes, hdr);
+    if (!T.no_class || o.classes) setup_classes(&T, o.classes, hdr);
 
     /* An image tokenizer records the image shape, known from the first image: read ahead
      * one record before writing the hdr. */

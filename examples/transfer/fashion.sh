@@ -9,6 +9,8 @@
 #            token embeddings / head train)
 #   lora     LoRA adapters r=8 on every block linear (+ the token embeddings, which hold
 #            the new class row)
+#   row      the new class token's embedding row alone, everything else frozen (textual
+#            inversion: --train-new-classes), saved as a one-row adapter
 # and report bits/dim on the 1,000 Ankle boot test images (lower is better), with the
 # pretrained model plus the new class token before any fine-tuning for reference.
 #
@@ -70,12 +72,13 @@ run scratch "${shape[@]}" --lr 2e-3 --seed 3
 run full --init "$base" "${add[@]}" --finetune --save-start --lr 1e-3
 run frozen --init "$base" "${add[@]}" --freeze wpe,blocks:0-1 --lr 1e-3
 run lora --init "$base" "${add[@]}" --lora r=8,alpha=16,targets=qkv,proj,fc,fcproj --lr 3e-3
+run row --init "$base" "${add[@]}" --train-new-classes --lr 3e-2
 last() { ls "$dir/$1"/step-*.safetensors | grep -v optim | sort | tail -1; }
 kiln ckpt merge "$base" "$(last lora)" -o "$dir/lora-merged.safetensors" 2> /dev/null
 
 # ---- bits/dim on the 1,000 test images --------------------------------------------------------------
-bits() {
-    kiln eval --ckpt "$1" --data "$dir/test.rec" --threads "$threads" < /dev/null 2> /dev/null \
+bits() { # CKPT [ADAPTER]
+    kiln eval --ckpt "$1" ${2:+--adapter "$2"} --data "$dir/test.rec" --threads "$threads" < /dev/null 2> /dev/null \
         | kiln show | jq -r 'select(.t == "metrics") | .bits_per_dim' | tail -1 | xargs printf '%.3f'
 }
 secs() { jq -s '[.[] | select(.t == "metrics" and .stage == "train")] | last | .elapsed_s | floor' "$dir/$1.jsonl"; }
@@ -88,4 +91,5 @@ optim() { jq -s '[.[] | select(.t == "metrics")] | last | .optim_bytes / 1024 | 
     echo "| full fine-tune | $(bits "$(last full)") | $(secs full) | $(optim full) |"
     echo "| frozen body (last block + head train) | $(bits "$(last frozen)") | $(secs frozen) | $(optim frozen) |"
     echo "| LoRA r=8 (merged) | $(bits "$dir/lora-merged.safetensors") | $(secs lora) | $(optim lora) |"
+    echo "| new class row only (textual inversion) | $(bits "$base" "$(last row)") | $(secs row) | $(optim row) |"
 } | tee "$dir/results.md"

@@ -112,8 +112,14 @@ int kret_relevant(const krec *q, const char *how, const int64_t *ids, char *cons
 
 /* ---- a retrieval set ------------------------------------------------------------------------ */
 
-static kstored **read_tokens(const char *url, int *n) {
+/* The tokens records of url, and its hdr's tokenizer into tok. */
+static kstored **read_tokens(const char *url, int *n, ktokenizer *tok) {
     kreader *r = kreader_open(url, 1);
+    const msgpack_object *t = krec_get(kreader_hdr(r), "tokenizer");
+    char err[256];
+    if (!t)
+        kiln_die(EX_KILN_DATA, "%s: the hdr has no tokenizer (make it with kiln tokenize)", url);
+    if (!ktok_from_obj(t, tok, err, sizeof err)) kiln_die(EX_KILN_DATA, "%s: %s", url, err);
     kstored **out = NULL;
     krec rec;
     *n = 0;
@@ -131,8 +137,17 @@ static kstored **read_tokens(const char *url, int *n) {
 void kret_set_load(kret_set *s, const char *queries, const char *corpus, const char *relevant) {
     memset(s, 0, sizeof *s);
     s->relevant = relevant;
-    s->queries = read_tokens(queries, &s->nq);
-    s->corpus = read_tokens(corpus, &s->nc);
+    s->queries_url = queries;
+    ktokenizer ct;
+    char a[128], b[128];
+    s->queries = read_tokens(queries, &s->nq, &s->tok);
+    s->corpus = read_tokens(corpus, &s->nc, &ct);
+    if (!ktok_same(&s->tok, &ct)) {
+        ktok_describe(&s->tok, a, sizeof a), ktok_describe(&ct, b, sizeof b);
+        kiln_die(EX_KILN_DATA, "%s: the corpus's tokenizer (%s) is not the queries' (%s, %s)",
+                 corpus, b, a, queries);
+    }
+    ktok_free(&ct);
     s->ids = xcalloc((size_t)s->nc, sizeof *s->ids);
     s->labels = xcalloc((size_t)s->nc, sizeof *s->labels);
     for (int i = 0; i < s->nc; i++) {
@@ -153,7 +168,22 @@ void kret_set_free(kret_set *s) {
     for (int i = 0; i < s->nq; i++) kstored_free(s->queries[i]);
     for (int i = 0; i < s->nc; i++) kstored_free(s->corpus[i]), free(s->labels[i]);
     free(s->queries), free(s->corpus), free(s->ids), free(s->labels);
+    if (s->queries) ktok_free(&s->tok);
     memset(s, 0, sizeof *s);
+}
+
+void kret_set_check_model(const kret_set *s, const ktokenizer *tok, bool has_tok, int vocab) {
+    char a[128], b[128];
+    if (has_tok && !ktok_same(tok, &s->tok)) {
+        ktok_describe(&s->tok, a, sizeof a), ktok_describe(tok, b, sizeof b);
+        kiln_die(EX_KILN_DATA,
+                 "%s: the queries' tokenizer (%s) differs from the checkpoint's (%s); tokenize "
+                 "queries and corpus as the model's training data",
+                 s->queries_url, a, b);
+    }
+    if (s->tok.vocab != (uint32_t)vocab)
+        kiln_die(EX_KILN_DATA, "%s: vocabulary %u, the checkpoint's model has %d", s->queries_url,
+                 s->tok.vocab, vocab);
 }
 
 /* Every record's `tokens` embedded into out [n, C], 64 rows a forward. */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "data/sample.h"
+#include "data/tokenizer.h"
 #include "model/gpt.h"
 #include "model/pool.h"
 
@@ -54,11 +55,17 @@ typedef struct kret_set {
     int64_t *ids; /* the corpus's */
     char **labels;
     const char *relevant;
+    const char *queries_url;
+    ktokenizer tok; /* the queries' hdr tokenizer (the corpus's is the same) */
 } kret_set;
 
-/* Read both streams' tokens records whole; exits 65/74 naming the URL. */
+/* Read both streams' tokens records whole; exits 65/74 naming the URL, and 65 when their hdrs
+ * have no tokenizer or different ones. */
 void kret_set_load(kret_set *s, const char *queries, const char *corpus, const char *relevant);
 void kret_set_free(kret_set *s);
+/* Exit 65 naming the queries' file unless the set was tokenized as a model with tokenizer
+ * `tok` (has_tok false: the model's is unknown, only its vocabulary is checked). */
+void kret_set_check_model(const kret_set *s, const ktokenizer *tok, bool has_tok, int vocab);
 /* Embed corpus and queries with m (pooled, normalised), search, and score every query that
  * has relevant rows. */
 void kret_evaluate(gpt *m, gpt_pool_mode mode, const kret_set *s, kpool *pool, kretrieval *out);

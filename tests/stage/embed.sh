@@ -88,4 +88,20 @@ printf '{"t":"sample","id":1,"query":"q"}\n' | kiln import | kiln tokenize --byt
 expect_status 65 kiln pairs -B 2 --columns < half.rec > /dev/null 2> err.txt
 expect 'grep -q "without a positive" err.txt' "an anchor without a positive ($(cat err.txt))"
 expect_status 2 kiln pairs --columns < cols.rec
+# eval --queries: the queries' and the corpus's tokenizers must be the checkpoint's (65)
+expect_status 0 kiln eval --ckpt m/latest.safetensors --queries docs.rec --corpus docs.rec \
+    --threads 2 > ev.rec 2> /dev/null
+expect 'kiln show < ev.rec | jq -s -e "map(select(.t == \"metrics\")) | .[0][\"recall@1\"] == 1" > /dev/null' \
+    "eval --queries: each document finds itself"
+FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
+kiln load idx:"$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz" --limit 4 \
+    --size 4x4 | kiln tokenize --levels 4 --no-class-token > img.rec
+expect_status 65 kiln eval --ckpt m/latest.safetensors --queries img.rec --corpus img.rec \
+    > /dev/null 2> err.txt
+expect 'grep -q "img.rec: the queries. tokenizer (levels.*) differs from the checkpoint.s (bytes" err.txt' \
+    "queries of another tokenizer than the checkpoint's ($(cat err.txt))"
+expect_status 65 kiln eval --ckpt m/latest.safetensors --queries docs.rec --corpus img.rec \
+    > /dev/null 2> err.txt
+expect 'grep -q "img.rec: the corpus.s tokenizer (levels.*) is not the queries. (bytes" err.txt' \
+    "a corpus of another tokenizer than the queries' ($(cat err.txt))"
 finish

@@ -71,4 +71,17 @@ expect '[ "$(grep -c "\"t\":\"tokens\"" rt.jsonl)" -gt 10 ] && ! grep -q "\"labe
 rc=$?
 expect '[ $rc = 65 ] && grep -q "labelled .9. but no classes are known" err.txt' \
     "a labelled image whose classes are unknown: 65 ($(cat err.txt))"
+# --no-class-token: the label stays a field, the sequence starts with BOS, no classes unless
+# --classes names them (then the tokenizer matches a class-conditional model's)
+"$K" load "$IDXR" --limit 5 --size 4x4 | "$K" tokenize --levels 4 --no-class-token \
+    | "$K" show --all --full > nc.jsonl
+expect 'head -1 nc.jsonl | jq -e ".tokenizer.vocab == 7" > /dev/null && sed -n "2,\$p" nc.jsonl \
+    | jq -s -e "map(select(.t == \"tokens\")) | length == 5 and all(.label != null and .tokens.data[0] == 4)" > /dev/null' \
+    "--no-class-token: BOS first, labels kept, no classes"
+"$K" load "$IDXR" --limit 5 --size 4x4 --classes "$KILN_ROOT/examples/data/fashion-mnist.classes" \
+    | "$K" tokenize --levels 4 --no-class-token --classes "$KILN_ROOT/examples/data/fashion-mnist.classes" \
+    | "$K" show --all --full > ncc.jsonl
+expect 'head -1 ncc.jsonl | jq -e ".tokenizer.vocab == 17" > /dev/null && sed -n "2,\$p" ncc.jsonl \
+    | jq -s -e "map(select(.t == \"tokens\")) | all(.tokens.data[0] == 4)" > /dev/null' \
+    "--no-class-token --classes: the classes in the tokenizer, none in the sequence"
 finish
