@@ -249,6 +249,7 @@ static void run_rows(kgen *g, const int32_t *prompts, int np, const int *plen, i
     if (n_new <= 0) return;
     run u = {.g = g, .s = s, .allowed = allowed};
     ensure_kv(g, run_start(&u, prompts, np, plen, n_new, seed, first_row, logp != NULL));
+    gpt_kv_pack_weights(g->m, g->kv); /* the weights hold still for the whole run */
     feed_live(&u, true);
     bool go = true;
     for (int i = 0; i < n_new; i++) {
@@ -267,6 +268,7 @@ static void run_rows(kgen *g, const int32_t *prompts, int np, const int *plen, i
         if (i + 1 == n_new || live == 0 || !go) break;
         feed_live(&u, false);
     }
+    gpt_kv_unpack_weights(g->kv);
     run_free(&u);
 }
 

@@ -620,7 +620,8 @@ typedef struct att_group {
 } att_group;
 
 /* Scores, softmax and P V for one group; S: rows x ldS scratch (ldS >= q0 + rows). */
-SIMD_CLONES static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS, float *ws) {
+SIMD_CLONES static void att_fwd_group(const att_dims *d, const att_group *g, float *S, int ldS,
+                                      float *ws) {
     int end = g->q0 + g->rows, hd = d->hd;
     float inv[ATT_ROWS];
     kgemm_small(false, g->rows, end, hd, d->scale, g->Q, g->ldq, g->Kt, g->ldk, 0.0f, S, ldS, ws);
@@ -1091,6 +1092,13 @@ struct gpt_kv {
     int *erow, *epos;   /* [ecap] each token's sequence and position in the call being run */
     size_t ecap;
     uint64_t *seen, call; /* [rows] the last call that had a token of each sequence */
+    /* The linear layers' weights packed for kgemm_packed once for a run of decoding steps
+     * (gpt_kv_pack_weights), instead of by every thread at every step. */
+    const float **wsrc; /* [n_wp] the weight each packing is of (NULL: none held) */
+    float **wpacked;    /* [n_wp] into wbuf */
+    int n_wp;
+    float *wbuf;
+    size_t wbuf_floats;
 };
 
 /* What a forward pass runs on.  Training: B sequences of T rows with every layer's
@@ -1128,10 +1136,31 @@ static block_acts pass_acts(const fwd_pass *f, int l) {
     return f->kv ? f->acts : block_acts_of(f->m, l);
 }
 
-/* y[N, out] = x[N, in] W[in, out] (+ bias) */
+static const float *kv_packed_weight(const gpt_kv *kv, const float *W);
+
+/* y[N, out] = x[N, in] W[in, out] (+ bias); from the weight packed beforehand when a decoder
+ * holds it (the same kernel on the same packing: the same bits). */
 static void pass_linear(const fwd_pass *f, const float *x, const float *W, const float *bias,
                         float *y, int in, int out) {
-    gemm_on(f->pool, &f->gs, false, false, f->N, out, in, x, in, W, out, 0.0f, y, out, bias);
+    const float *Bp = f->kv ? kv_packed_weight(f->kv, W) : NULL;
+    if (!Bp) {
+        gemm_on(f->pool, &f->gs, false, false, f->N, out, in, x, in, W, out, 0.0f, y, out, bias);
+        return;
+    }
+    gemm_job j = {.M = f->N,
+                  .N = out,
+                  .K = in,
+                  .A = x,
+                  .lda = in,
+                  .C = y,
+                  .ldc = out,
+                  .bias = bias,
+                  .ws = f->gs.ws,
+                  .packed = (float *)Bp};
+    size_t tile = (size_t)kgemm_tile_rows(), rows = (size_t)(GEMM_CHUNK_FLOPS / (2.0 * out * in));
+    j.chunk = rows > tile ? rows / tile * tile : tile;
+    atomic_store_explicit(&j.next, 0, memory_order_relaxed);
+    kpool_run(f->pool, gemm_rows_task, &j);
 }
 
 /* Decoding attention: a job per (span, head) stores the span's keys and values for that
@@ -1516,7 +1545,71 @@ void gpt_kv_free(gpt_kv *kv) {
     free(kv->erow), free(kv->epos);
     for (int t = 0; t < kv->threads; t++) kpool_free(kv->solo[t]);
     free(kv->solo), free(kv->split);
+    free(kv->wsrc), free(kv->wpacked), free(kv->wbuf);
     free(kv);
+}
+
+/* The weights pass_linear reads, in block order. */
+static int linear_weights(const gpt *m, const float **W, int *in, int *out) {
+    int C = m->cfg.n_embd, n = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        block_params p = block_params_of(&m->p, &m->cfg, l);
+        W[n] = p.qkvw, in[n] = C, out[n++] = 3 * C;
+        W[n] = p.attprojw, in[n] = C, out[n++] = C;
+        W[n] = p.fcw, in[n] = C, out[n++] = 4 * C;
+        W[n] = p.fcprojw, in[n] = 4 * C, out[n++] = C;
+    }
+    return n;
+}
+
+typedef struct wpack_job {
+    const gpt_kv *kv;
+    const int *in, *out;
+} wpack_job;
+
+static void wpack_task(void *ctx, int tid, int nt) {
+    const wpack_job *j = ctx;
+    for (int i = 0; i < j->kv->n_wp; i++) {
+        size_t lo, hi;
+        kpool_range((size_t)j->out[i], (size_t)kgemm_panel_width(), tid, nt, &lo, &hi);
+        kgemm_pack(false, j->in[i], j->out[i], j->kv->wsrc[i], j->out[i], (int)lo, (int)hi,
+                   j->kv->wpacked[i]);
+    }
+}
+
+void gpt_kv_pack_weights(gpt *m, gpt_kv *kv) {
+    int L = m->cfg.n_layer, n_max = 4 * L;
+    int *in = xmalloc(xmul((size_t)n_max, 2 * sizeof(int))), *out = in + n_max;
+    if (!kv->wsrc) {
+        kv->wsrc = xcalloc((size_t)n_max, sizeof *kv->wsrc);
+        kv->wpacked = xcalloc((size_t)n_max, sizeof *kv->wpacked);
+    }
+    kv->n_wp = linear_weights(m, kv->wsrc, in, out);
+    size_t total = 0;
+    for (int i = 0; i < kv->n_wp; i++) total += kgemm_packed_floats(in[i], out[i]);
+    if (total > kv->wbuf_floats) {
+        free(kv->wbuf);
+        kv->wbuf = alloc_floats(total);
+        kv->wbuf_floats = total;
+    }
+    total = 0;
+    for (int i = 0; i < kv->n_wp; i++) {
+        kv->wpacked[i] = kv->wbuf + total;
+        total += kgemm_packed_floats(in[i], out[i]);
+    }
+    wpack_job j = {kv, in, out};
+    kpool_run(m->pool, wpack_task, &j);
+    free(in);
+}
+
+void gpt_kv_unpack_weights(gpt_kv *kv) {
+    kv->n_wp = 0;
+}
+
+static const float *kv_packed_weight(const gpt_kv *kv, const float *W) {
+    for (int i = 0; i < kv->n_wp; i++)
+        if (kv->wsrc[i] == W) return kv->wpacked[i];
+    return NULL;
 }
 
 int gpt_kv_positions(const gpt_kv *kv) {

@@ -158,6 +158,12 @@ void gpt_kv_free(gpt_kv *kv);
 int gpt_kv_positions(const gpt_kv *kv);
 /* Tokens sequence `row` holds: the position its next token takes. */
 int gpt_kv_len(const gpt_kv *kv, int row);
+/* Pack m's linear-layer weights for kv's decoding once (about the model's size again), so
+ * that a run of gpt_decode steps does not pack them at every step in every thread; the
+ * packing holds until gpt_kv_unpack_weights, and the weights must not change meanwhile
+ * (between two generation runs a policy may train: pack again after).  Same results. */
+void gpt_kv_pack_weights(gpt *m, gpt_kv *kv);
+void gpt_kv_unpack_weights(gpt_kv *kv);
 
 /* Run n tokens through the model on its own kernels (the training forward's LayerNorm, GEMMs,
  * GELU, attention; adapters in m->lora without dropout): token i belongs to sequence rows[i]
