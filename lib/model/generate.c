@@ -71,6 +71,15 @@ ksampler ksampler_default(void) {
     return (ksampler){.temperature = 1.0, .top_k = 0, .top_p = 1.0};
 }
 
+float kgen_logprob(const float *logits, int V, double temperature, int32_t token) {
+    double t = temperature > 0 ? temperature : 1.0, max = logits[0];
+    for (int i = 1; i < V; i++)
+        if (logits[i] > max) max = logits[i];
+    double sum = 0.0; /* in double: V terms, and the result is compared with a forward's */
+    for (int i = 0; i < V; i++) sum += exp((logits[i] - max) / t);
+    return (float)((logits[token] - max) / t - log(sum));
+}
+
 static int cmp_desc(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x < y) - (x > y);
@@ -136,6 +145,7 @@ typedef struct run {
     krng *rng;         /* [rows] */
     int n_live, *live; /* rows still drawing, in order; row j of g->logits is live[j]'s */
     int32_t *pick;     /* [rows] the token drawn for live[j] */
+    float *pick_logp;  /* [rows] its log-probability, or NULL when not wanted */
     int *last_pos;     /* [rows] where live[j]'s last token goes */
     int32_t *tok;      /* [cap] a decode call's tokens, sequences and positions */
     int *erow, *epos;
@@ -174,9 +184,12 @@ static void sample_task(void *ctx, int tid, int nt) {
     float *work = g->work + (size_t)tid * 2 * g->V;
     size_t lo, hi;
     while (kpool_next(&u->next, (size_t)u->n_live, 1, nt, &lo, &hi))
-        for (size_t j = lo; j < hi; j++)
-            u->pick[j] = ksample_pick(u->s, g->logits + j * g->V, g->V, u->allowed,
-                                      &u->rng[u->live[j]], work);
+        for (size_t j = lo; j < hi; j++) {
+            const float *logits = g->logits + j * g->V;
+            u->pick[j] = ksample_pick(u->s, logits, g->V, u->allowed, &u->rng[u->live[j]], work);
+            if (u->pick_logp)
+                u->pick_logp[j] = kgen_logprob(logits, g->V, u->s->temperature, u->pick[j]);
+        }
 }
 
 static void sample_live(run *u) {
@@ -190,7 +203,7 @@ static void sample_live(run *u) {
 /* The run's buffers, rows' prompts in hist, every row live.  Returns the cache positions it
  * needs: without a slide, the longest prompt in the window and the tokens fed after it. */
 static int run_start(run *u, const int32_t *prompts, int np, const int *plen, int n_new,
-                     uint64_t seed) {
+                     uint64_t seed, uint64_t first_row, bool want_logp) {
     kgen *g = u->g;
     size_t R = (size_t)g->rows;
     u->stride = np + n_new;
@@ -200,6 +213,7 @@ static int run_start(run *u, const int32_t *prompts, int np, const int *plen, in
     u->rng = xmalloc(xmul(R, sizeof(krng)));
     u->live = xmalloc(xmul(R, sizeof(int)));
     u->pick = xmalloc(xmul(R, sizeof(int32_t)));
+    u->pick_logp = want_logp ? xmalloc(xmul(R, sizeof(float))) : NULL;
     u->last_pos = xmalloc(xmul(R, sizeof(int)));
     int window = 1;
     for (int r = 0; r < g->rows; r++) {
@@ -207,7 +221,7 @@ static int run_start(run *u, const int32_t *prompts, int np, const int *plen, in
         if (n < 1 || n > np) kiln_die(EX_KILN_SOFTWARE, "kgen_run: row %d's prompt of %d", r, n);
         memcpy(u->hist + (size_t)r * u->stride, prompts + (size_t)r * np, sizeof(int32_t) * n);
         u->hlen[r] = n;
-        krng_init(&u->rng[r], seed, (uint64_t)r, 0, KRNG_GENERATE);
+        krng_init(&u->rng[r], seed, first_row + (uint64_t)r, 0, KRNG_GENERATE);
         u->live[r] = r;
         if (n > window) window = n < g->n_ctx ? n : g->n_ctx;
     }
@@ -220,19 +234,21 @@ static int run_start(run *u, const int32_t *prompts, int np, const int *plen, in
 }
 
 static void run_free(run *u) {
-    free(u->hist), free(u->hlen), free(u->rng), free(u->live), free(u->pick);
+    free(u->hist), free(u->hlen), free(u->rng), free(u->live), free(u->pick), free(u->pick_logp);
     free(u->last_pos), free(u->tok), free(u->erow), free(u->epos);
 }
 
-void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
+/* The loop of kgen_run_ragged and kgen_run_logp. */
+static void run_rows(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
                      const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
-                     kgen_token_fn fn, void *ctx, int32_t *out, int *lens) {
+                     uint64_t first_row, kgen_token_fn fn, void *ctx, int32_t *out, float *logp,
+                     int *lens) {
     if (np < 1) kiln_die(EX_KILN_SOFTWARE, "kgen_run: empty prompt");
     for (int r = 0; r < g->rows; r++) lens[r] = 0;
     g->pos = 0;
     if (n_new <= 0) return;
     run u = {.g = g, .s = s, .allowed = allowed};
-    ensure_kv(g, run_start(&u, prompts, np, plen, n_new, seed));
+    ensure_kv(g, run_start(&u, prompts, np, plen, n_new, seed, first_row, logp != NULL));
     feed_live(&u, true);
     bool go = true;
     for (int i = 0; i < n_new; i++) {
@@ -242,6 +258,7 @@ void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, i
             int r = u.live[j];
             int32_t tok = u.pick[j];
             u.hist[(size_t)r * u.stride + u.hlen[r]++] = tok;
+            if (logp) logp[(size_t)r * n_new + lens[r]] = u.pick_logp[j];
             out[(size_t)r * n_new + lens[r]++] = tok;
             if (fn && !fn(ctx, r, tok)) go = false;
             if (tok != stop) u.live[live++] = r; /* an ended row costs nothing from now on */
@@ -251,6 +268,19 @@ void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, i
         feed_live(&u, false);
     }
     run_free(&u);
+}
+
+void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
+                     const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
+                     kgen_token_fn fn, void *ctx, int32_t *out, int *lens) {
+    run_rows(g, prompts, np, plen, n_new, s, allowed, stop, seed, 0, fn, ctx, out, NULL, lens);
+}
+
+void kgen_run_logp(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
+                   const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
+                   uint64_t first_row, int32_t *out, float *logp, int *lens) {
+    run_rows(g, prompts, np, plen, n_new, s, allowed, stop, seed, first_row, NULL, NULL, out, logp,
+             lens);
 }
 
 void kgen_run(kgen *g, const int32_t *prompts, int np, int n_new, const ksampler *s,

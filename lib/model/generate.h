@@ -56,6 +56,10 @@ ksampler ksampler_default(void);
 int32_t ksample_pick(const ksampler *s, const float *logits, int V, const uint8_t *allowed,
                      krng *rng, float *work);
 
+/* log_softmax(logits / temperature)[token] over all V logits, in double (temperature <= 0:
+ * at 1): the sampling policy's log-probability of a drawn token, before top-k/top-p. */
+float kgen_logprob(const float *logits, int V, double temperature, int32_t token);
+
 /* Called for every generated token of a row; return false to stop the whole run. */
 typedef bool (*kgen_token_fn)(void *ctx, int row, int32_t token);
 
@@ -74,6 +78,14 @@ void kgen_run(kgen *g, const int32_t *prompts, int np, int n_new, const ksampler
 void kgen_run_ragged(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
                      const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
                      kgen_token_fn fn, void *ctx, int32_t *out, int *lens);
+
+/* kgen_run_ragged for RL rollouts: row r draws from the rng stream first_row + r (0: as
+ * kgen_run_ragged), and logp (NULL: not wanted) gets, laid out as out, each drawn token's
+ * log-probability under the sampling policy: log_softmax(logits / temperature) over the full
+ * vocabulary, before top-k/top-p and `allowed` (temperature <= 0: at temperature 1). */
+void kgen_run_logp(kgen *g, const int32_t *prompts, int np, const int *plen, int n_new,
+                   const ksampler *s, const uint8_t *allowed, int32_t stop, uint64_t seed,
+                   uint64_t first_row, int32_t *out, float *logp, int *lens);
 
 /* ---- with a tokenizer: what kiln sample and kiln eval --samples share --------------------- */
 

@@ -1,0 +1,132 @@
+/* rollout: the log-probabilities a rollout records equal those of a teacher-forced forward
+ * over the same prompt + completion tokens (gpt_forward + gpt_token_logprobs), at temperature
+ * 1 and at 0.7 (the forward's logits divided by it: ln_f's gain and bias scaled, since the
+ * head is linear in them), to 1e-4, with top-k truncation on and rows ending at EOS; a
+ * completion depends on its global row, not on how prompts were split into calls; a long
+ * prompt is cut to leave room for max_new. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "run/rollout.h"
+
+enum { NP = 4, K = 3, NEW = 10, MAXP = 20, EOS = 5 };
+
+static gpt *tiny_model(kpool *pool) {
+    gpt_config c = {.n_layer = 2, .n_embd = 32, .n_head = 4, .n_ctx = 24, .vocab = 37};
+    gpt *m = gpt_create(&c, pool, 11);
+    unsigned seed = 3;
+    for (size_t i = 0; i < m->n_params; i++) { /* weights that make distributions uneven */
+        seed = seed * 1103515245u + 12345u;
+        m->params[i] += ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.4f;
+    }
+    return m;
+}
+
+static void make_prompts(int32_t p[NP][MAXP], int *plen, const int32_t **ptrs) {
+    const int lens[NP] = {1, 4, 9, MAXP}; /* the last is cut to n_ctx - NEW = 14 */
+    for (int i = 0; i < NP; i++) {
+        plen[i] = lens[i];
+        for (int t = 0; t < lens[i]; t++) p[i][t] = (int32_t)((i * 13 + t * 7 + 1) % 37);
+        ptrs[i] = p[i];
+    }
+}
+
+/* Worst |rollout logprob - forward logprob| over every row of b.  The forward runs over the
+ * row's prompt (as the model saw it) + completion; with `scale` the model's ln_f is scaled
+ * by 1 / temperature for it (and restored). */
+static double worst_vs_forward(gpt *m, const int32_t **prompts, const int *plen,
+                               const krollout_batch *b, double temperature) {
+    int C = m->cfg.n_embd;
+    float *g = m->p.lnfw, *bias = m->p.lnfb, save_g[64], save_b[64];
+    memcpy(save_g, g, sizeof(float) * C), memcpy(save_b, bias, sizeof(float) * C);
+    for (int c = 0; c < C; c++) g[c] /= (float)temperature, bias[c] /= (float)temperature;
+    double worst = 0;
+    for (int r = 0; r < b->rows; r++) {
+        int i = r / K, from = b->prompt_from[i], P = plen[i] - from, N = b->lens[r], T = P + N;
+        int32_t x[64], y[64];
+        float lp[64];
+        memcpy(x, prompts[i] + from, sizeof(int32_t) * P);
+        memcpy(x + P, b->tokens + (size_t)r * NEW, sizeof(int32_t) * N);
+        for (int t = 0; t < T - 1; t++) y[t] = x[t + 1];
+        y[T - 1] = 0;
+        gpt_forward(m, x, y, NULL, 1, T - 1 > 0 ? T - 1 : 1);
+        gpt_token_logprobs(m, lp, NULL);
+        for (int j = 0; j < N; j++) {
+            double d = fabs(lp[P - 1 + j] - b->logprobs[(size_t)r * NEW + j]);
+            if (d > worst) worst = d;
+        }
+    }
+    memcpy(g, save_g, sizeof(float) * C), memcpy(bias, save_b, sizeof(float) * C);
+    return worst;
+}
+
+static void logprobs_match_forward(kpool *pool, double temperature) {
+    gpt *m = tiny_model(pool);
+    int32_t p[NP][MAXP];
+    int plen[NP];
+    const int32_t *ptrs[NP];
+    make_prompts(p, plen, ptrs);
+    krollout_opts o = krollout_opts_default();
+    o.K = K, o.max_new = NEW, o.eos = EOS, o.seed = 9;
+    o.s.temperature = temperature, o.s.top_k = 8; /* truncation must not change logprobs */
+    krollout_gen *g = krollout_gen_create(m, pool);
+    krollout_batch b;
+    krollout_generate(g, ptrs, plen, NP, &o, 0, &b);
+    CHECK(b.rows == NP * K && b.max_new == NEW);
+    CHECK(b.prompt_from[0] == 0 && b.prompt_from[3] == MAXP - (24 - NEW));
+    int ended = 0;
+    for (int r = 0; r < b.rows; r++) {
+        int n = b.lens[r];
+        CHECK(n >= 1 && n <= NEW);
+        CHECK(b.ended[r] == (b.tokens[(size_t)r * NEW + n - 1] == EOS));
+        for (int j = 0; j < n - 1; j++) CHECK(b.tokens[(size_t)r * NEW + j] != EOS);
+        for (int j = 0; j < n; j++) CHECK(b.logprobs[(size_t)r * NEW + j] <= 0);
+        ended += b.ended[r];
+    }
+    double worst = worst_vs_forward(m, ptrs, plen, &b, temperature);
+    fprintf(stderr, "temperature %g: worst |rollout - forward| logprob %.3g, %d of %d rows ended\n",
+            temperature, worst, ended, b.rows);
+    CHECK(worst <= 1e-4);
+    krollout_batch_free(&b);
+    krollout_gen_free(g);
+    gpt_free(m);
+}
+
+/* Two calls of two prompts each give what one call of four gives. */
+static void split_calls_agree(kpool *pool) {
+    gpt *m = tiny_model(pool);
+    int32_t p[NP][MAXP];
+    int plen[NP];
+    const int32_t *ptrs[NP];
+    make_prompts(p, plen, ptrs);
+    krollout_opts o = krollout_opts_default();
+    o.K = K, o.max_new = NEW, o.eos = EOS, o.seed = 4;
+    krollout_gen *g = krollout_gen_create(m, pool);
+    krollout_batch all, a, b;
+    krollout_generate(g, ptrs, plen, NP, &o, 0, &all);
+    krollout_generate(g, ptrs, plen, 2, &o, 0, &a);
+    krollout_generate(g, ptrs + 2, plen + 2, 2, &o, 2 * K, &b);
+    for (int r = 0; r < NP * K; r++) {
+        const krollout_batch *h = r < 2 * K ? &a : &b;
+        int hr = r < 2 * K ? r : r - 2 * K;
+        CHECK(all.lens[r] == h->lens[hr]);
+        for (int j = 0; j < all.lens[r] && j < h->lens[hr]; j++) {
+            CHECK(all.tokens[(size_t)r * NEW + j] == h->tokens[(size_t)hr * NEW + j]);
+            CHECK_NEAR(all.logprobs[(size_t)r * NEW + j], h->logprobs[(size_t)hr * NEW + j], 1e-5);
+        }
+    }
+    krollout_batch_free(&all), krollout_batch_free(&a), krollout_batch_free(&b);
+    krollout_gen_free(g);
+    gpt_free(m);
+}
+
+int main(void) {
+    kpool *pool = kpool_create(2);
+    logprobs_match_forward(pool, 1.0);
+    logprobs_match_forward(pool, 0.7);
+    split_calls_agree(pool);
+    kpool_free(pool);
+    return check_report("test_rollout");
+}
