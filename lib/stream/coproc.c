@@ -16,7 +16,7 @@
 struct kcoproc {
     pid_t pid;
     int in_fd, out_fd; /* the stage's ends, until the stream layer has opened its own */
-    int status; /* waitpid's, once reaped */
+    int status;        /* waitpid's, once reaped */
     int reaped;
     size_t pipe_bytes;
     char in_url[32], out_url[32], what[64];
@@ -56,7 +56,7 @@ kcoproc *kcoproc_start(const char *cmd, char *err, size_t errsz) {
         return NULL;
     }
     if (pid == 0) exec_child(cmd, to[0], from[1]); /* dup2 clears CLOEXEC on 0 and 1 */
-    setpgid(pid, pid); /* (both sides set it: whichever runs first) */
+    setpgid(pid, pid);                             /* (both sides set it: whichever runs first) */
     close(to[0]);
     close(from[1]);
     kcoproc *c = xcalloc(1, sizeof *c);
