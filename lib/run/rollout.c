@@ -93,3 +93,25 @@ void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int
                         out->tokens[r * o->max_new + out->lens[r] - 1] == o->eos;
     free(block), free(rowlen);
 }
+
+void krollout_rewards(gpt *m, const int32_t *const *seqs, const int *lens, int n, float *out) {
+    if (m->cfg.head != GPT_HEAD_SCALAR || n < 1)
+        kiln_die(EX_KILN_SOFTWARE, "krollout_rewards: %d rows, or not a scalar-head model", n);
+    int T = 1, n_ctx = m->cfg.n_ctx;
+    for (int i = 0; i < n; i++) {
+        if (lens[i] < 1) kiln_die(EX_KILN_SOFTWARE, "krollout_rewards: sequence %d is empty", i);
+        if (lens[i] > T) T = lens[i] < n_ctx ? lens[i] : n_ctx;
+    }
+    size_t cells = xmul((size_t)n, (size_t)T);
+    int32_t *x = xcalloc(cells, sizeof(int32_t)); /* right-padded: causal attention never
+                                                     looks at the padding */
+    uint8_t *mask = xcalloc(cells, 1);
+    for (int i = 0; i < n; i++) {
+        int len = lens[i] < T ? lens[i] : T, from = lens[i] - len;
+        memcpy(x + (size_t)i * T, seqs[i] + from, (size_t)len * sizeof(int32_t));
+        memset(mask + (size_t)i * T, 1, (size_t)len);
+    }
+    gpt_forward_hidden(m, x, n, T);
+    gpt_scalar(m, mask, GPT_POOL_LAST, out);
+    free(x), free(mask);
+}

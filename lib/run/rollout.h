@@ -64,4 +64,11 @@ void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int
                        const krollout_opts *o, uint64_t first_row, krollout_batch *out);
 void krollout_batch_free(krollout_batch *b);
 
+/* ---- scoring: a reward model ------------------------------------------------------------- */
+
+/* The scalar head (GPT_HEAD_SCALAR) of m at the last token of each of n sequences (seqs[i]:
+ * lens[i] >= 1 tokens; one longer than the context keeps its last n_ctx), in one padded
+ * forward: out[i], what gpt_scalar gives for sequence i alone. */
+void krollout_rewards(gpt *m, const int32_t *const *seqs, const int *lens, int n, float *out);
+
 #endif

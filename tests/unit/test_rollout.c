@@ -3,7 +3,8 @@
  * 1 and at 0.7 (the forward's logits divided by it: ln_f's gain and bias scaled, since the
  * head is linear in them), to 1e-4, with top-k truncation on and rows ending at EOS; a
  * completion depends on its global row, not on how prompts were split into calls; a long
- * prompt is cut to leave room for max_new. */
+ * prompt is cut to leave room for max_new; a reward model's padded batch scores each sequence
+ * as it scores it alone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,11 +123,36 @@ static void split_calls_agree(kpool *pool) {
     gpt_free(m);
 }
 
+/* A reward model's batched, padded scores equal each sequence's alone. */
+static void rewards_match_alone(kpool *pool) {
+    gpt_config c = {
+        .n_layer = 2, .n_embd = 32, .n_head = 4, .n_ctx = 16, .vocab = 37, .head = GPT_HEAD_SCALAR};
+    gpt *m = gpt_create(&c, pool, 5);
+    for (int i = 0; i < c.n_embd; i++) m->p.scorew[i] = (float)((i % 7) - 3) * 0.1f;
+    enum { N = 3 };
+    int32_t a[20], b[5], d[1] = {9};
+    for (int i = 0; i < 20; i++) a[i] = (i * 5 + 2) % 37;
+    for (int i = 0; i < 5; i++) b[i] = (i * 3 + 1) % 37;
+    const int32_t *seqs[N] = {a, b, d};
+    int lens[N] = {20, 5, 1}; /* the first is longer than the context: its last 16 count */
+    float got[N], alone;
+    krollout_rewards(m, seqs, lens, N, got);
+    for (int i = 0; i < N; i++) {
+        int len = lens[i] < 16 ? lens[i] : 16;
+        gpt_forward_hidden(m, seqs[i] + lens[i] - len, 1, len);
+        gpt_scalar(m, NULL, GPT_POOL_LAST, &alone);
+        CHECK_NEAR(got[i], alone, 1e-5);
+    }
+    CHECK(got[0] != got[1] && got[1] != got[2]);
+    gpt_free(m);
+}
+
 int main(void) {
     kpool *pool = kpool_create(2);
     logprobs_match_forward(pool, 1.0);
     logprobs_match_forward(pool, 0.7);
     split_calls_agree(pool);
+    rewards_match_alone(pool);
     kpool_free(pool);
     return check_report("test_rollout");
 }
