@@ -1,6 +1,6 @@
 /* kiln-ppo — prompts in, a policy trained by PPO against a reward stage out: metrics and ckpt
  * records.  Each iteration generates K completions of a batch of prompts (lib/run/rollout.h),
- * sends them as rollout records to the reward stage (a co-process or ZeroMQ peers) and reads
+ * sends them as rollout records to the reward stage (a co-process on a pipe pair) and reads
  * them back scored, then updates the policy and its value head (lib/run/ppo.h) over 4 epochs
  * of minibatches with the engine's optimizer step (lib/run/engine.h). */
 #include <math.h>
@@ -23,7 +23,7 @@
 
 static const kopt_info HELP = {
     .about = "PPO on prompts against a reward stage; write metrics and ckpt records",
-    .usage = "kiln ppo --init FILE (--reward CMD | --reward-out URL --reward-in URL)\n"
+    .usage = "kiln ppo --init FILE --reward CMD\n"
              "                [--lora SPEC] [--iterations N] [--prompts N] [-K N] [--max-new N]\n"
              "                [--kl-coef X] [--epochs N] [--minibatch N] [--lr X] ...",
     .notes =
@@ -31,8 +31,8 @@ static const kopt_info HELP = {
         "other records pass through.  Iteration i takes prompts i*P .. i*P+P-1 (cycling).\n"
         "The reward stage gets a hdr, then each iteration's rollout records, and must answer\n"
         "each with the same record plus `reward` (f64), in order (kiln judge --score, kiln\n"
-        "reward, or any program: docs/stages-rlhf.md).  --reward runs `sh -c CMD` on a pipe\n"
-        "pair; --reward-out/--reward-in reach it over ZeroMQ instead.\n"
+        "reward, or any program: docs/stages-rlhf.md); --reward runs `sh -c CMD` on a pipe\n"
+        "pair.\n"
         "The policy is --init's model with a value head on its trunk (score.weight); the\n"
         "reference is --init itself (with --lora: the base with the adapters off).\n"
         "metrics (TRL's names): objective/kl, objective/entropy, objective/non_score_reward,\n"
@@ -50,7 +50,7 @@ static const kopt_info HELP = {
 
 typedef struct options {
     kengine_opts e;
-    const char *resume, *reward_cmd, *reward_out, *reward_in;
+    const char *resume, *reward_cmd;
     int prompts, K, max_new, epochs, minibatch;
     uint64_t iterations, every;
     double target_kl, kl_horizon;
@@ -152,20 +152,16 @@ static void read_prompts(ppo_run *p) {
 
 static void reward_open(ppo_run *p) {
     char err[512];
-    if (p->o.reward_cmd) {
-        p->co = kcoproc_start(p->o.reward_cmd, err, sizeof err);
-        if (!p->co) kiln_fail(p->r, p->w, EX_KILN_IO, err);
-        p->rw = kwriter_open(kcoproc_in_url(p->co), 1);
-    } else {
-        p->rw = kwriter_open(p->o.reward_out, 1);
-    }
+    p->co = kcoproc_start(p->o.reward_cmd, err, sizeof err);
+    if (!p->co) kiln_fail(p->r, p->w, EX_KILN_IO, err);
+    p->rw = kwriter_open(kcoproc_in_url(p->co), 1);
     kwriter_hdr_begin(p->rw, &p->hdr, "rollout", p->o.e.seed); /* the policy's tokenizer */
     kwriter_end(p->rw);
     kwriter_flush(p->rw);
     p->exchanging = true; /* its hdr is due */
-    p->rr = kreader_open(p->co ? kcoproc_out_url(p->co) : p->o.reward_in, 1);
+    p->rr = kreader_open(kcoproc_out_url(p->co), 1);
     p->exchanging = false;
-    if (p->co) kcoproc_opened(p->co);
+    kcoproc_opened(p->co);
 }
 
 /* The last good state downstream, then the message, eos error and the exit code. */
@@ -180,7 +176,7 @@ _Noreturn static void fail_with_ckpt(ppo_run *p, int code, const char *why) {
 }
 
 static const char *reward_state(ppo_run *p) {
-    return p->co ? kcoproc_describe(p->co, 2.0) : "gone";
+    return kcoproc_describe(p->co, 2.0);
 }
 
 /* A reader of the reward stage that hits a truncated stream exits from inside the stream
@@ -278,7 +274,7 @@ static bool exchange_chunk(ppo_run *p, batch *b, int lo, int hi, char *text) {
 /* The batch through the reward stage, in chunks a pipe holds whole (so a filter that answers
  * as it reads never blocks against us).  false on a stop signal. */
 static bool score_batch(ppo_run *p, batch *b) {
-    size_t cap = p->co ? kcoproc_pipe_bytes(p->co) / 2 : SIZE_MAX, used = 0;
+    size_t cap = kcoproc_pipe_bytes(p->co) / 2, used = 0;
     size_t textsz = (size_t)b->N * ktok_max_bytes(&p->tok) + 1;
     char *text = xmalloc(textsz);
     int lo = 0;
@@ -310,7 +306,6 @@ static void reward_close(ppo_run *p, const char *status) {
         while (kreader_next(p->rr, &rec)) continue; /* to its eos */
     kreader_close(p->rr);
     p->rr = NULL;
-    if (!p->co) return;
     int rc = kcoproc_wait(p->co);
     p->co = NULL;
     if (rc && !kiln_stop_signal())
@@ -666,9 +661,7 @@ static void alloc_scratch(ppo_run *p) {
 static void check_options(options *o) {
     char err[512];
     if (!o->e.init) kiln_usage_error("--init FILE is required: the model to start from");
-    if (!o->reward_cmd == !(o->reward_out && o->reward_in))
-        kiln_usage_error("give the reward stage: --reward CMD, or --reward-out URL and "
-                         "--reward-in URL");
+    if (!o->reward_cmd) kiln_usage_error("give the reward stage: --reward CMD");
     if (o->e.lora && !o->e.train) o->e.train = "score.weight"; /* the value head trains */
     o->e.finetune = true;
     uint64_t per_iter = (uint64_t)o->epochs *
@@ -715,14 +708,7 @@ int main(int argc, char **argv) {
         KOPT_GROUP("reward stage"),
         KOPT_STRING(0, "reward", &o->reward_cmd, "CMD",
                     "run `sh -c CMD` as the reward stage, rollout records on its stdin, the "
-                    "same with `reward` back on its stdout",
-                    .conflicts = "reward-out"),
-        KOPT_STRING(0, "reward-out", &o->reward_out, "URL",
-                    "send rollouts over ZeroMQ (e.g. @tcp://*:5601) to a reward stage ...",
-                    .needs = "reward-in"),
-        KOPT_STRING(0, "reward-in", &o->reward_in, "URL",
-                    "... and read its answers from this URL (e.g. tcp://rmhost:5602)",
-                    .needs = "reward-out"),
+                    "same with `reward` back on its stdout"),
         KOPT_DOUBLE(0, "missing-eos-penalty", &o->pc.missing_eos_penalty, "X", 0, 1e6,
                     "subtracted from the score of a completion that never ended (default 1)"),
         KOPT_DOUBLE(0, "score-clip", &o->pc.score_clip, "X", 0, 1e9,
@@ -762,7 +748,7 @@ int main(int argc, char **argv) {
     };
     kiln_cli_parse(&cli, rows, argc, argv);
     check_options(o);
-    p->reward_name = o->reward_cmd ? o->reward_cmd : o->reward_in;
+    p->reward_name = o->reward_cmd;
     p->ckpt_step = UINT64_MAX;
 
     p->r = kiln_cli_reader(&cli);

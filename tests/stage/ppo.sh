@@ -1,6 +1,6 @@
 # kiln ppo: a reward that favours 'e' (tests/ppo_reward.py, a Python reward stage on the pipe
 # pair) raises the mean score over 20 iterations; metrics under TRL's names; ckpt records kiln
-# ckpt writes and kiln sample runs; --resume from an --every ckpt repeats the run's later
+# ckpt writes and kiln sample runs; kiln judge --score afinn as the reward stage with --lora; --resume from an --every ckpt repeats the run's later
 # iterations exactly; a reward stage that dies (74) or answers NaN (65) leaves the last good
 # ckpt and names the program; no reward stage given is a usage error.  (The arithmetic against
 # PyTorch: tests/unit/test_ppo.c.)
@@ -32,6 +32,17 @@ expect 'jq -s -e "map(select(.t == \"metrics\")) | .[0].\"objective/kl\" == 0" l
 expect '[ -f run/latest.safetensors ]' "kiln ckpt writes the final ckpt"
 "$K" sample --ckpt run/latest.safetensors --prompt "The " -n 20 --threads 2 > s.txt 2> err.txt
 expect '[ $? = 0 ] && [ -s s.txt ]' "kiln sample runs the PPO policy ($(cat err.txt))"
+
+# kiln judge --score afinn as the reward stage (a tiny lexicon); LoRA: the reference is the
+# base with the adapters off (KL 0 at first), the ckpt an adapter with the value head
+printf 'the\t2\nand\t1\nwhale\t3\nsea\t-2\n' > lex.txt
+ppo --reward "$K judge --score afinn --lexicon lex.txt" --iterations 2 --lora r=4 2> err.txt > aj.rec
+expect '[ $? = 0 ]' "kiln judge --score afinn as the reward stage, with --lora ($(tail -1 err.txt))"
+"$K" show --all --in aj.rec > aj.json 2> /dev/null
+expect 'jq -s -e "map(select(.t == \"metrics\")) | length == 2 and .[0].\"objective/kl\" == 0" aj.json > /dev/null' \
+    "LoRA: the first iteration's KL to the base with adapters off is 0"
+expect 'jq -s -e "map(select(.t == \"ckpt\")) | .[0].adapter.kind == \"lora\" and (.[0].tensors | has(\"score.weight\"))" aj.json > /dev/null' \
+    "LoRA: an adapter ckpt that carries the value head"
 
 # exact resume: 4 iterations with a ckpt after 2; resumed from it, iterations 3 and 4 again
 ppo --reward "$reward" --iterations 4 --every 2 2> /dev/null | "$K" ckpt --dir r1 > r1.rec
