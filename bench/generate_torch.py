@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """generate_torch — the PyTorch side of bench/generate.c: the same model (tests/torch_gpt.py's
 layout, float32, GPT-2 initialisation), R rows of a P-token prompt then N new tokens each,
-a key/value cache, temperature-1 sampling, on --threads threads.  Prints one JSON line in
-bench/generate.c's format (new tokens per second over the whole run, prompt included).
+a key/value cache, temperature-1 sampling, on --threads threads.  With --logprobs 1, RL
+rollouts as bench/generate.c makes them: R / K prompts repeated K times, and each drawn
+token's log_softmax gathered in the loop.  Prints one JSON line in bench/generate.c's format
+(new tokens per second over the whole run, prompt included).
 
-    /usr/bin/python3 bench/generate_torch.py [--rows 64 --new 64 --prompt 16 --threads 2]"""
+    /usr/bin/python3 bench/generate_torch.py [--rows 64 --new 64 --prompt 16 --threads 2]
+                                             [--logprobs 1 --k 4]"""
 import argparse
 import json
 import math
@@ -51,41 +54,46 @@ def step(model, tok, pos, cache):
 
 
 @torch.no_grad()
-def generate(model, prompts, n_new, gen):
+def generate(model, prompts, n_new, gen, logprobs=False):
     cache = [None] * model.L
     logits = step(model, prompts, 0, cache)[:, -1]
-    pos, out = prompts.shape[1], []
+    pos, out, lp = prompts.shape[1], [], []
     for i in range(n_new):
         tok = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
         out.append(tok)
+        if logprobs:
+            lp.append(torch.log_softmax(logits, -1).gather(1, tok))
         if i + 1 < n_new:
             logits = step(model, tok, pos, cache)[:, -1]
             pos += 1
-    return torch.cat(out, 1)
+    return torch.cat(out, 1), (torch.cat(lp, 1) if logprobs else None)
 
 
 def main():
     ap = argparse.ArgumentParser()
     for name, default in [("layers", 4), ("dim", 256), ("heads", 4), ("ctx", 256),
                           ("vocab", 259), ("rows", 64), ("new", 64), ("prompt", 16),
-                          ("threads", 2), ("reps", 5)]:
+                          ("threads", 2), ("reps", 5), ("logprobs", 0), ("k", 1)]:
         ap.add_argument("--" + name, type=int, default=default)
     o = ap.parse_args()
     torch.set_num_threads(o.threads)
     torch.manual_seed(1)
     model = GPT(o.layers, o.dim, o.heads, o.ctx, o.vocab)
     prompts = (torch.arange(o.rows * o.prompt) * 37 % 256).view(o.rows, o.prompt)
+    if o.logprobs:  # rows / k prompts, each k times (bench/generate.c's rollouts)
+        prompts = prompts[:o.rows // o.k].repeat_interleave(o.k, 0)
     times = []
     for r in range(o.reps):
         gen = torch.Generator().manual_seed(r)
         t = time.perf_counter()
-        generate(model, prompts, o.new, gen)
+        generate(model, prompts, o.new, gen, bool(o.logprobs))
         times.append(time.perf_counter() - t)
     times.sort()
     toks = o.rows * o.new
     print(json.dumps({"layers": o.layers, "dim": o.dim, "heads": o.heads, "ctx": o.ctx,
                       "vocab": o.vocab, "rows": o.rows, "prompt": o.prompt, "new": o.new,
-                      "threads": o.threads, "torch": torch.__version__,
+                      "threads": o.threads, "logprobs": o.logprobs, "k": o.k,
+                      "torch": torch.__version__,
                       "best_s": round(times[0], 4), "median_s": round(times[len(times) // 2], 4),
                       "tokens_per_s_best": round(toks / times[0]),
                       "tokens_per_s_median": round(toks / times[len(times) // 2])}))

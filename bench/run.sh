@@ -10,7 +10,7 @@ printf '\n## gemm\n\n'
 printf '\n## generate (64 rows x 64 new tokens, 2 threads)\n\n'
 "$here/../build/rel/bench/generate"
 if /usr/bin/python3 -c 'import torch' 2> /dev/null; then /usr/bin/python3 "$here/generate_torch.py"; fi
-for b in stream.sh data train.sh pretrain.sh finetune.sh embed.sh bpe.sh bpe_vs_bytes.sh; do
+for b in stream.sh data train.sh pretrain.sh finetune.sh embed.sh rollout.sh bpe.sh bpe_vs_bytes.sh; do
     [ -x "$here/$b" ] || continue
     printf '\n## %s\n\n' "$b"
     "$here/$b"

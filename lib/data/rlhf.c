@@ -57,11 +57,16 @@ static bool get_tokens(const krec *r, const char *key, ktokv *v, bool required, 
 
 /* ---- rollout ---------------------------------------------------------------------------- */
 
+/* A record's first fields, the ones rollouts and prefs share. */
+static void begin(kwriter *w, const char *type, uint64_t id, uint64_t epoch, kstrv src) {
+    kwriter_begin(w, type);
+    kw_u64(w, KRL_ID, id);
+    kw_u64(w, KRL_EPOCH, epoch);
+    put_str(w, KRL_SRC, src);
+}
+
 void krollout_write(kwriter *w, const krollout *r) {
-    kwriter_begin(w, KROLLOUT);
-    kw_u64(w, KRL_ID, r->id);
-    kw_u64(w, KRL_EPOCH, r->epoch);
-    put_str(w, KRL_SRC, r->src);
+    begin(w, KROLLOUT, r->id, r->epoch, r->src);
     kw_u64(w, KRL_K, r->k);
     put_str(w, KRL_PROMPT, r->prompt);
     put_str(w, KRL_COMPLETION, r->completion);
@@ -139,10 +144,7 @@ bool kpref_is(const krec *rec) {
 }
 
 void kpref_write(kwriter *w, const kpref *p) {
-    kwriter_begin(w, KPREF);
-    kw_u64(w, KRL_ID, p->id);
-    kw_u64(w, KRL_EPOCH, p->epoch);
-    put_str(w, KRL_SRC, p->src);
+    begin(w, KPREF, p->id, p->epoch, p->src);
     put_str(w, KRL_PROMPT, p->prompt);
     put_str(w, KPREF_CHOSEN, p->chosen);
     put_str(w, KPREF_REJECTED, p->rejected);

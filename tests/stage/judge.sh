@@ -73,12 +73,7 @@ expect '[ $rc = 65 ] && grep -q "bad.txt:1" err.txt' "a malformed lexicon: 65 na
 KILN_CACHE=$PWD/none j afinn > /dev/null 2> err.txt
 rc=$?
 expect '[ $rc = 74 ] && grep -q "tools/afinn.sh" err.txt' "no lexicon installed: 74, says how (got $rc)"
-"$py" - r.rec nolp.rec << 'PY'
-import sys, msgpack
-recs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
-del recs[1]["logprobs"]
-open(sys.argv[2], "wb").write(b"".join(msgpack.packb(r) for r in recs))
-PY
+"$py" "$fx/drop_field.py" r.rec nolp.rec 1 logprobs
 "$K" judge --score length --in nolp.rec > /dev/null 2> err.txt
 rc=$?
 expect '[ $rc = 65 ] && grep -q "record 1 (rollout): no .logprobs." err.txt' "a rollout without logprobs: 65 (got $rc: $(cat err.txt))"

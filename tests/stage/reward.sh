@@ -65,12 +65,7 @@ expect '[ $rc = 65 ] && grep -q "rm.safetensors: the reward model.s tokenizer (b
 "$K" reward --ckpt run/latest.safetensors --in r.rec > /dev/null 2> err.txt
 rc=$?
 expect '[ $rc = 65 ] && grep -q "not a reward model" err.txt' "a language model: 65 (got $rc)"
-"$py" - r.rec notok.rec << 'PY'
-import sys, msgpack
-recs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
-del recs[2]["completion_tokens"]
-open(sys.argv[2], "wb").write(b"".join(msgpack.packb(r) for r in recs))
-PY
+"$py" "$fx/drop_field.py" r.rec notok.rec 2 completion_tokens
 "$K" reward --ckpt rm.safetensors --in notok.rec > /dev/null 2> err.txt
 rc=$?
 expect '[ $rc = 65 ] && grep -q "record 2 (rollout): no .completion_tokens." err.txt' "a rollout without tokens: 65 (got $rc: $(cat err.txt))"

@@ -25,18 +25,37 @@ static gpt *tiny_model(kpool *pool) {
     return m;
 }
 
-static void make_prompts(int32_t p[NP][MAXP], int *plen, const int32_t **ptrs) {
+/* A model, NP prompts of different lengths, options and a generator. */
+typedef struct fixture {
+    gpt *m;
+    int32_t p[NP][MAXP];
+    int plen[NP];
+    const int32_t *ptrs[NP];
+    krollout_opts o;
+    krollout_gen *g;
+} fixture;
+
+static void fixture_init(fixture *f, kpool *pool, uint64_t seed) {
     const int lens[NP] = {1, 4, 9, MAXP}; /* the last is cut to n_ctx - NEW = 14 */
+    f->m = tiny_model(pool);
     for (int i = 0; i < NP; i++) {
-        plen[i] = lens[i];
-        for (int t = 0; t < lens[i]; t++) p[i][t] = (int32_t)((i * 13 + t * 7 + 1) % 37);
-        ptrs[i] = p[i];
+        f->plen[i] = lens[i];
+        for (int t = 0; t < lens[i]; t++) f->p[i][t] = (int32_t)((i * 13 + t * 7 + 1) % 37);
+        f->ptrs[i] = f->p[i];
     }
+    f->o = krollout_opts_default();
+    f->o.K = K, f->o.max_new = NEW, f->o.eos = EOS, f->o.seed = seed;
+    f->g = krollout_gen_create(f->m, pool);
+}
+
+static void fixture_free(fixture *f) {
+    krollout_gen_free(f->g);
+    gpt_free(f->m);
 }
 
 /* Worst |rollout logprob - forward logprob| over every row of b.  The forward runs over the
- * row's prompt (as the model saw it) + completion; with `scale` the model's ln_f is scaled
- * by 1 / temperature for it (and restored). */
+ * row's prompt (as the model saw it) + completion, the model's ln_f scaled by 1 / temperature
+ * for it (and restored). */
 static double worst_vs_forward(gpt *m, const int32_t **prompts, const int *plen,
                                const krollout_batch *b, double temperature) {
     int C = m->cfg.n_embd;
@@ -64,17 +83,11 @@ static double worst_vs_forward(gpt *m, const int32_t **prompts, const int *plen,
 }
 
 static void logprobs_match_forward(kpool *pool, double temperature) {
-    gpt *m = tiny_model(pool);
-    int32_t p[NP][MAXP];
-    int plen[NP];
-    const int32_t *ptrs[NP];
-    make_prompts(p, plen, ptrs);
-    krollout_opts o = krollout_opts_default();
-    o.K = K, o.max_new = NEW, o.eos = EOS, o.seed = 9;
-    o.s.temperature = temperature, o.s.top_k = 8; /* truncation must not change logprobs */
-    krollout_gen *g = krollout_gen_create(m, pool);
+    fixture f;
+    fixture_init(&f, pool, 9);
+    f.o.s.temperature = temperature, f.o.s.top_k = 8; /* truncation must not change logprobs */
     krollout_batch b;
-    krollout_generate(g, ptrs, plen, NP, &o, 0, &b);
+    krollout_generate(f.g, f.ptrs, f.plen, NP, &f.o, 0, &b);
     CHECK(b.rows == NP * K && b.max_new == NEW);
     CHECK(b.prompt_from[0] == 0 && b.prompt_from[3] == MAXP - (24 - NEW));
     int ended = 0;
@@ -86,29 +99,22 @@ static void logprobs_match_forward(kpool *pool, double temperature) {
         for (int j = 0; j < n; j++) CHECK(b.logprobs[(size_t)r * NEW + j] <= 0);
         ended += b.ended[r];
     }
-    double worst = worst_vs_forward(m, ptrs, plen, &b, temperature);
+    double worst = worst_vs_forward(f.m, f.ptrs, f.plen, &b, temperature);
     fprintf(stderr, "temperature %g: worst |rollout - forward| logprob %.3g, %d of %d rows ended\n",
             temperature, worst, ended, b.rows);
     CHECK(worst <= 1e-4);
     krollout_batch_free(&b);
-    krollout_gen_free(g);
-    gpt_free(m);
+    fixture_free(&f);
 }
 
 /* Two calls of two prompts each give what one call of four gives. */
 static void split_calls_agree(kpool *pool) {
-    gpt *m = tiny_model(pool);
-    int32_t p[NP][MAXP];
-    int plen[NP];
-    const int32_t *ptrs[NP];
-    make_prompts(p, plen, ptrs);
-    krollout_opts o = krollout_opts_default();
-    o.K = K, o.max_new = NEW, o.eos = EOS, o.seed = 4;
-    krollout_gen *g = krollout_gen_create(m, pool);
+    fixture f;
+    fixture_init(&f, pool, 4);
     krollout_batch all, a, b;
-    krollout_generate(g, ptrs, plen, NP, &o, 0, &all);
-    krollout_generate(g, ptrs, plen, 2, &o, 0, &a);
-    krollout_generate(g, ptrs + 2, plen + 2, 2, &o, 2 * K, &b);
+    krollout_generate(f.g, f.ptrs, f.plen, NP, &f.o, 0, &all);
+    krollout_generate(f.g, f.ptrs, f.plen, 2, &f.o, 0, &a);
+    krollout_generate(f.g, f.ptrs + 2, f.plen + 2, 2, &f.o, 2 * K, &b);
     for (int r = 0; r < NP * K; r++) {
         const krollout_batch *h = r < 2 * K ? &a : &b;
         int hr = r < 2 * K ? r : r - 2 * K;
@@ -119,8 +125,7 @@ static void split_calls_agree(kpool *pool) {
         }
     }
     krollout_batch_free(&all), krollout_batch_free(&a), krollout_batch_free(&b);
-    krollout_gen_free(g);
-    gpt_free(m);
+    fixture_free(&f);
 }
 
 /* A reward model's batched, padded scores equal each sequence's alone. */
