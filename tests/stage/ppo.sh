@@ -43,6 +43,11 @@ expect 'jq -s -e "map(select(.t == \"metrics\")) | length == 2 and .[0].\"object
     "LoRA: the first iteration's KL to the base with adapters off is 0"
 expect 'jq -s -e "map(select(.t == \"ckpt\")) | .[0].adapter.kind == \"lora\" and (.[0].tensors | has(\"score.weight\"))" aj.json > /dev/null' \
     "LoRA: an adapter ckpt that carries the value head"
+"$K" ppo --init base/latest.safetensors --in p.rec --prompts 2 -K 2 --max-new 8 --threads 2 --lora r=4 \
+    --reward "$K judge --score afinn --lexicon lex.txt" --iterations 1 2> /dev/null | "$K" ckpt --dir lr > /dev/null
+"$K" ckpt merge base/latest.safetensors lr/latest.safetensors -o merged.safetensors > /dev/null 2> err.txt
+expect '[ $? = 0 ] && "$K" sample --ckpt merged.safetensors -n 8 --threads 2 > /dev/null' \
+    "LoRA: kiln ckpt merge folds the adapters (and value head) into the base ($(cat err.txt))"
 
 # exact resume: 4 iterations with a ckpt after 2; resumed from it, iterations 3 and 4 again
 ppo --reward "$reward" --iterations 4 --every 2 2> /dev/null | "$K" ckpt --dir r1 > r1.rec
