@@ -9,7 +9,9 @@
 #include "model/generate.h"
 #include "ckpt/load.h"
 #include "data/sample.h"
+#include "data/prefpair.h"
 #include "run/retrieval.h"
+#include "run/reward.h"
 #include "core/util.h"
 
 static const kopt_info HELP = {
@@ -22,7 +24,10 @@ static const kopt_info HELP = {
         "or bits_per_dim (images: per channel value), tokens}, then the samples, then the ckpt\n"
         "itself, so kiln ckpt knows the eval loss of the checkpoint it writes.  Bits are the\n"
         "total over every counted target (EOS included) divided by the bytes or values.\n"
-        "Other records pass through.\n"
+        "Other records pass through.  A reward model (kiln train --objective reward) on held-out\n"
+        "preference pairs in --data (pref records, or any with chosen and rejected): metrics\n"
+        "{stage eval, split, step, accuracy (share of pairs with r_chosen > r_rejected),\n"
+        "margin (mean r_chosen - r_rejected), pairs}.\n"
         "example:\n"
         "  kiln load text:examples/data/moby-dick.txt --split chunk:2000 --limit 20 \\\n"
         "    | kiln tokenize --bytes | kiln batch -B 4 -T 256 --pack > val.rec\n"
@@ -41,6 +46,9 @@ typedef struct options {
 typedef struct evalset {
     kstored **batches;
     size_t n;
+    kstored **pairs; /* preference pairs: a reward model's pairwise accuracy */
+    size_t npairs;
+    bool has_tok;
     ktokenizer tok;
     const char *name;
 } evalset;
@@ -50,25 +58,31 @@ typedef struct result {
     uint64_t targets, symbols; /* counted targets; of them, bytes / channel values */
 } result;
 
+static void keep(kstored ***list, size_t *n, const krec *r) {
+    *list = xrealloc(*list, xmul(*n + 1, sizeof **list));
+    (*list)[(*n)++] = kstored_copy(r);
+}
+
 static void load_evalset(evalset *e, const options *o) {
     kreader *r = kreader_open(o->data, 1);
     const msgpack_object *tk = krec_get(kreader_hdr(r), "tokenizer");
     char err[256];
-    if (!tk)
-        kiln_die(EX_KILN_DATA, "%s: the hdr has no tokenizer (make it with kiln tokenize)",
-                 o->data);
-    if (!ktok_from_obj(tk, &e->tok, err, sizeof err))
+    if (tk && !ktok_from_obj(tk, &e->tok, err, sizeof err))
         kiln_die(EX_KILN_DATA, "%s: %s", o->data, err);
+    e->has_tok = tk != NULL;
     e->name = o->data;
     krec rec;
-    while ((!o->max_batches || e->n < o->max_batches) && kreader_next(r, &rec)) {
-        if (!krec_is(&rec, "batch")) continue;
-        e->batches = xrealloc(e->batches, xmul(e->n + 1, sizeof *e->batches));
-        e->batches[e->n++] = kstored_copy(&rec);
+    while ((!o->max_batches || e->n + e->npairs < o->max_batches) && kreader_next(r, &rec)) {
+        if (krec_is(&rec, "batch") && tk) keep(&e->batches, &e->n, &rec);
+        if (kpref_like(&rec)) keep(&e->pairs, &e->npairs, &rec);
     }
     if (kiln_stop_signal()) exit(kiln_stop_status(kiln_stop_signal()));
     kreader_close(r);
-    if (!e->n) kiln_die(EX_KILN_DATA, "%s: no batch records to evaluate on", o->data);
+    if (!tk && !e->npairs)
+        kiln_die(EX_KILN_DATA, "%s: the hdr has no tokenizer (make it with kiln tokenize)",
+                 o->data);
+    if (!e->n && !e->npairs)
+        kiln_die(EX_KILN_DATA, "%s: no batch or preference records to evaluate on", o->data);
 }
 
 /* Summed negative log-likelihood of one batch's counted targets from the logits. */
@@ -132,10 +146,47 @@ static void evaluate_retrieval(kwriter *w, const kmodel *km, const kret_set *rs,
                 res.recall[0], res.recall[2], res.mrr10);
 }
 
+/* A reward model on held-out pairs: {stage eval, split, step, accuracy (r_chosen >
+ * r_rejected), margin (mean r_chosen - r_rejected), pairs}. */
+static void evaluate_pairs(kwriter *w, const kmodel *km, const evalset *e, const options *o) {
+    if (!e->npairs || km->m->cfg.head != GPT_HEAD_SCALAR) return;
+    const ktokenizer *tok = km->has_tok ? &km->tok : e->has_tok ? &e->tok : NULL;
+    size_t n = 2 * (size_t)km->m->cfg.n_ctx;
+    int32_t *x = xmalloc(xmul(n, sizeof(int32_t)));
+    uint8_t *mask = xmalloc(n);
+    kprefpair pair = {0};
+    char err[512];
+    double hits = 0, margin = 0;
+    for (size_t i = 0; i < e->npairs && !kiln_stop_now(); i++) {
+        const krec *r = &e->pairs[i]->rec;
+        if (kprefpair_read(&pair, r, tok, km->m->cfg.vocab, km->m->cfg.n_ctx, err, sizeof err))
+            kiln_die(EX_KILN_DATA, "%s: %s", e->name, err);
+        float rw[2];
+        kreward_score_pair(km->m, &pair, x, mask, rw);
+        hits += rw[0] > rw[1];
+        margin += (double)rw[0] - rw[1];
+    }
+    free(x), free(mask);
+    kprefpair_free(&pair);
+    double acc = hits / (double)e->npairs;
+    kwriter_begin(w, "metrics");
+    kw_str(w, "stage", "eval");
+    kw_str(w, "split", o->split);
+    kw_u64(w, "step", km->step);
+    kw_f64(w, "accuracy", acc);
+    kw_f64(w, "margin", margin / (double)e->npairs);
+    kw_u64(w, "pairs", e->npairs);
+    kwriter_end(w);
+    if (o->ckpt)
+        fprintf(stderr, "%s: step %llu: pairwise accuracy %.4f over %zu pairs\n", kiln_prog(),
+                (unsigned long long)km->step, acc, e->npairs);
+}
+
 static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const options *o,
                      kpool *pool) {
     char a[96], b[96];
-    if (!e->n) return; /* retrieval only */
+    evaluate_pairs(w, km, e, o);
+    if (!e->n) return; /* retrieval or pairs only */
     if (!km->has_tok)
         kiln_warn("checkpoint of step %llu has no tokenizer; assuming the eval data's",
                   (unsigned long long)km->step);
@@ -271,8 +322,9 @@ int main(int argc, char **argv) {
         }
     }
     for (size_t i = 0; i < e.n; i++) kstored_free(e.batches[i]);
-    free(e.batches);
-    if (e.n) ktok_free(&e.tok);
+    for (size_t i = 0; i < e.npairs; i++) kstored_free(e.pairs[i]);
+    free(e.batches), free(e.pairs);
+    if (e.has_tok) ktok_free(&e.tok);
     kret_set_free(&rs);
     kpool_free(pool);
     kiln_finish(r, w);

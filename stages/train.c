@@ -2,8 +2,10 @@
 #include <string.h>
 
 #include "run/contrastive.h"
+#include "run/dpo.h"
 #include "run/engine.h"
 #include "run/lm.h"
+#include "run/reward.h"
 #include "stream/options.h"
 
 static const kopt_info HELP = {
@@ -22,12 +24,21 @@ static const kopt_info HELP = {
         "(exit 65) after the last good ckpt, naming the step and the tensor.\n"
         "Records other than the objective's (batch; pairs for contrastive) pass through.\n"
         "contrastive metrics: loss, accuracy (in-batch top-1), and `objective`.\n"
+        "reward and dpo train on preference pairs: pref records, or any record with chosen and\n"
+        "rejected (kiln load jsonl: of TRL's lines), one pair a micro-batch (--accum N pairs a\n"
+        "step); text is tokenized with the model's tokenizer (the --init checkpoint's when the\n"
+        "stream has none).  --init is then the base: its weights, a new run (as --finetune).\n"
+        "reward metrics: accuracy, margin, min_reward, mean_reward, max_reward.  dpo needs\n"
+        "ref_chosen_logps/ref_rejected_logps (kiln logps); metrics rewards/chosen,\n"
+        "rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected\n"
+        "(docs/rlhf.md).\n"
         "example:\n"
         "  kiln load text:examples/data/moby-dick.txt | kiln tokenize --bytes \\\n"
         "    | kiln batch -B 8 -T 256 --pack | kiln train --model small --steps 50 | kiln show\n",
 };
 
-static const char *const objectives[] = {"lm", "contrastive", NULL};
+static const char *const objectives[] = {"lm", "contrastive", "reward", "dpo", NULL};
+static const char *const loss_types[] = {"sigmoid", "ipo", NULL};
 static const char *const pools[] = {"mean", "last", NULL};
 
 int main(int argc, char **argv) {
@@ -37,13 +48,17 @@ int main(int argc, char **argv) {
     kengine_opts_init(&o);
     const char *objective = "lm", *pool = "mean";
     kcontrastive_opts c = kcontrastive_defaults();
+    kreward_opts rw = {0};
+    kdpo_opts dpo = kdpo_defaults();
+    const char *loss_type = "sigmoid";
     kopt rows[] = {
         KENGINE_OPTIONS(&o),
         KOPT_GROUP("objective"),
         KOPT_CHOICE(0, "objective", &objective, "NAME", objectives,
                     "lm: next-token cross-entropy on batch records (default); contrastive: "
                     "InfoNCE with in-batch negatives on pairs records (kiln pairs), for "
-                    "embedding models"),
+                    "embedding models; reward: a reward model (Bradley-Terry on the scalar "
+                    "head); dpo: Direct Preference Optimization (both on preference pairs)"),
         KOPT_DOUBLE(0, "scale", &c.scale, "X", 0, 1000,
                     "contrastive: the similarity scale, 1/temperature (default 20)",
                     .flags = KOPT_OPEN_MIN, .needs = "objective"),
@@ -54,18 +69,41 @@ int main(int argc, char **argv) {
                     "contrastive: mean over a row's tokens (default) or its last token; use "
                     "the same with kiln embed",
                     .needs = "objective"),
+        KOPT_DOUBLE(0, "center-rewards", &rw.center, "X", 0, 1000,
+                    "reward: + X mean((r_chosen + r_rejected)^2), TRL's "
+                    "center_rewards_coefficient (default 0; TRL suggests 0.01)",
+                    .needs = "objective"),
+        KOPT_DOUBLE(0, "beta", &dpo.beta, "X", 0, 1000, "dpo: the KL strength beta (default 0.1)",
+                    .flags = KOPT_OPEN_MIN, .needs = "objective"),
+        KOPT_CHOICE(0, "loss-type", &loss_type, "NAME", loss_types,
+                    "dpo: sigmoid (DPO, default) or ipo", .needs = "objective"),
+        KOPT_DOUBLE(0, "label-smoothing", &dpo.label_smoothing, "X", 0, 0.5,
+                    "dpo: the sigmoid loss's label smoothing (conservative DPO; default 0)",
+                    .needs = "objective"),
         KOPT_STREAM(&cli),
         KOPT_END(),
     };
     kiln_cli_parse(&cli, rows, argc, argv);
     char err[512];
+    bool prefs = !strcmp(objective, "reward") || !strcmp(objective, "dpo");
+    if (prefs && !o.init)
+        kiln_usage_error("--objective %s needs --init BASE (a checkpoint to start from)",
+                         objective);
+    if (!strcmp(objective, "reward") && o.lora)
+        kiln_usage_error("--objective reward with --lora: the adapter could not carry the new "
+                         "scalar head into a merged model; use --freeze (e.g. embeddings) to "
+                         "train fewer weights");
+    o.finetune |= prefs; /* the base's weights, a new run */
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);
 
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kiln_cli_writer(&cli);
     c.pool = strcmp(pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST;
-    kobjective obj =
-        strcmp(objective, "contrastive") ? klm_objective() : kcontrastive_objective(&c);
+    dpo.ipo = !strcmp(loss_type, "ipo");
+    kobjective obj = !strcmp(objective, "contrastive") ? kcontrastive_objective(&c)
+                     : !strcmp(objective, "reward")    ? kreward_objective(&rw)
+                     : !strcmp(objective, "dpo")       ? kdpo_objective(&dpo)
+                                                       : klm_objective();
     kengine *e = kengine_open(&o, &obj, kreader_hdr(r), w);
     int rc = kengine_run(e, r, err, sizeof err);
     kengine_free(e);

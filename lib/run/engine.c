@@ -13,6 +13,7 @@
 #include "ckpt/record.h"
 #include "ckpt/safetensors.h"
 #include "core/util.h"
+#include "data/json.h"
 #include "data/sample.h"
 #include "data/tokenizer.h"
 #include "model/lora.h"
@@ -24,7 +25,10 @@ struct kengine {
     kobjective *obj;
     int n_metrics;
     kwriter *w;
-    const msgpack_object *tokenizer; /* the hdr's, copied into every ckpt */
+    const msgpack_object *tokenizer; /* the hdr's (or --init's), copied into every ckpt */
+    msgpack_sbuffer tok_buf;         /* the --init checkpoint's tokenizer, packed, when */
+    msgpack_unpacked tok_up;         /* the stream has none (pref records of kiln load jsonl:) */
+    bool own_tokenizer;
     kpool *pool;
     gpt *m;
     adamw *opt;
@@ -194,10 +198,33 @@ static kckpt *open_init(const kengine_opts *o, const ktokenizer *tok, int *rows,
     return ck;
 }
 
+/* A stream without a tokenizer (text records: prefs from kiln load jsonl:) trains with the
+ * --init checkpoint's, for objectives that tokenize text themselves. */
+static void tokenizer_from_init(kengine *e) {
+    if (!e->obj->setup || !e->o.init) return;
+    kckpt *ck = kckpt_load(e->o.init, false);
+    if (ck->tokenizer) {
+        msgpack_sbuffer_init(&e->tok_buf);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &e->tok_buf, msgpack_sbuffer_write);
+        json_pack(&pk, ck->tokenizer);
+        msgpack_unpacked_init(&e->tok_up);
+        if (msgpack_unpack_next(&e->tok_up, e->tok_buf.data, e->tok_buf.size, NULL) !=
+            MSGPACK_UNPACK_SUCCESS)
+            kiln_die(EX_KILN_SOFTWARE, "%s: tokenizer metadata did not repack", e->o.init);
+        e->tokenizer = &e->tok_up.data;
+        e->own_tokenizer = true;
+    }
+    kckpt_free(ck);
+}
+
 static void build_model(kengine *e, const krec *hdr) {
     ktokenizer tok;
     char err[512];
-    if (!e->tokenizer) kiln_die(EX_KILN_DATA, "hdr has no tokenizer (run kiln tokenize)");
+    if (!e->tokenizer) tokenizer_from_init(e);
+    if (!e->tokenizer)
+        kiln_die(EX_KILN_DATA, "hdr has no tokenizer (run kiln tokenize%s)",
+                 e->obj->setup ? ", or give --init a checkpoint with one" : "");
     if (!ktok_from_obj(e->tokenizer, &tok, err, sizeof err)) kiln_die(EX_KILN_DATA, "hdr: %s", err);
     int rows[KENGINE_MAX_NEW_CLASSES], mean[2];
     kckpt *ck = open_init(&e->o, &tok, rows, mean);
@@ -222,6 +249,8 @@ static void build_model(kengine *e, const krec *hdr) {
         e->cursor = ck->cursor;
     }
     kckpt_free(ck);
+    if (e->obj->setup && e->obj->setup(e->obj->self, e->m, e->tokenizer, err, sizeof err))
+        kiln_die(EX_KILN_DATA, "%s", err);
 }
 
 kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, kwriter *w) {
@@ -237,7 +266,8 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
         kiln_usage_error("the checkpoint is at step %llu, past --steps %llu",
                          (unsigned long long)e->step, (unsigned long long)e->o.steps);
     kwriter_hdr_begin(w, hdr, "metrics", e->seed);
-    if (e->o.steps) kw_u64(w, "steps", e->o.steps); /* kiln show --progress reads it */
+    if (e->o.steps) kw_u64(w, "steps", e->o.steps);             /* kiln show --progress reads it */
+    if (e->own_tokenizer) kw_obj(w, "tokenizer", e->tokenizer); /* so kiln eval decodes */
     kwriter_end(w);
     e->start_step = e->step;
     return e;
@@ -367,7 +397,7 @@ int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
     krec rec;
     int rc = 0;
     while (!rc && !kwriter_gone(e->w) && kreader_next(r, &rec)) {
-        if (krec_is(&rec, e->obj->record))
+        if (e->obj->accepts ? e->obj->accepts(&rec) : krec_is(&rec, e->obj->record))
             rc = train_record(e, &rec, err, errsz);
         else
             kwriter_pass(e->w, &rec);
@@ -382,6 +412,10 @@ int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
 void kengine_free(kengine *e) {
     if (!e) return;
     if (e->obj->free) e->obj->free(e->obj->self);
+    if (e->own_tokenizer) {
+        msgpack_unpacked_destroy(&e->tok_up);
+        msgpack_sbuffer_destroy(&e->tok_buf);
+    }
     adamw_free(e->opt);
     free(e->ps);
     free(e->frozen);
