@@ -2,7 +2,7 @@
 # pair) raises the mean score over 20 iterations; metrics under TRL's names; ckpt records kiln
 # ckpt writes and kiln sample runs; kiln judge --score afinn as the reward stage with --lora; --resume from an --every ckpt repeats the run's later
 # iterations exactly; a reward stage that dies (74) or answers NaN (65) leaves the last good
-# ckpt and names the program; no reward stage given is a usage error.  (The arithmetic against
+# ckpt and names the program; SIGTERM ends with a final ckpt (143); no reward stage given is a usage error.  (The arithmetic against
 # PyTorch: tests/unit/test_ppo.c.)
 . "$KILN_ROOT/tests/lib.sh"
 book="$KILN_ROOT/examples/data/moby-dick.txt"
@@ -74,6 +74,19 @@ expect '[ $rc = 65 ] && grep -q "gave reward nan to record 21" err.txt' \
     "a NaN reward: 65, the record named ($rc: $(tail -1 err.txt))"
 expect 'jq -s -e "map(select(.t == \"ckpt\")) | length == 1 and .[0].step == 8" nan.json > /dev/null' \
     "... after the last good ckpt"
+# SIGTERM (SIGINT alike; a background job of a script ignores SIGINT): the iteration in
+# progress dropped, a final ckpt, eos interrupted, 143
+"$K" ppo --init base/latest.safetensors --in p.rec --prompts 4 -K 4 --max-new 16 --threads 2 \
+    --reward "$reward" --iterations 1000 > int.rec 2> int.txt & # (not through ppo(): $! is kiln's)
+pid=$!
+for _ in $(seq 100); do [ -s int.rec ] && break; sleep 0.1; done
+sleep 1
+kill -TERM $pid
+wait $pid
+rc=$?
+"$K" show --all --in int.rec > int.json 2> /dev/null
+expect '[ $rc = 143 ] && jq -s -e "(map(select(.t == \"ckpt\")) | length == 1) and .[-1].status == \"interrupted\"" int.json > /dev/null' \
+    "SIGTERM: a final ckpt record, eos interrupted, 143 (got $rc: $(jq -s -c "map([.t, .status])" int.json))"
 ppo --reward "exit 0" --iterations 2 > gone.rec 2> err.txt
 rc=$?
 expect '[ $rc = 74 ] && grep -q "reward stage .exit 0." err.txt' "a reward stage that exits at once: 74 ($rc)"
