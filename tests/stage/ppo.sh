@@ -1,5 +1,5 @@
 # kiln ppo: a reward that favours 'e' (tests/ppo_reward.py, a Python reward stage on the pipe
-# pair) raises the mean score over 20 iterations; metrics under TRL's names; ckpt records kiln
+# pair) raises the mean score over 12 iterations; metrics under TRL's names; ckpt records kiln
 # ckpt writes and kiln sample runs; kiln judge --score afinn as the reward stage with --lora; --resume from an --every ckpt repeats the run's later
 # iterations exactly; a reward stage that dies (74) or answers NaN (65) leaves the last good
 # ckpt and names the program; SIGTERM ends with a final ckpt (143); no reward stage given is a usage error.  (The arithmetic against
@@ -13,14 +13,14 @@ printf '{"prompt":"Call me"}\n{"prompt":"The whale"}\n{"prompt":"It was"}\n{"pro
 "$K" load jsonl:p.jsonl > p.rec 2> /dev/null
 reward="/usr/bin/python3 $KILN_ROOT/tests/ppo_reward.py"
 ppo() { "$K" ppo --init base/latest.safetensors --in p.rec --prompts 4 -K 4 --max-new 16 \
-    --threads 2 --minibatch 8 --lr 1e-2 --kl-coef 0.01 --missing-eos-penalty 0 "$@"; }
+    --threads 2 --minibatch 8 --epochs 2 --lr 1e-2 --kl-coef 0.01 --missing-eos-penalty 0 "$@"; }
 
-ppo --reward "$reward" --iterations 20 2> err.txt | "$K" ckpt --dir run > log.rec
-expect '[ "${PIPESTATUS[0]}" = 0 ]' "ppo runs 20 iterations ($(tail -2 err.txt))"
+ppo --reward "$reward" --iterations 12 2> err.txt | "$K" ckpt --dir run > log.rec
+expect '[ "${PIPESTATUS[0]}" = 0 ]' "ppo runs 12 iterations ($(tail -2 err.txt))"
 "$K" show --all --in log.rec > log.json 2> /dev/null
 scores=$(jq -s -c 'map(select(.t == "metrics") | ."objective/scores")' log.json)
-expect 'jq -s -e "map(select(.t == \"metrics\") | .\"objective/scores\") | length == 20 and
-    ((.[17:] | add / 3) > 3 * .[0]) and ((.[17:] | add / 3) > 0.1)" log.json > /dev/null' \
+expect 'jq -s -e "map(select(.t == \"metrics\") | .\"objective/scores\") | length == 12 and
+    ((.[9:] | add / 3) > 3 * .[0]) and ((.[9:] | add / 3) > 0.1)" log.json > /dev/null' \
     "the mean share of e rises: $scores"
 names='"objective/kl","objective/entropy","objective/non_score_reward","objective/rlhf_reward",
 "objective/scores","policy/approxkl_avg","policy/clipfrac_avg","loss/policy_avg","loss/value_avg",
@@ -64,7 +64,7 @@ rc=$?
 "$K" show --all --in die.rec > die.json 2> /dev/null
 expect '[ $rc = 74 ] && grep -q "reward stage .*ppo_reward.py.* (exited with status 3)" err.txt' \
     "a dying reward stage: 74, named ($rc: $(tail -3 err.txt))"
-expect 'jq -s -e "map(select(.t == \"ckpt\")) | length == 1 and .[0].step == 16 and .[0].cursor == 2" die.json > /dev/null' \
+expect 'jq -s -e "map(select(.t == \"ckpt\")) | length == 1 and .[0].step == 8 and .[0].cursor == 2" die.json > /dev/null' \
     "... after the ckpt record of the last good iteration (2 of 10)"
 expect 'jq -s -e ".[-1].t == \"eos\" and .[-1].status == \"error\"" die.json > /dev/null' "... and eos error"
 NAN_AFTER=20 ppo --reward "$reward" --iterations 10 > nan.rec 2> err.txt
@@ -72,7 +72,7 @@ rc=$?
 "$K" show --all --in nan.rec > nan.json 2> /dev/null
 expect '[ $rc = 65 ] && grep -q "gave reward nan to record 21" err.txt' \
     "a NaN reward: 65, the record named ($rc: $(tail -1 err.txt))"
-expect 'jq -s -e "map(select(.t == \"ckpt\")) | length == 1 and .[0].step == 8" nan.json > /dev/null' \
+expect 'jq -s -e "map(select(.t == \"ckpt\")) | length == 1 and .[0].step == 4" nan.json > /dev/null' \
     "... after the last good ckpt"
 # SIGTERM (SIGINT alike; a background job of a script ignores SIGINT): the iteration in
 # progress dropped, a final ckpt, eos interrupted, 143
