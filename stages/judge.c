@@ -17,7 +17,8 @@
 
 static const kopt_info HELP = {
     .about = "score rollouts, or turn each prompt's rollouts into a preference pair",
-    .usage = "kiln judge [--pairs | --score] afinn|words|repetition|length|brightness [OPTIONS]\n"
+    .usage = "kiln judge [--pairs | --score] afinn|words|repetition|length|brightness|reward\n"
+             "                  [OPTIONS]\n"
              "       kiln judge [--pairs | --score] --cmd PROGRAM",
     .max_args = 1,
     .notes =
@@ -30,6 +31,8 @@ static const kopt_info HELP = {
         "  repetition  minus the share of completion token --ngram-grams seen earlier in it\n"
         "  length      minus |completion tokens - --target| / --target\n"
         "  brightness  an image rollout's mean pixel value / 255\n"
+        "  reward      the rollout's own `reward`, from a reward stage before (kiln reward):\n"
+        "              pairs by a reward model, `by` naming it\n"
         "  --cmd PROGRAM  runs `sh -c PROGRAM` once per rollout with the completion text on its\n"
         "              stdin (and KILN_PROMPT, KILN_ID, KILN_K in its environment); its stdout\n"
         "              must be one number.  Exits 74 when the program fails, 65 when it prints\n"
@@ -45,7 +48,8 @@ static const kopt_info HELP = {
         "    | kiln judge afinn > prefs.rec\n",
 };
 
-static const char *const judges[] = {"afinn", "words", "repetition", "length", "brightness", NULL};
+static const char *const judges[] = {"afinn",      "words",  "repetition", "length",
+                                     "brightness", "reward", NULL};
 
 typedef struct options {
     const char *judge, *lexicon, *words, *cmd;
@@ -165,6 +169,13 @@ static double score_of(judge *j, const krec *rec, const krollout *x) {
     if (!strcmp(o->judge, "repetition"))
         return kjudge_repetition(x->completion_tokens.tok, n, o->ngram);
     if (!strcmp(o->judge, "length")) return kjudge_length(n, o->target);
+    if (!strcmp(o->judge, "reward")) {
+        if (!x->has_reward)
+            fail(j, EX_KILN_DATA,
+                 "record %llu: no `reward` (put a reward stage before: kiln reward)",
+                 (unsigned long long)rec->seq);
+        return x->reward;
+    }
     if (!x->completion.s)
         fail(j, EX_KILN_DATA, "record %llu: %s judges text; it has no `completion`",
              (unsigned long long)rec->seq, o->judge);
@@ -216,8 +227,12 @@ static bool same_prompt(const krec *a, const krec *b) {
 static void write_pair(judge *j, const krec *best, const krec *worst, double hi, double lo) {
     krollout c, r;
     read_rollout(j, best, &c), read_rollout(j, worst, &r);
-    char by[300];
-    snprintf(by, sizeof by, "judge:%s", j->name);
+    char by[300]; /* judge:NAME, or the reward stage's own name (judge:reward:FILE) */
+    bool theirs = !strcmp(j->name, "reward") && c.judge.s && c.judge.n < 256;
+    if (theirs)
+        snprintf(by, sizeof by, "judge:%.*s", (int)c.judge.n, c.judge.s);
+    else
+        snprintf(by, sizeof by, "judge:%s", j->name);
     kstrv none = {"", 0};
     kpref p = {.id = c.id,
                .epoch = c.epoch,
@@ -328,8 +343,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
     for (int i = 0; o->judge && judges[i]; i++)
         if (!strcmp(o->judge, judges[i])) return;
     if (o->judge)
-        kiln_usage_error("unknown judge '%s' (afinn, words, repetition, length, brightness)",
-                         o->judge);
+        kiln_usage_error(
+            "unknown judge '%s' (afinn, words, repetition, length, brightness, reward)", o->judge);
 }
 
 static void setup(judge *j, const options *o) {

@@ -56,7 +56,9 @@ typedef struct roller {
     uint8_t *buf; /* decoded completion text */
     kwriter *w;
     pending p;
-    uint64_t prompts; /* seen so far */
+    uint64_t prompts;                     /* seen so far */
+    uint64_t rollouts, ended, new_tokens; /* written, for the summary */
+    double gen_s;                         /* seconds generating */
 } roller;
 
 /* ---- prompts in ------------------------------------------------------------------------- */
@@ -151,8 +153,12 @@ static void flush(roller *ro) {
     pending *p = &ro->p;
     if (!p->n) return;
     krollout_batch b;
+    double t = kiln_now();
     krollout_generate(ro->gen, (const int32_t *const *)p->tok, p->len, p->n, &ro->ro,
                       p->first * (uint64_t)ro->o->K, &b);
+    ro->gen_s += kiln_now() - t;
+    for (int r = 0; r < b.rows; r++)
+        ro->rollouts++, ro->ended += b.ended[r], ro->new_tokens += (uint64_t)b.lens[r];
     for (int i = 0; i < p->n; i++) {
         for (int k = 0; k < ro->o->K && !kwriter_gone(ro->w); k++) write_row(ro, &b, i, k);
         kstored_free(p->recs[i]), free(p->tok[i]);
@@ -171,7 +177,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         KOPT_STRING(0, "adapter", &o->adapter, "FILE", "a LoRA adapter folded into it first"),
         KOPT_INT('K', NULL, &o->K, "N", 1, 1024, "completions per prompt (default 4)"),
         KOPT_INT(0, "max-new", &o->max_new, "N", 1, 1 << 20,
-                 "tokens per completion at most (default 64; an image model: its pixels)",
+                 "tokens per completion at most (default 64, or half the context when that is "
+                 "less; an image model: its pixels)",
                  .given = &o->have_max_new),
         KOPT_INT(0, "prompts", &o->prompts, "N", 1, 4096,
                  "prompts generated together (default 16): prompts x K rows per decode"),
@@ -193,10 +200,11 @@ static void set_lengths(roller *ro, const options *o) {
     ro->ro = krollout_opts_default();
     ro->ro.K = o->K, ro->ro.s = o->s, ro->ro.seed = o->seed, ro->ro.allowed = ro->allowed;
     if (ro->text) {
-        if (o->max_new >= n_ctx)
+        int max_new = o->have_max_new || o->max_new <= n_ctx / 2 ? o->max_new : n_ctx / 2;
+        if (max_new >= n_ctx)
             kiln_usage_error("--max-new %d leaves no room for a prompt in the context %d",
                              o->max_new, n_ctx);
-        ro->ro.max_new = o->max_new, ro->ro.eos = (int32_t)t->eos;
+        ro->ro.max_new = max_new > 0 ? max_new : 1, ro->ro.eos = (int32_t)t->eos;
         return;
     }
     if (!t->height || !t->width || !t->channels)
@@ -259,6 +267,13 @@ int main(int argc, char **argv) {
                  kreader_name(r));
         kiln_fail(r, ro.w, EX_KILN_DATA, msg);
     }
+    if (ro.rollouts)
+        fprintf(stderr,
+                "%s: %llu prompts, %llu rollouts (%llu ended at EOS), %llu new tokens in "
+                "%.1f s: %.0f tokens/s\n",
+                kiln_prog(), (unsigned long long)ro.prompts, (unsigned long long)ro.rollouts,
+                (unsigned long long)ro.ended, (unsigned long long)ro.new_tokens, ro.gen_s,
+                ro.gen_s > 0 ? (double)ro.new_tokens / ro.gen_s : 0.0);
     free(ro.p.recs), free(ro.p.tok), free(ro.p.len), free(ro.buf), free(ro.allowed);
     krollout_gen_free(ro.gen);
     kmodel_free(&km);

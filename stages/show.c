@@ -14,14 +14,19 @@
 
 static const kopt_info HELP = {
     .about = "print a record stream as JSON lines (tensors summarised)",
-    .usage = "kiln show [--all] [--full] [--progress [--total N]] [--in URL]",
+    .usage = "kiln show [--all] [--full] [--progress [--total N]] [--trl] [--in URL]",
     .notes =
         "Tensors print as {dtype, shape, min, max, mean}; with --full as {dtype, shape, data}.\n"
         "Binary values that are not tensors print as {\"$bin\": BASE64}.  `kiln import` reads\n"
         "this output back (use --full for tensors).\n"
+        "--trl writes preference pairs as TRL's dataset lines "
+        "{\"prompt\",\"chosen\",\"rejected\"}:\n"
+        "one line for each record with those three text fields (pref records, or `kiln load\n"
+        "jsonl:` of such lines), nothing else; `kiln load jsonl:FILE` reads them back.\n"
         "example:\n"
         "  printf '{\"t\":\"sample\",\"text\":\"hi\"}\\n' | kiln import | kiln show\n"
-        "  kiln train ... | kiln ckpt --dir runs/a | kiln show --progress\n",
+        "  kiln train ... | kiln ckpt --dir runs/a | kiln show --progress\n"
+        "  kiln label --labels l.jsonl < roll.rec | kiln show --trl > prefs.jsonl\n",
 };
 
 static bool full;
@@ -174,6 +179,27 @@ static void put_record(const krec *r) {
         if (errno == EPIPE) exit(EX_KILN_OK); /* `kiln show | head`: fine */
         kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(errno));
     }
+}
+
+/* ---- --trl: preference pairs as TRL's JSON lines ---------------------------------------- */
+
+/* {"prompt","chosen","rejected"} when the record has the three as text; false otherwise. */
+static bool put_trl(const krec *r) {
+    static const char *const keys[3] = {"prompt", "chosen", "rejected"};
+    const char *s[3];
+    size_t n[3];
+    for (int i = 0; i < 3; i++)
+        if (!krec_str(r, keys[i], &s[i], &n[i])) return false;
+    for (int i = 0; i < 3; i++) {
+        printf(i ? ",\"%s\":" : "{\"%s\":", keys[i]);
+        json_put_str(stdout, s[i], n[i]);
+    }
+    fputs("}\n", stdout);
+    if (ferror(stdout)) {
+        if (errno == EPIPE) exit(EX_KILN_OK);
+        kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(errno));
+    }
+    return true;
 }
 
 /* ---- --progress: a training run at a glance --------------------------------------------- */
@@ -382,7 +408,7 @@ static void progress_summary(progress *p) {
 }
 
 typedef struct options {
-    bool all, progress;
+    bool all, progress, trl;
     uint64_t total;
 } options;
 
@@ -396,6 +422,10 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
                   "(step/total, a bar, train and eval loss, tokens/s, ETA; off a terminal every "
                   "10 s and at every eval), then a summary: steps, time, train and eval loss, "
                   "tokens/s, checkpoints written, the best one"),
+        KOPT_BOOL(0, "trl", &o->trl,
+                  "preference pairs as TRL's JSON lines {\"prompt\",\"chosen\",\"rejected\"}, "
+                  "from every record with those three text fields; other records are left out",
+                  .conflicts = "progress"),
         KOPT_U64(0, "total", &o->total, "N", 0, UINT64_MAX,
                  "with --progress: the steps of the whole run, for the bar and the ETA (default: "
                  "the hdr's `steps`, which kiln train --steps writes)"),
@@ -416,16 +446,22 @@ int main(int argc, char **argv) {
     progress prog = {.tty = isatty(2), .t0 = kiln_now(), .best_eval = INFINITY, .total = o.total};
     kreader *r = kiln_cli_reader(&cli);
     if (!prog.total) krec_u64(kreader_hdr(r), "steps", &prog.total);
-    bool all = o.all && !o.progress; /* the records themselves */
+    bool all = o.all && !o.progress && !o.trl; /* the records themselves */
+    uint64_t not_pairs = 0;
     if (all) put_record(kreader_hdr(r));
     krec rec;
     while (kreader_next(r, &rec)) {
         if (o.progress)
             progress_record(&prog, &rec);
+        else if (o.trl)
+            not_pairs += !put_trl(&rec);
         else
             put_record(&rec);
     }
     if (o.progress) progress_summary(&prog);
+    if (not_pairs)
+        kiln_warn("--trl: %llu records without prompt, chosen and rejected texts left out",
+                  (unsigned long long)not_pairs);
     if (all && kreader_status(r)) put_record(&rec); /* the eos */
     if (fflush(stdout) != 0) {
         if (errno == EPIPE) exit(EX_KILN_OK);

@@ -248,7 +248,46 @@ static kt_kind record_kind(const uint8_t *p, size_t n, uint64_t *count, char *st
     return kind;
 }
 
-static const kt_codec record_codec = {.kind = record_kind, .pack_eos = pack_eos};
+/* An unsigned integer at p (fixint, uint8..uint64); false for any other type. */
+static bool scan_uint(const uint8_t *p, size_t n, uint64_t *v, size_t *len) {
+    if (n && p[0] < 0x80) return *v = p[0], *len = 1, true;
+    int w = n && p[0] >= 0xcc && p[0] <= 0xcf ? 1 << (p[0] - 0xcc) : 0;
+    if (!w || (size_t)w + 1 > n) return false;
+    *v = 0;
+    for (int i = 1; i <= w; i++) *v = *v << 8 | p[i];
+    return *len = (size_t)w + 1, true;
+}
+
+/* kt_codec.key: a record's (epoch, id), read from its top-level map without decoding it
+ * (kiln writers put both right after t and seq); epoch 0 when absent, false without an id.
+ * The bytes were bounded by mpscan, which also skips the values on the way. */
+static bool record_key(const uint8_t *p, size_t n, uint64_t *epoch, uint64_t *id) {
+    static mpscan_limits lim;
+    if (!lim.max_bytes) lim = kiln_record_limits();
+    size_t i = (p[0] & 0xf0) == 0x80 ? 1 : p[0] == 0xde ? 3 : p[0] == 0xdf ? 5 : 0;
+    uint64_t entries = (p[0] & 0xf0) == 0x80 ? (p[0] & 0x0fu) : 0;
+    for (size_t k = 1; k < i; k++) entries = entries << 8 | p[k];
+    bool have_id = false, have_epoch = false;
+    *epoch = 0;
+    for (uint64_t e = 0; i && e < entries && !(have_id && have_epoch) && i < n; e++) {
+        size_t klen = (p[i] & 0xe0) == 0xa0 ? (p[i] & 0x1fu) : 0, len;
+        const char *key = (const char *)p + i + 1;
+        if (!klen && mpscan(p + i, n - i, &lim, &len, NULL, 0) != MPSCAN_OK) return false;
+        i += klen ? 1 + klen : len; /* a key other than a fixstr is skipped whole */
+        if (i >= n) return false;
+        uint64_t v;
+        if (klen == 2 && !memcmp(key, "id", 2) && scan_uint(p + i, n - i, &v, &len))
+            *id = v, have_id = true;
+        else if (klen == 5 && !memcmp(key, "epoch", 5) && scan_uint(p + i, n - i, &v, &len))
+            *epoch = v, have_epoch = true;
+        else if (mpscan(p + i, n - i, &lim, &len, NULL, 0) != MPSCAN_OK)
+            return false;
+        i += len;
+    }
+    return have_id;
+}
+
+static const kt_codec record_codec = {.kind = record_kind, .pack_eos = pack_eos, .key = record_key};
 
 /* ================================ every open stream ====================================== */
 

@@ -12,7 +12,9 @@
  *  - recv: the next message, valid until the next recv or close.  Every hdr and record the
  *    senders send arrives; a receiver of several senders (fan-in) delivers one hdr (the
  *    first) and, once every sender has ended, one eos that the codec packs with the summed
- *    count and the first status other than "ok".  KT_EOF: the input ended with no eos
+ *    count and the first status other than "ok".  Over ZeroMQ a fan-out re-sends what a
+ *    dead worker had not finished, and the fan-in drops the second copy by codec key
+ *    (zmqio.c): each record arrives once.  KT_EOF: the input ended with no eos
  *    after it (a byte stream only; the caller decides whether that is a truncation).
  *  - send: deliver or queue one message; false once the downstream has gone (a closed pipe,
  *    receivers that left), after which sending is pointless but harmless.
@@ -44,6 +46,9 @@ typedef struct {
     kt_kind (*kind)(const uint8_t *p, size_t n, uint64_t *count, char *status);
     /* An eos {seq, count, status} packed into buf (KT_EOS_MAX bytes); returns its length. */
     size_t (*pack_eos)(uint8_t *buf, uint64_t seq, uint64_t count, const char *status);
+    /* A data record's (epoch, id), by which a fan-in tells a record a dead worker's fan-out
+     * sent again from the first copy; false when it has none.  May be NULL. */
+    bool (*key)(const uint8_t *p, size_t n, uint64_t *epoch, uint64_t *id);
 } kt_codec;
 
 typedef struct {

@@ -13,8 +13,18 @@
  *   receiver -> sender   'C' u32be   grant n more records of credit (also introduces a receiver)
  *                        'A'         the eos arrived; the sender may exit
  *                        'B'         the receiver stopped early (as a closed pipe)
+ *                        'F' u64be   the first n records sent are finished: passed on to a
+ *                                    ZeroMQ receiver that took them (a worker; the first 'F'
+ *                                    also says it reports finishes)
+ *                        'U'         this receiver reports no finishes (its output is no socket)
  *   sender -> receiver   'H'         hello (a connecting sender introduces itself)
+ *                        'L' u32be   n workers of a fan-out upstream died and their records
+ *                                    moved to live ones (passed on downstream by workers)
  *                        a record    a MessagePack map (hdr does not use credit)
+ *
+ * No record lost when a worker dies (README.md, "Streams over ZeroMQ"): a fan-out keeps a copy
+ * of every record a worker has not reported finished (at most RETAIN_MAX), and sends the copies
+ * of a worker that vanishes to a live one; the fan-in drops the second copy by (epoch, id).
  */
 #include "stream/transport.h"
 
@@ -115,24 +125,39 @@ static void *monitor_open(void *sock) {
     return m;
 }
 
-typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT } recv_result;
+typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT, RECV_EXTRA } recv_result;
+
+/* What a wait also does: before it, the stage's hook; once nothing came for IDLE_MS, the
+ * end's own (a receiver returns credit and reports finishes: an idle receiver has nothing
+ * else to do, and a busy one need not wake its peers for it), and from then on it watches a
+ * second socket (a worker's output, whose receiver's credit says what is finished). */
+#define IDLE_MS 2
+typedef struct {
+    void (*before_wait)(void);
+    void (*idle)(void *end);
+    void *end;
+    void *extra; /* RECV_EXTRA when it has a message; may be NULL */
+} wait_hooks;
 
 /* Wait for one message (and the identity frame before it on a ROUTER) or a disconnect.
  * RECV_NONE on a timeout or, when interruptible, on a stop signal. */
 static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq_msg_t *msg,
-                            int timeout_ms, bool interruptible, void (*before_wait)(void)) {
+                            int timeout_ms, bool interruptible, const wait_hooks *h) {
     double deadline = kiln_now() + timeout_ms / 1000.0;
     /* A message already waiting is taken without polling: the busy path stays cheap. */
     int r = zmq_msg_recv(router ? idf : msg, s, ZMQ_DONTWAIT);
     if (r >= 0 && router) r = zmq_msg_recv(msg, s, 0);
     if (r >= 0) return RECV_MSG;
-    if (before_wait) before_wait();
+    if (h->before_wait) h->before_wait();
+    bool idle = !h->idle;
     for (;;) {
         if (interruptible && kiln_stop_now()) return RECV_NONE;
-        zmq_pollitem_t items[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {
+            {s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}, {h->extra, 0, ZMQ_POLLIN, 0}};
         long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
         if (timeout_ms >= 0 && wait < 0) wait = 0;
-        int rc = zmq_poll(items, 2, wait);
+        if (!idle && (wait < 0 || wait > IDLE_MS)) wait = IDLE_MS;
+        int rc = zmq_poll(items, h->extra && idle ? 3 : 2, wait);
         if (rc < 0) {
             if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
             if (interruptible && kiln_stop_now()) return RECV_NONE;
@@ -152,6 +177,12 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
             if (r >= 0) return RECV_MSG;
             if (errno != EAGAIN && errno != EINTR)
                 kiln_die(EX_KILN_IO, "ZeroMQ receive failed: %s", zmq_strerror(errno));
+            continue;
+        }
+        if (h->extra && idle && (items[2].revents & ZMQ_POLLIN)) return RECV_EXTRA;
+        if (rc == 0 && !idle) {
+            h->idle(h->end);
+            idle = true;
             continue;
         }
         if (timeout_ms >= 0 && rc == 0) return RECV_NONE;
@@ -193,7 +224,7 @@ typedef struct {
     int want_peers, npeers;
     peer peers[MAX_PEERS];
     zmq_msg_t idf, msg; /* the last message received, and its sender's identity */
-    void (*before_wait)(void);
+    wait_hooks hooks;
 } zlink;
 
 static void link_open(zlink *l, const char *url, int peers, bool sender) {
@@ -223,9 +254,8 @@ static bool link_send(zlink *l, const peer *p, const void *data, size_t n) {
  * disconnect `check` probes the peers for a while. */
 static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
                              void (*check)(void *end, recv_result rr), void *end) {
-    recv_result rr =
-        recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
-                 probe_timeout(l->probe_until, timeout_ms), interruptible, l->before_wait);
+    recv_result rr = recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
+                              probe_timeout(l->probe_until, timeout_ms), interruptible, &l->hooks);
     if (rr == RECV_DISCONNECT) l->probe_until = kiln_now() + PROBE_SECONDS;
     if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) check(end, rr);
     return rr;
@@ -257,17 +287,69 @@ static bool link_peer_gone(zlink *l, const peer *pe, recv_result rr) {
 
 /* ================================ receiving ============================================== */
 
+/* A worker is a stage whose input and output are both ZeroMQ: its input end learns from its
+ * output end which records have gone on (finish reports), so the sending side's few functions
+ * it needs come first. */
+typedef struct zt_out zt_out;
+static zt_out *local_out; /* this process's connecting ZeroMQ output, if any */
+static bool pump(zt_out *z, int timeout_ms, bool interruptible);
+static uint64_t out_sent(const zt_out *z);
+static uint64_t out_delivered(const zt_out *z);
+static void out_tell_moved(zt_out *z, uint32_t moved);
+static void *out_socket(const zt_out *z);
+
+#define DEDUP_RING 512 /* (epoch, id) a fan-in remembers per sender: a dead worker's last ones */
+#define MARKS      128 /* a worker's records taken and not yet known finished, coarsened past it */
+/* A sender that vanished without eos ends a fan-in with 74 unless, within this time, a live
+ * worker passes on word from the fan-out that the dead one's records moved ('L'). */
+#define VANISH_WAIT_S 10.0
+
+typedef struct {
+    uint64_t epoch, id;
+} rkey;
+
+/* What a receiver knows of one sender beyond the credit (peer). */
+typedef struct {
+    bool vanished;      /* disconnected without eos (counted in nvanished while not ended) */
+    uint64_t received;  /* data records that came */
+    uint64_t dropped;   /* second copies of records a dead worker's fan-out sent again */
+    uint64_t eos_count; /* its eos said */
+    rkey *ring;         /* its last DEDUP_RING keys (fan-in only) */
+    uint32_t head, len;
+} inpeer;
+
+/* A fan-in's table of the keys in every sender's ring: key -> the sender that sent it first. */
+typedef struct {
+    uint64_t epoch, id;
+    uint32_t owner; /* sender index + 1; 0: empty */
+    uint32_t n;     /* occurrences in the owner's ring */
+} dslot;
+
+typedef struct {
+    uint64_t taken, sent; /* records taken by then; output records sent when they were done */
+} mark;
+
 typedef struct {
     kt_conn base;
     zlink l;
     const kt_codec *codec;
     mpscan_limits lim;
-    int nended;
-    double missing_since; /* when every known sender had ended with some never seen */
+    int nended, nvanished;
+    double missing_since;  /* when every known sender had ended with some never seen */
+    double vanished_since; /* when a sender vanished that no 'L' covers yet */
     bool have_hdr, done;
     uint64_t total;
     char status[KT_STATUS_MAX];
     uint8_t eos[KT_EOS_MAX]; /* the merged eos */
+    uint32_t moved;          /* workers whose records a fan-out upstream moved ('L') */
+    inpeer ip[MAX_PEERS];
+    dslot *tab; /* fan-in of several senders: the duplicate check */
+    size_t tabmask;
+    /* A worker's finish reports ('F') to its one sender. */
+    bool declared, reports;
+    uint64_t taken, finished, reported; /* records taken; known finished; reported */
+    mark marks[MARKS];
+    uint32_t mhead, mlen;
 } zt_in;
 
 static void grant(zt_in *z, peer *p, uint32_t n) {
@@ -275,40 +357,216 @@ static void grant(zt_in *z, peer *p, uint32_t n) {
     link_send(&z->l, p, m, sizeof m);
 }
 
+static void receiver_idle(void *end);
+
 static kt_conn *zt_open_in(const char *url, const kt_opts *o) {
     zt_in *z = xcalloc(1, sizeof *z);
     z->base = (kt_conn){&kt_zmq, xstrdup(url), false, true};
     link_open(&z->l, z->base.name, o->peers, false);
-    z->l.before_wait = o->before_wait;
+    z->l.hooks = (wait_hooks){o->before_wait, receiver_idle, z, NULL};
     z->codec = o->codec;
     z->lim = kiln_record_limits();
     strcpy(z->status, "ok");
+    if (z->l.router && z->l.want_peers > 1 && z->codec->key) {
+        size_t slots = 1;
+        while (slots < 2u * (size_t)z->l.want_peers * DEDUP_RING) slots *= 2;
+        z->tab = xcalloc(slots, sizeof *z->tab);
+        z->tabmask = slots - 1;
+    }
     if (!z->l.router) grant(z, &z->l.peers[0], WINDOW); /* introduces a connecting receiver */
     return &z->base;
 }
 
-/* A sender that vanished before its eos is an upstream that died: as on a pipe, exit 74. */
-static void check_senders(void *end, recv_result rr) {
-    zt_in *z = end;
-    for (int i = 0; i < z->l.npeers; i++)
-        if (!z->l.peers[i].ended && link_peer_gone(&z->l, &z->l.peers[i], rr))
-            kiln_die(EX_KILN_IO,
-                     "%s: a sender disconnected without end-of-stream (did it crash, or "
-                     "send a record over the size limit?)",
-                     z->l.url);
+/* ---- a fan-in's duplicate check: (epoch, id) in the senders' recent records ---- */
+
+static size_t key_slot(const zt_in *z, uint64_t epoch, uint64_t id) {
+    uint64_t h = (epoch * 0x9e3779b97f4a7c15ull) ^ id;
+    h ^= h >> 31, h *= 0xbf58476d1ce4e5b9ull, h ^= h >> 29;
+    size_t i = (size_t)h & z->tabmask;
+    while (z->tab[i].owner && (z->tab[i].epoch != epoch || z->tab[i].id != id))
+        i = (i + 1) & z->tabmask;
+    return i;
 }
 
-/* A sender's eos: acknowledge it; true when every expected sender has ended. */
-static bool sender_ended(zt_in *z, peer *pe, uint64_t count, const char *status) {
-    link_send(&z->l, pe, "A", 1);
-    if (!pe->ended) {
-        pe->ended = true;
-        z->nended++;
-        z->total += count;
-        if (strcmp(status, "ok") != 0 && strcmp(z->status, "ok") == 0)
-            snprintf(z->status, sizeof z->status, "%s", status);
+/* Remove one occurrence of a key; the last one empties its slot, and the rest of the probe
+ * run is inserted again (no tombstones). */
+static void forget_key(zt_in *z, rkey k) {
+    size_t i = key_slot(z, k.epoch, k.id);
+    if (!z->tab[i].owner || --z->tab[i].n > 0) return;
+    z->tab[i].owner = 0;
+    for (size_t j = (i + 1) & z->tabmask; z->tab[j].owner; j = (j + 1) & z->tabmask) {
+        dslot d = z->tab[j];
+        z->tab[j].owner = 0;
+        z->tab[key_slot(z, d.epoch, d.id)] = d;
     }
-    return z->nended >= z->l.want_peers;
+}
+
+/* Remember a sender's record in its ring (its oldest falls out); a key first sent by another
+ * sender is not taken over. */
+static void remember_key(zt_in *z, int who, rkey k) {
+    size_t i = key_slot(z, k.epoch, k.id);
+    if (z->tab[i].owner && z->tab[i].owner != (uint32_t)who + 1) return;
+    inpeer *q = &z->ip[who];
+    if (!q->ring) q->ring = xmalloc(DEDUP_RING * sizeof *q->ring);
+    if (q->len == DEDUP_RING) {
+        forget_key(z, q->ring[q->head]);
+        q->head = (q->head + 1) % DEDUP_RING;
+        q->len--;
+        i = key_slot(z, k.epoch, k.id); /* the table moved */
+    }
+    q->ring[(q->head + q->len++) % DEDUP_RING] = k;
+    if (z->tab[i].owner) {
+        z->tab[i].n++;
+        return;
+    }
+    z->tab[i] = (dslot){k.epoch, k.id, (uint32_t)who + 1, 1};
+}
+
+/* A second copy: a record whose key another sender sent first, once a fan-out upstream has
+ * moved a dead worker's records.  Before that, senders may share keys (unrelated streams). */
+static bool duplicate(zt_in *z, peer *pe, const uint8_t *p, size_t n) {
+    rkey k;
+    if (!z->tab || !z->codec->key(p, n, &k.epoch, &k.id)) return false;
+    int who = (int)(pe - z->l.peers);
+    size_t i = key_slot(z, k.epoch, k.id);
+    if (z->moved && z->tab[i].owner && z->tab[i].owner != (uint32_t)who + 1) return true;
+    remember_key(z, who, k);
+    return false;
+}
+
+/* ---- a worker's finish reports ---- */
+
+/* First call after the hdr (the stage has opened its output by then): a worker whose output
+ * is a connecting ZeroMQ socket reports finishes; any other receiver says it does not. */
+static void declare(zt_in *z) {
+    if (z->declared || z->l.router || !z->have_hdr) return;
+    z->declared = true;
+    z->reports = local_out != NULL;
+    if (!z->reports) {
+        link_send(&z->l, NULL, "U", 1);
+        return;
+    }
+    uint8_t m[9] = {'F'};
+    link_send(&z->l, NULL, m, sizeof m);
+}
+
+/* The stage asks for its next record: the ones it took are done, their output sent. */
+static void note_done(zt_in *z) {
+    uint64_t last = z->mlen ? z->marks[(z->mhead + z->mlen - 1) % MARKS].taken : z->finished;
+    if (!z->reports || !local_out || z->taken == last) return;
+    mark m = {z->taken, out_sent(local_out)};
+    if (z->mlen == MARKS) /* coarser: finished only once the later output has gone too */
+        z->marks[(z->mhead + z->mlen - 1) % MARKS] = m;
+    else
+        z->marks[(z->mhead + z->mlen++) % MARKS] = m;
+}
+
+/* Records whose output the next receiver has taken are finished: say so every half window,
+ * and whenever idle. */
+static void report_finished(zt_in *z, bool idle) {
+    if (!z->reports || !local_out) return;
+    uint64_t delivered = out_delivered(local_out);
+    while (z->mlen && z->marks[z->mhead].sent <= delivered) {
+        z->finished = z->marks[z->mhead].taken;
+        z->mhead = (z->mhead + 1) % MARKS;
+        z->mlen--;
+    }
+    if (z->finished == z->reported || (!idle && z->finished - z->reported < WINDOW / 2)) return;
+    uint8_t m[9] = {'F'};
+    for (int i = 0; i < 8; i++) m[1 + i] = (uint8_t)(z->finished >> (56 - 8 * i));
+    link_send(&z->l, NULL, m, sizeof m);
+    z->reported = z->finished;
+}
+
+/* Before a receiver waits: credit back for every record taken (so a sender learns what its
+ * receiver has, even short of half a window), and a worker's finish report. */
+static void receiver_idle(void *end) {
+    zt_in *z = end;
+    for (int i = 0; i < z->l.npeers; i++) {
+        peer *pe = &z->l.peers[i];
+        if (pe->taken_since_grant && !pe->ended && !z->ip[i].vanished) {
+            grant(z, pe, (uint32_t)pe->taken_since_grant);
+            pe->taken_since_grant = 0;
+        }
+    }
+    if (z->reports && local_out) {
+        while (pump(local_out, 0, false)) {
+        }
+        report_finished(z, true);
+    }
+}
+
+/* ---- the end of a fan-in ---- */
+
+/* A sender that vanished before its eos: as on a pipe, an upstream that died, unless a fan-out
+ * upstream moved its records to live workers (fanin_settled decides). */
+static void check_senders(void *end, recv_result rr) {
+    zt_in *z = end;
+    for (int i = 0; i < z->l.npeers; i++) {
+        if (z->l.peers[i].ended || z->ip[i].vanished) continue;
+        if (!link_peer_gone(&z->l, &z->l.peers[i], rr)) continue;
+        z->ip[i].vanished = true;
+        z->nvanished++;
+    }
+}
+
+static void die_vanished(const zt_in *z, const char *when) {
+    kiln_die(EX_KILN_IO,
+             "%s: a sender disconnected without end-of-stream (did it crash, or send a record "
+             "over the size limit?)%s%s",
+             z->l.url, z->l.want_peers > 1 ? ", and no fan-out upstream moved its records" : "",
+             when);
+}
+
+/* Whether the merged eos is due: every known sender ended or vanished, and the vanished and
+ * the never-seen are workers whose records a fan-out moved.  Exits 74 for one that is not. */
+static bool fanin_settled(zt_in *z) {
+    int unsettled = z->l.npeers - z->nended - z->nvanished, missing = z->l.want_peers - z->l.npeers;
+    double now = kiln_now();
+    if (z->nvanished > (int)z->moved) {
+        if (!unsettled && !missing) die_vanished(z, "");
+        if (!z->vanished_since) z->vanished_since = now;
+        if (now - z->vanished_since > VANISH_WAIT_S) die_vanished(z, " within 10 s");
+    } else {
+        z->vanished_since = 0;
+    }
+    if (unsettled || !z->l.npeers) {
+        z->missing_since = 0;
+        return false;
+    }
+    if (z->nended + (int)z->moved >= z->l.want_peers) return true;
+    /* Every expected sender is watched from the start: once the known ones have ended, the
+     * missing ones have a bounded time to come. */
+    if (!z->missing_since) z->missing_since = now;
+    if (now - z->missing_since > MISSING_PEER_WAIT_S)
+        kiln_die(EX_KILN_IO,
+                 "%s: %d of %d senders came and ended; the others never came in %.0f s "
+                 "(did a worker die before it connected?)",
+                 z->l.url, z->nended, z->l.want_peers, MISSING_PEER_WAIT_S);
+    return false;
+}
+
+/* The one eos the stage gets: what each sender said it sent (what came, for one that
+ * vanished), less the second copies dropped. */
+static void merge_eos(zt_in *z, kt_msg *m) {
+    uint64_t total = 0;
+    for (int i = 0; i < z->l.npeers; i++)
+        total += (z->l.peers[i].ended ? z->ip[i].eos_count : z->ip[i].received) - z->ip[i].dropped;
+    z->done = true;
+    *m = (kt_msg){.p = z->eos, .n = z->codec->pack_eos(z->eos, 0, total, z->status)};
+}
+
+/* A sender's eos: acknowledge it. */
+static void sender_ended(zt_in *z, peer *pe, uint64_t count, const char *status) {
+    link_send(&z->l, pe, "A", 1);
+    if (pe->ended) return;
+    int i = (int)(pe - z->l.peers);
+    pe->ended = true;
+    z->nended++;
+    if (z->ip[i].vanished) z->ip[i].vanished = false, z->nvanished--;
+    z->ip[i].eos_count = count;
+    if (strcmp(status, "ok") != 0 && strcmp(z->status, "ok") == 0)
+        snprintf(z->status, sizeof z->status, "%s", status);
 }
 
 /* One message must hold exactly one record within the limits. */
@@ -329,23 +587,38 @@ static void took_record(zt_in *z, peer *pe) {
     pe->taken_since_grant = 0;
 }
 
+/* Control messages for a receiver: hello and probe are ignored; 'L' (records of dead workers
+ * moved) is remembered and passed on by a worker. */
+static bool control_message(zt_in *z, const uint8_t *p, size_t n) {
+    if (n == 1 && (p[0] == 'H' || p[0] == 'P')) return true;
+    if (n != 5 || p[0] != 'L') return false;
+    uint32_t moved = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    if (moved > z->moved) z->moved = moved;
+    if (z->reports && local_out) out_tell_moved(local_out, z->moved);
+    return true;
+}
+
 static kt_result zt_recv(kt_conn *c, kt_msg *m) {
     zt_in *z = (zt_in *)c;
     if (z->done) kiln_die(EX_KILN_SOFTWARE, "%s: read past the end of the stream", z->l.url);
+    declare(z);
+    note_done(z);
+    report_finished(z, false);
     for (;;) {
-        /* Every expected sender is watched from the start: once the known ones have ended,
-         * the missing ones have a bounded time to come. */
-        bool waiting_missing = z->l.router && z->l.npeers < z->l.want_peers && z->l.npeers > 0 &&
-                               z->nended == z->l.npeers;
-        if (!waiting_missing) z->missing_since = 0;
-        if (waiting_missing && !z->missing_since) z->missing_since = kiln_now();
-        if (waiting_missing && kiln_now() - z->missing_since > MISSING_PEER_WAIT_S)
-            kiln_die(EX_KILN_IO,
-                     "%s: %d of %d senders came and ended; the others never came in %.0f s "
-                     "(did a worker die before it connected?)",
-                     z->l.url, z->nended, z->l.want_peers, MISSING_PEER_WAIT_S);
-        recv_result rr = link_recv(&z->l, waiting_missing ? 200 : -1, true, check_senders, z);
+        if (fanin_settled(z)) {
+            merge_eos(z, m);
+            return KT_MSG;
+        }
+        bool timed = z->vanished_since || z->missing_since;
+        z->l.hooks.extra = z->reports && local_out ? out_socket(local_out) : NULL;
+        recv_result rr = link_recv(&z->l, timed ? 200 : -1, true, check_senders, z);
         if (rr == RECV_NONE && kiln_stop_now()) return KT_STOP;
+        if (rr == RECV_EXTRA) { /* the worker's output: credit that says what is finished */
+            while (local_out && pump(local_out, 0, false)) {
+            }
+            report_finished(z, false);
+            continue;
+        }
         if (rr != RECV_MSG) continue;
         bool is_new;
         peer *pe = link_peer(&z->l, &is_new);
@@ -353,7 +626,7 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
         if (is_new) grant(z, pe, WINDOW);
         const uint8_t *p = zmq_msg_data(&z->l.msg);
         size_t n = zmq_msg_size(&z->l.msg);
-        if (n == 1 && (p[0] == 'H' || p[0] == 'P')) continue;
+        if (control_message(z, p, n)) continue;
         if (!bounded(z, p, n, m)) return KT_BAD;
         uint64_t count = 0;
         char status[KT_STATUS_MAX] = "ok";
@@ -362,12 +635,17 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
             if (z->have_hdr) continue; /* every fan-in sender sends one; pass on the first */
             z->have_hdr = true;
         } else if (kind == KT_EOS) {
-            if (!sender_ended(z, pe, count, status)) continue;
-            z->done = true; /* one merged eos for the stage */
-            n = z->codec->pack_eos(z->eos, 0, z->total, z->status);
-            p = z->eos;
+            sender_ended(z, pe, count, status);
+            continue; /* fanin_settled says when the one merged eos is due */
         } else {
+            inpeer *q = &z->ip[pe - z->l.peers];
+            q->received++;
             took_record(z, pe);
+            if (duplicate(z, pe, p, n)) {
+                q->dropped++;
+                continue;
+            }
+            z->taken++;
         }
         *m = (kt_msg){.p = p, .n = n};
         return KT_MSG;
@@ -384,20 +662,93 @@ static void close_in(zt_in *z, bool early) {
         zmq_send(z->l.sock, "B", 1, ZMQ_DONTWAIT);
     }
     link_close(&z->l);
+    for (int i = 0; i < z->l.npeers; i++) free(z->ip[i].ring);
+    free(z->tab);
     free(z->base.name);
     free(z);
 }
 
 /* ================================ sending ================================================ */
 
+#define RETAIN_MAX     64 /* records a fan-out keeps per receiver until reported finished */
+#define RETAIN_BYTES   (64u << 20) /* ... and their bytes: past either, that receiver waits */
+#define DECLARE_WAIT_S 5.0 /* at the end, how long a receiver has to say if it reports finishes */
+
+/* Does a fan-out's receiver report finishes ('F'), say it does not ('U', or credit without
+ * either: a stage in another language), or has it not said yet? */
+typedef enum { FIN_UNKNOWN, FIN_TRACKED, FIN_LEGACY } fin_mode;
+
+/* A FIFO of messages; a copy shares its data with the message sent. */
 typedef struct {
+    zmq_msg_t *m;
+    uint32_t cap, head, len;
+    size_t bytes;
+} msgq;
+
+static void msgq_grow(msgq *q) {
+    uint32_t cap = q->cap ? 2 * q->cap : 16;
+    zmq_msg_t *m = xmalloc(xmul(cap, sizeof *m));
+    for (uint32_t i = 0; i < q->len; i++) {
+        zmq_msg_t *old = &q->m[(q->head + i) % q->cap];
+        zmq_msg_init(&m[i]);
+        zmq_msg_move(&m[i], old);
+        zmq_msg_close(old);
+    }
+    free(q->m);
+    *q = (msgq){m, cap, 0, q->len, q->bytes};
+}
+
+static void msgq_push(msgq *q, zmq_msg_t *src) {
+    if (q->len == q->cap) msgq_grow(q);
+    zmq_msg_t *slot = &q->m[(q->head + q->len++) % q->cap];
+    zmq_msg_init(slot);
+    if (zmq_msg_copy(slot, src) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "cannot keep a message: %s", zmq_strerror(errno));
+    q->bytes += zmq_msg_size(slot);
+}
+
+/* The oldest message, moved into *out. */
+static void msgq_pop(msgq *q, zmq_msg_t *out) {
+    zmq_msg_t *slot = &q->m[q->head];
+    q->bytes -= zmq_msg_size(slot);
+    zmq_msg_init(out);
+    zmq_msg_move(out, slot);
+    zmq_msg_close(slot);
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+}
+
+static void msgq_free(msgq *q) {
+    while (q->len) {
+        zmq_msg_t m;
+        msgq_pop(q, &m);
+        zmq_msg_close(&m);
+    }
+    free(q->m);
+    *q = (msgq){0};
+}
+
+/* What a sender knows of one receiver beyond the credit (peer). */
+typedef struct {
+    fin_mode mode;
+    int grants;         /* 'C' messages */
+    uint64_t delivered; /* records it took: its grants after the first (a worker's output) */
+    uint64_t finished;  /* records it reported finished */
+    msgq kept;          /* a fan-out's copies of the records after those */
+} outpeer;
+
+struct zt_out {
     kt_conn base;
     zlink l;
     const kt_codec *codec;
     int next; /* round robin */
     uint8_t *hdr;
     size_t hdr_len;
-} zt_out;
+    bool ending; /* eos sent: a receiver that dies now has nothing to move */
+    outpeer op[MAX_PEERS];
+    msgq moved;      /* records of receivers that died, to send again */
+    uint32_t nmoved; /* receivers that died mid-stream (a worker's output: as told by 'L') */
+};
 
 static kt_conn *zt_open_out(const char *url, const kt_opts *o) {
     zt_out *z = xcalloc(1, sizeof *z);
@@ -405,6 +756,7 @@ static kt_conn *zt_open_out(const char *url, const kt_opts *o) {
     link_open(&z->l, z->base.name, o->peers, true);
     z->codec = o->codec;
     if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
+    if (!z->l.router && !local_out) local_out = z;
     return &z->base;
 }
 
@@ -414,55 +766,87 @@ static int live_peers(const zt_out *z) {
     return n;
 }
 
-/* Receivers that vanished count as gone, like a closed pipe. */
-static void check_receivers(void *end, recv_result rr) {
-    zt_out *z = end;
-    for (int i = 0; i < z->l.npeers; i++) {
-        peer *pe = &z->l.peers[i];
-        if (!pe->gone && !pe->acked && link_peer_gone(&z->l, pe, rr)) pe->gone = true;
+/* ---- redelivery: a fan-out's side ---- */
+
+static outpeer *op_of(zt_out *z, const peer *pe) {
+    return &z->op[pe - z->l.peers];
+}
+
+/* A fan-out keeps copies for a receiver that reports finishes or has not said yet. */
+static bool keeps(const zt_out *z, const outpeer *o) {
+    return z->l.router && o->mode != FIN_LEGACY;
+}
+
+static bool has_room(const zt_out *z, const outpeer *o) {
+    return !keeps(z, o) || (o->kept.len < RETAIN_MAX && o->kept.bytes < RETAIN_BYTES);
+}
+
+static void tell_moved(zt_out *z, const peer *pe) {
+    uint32_t n = z->nmoved;
+    uint8_t m[5] = {'L', (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    link_send(&z->l, pe, m, sizeof m);
+}
+
+/* A receiver has gone.  One that said goodbye ('B'), acknowledged its eos, or reports no
+ * finishes leaves as a closed pipe.  One that vanished mid-stream (killed) leaves its kept
+ * records to go to live receivers, and every live worker passes word on ('L'), so that the
+ * fan-in does not wait for the dead one's eos. */
+static void receiver_gone(zt_out *z, peer *pe, bool bye) {
+    if (pe->gone) return;
+    pe->gone = true;
+    outpeer *o = op_of(z, pe);
+    if (bye || pe->acked || z->ending || !keeps(z, o)) {
+        msgq_free(&o->kept);
+        return;
+    }
+    while (o->kept.len) {
+        zmq_msg_t m;
+        msgq_pop(&o->kept, &m);
+        msgq_push(&z->moved, &m);
+        zmq_msg_close(&m);
+    }
+    msgq_free(&o->kept);
+    z->nmoved++;
+    for (int i = 0; i < z->l.npeers; i++)
+        if (!z->l.peers[i].gone && z->op[i].mode == FIN_TRACKED) tell_moved(z, &z->l.peers[i]);
+}
+
+static void on_grant(zt_out *z, peer *pe, uint32_t n) {
+    outpeer *o = op_of(z, pe);
+    pe->credit += n;
+    if (++o->grants > 1) o->delivered += n;
+    if (o->grants > 1 && o->mode == FIN_UNKNOWN) { /* credit, no word on finishes: foreign */
+        o->mode = FIN_LEGACY;
+        msgq_free(&o->kept);
     }
 }
 
-/* Handle one control message or disconnect; false on timeout or interruption. */
-static bool pump(zt_out *z, int timeout_ms, bool interruptible) {
-    recv_result rr = link_recv(&z->l, timeout_ms, interruptible, check_receivers, z);
-    if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
-    bool is_new;
-    peer *pe = link_peer(&z->l, &is_new);
-    if (!pe) return true;
-    if (is_new && z->hdr && !link_send(&z->l, pe, z->hdr, z->hdr_len)) pe->gone = true;
-    const uint8_t *p = zmq_msg_data(&z->l.msg);
-    size_t n = zmq_msg_size(&z->l.msg);
-    if (n == 5 && p[0] == 'C')
-        pe->credit += (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
-    else if (n == 1 && p[0] == 'A')
-        pe->acked = true;
-    else if (n == 1 && p[0] == 'B')
-        pe->gone = true;
-    return true;
+/* 'F' n: the first n records sent to pe are finished, their copies dropped. */
+static void on_finished(zt_out *z, peer *pe, uint64_t n) {
+    outpeer *o = op_of(z, pe);
+    if (o->mode == FIN_LEGACY) return;
+    if (o->mode == FIN_UNKNOWN && z->nmoved) tell_moved(z, pe);
+    o->mode = FIN_TRACKED;
+    while (o->kept.len && o->finished < n) {
+        zmq_msg_t m;
+        msgq_pop(&o->kept, &m);
+        zmq_msg_close(&m);
+        o->finished++;
+    }
 }
 
-/* A live peer with credit, round robin; NULL if none. */
-static peer *ready_peer(zt_out *z) {
+/* A live receiver with credit and room, round robin; with tracked_only, one that reports
+ * finishes (it passes on word of a move before the moved records).  NULL if none. */
+static peer *ready_peer(zt_out *z, bool tracked_only) {
     for (int k = 0; k < z->l.npeers; k++) {
-        peer *pe = &z->l.peers[(z->next + k) % z->l.npeers];
-        if (!pe->gone && pe->credit > 0) {
-            z->next = (z->next + k + 1) % z->l.npeers;
-            return pe;
-        }
+        int i = (z->next + k) % z->l.npeers;
+        peer *pe = &z->l.peers[i];
+        if (pe->gone || pe->credit == 0 || !has_room(z, &z->op[i])) continue;
+        if (tracked_only && z->op[i].mode != FIN_TRACKED) continue;
+        z->next = (i + 1) % z->l.npeers;
+        return pe;
     }
     return NULL;
-}
-
-/* One message holding the gathered record: the only copy the record makes on its way. */
-static void gather(zmq_msg_t *m, const struct iovec *iov, int iovcnt, size_t total) {
-    if (zmq_msg_init_size(m, total) != 0)
-        kiln_die(EX_KILN_SOFTWARE, "out of memory for a %zu-byte message", total);
-    uint8_t *p = zmq_msg_data(m);
-    for (int i = 0; i < iovcnt; i++) {
-        memcpy(p, iov[i].iov_base, iov[i].iov_len);
-        p += iov[i].iov_len;
-    }
 }
 
 /* Send [id] + message m (consumed); false when the peer has gone. */
@@ -481,6 +865,145 @@ static bool send_msg_to(zlink *l, const peer *p, zmq_msg_t *m) {
     }
 }
 
+/* One record to pe, a copy kept when pe may die with it.  False when pe has gone and no copy
+ * of the record moved on with its others: then it is the caller's to send elsewhere. */
+static bool send_record_to(zt_out *z, peer *pe, zmq_msg_t *m) {
+    outpeer *o = op_of(z, pe);
+    bool kept = keeps(z, o);
+    if (kept) msgq_push(&o->kept, m);
+    if (!send_msg_to(&z->l, pe, m)) {
+        receiver_gone(z, pe, false); /* mid-stream: the kept copy joins z->moved */
+        return kept;
+    }
+    pe->credit--;
+    pe->count++;
+    return true;
+}
+
+/* The records of dead receivers go out again before any new one. */
+static void resend_moved(zt_out *z) {
+    while (z->moved.len) {
+        peer *pe = ready_peer(z, true);
+        if (!pe) return;
+        zmq_msg_t m;
+        msgq_pop(&z->moved, &m);
+        send_record_to(z, pe, &m);
+    }
+}
+
+/* Only when no receiver is left to take them does a fan-out fail: its receivers died (not
+ * left, as a closed pipe does), or those left report no finishes and cannot take moved
+ * records. */
+static void check_left(zt_out *z) {
+    if (!z->l.router || z->l.npeers < z->l.want_peers) return;
+    int live = 0, able = 0;
+    for (int i = 0; i < z->l.npeers; i++) {
+        live += !z->l.peers[i].gone;
+        able += !z->l.peers[i].gone && z->op[i].mode != FIN_LEGACY;
+    }
+    if (z->nmoved && !live)
+        kiln_die(EX_KILN_IO, "%s: no receiver left: %u died mid-stream (%u records undelivered)",
+                 z->l.url, z->nmoved, z->moved.len);
+    if (z->moved.len && !able)
+        kiln_die(EX_KILN_IO,
+                 "%s: %u records of a receiver that died, and no live receiver that reports "
+                 "finishes to take them",
+                 z->l.url, z->moved.len);
+}
+
+/* Before the eos: every record a receiver was sent is finished, moved ones included. */
+static void drain_unfinished(zt_out *z) {
+    double t0 = kiln_now();
+    while (z->l.router && !kiln_stop_signal()) {
+        resend_moved(z);
+        check_left(z);
+        bool done = z->moved.len == 0;
+        for (int i = 0; i < z->l.npeers; i++) {
+            outpeer *o = &z->op[i];
+            if (z->l.peers[i].gone || !o->kept.len) continue;
+            if (o->mode == FIN_UNKNOWN && kiln_now() - t0 > DECLARE_WAIT_S) {
+                o->mode = FIN_LEGACY; /* a receiver that took too few records to say */
+                msgq_free(&o->kept);
+                continue;
+            }
+            done = false;
+        }
+        if (done) return;
+        pump(z, 100, true);
+    }
+}
+
+/* ---- what a worker's input end asks of its output end ---- */
+
+static void *out_socket(const zt_out *z) {
+    return z->l.sock;
+}
+
+static uint64_t out_sent(const zt_out *z) {
+    return z->l.peers[0].count;
+}
+
+static uint64_t out_delivered(const zt_out *z) {
+    return z->op[0].delivered;
+}
+
+static void out_tell_moved(zt_out *z, uint32_t moved) {
+    if (moved <= z->nmoved) return;
+    z->nmoved = moved;
+    if (!z->l.peers[0].gone) tell_moved(z, &z->l.peers[0]);
+}
+
+/* ---- sending ---- */
+
+/* Receivers that vanished count as gone, like a closed pipe, unless their records move. */
+static void check_receivers(void *end, recv_result rr) {
+    zt_out *z = end;
+    for (int i = 0; i < z->l.npeers; i++) {
+        peer *pe = &z->l.peers[i];
+        if (!pe->gone && !pe->acked && link_peer_gone(&z->l, pe, rr)) receiver_gone(z, pe, false);
+    }
+}
+
+static uint64_t be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* Handle one control message or disconnect; false on timeout or interruption. */
+static bool pump(zt_out *z, int timeout_ms, bool interruptible) {
+    recv_result rr = link_recv(&z->l, timeout_ms, interruptible, check_receivers, z);
+    if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
+    bool is_new;
+    peer *pe = link_peer(&z->l, &is_new);
+    if (!pe) return true;
+    if (is_new && z->hdr && !link_send(&z->l, pe, z->hdr, z->hdr_len)) receiver_gone(z, pe, false);
+    const uint8_t *p = zmq_msg_data(&z->l.msg);
+    size_t n = zmq_msg_size(&z->l.msg);
+    if (n == 5 && p[0] == 'C')
+        on_grant(z, pe, (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+    else if (n == 1 && p[0] == 'A')
+        pe->acked = true;
+    else if (n == 1 && p[0] == 'B')
+        receiver_gone(z, pe, true);
+    else if (n == 9 && p[0] == 'F')
+        on_finished(z, pe, be64(p + 1));
+    else if (n == 1 && p[0] == 'U' && op_of(z, pe)->mode == FIN_UNKNOWN)
+        op_of(z, pe)->mode = FIN_LEGACY, msgq_free(&op_of(z, pe)->kept);
+    return true;
+}
+
+/* One message holding the gathered record: the only copy the record makes on its way. */
+static void gather(zmq_msg_t *m, const struct iovec *iov, int iovcnt, size_t total) {
+    if (zmq_msg_init_size(m, total) != 0)
+        kiln_die(EX_KILN_SOFTWARE, "out of memory for a %zu-byte message", total);
+    uint8_t *p = zmq_msg_data(m);
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+}
+
 /* The hdr is kept, so that every peer that arrives later gets it first. */
 static void send_hdr(zt_out *z, const struct iovec *iov, int iovcnt, size_t total) {
     z->hdr = xrealloc(z->hdr, total);
@@ -492,7 +1015,7 @@ static void send_hdr(zt_out *z, const struct iovec *iov, int iovcnt, size_t tota
     z->hdr_len = total;
     for (int i = 0; i < z->l.npeers; i++)
         if (!z->l.peers[i].gone && !link_send(&z->l, &z->l.peers[i], z->hdr, total))
-            z->l.peers[i].gone = true;
+            receiver_gone(z, &z->l.peers[i], false);
 }
 
 static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size_t total,
@@ -509,26 +1032,25 @@ static bool zt_send_record(kt_conn *c, const struct iovec *iov, int iovcnt, size
         if (!pump(z, -1, true) && kiln_stop_now()) return true;
     for (;;) {
         while (zmq_poll(&(zmq_pollitem_t){z->l.sock, 0, ZMQ_POLLIN, 0}, 1, 0) > 0)
-            pump(z, 0, false); /* take pending credit and goodbyes first */
-        peer *pe = ready_peer(z);
+            pump(z, 0, false); /* take pending credit, finishes and goodbyes first */
+        resend_moved(z);
+        check_left(z);
+        peer *pe = z->moved.len ? NULL : ready_peer(z, false);
         if (pe) {
             zmq_msg_t m;
             gather(&m, iov, iovcnt, total);
-            if (send_msg_to(&z->l, pe, &m)) {
-                pe->credit--;
-                pe->count++;
-                return true;
-            }
-            pe->gone = true;
+            if (send_record_to(z, pe, &m)) return true;
+            continue;
         }
         if (!live_peers(z)) return false;
-        if (!pe && !pump(z, -1, true) && kiln_stop_now()) return true;
+        if (!pump(z, -1, true) && kiln_stop_now()) return true;
     }
 }
 
 /* Records go out as they are sent: nothing waits in kiln. */
 static bool zt_flush(kt_conn *c) {
     zt_out *z = (zt_out *)c;
+    check_left(z);
     return z->l.npeers < z->l.want_peers || live_peers(z) > 0;
 }
 
@@ -538,6 +1060,7 @@ static bool zt_gone(kt_conn *c) {
     zt_out *z = (zt_out *)c;
     while (pump(z, 0, false)) {
     }
+    check_left(z);
     return z->l.npeers >= z->l.want_peers && z->l.npeers > 0 && !live_peers(z);
 }
 
@@ -545,15 +1068,20 @@ static void free_out(zt_out *z) {
     int linger = 0;
     zmq_setsockopt(z->l.sock, ZMQ_LINGER, &linger, sizeof linger);
     link_close(&z->l);
+    for (int i = 0; i < z->l.npeers; i++) msgq_free(&z->op[i].kept);
+    msgq_free(&z->moved);
+    if (local_out == z) local_out = NULL;
     free(z->hdr);
     free(z->base.name);
     free(z);
 }
 
-/* Every expected receiver gets its own eos with its own count, and acknowledges it; after a
- * stop signal the wait is bounded. */
+/* Every record finished (a fan-out's moved ones too); then every expected receiver gets its
+ * own eos with its own count, and acknowledges it; after a stop signal the wait is bounded. */
 static bool zt_finish(kt_conn *c, const char *status, uint64_t seq) {
     zt_out *z = (zt_out *)c;
+    drain_unfinished(z);
+    z->ending = true;
     uint8_t eos[KT_EOS_MAX];
     int sent = 0, acked = 0;
     double deadline = 0;

@@ -1,5 +1,5 @@
 # kiln reward: a reward model's score on every rollout (other records kept in order), the same
-# in any batch size, over a pipe or ZeroMQ; a Python script of a few lines in its place makes
+# in any batch size, over a pipe or ZeroMQ, after kiln rollout and before kiln judge reward; a Python script of a few lines in its place makes
 # the same record shape; bad input: a reward model whose tokenizer is not the stream's, a
 # checkpoint without a scalar head, a rollout without tokens (65).
 . "$KILN_ROOT/tests/lib.sh"
@@ -30,6 +30,16 @@ expect 'jq -e --slurpfile b b.json "[map(.[0]), \$b[0]] | transpose | all((.[0] 
 "$K" show --all --in a.rec > a.jsonl
 expect 'jq -s -e ".[0].reward_model == \"rm.safetensors\" and .[1].prompt == \"The day\" and .[1].logprobs.shape == [18]" a.jsonl > /dev/null' \
     "the rollouts' other fields kept"
+
+# end to end: the policy's rollouts, scored by the reward model, paired by its scores
+printf '{"prompt":"Call me"}\n{"prompt":"The sea"}\n' > p.jsonl
+"$K" load jsonl:p.jsonl 2> /dev/null | "$K" rollout --ckpt run/latest.safetensors -K 3 --max-new 8 --threads 2 \
+    | "$K" reward --ckpt rm.safetensors --threads 2 | "$K" judge reward 2> said.txt | "$K" show > pairs.json
+expect 'jq -s -e "length == 2 and all(.by == \"judge:reward:rm.safetensors\" and .chosen_score > .rejected_score and .chosen_tokens.shape[0] <= 9)" pairs.json > /dev/null' \
+    "rollout | reward | judge reward: a pair per prompt by the reward model ($(cat said.txt))"
+"$K" judge reward --in r.rec > /dev/null 2> err.txt
+rc=$?
+expect '[ $rc = 65 ] && grep -q "no .reward." err.txt' "judge reward without a reward stage: 65 (got $rc)"
 
 # over ZeroMQ, as on another machine
 sock="$PWD/s"

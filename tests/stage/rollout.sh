@@ -36,6 +36,9 @@ echo '{"question":"no prompt here"}' > none.jsonl
 rc=${PIPESTATUS[1]}
 expect '[ $rc = 65 ] && grep -q "stdin: no prompts" err.txt' "records without prompts: 65, said (got $rc)"
 expect_status 2 roll --max-new 32 2> /dev/null
+roll -K 1 > half.rec
+expect '"$K" show --in half.rec | jq -s -e "all(.completion_tokens.shape[0] <= 16)" > /dev/null' \
+    "without --max-new: half the context (16 of 32)"
 
 # an image model: class token first, an image of its pixels
 fm="$KILN_ROOT/tests/fixtures/fashion-mnist"

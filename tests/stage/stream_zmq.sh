@@ -40,6 +40,16 @@ expect "[ \$(wc -l < fan_ids.txt) = $N ]" "fan-in: all $N records arrived"
 expect 'seq 1 $N | cmp -s - fan_ids.txt' "fan-in: each record exactly once"
 expect '"$K" show --all < fan.rec | tail -1 | grep -q "\"count\":$N,\"status\":\"ok\""' "fan-in: one merged eos"
 
+# Two unrelated senders whose records share ids: a fan-in drops a second copy only after a
+# fan-out upstream said a dead worker's records moved (lib/stream/zmqio.c), so both arrive.
+head -1000 many.jsonl | "$K" import > thousand.rec
+timeout 60 "$K" cat --in "@ipc://$sock.twin" --fan-in 2 > twin.rec & col=$!
+timeout 60 "$K" cat --out ">ipc://$sock.twin" < thousand.rec & t1=$!
+timeout 60 "$K" cat --out ">ipc://$sock.twin" < thousand.rec; t2=$?
+wait $t1; t1=$?; wait $col; rc=$?
+expect '[ "$t1$t2$rc" = 000 ] && [ $("$K" show < twin.rec | wc -l) = 2000 ]' \
+    "fan-in of two streams with the same ids keeps all 2000 ($t1 $t2 $rc)"
+
 # A fan-in whose worker dies before it connected: every expected sender is watched, so the
 # collector ends with 74 once the others have ended (within 10 s, lib/stream/zmqio.c), not
 # never (issue 15).
