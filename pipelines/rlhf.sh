@@ -153,7 +153,9 @@ q() { # q WORDS...: as a shell would need them typed
     for a; do if [[ $a =~ ^[A-Za-z0-9_./:=,+-]+$ ]]; then o+=("$a"); else o+=("'$a'"); fi; done
     echo "${o[*]}"
 }
-repeat() { for _ in $(seq "$epochs"); do cat "$1"; done; } # passes over a record file
+repeat() { # repeat FILE: --epochs passes over a record file; the trainer may stop reading
+    for _ in $(seq "$epochs"); do cat "$1" || return 0; done # at --steps (a closed pipe)
+}
 # PPO's reward stage: the reward model (one forward per batch of P x K rollouts), or with
 # --rm-steps 0 the judge itself; kiln ppo runs it as a co-process (docs/stages-rlhf.md)
 if [ "$rm_steps" -gt 0 ]; then

