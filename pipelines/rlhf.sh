@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pipelines/rlhf.sh — reinforcement learning from feedback: pairs of a model's own completions,
 # preferences from a judge program or a person, a reward model, and the model optimised on
-# the preferences (DPO); then the model before and after on held-out prompts.
+# the preferences (DPO) or against the reward model (PPO); then the model before and after on
+# held-out prompts.
 #
 #   pipelines/rlhf.sh --base runs/moby/ckpt/latest.safetensors --prompts prompts.txt \
 #       --judge afinn --method dpo --data examples/data/moby-dick.txt --out runs/rlhf
@@ -16,6 +17,8 @@
 #     kiln eval --ckpt OUT/rm/latest.safetensors --data OUT/prefs-held.rec (pairwise accuracy)
 #   DPO: OUT/prefs.rec | kiln logps --ckpt BASE | kiln train --objective dpo --init BASE
 #     | kiln ckpt --dir OUT/dpo
+#   or PPO: kiln load PROMPTS | kiln ppo --init BASE --reward 'kiln reward --ckpt OUT/rm/...'
+#     | kiln ckpt --dir OUT/ppo        (--rm-steps 0: the judge itself is the reward stage)
 #   evaluation, for BASE and the result: kiln load HELD | kiln rollout -K 1 | kiln logps --ckpt
 #     BASE | kiln judge --score JUDGE: the judge's mean score, KL to the reference
 #     (sum(logprobs - ref_logprobs) per completion); kiln eval --data (held-out LM loss of the
@@ -40,7 +43,7 @@ options:
   --prefs FILE         preferences made elsewhere (pref records or TRL JSON lines) instead
                        of rolling out and judging the training prompts
   --held N             prompts held out for the evaluation (default 200)
-  --method M           dpo (default)
+  --method M           dpo (default) or ppo
   --labeller L         judge (default) or human (kiln label at this terminal)
   --judge NAME         the kiln judge that prefers and scores (default afinn; words,
                        repetition, length; cmd:PROGRAM for any program that prints a score)
@@ -53,6 +56,9 @@ options:
   --accum N            pairs per optimizer step (default 8)
   --epochs N           passes over the preferences (default: as many as --steps need)
   --beta X             DPO beta (default 0.1)
+  --iterations N       PPO iterations (default 20)
+  --ppo-prompts N      PPO prompts per iteration, K completions each (default 8)
+  --kl-coef X          PPO's KL penalty beta (default 0.05)
   --loss-type T        sigmoid (default) or ipo
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
   --lora SPEC          train LoRA adapters instead of every weight (kiln train --lora)
@@ -70,6 +76,7 @@ die() { echo "rlhf.sh: $*" >&2; exit 2; }
 base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge=afinn judge_opts=""
 K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
 lr="" lora="" data="" samples=3 threads=0 seed=1 out=runs/rlhf dry=""
+iterations=20 ppo_prompts=8 kl_coef=0.05
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
@@ -89,6 +96,9 @@ while [ $# -gt 0 ]; do
     --accum) accum=$2; shift ;;
     --epochs) epochs=$2; shift ;;
     --beta) beta=$2; shift ;;
+    --iterations) iterations=$2; shift ;;
+    --ppo-prompts) ppo_prompts=$2; shift ;;
+    --kl-coef) kl_coef=$2; shift ;;
     --loss-type) loss_type=$2; shift ;;
     --lr) lr=$2; shift ;;
     --lora) lora=$2; shift ;;
@@ -108,7 +118,7 @@ done
 [ -n "$prompts" ] || die "give --prompts FILE (--help)"
 [ -f "$prompts" ] || die "$prompts: no such file"
 for f in "$prefs" "$data"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"; done
-case "$method" in dpo) ;; *) die "--method is dpo" ;; esac
+case "$method" in dpo | ppo) ;; *) die "--method is dpo or ppo" ;; esac
 case "$labeller" in judge | human) ;; *) die "--labeller is judge or human" ;; esac
 [ -n "$rm_steps" ] || rm_steps=$steps
 command -v jq > /dev/null || die "needs jq (make deps)"
@@ -146,6 +156,23 @@ q() { # q WORDS...: as a shell would need them typed
 repeat() { # repeat FILE: --epochs passes over a record file; the trainer may stop reading
     for _ in $(seq "$epochs"); do cat "$1" || return 0; done # at --steps (a closed pipe)
 }
+# PPO's reward stage: the reward model (one forward per batch of P x K rollouts), or with
+# --rm-steps 0 the judge itself; kiln ppo runs it as a co-process (docs/stages-rlhf.md)
+if [ "$rm_steps" -gt 0 ]; then
+    reward_cmd="kiln reward --ckpt $(q "$out/rm/latest.safetensors") -B $((ppo_prompts * K))"
+else
+    reward_cmd="kiln judge --score $(q "${judge_is[@]}" "${jopts[@]}")"
+fi
+ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" --prompts "$ppo_prompts"
+    -K "$K" --max-new "$max_new" --kl-coef "$kl_coef" --seed "$seed" "${th[@]}")
+[ -z "$lr" ] || ppo+=(--lr "$lr")
+[ -z "$lora" ] || ppo+=(--lora "$lora")
+if [ "$method" = ppo ]; then
+    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}") | kiln ckpt --dir $out/ppo"
+else
+    method_flow="dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
+               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo"
+fi
 
 cat >&2 << EOF
 rlhf.sh: the flow
@@ -153,8 +180,7 @@ rlhf.sh: the flow
   held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
   reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
                kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
-  dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
-               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo
+  $method_flow
   evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
                kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}
 EOF
@@ -184,18 +210,24 @@ if [ "$rm_steps" -gt 0 ]; then
     echo "rlhf.sh: reward model: held-out pairwise accuracy $rm_acc ($(($(date +%s) - t0)) s)" >&2
 fi
 
-# ---- DPO -----------------------------------------------------------------------------------------
-kiln logps --ckpt "$base" "${th[@]}" < "$out/prefs.rec" > "$out/prefs-ref.rec"
-repeat "$out/prefs-ref.rec" | "${train[@]}" --objective dpo --beta "$beta" --loss-type "$loss_type" \
-    --steps "$steps" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
-after=$out/dpo/latest.safetensors
+# ---- DPO, or PPO against the reward stage --------------------------------------------------------
+if [ "$method" = dpo ]; then
+    kiln logps --ckpt "$base" "${th[@]}" < "$out/prefs.rec" > "$out/prefs-ref.rec"
+    repeat "$out/prefs-ref.rec" | "${train[@]}" --objective dpo --beta "$beta" --loss-type "$loss_type" \
+        --steps "$steps" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
+    summary='{step, loss, "rewards/accuracies", "rewards/margins"}'
+else
+    load "$out/prompts-train.$ext" | "${ppo[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
+    summary='{iteration, "objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg"}'
+fi
+after=$out/$method/latest.safetensors
 after_model=(--ckpt "$after")
 if [ -n "$lora" ]; then # the adapters folded into the base
-    kiln ckpt merge "$base" "$after" -o "$out/dpo/merged.safetensors" > /dev/null
-    after=$out/dpo/merged.safetensors after_model=(--ckpt "$after")
+    kiln ckpt merge "$base" "$after" -o "$out/$method/merged.safetensors" > /dev/null
+    after=$out/$method/merged.safetensors after_model=(--ckpt "$after")
 fi
-echo "rlhf.sh: DPO done ($(($(date +%s) - t0)) s): $(jq -s -c 'map(select(.t == "metrics")) | last
-    | {step, loss, "rewards/accuracies", "rewards/margins"}' "$out/dpo-log.jsonl")" >&2
+echo "rlhf.sh: $method done ($(($(date +%s) - t0)) s): $(jq -s -c "map(select(.t == \"metrics\")) | last
+    | $summary" "$out/$method-log.jsonl")" >&2
 
 # ---- evaluation on the held-out prompts --------------------------------------------------------
 if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)

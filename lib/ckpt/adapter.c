@@ -186,6 +186,13 @@ gpt *kadapter_apply(const kadapter *ad, gpt *base) {
         free(rows);
         gpt_free(base);
     }
+    if (a->head == GPT_HEAD_SCALAR && b->head != GPT_HEAD_SCALAR) {
+        /* a reward model's or PPO's value head grown on a language model: the adapter
+         * carries score.weight, so the merged model has the scalar head too */
+        gpt *grown = gpt_with_head(m, GPT_HEAD_SCALAR);
+        gpt_free(m);
+        m = grown;
+    }
     bool have_wte = a->vocab == b->vocab;
     lora *l = lora_create(&ad->cfg, &m->cfg, 0);
     int found = 0;

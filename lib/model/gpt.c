@@ -1372,9 +1372,9 @@ static void trunk_backward(gpt *m) {
     kpool_run(m->pool, encoder_bwd_task, &ej);
 }
 
-/* The LM head's backward from cj's weighting (gpt_backward, gpt_backward_weighted), then the
- * trunk's. */
-static void lm_backward(gpt *m, const ce_job *cj, const char *who) {
+/* The LM head's backward from cj's weighting (gpt_backward, gpt_backward_weighted), plus
+ * dhidden (NULL: none) into the gradient of ln_f's output, then the trunk's. */
+static void lm_backward(gpt *m, const ce_job *cj, const float *dhidden, const char *who) {
     gpt_acts *a = m->acts;
     if (!a || !a->have_logits || !a->have_targets)
         kiln_die(EX_KILN_SOFTWARE, "%s without a forward with targets", who);
@@ -1382,18 +1382,24 @@ static void lm_backward(gpt *m, const ce_job *cj, const char *who) {
     kpool_run(m->pool, ce_bwd_task, (void *)cj);
     a->have_logits = false; /* they are dlogits now */
     gemm(m, false, false, N, C, V, a->logits, V, m->p.wte, C, 0.0f, a->dc, C, NULL);
+    for (size_t i = 0; dhidden && i < (size_t)N * C; i++) a->dc[i] += dhidden[i];
     if (!frozen_at(m, m->g.wte)) wgrad(m, V, C, N, a->logits, a->lnf, m->g.wte);
     trunk_backward(m);
 }
 
 void gpt_backward(gpt *m, float scale) {
     ce_job cj = {.m = m, .scale = scale};
-    lm_backward(m, &cj, "gpt_backward");
+    lm_backward(m, &cj, NULL, "gpt_backward");
 }
 
 void gpt_backward_weighted(gpt *m, const float *w) {
     ce_job cj = {.m = m, .w = w};
-    lm_backward(m, &cj, "gpt_backward_weighted");
+    lm_backward(m, &cj, NULL, "gpt_backward_weighted");
+}
+
+void gpt_backward_weighted_hidden(gpt *m, const float *w, const float *dhidden) {
+    ce_job cj = {.m = m, .w = w};
+    lm_backward(m, &cj, dhidden, "gpt_backward_weighted_hidden");
 }
 
 /* ---- log-probabilities of the targets ------------------------------------------------ */

@@ -129,6 +129,10 @@ void gpt_seq_logprobs(const gpt *m, float *out);
  * gpt_backward(m, s) is the case w = -s mask / count.  Frozen tensors and LoRA adapters are
  * handled as gpt_backward handles them, and results do not depend on the thread count. */
 void gpt_backward_weighted(gpt *m, const float *w);
+/* gpt_backward_weighted plus a second loss on the final hidden states (a value head, PPO):
+ * dhidden [B, T, C] is its gradient in gpt_hidden's output, added where the LM head's
+ * gradient meets the trunk, so one backward through the trunk serves both. */
+void gpt_backward_weighted_hidden(gpt *m, const float *w, const float *dhidden);
 
 /* Trunk only (no logits): for pooling and the scalar head. */
 void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T);

@@ -445,8 +445,7 @@ static int diverged(const kengine *e, const char *what, char *err, size_t errsz)
 
 /* ---- training ------------------------------------------------------------------------------- */
 
-/* The optimizer step once --accum micro-batches have accumulated (on every rank). */
-static int optimizer_step(kengine *e, char *err, size_t errsz) {
+int kengine_update(kengine *e, char *err, size_t errsz) {
     if (e->dist) kdist_grads_sum(e->dist, e->ps, e->n_ps); /* the ranks' mean gradient */
     e->norm = params_grad_norm(e->pool, e->ps, e->n_ps);
     if (!isfinite(e->norm)) {
@@ -458,6 +457,13 @@ static int optimizer_step(kengine *e, char *err, size_t errsz) {
     e->lr = lr_at(e->step, e->o.lr, e->o.warmup, e->o.steps);
     adamw_update_params(e->opt, e->pool, e->ps, e->n_ps, e->lr, e->norm);
     e->step++;
+    return 0;
+}
+
+/* The optimizer step once --accum micro-batches have accumulated. */
+static int optimizer_step(kengine *e, char *err, size_t errsz) {
+    int rc = kengine_update(e, err, errsz);
+    if (rc) return rc;
     e->loss_sum += e->step_loss;
     for (int i = 0; i < e->n_metrics; i++) e->metric_sum[i] += e->step_metric[i];
     e->tokens_since_log += e->step_tokens;
@@ -579,6 +585,39 @@ void kengine_free(kengine *e) {
     kdist_grads_free(e->dist);
     free(e);
     kdist_finalize(); /* (after the last collective: the final ckpt's cursor gather) */
+}
+
+void kengine_write_ckpt(kengine *e, uint64_t cursor) {
+    e->cursor = cursor;
+    emit_ckpt(e);
+}
+
+uint64_t kengine_resume(kengine *e, const char *path) {
+    if (e->lora || e->o.new_classes_only)
+        kiln_usage_error("--resume: only a full model's run resumes (not --lora or "
+                         "--train-new-classes)");
+    kckpt *ck = kckpt_load(path, !e->o.reset_optimizer);
+    if (st_meta(ck->file, "adapter")) {
+        kckpt_free(ck);
+        kiln_die(EX_KILN_DATA, "--resume %s: a LoRA adapter, not a model", path);
+    }
+    gpt_load_ckpt(e->m, ck, e->o.reset_optimizer ? NULL : e->opt);
+    e->step = e->start_step = ck->step;
+    e->cursor = ck->cursor;
+    kckpt_free(ck);
+    return e->cursor;
+}
+
+kpool *kengine_pool(kengine *e) {
+    return e->pool;
+}
+
+double kengine_lr(const kengine *e) {
+    return e->lr;
+}
+
+double kengine_grad_norm(const kengine *e) {
+    return e->norm;
 }
 
 gpt *kengine_model(kengine *e) {

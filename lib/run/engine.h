@@ -158,6 +158,22 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
 int kengine_run(kengine *e, kreader *r, char *err, size_t errsz);
 void kengine_free(kengine *e);
 
+/* ---- for a trainer whose loop is not one record per step (kiln ppo: generate, score, update) ---
+ * kengine_open builds the model and optimizer and writes the hdr as for kengine_run; the
+ * caller then accumulates gradients into the model itself and calls these. */
+
+/* One optimizer step on the gradients in the model now: the NaN/Inf guard, clipping to norm
+ * 1, the schedule (warm-up + cosine over --steps), AdamW.  0, or 65 with the reason in err. */
+int kengine_update(kengine *e, char *err, size_t errsz);
+/* A ckpt record of the model, optimizer and step now, with this data cursor. */
+void kengine_write_ckpt(kengine *e, uint64_t cursor);
+/* Exact resume of a full model's run from a checkpoint it wrote: weights, moments, step;
+ * returns its cursor.  Exits (65/74) on a bad file, 2 for a LoRA run. */
+uint64_t kengine_resume(kengine *e, const char *path);
+kpool *kengine_pool(kengine *e);
+double kengine_lr(const kengine *e);        /* of the last update */
+double kengine_grad_norm(const kengine *e); /* of the last update, before clipping */
+
 /* The model being trained (for tests and objectives that need more than step()). */
 gpt *kengine_model(kengine *e);
 uint64_t kengine_step(const kengine *e);
