@@ -4,12 +4,14 @@
  * each record (lib/stream/mpscan.h), msgpack-c decodes it, every map shaped like a tensor is
  * validated (kobj_tensor), and the record types' own parsers run on what they would get:
  * a hdr's tokenizer (ktok_from_obj), a ckpt record's config and tensors (kckpt_record_check,
- * lib/ckpt/record.h). */
+ * lib/ckpt/record.h), a rollout's and a preference's fields (krollout_read, kpref_read,
+ * lib/data/rlhf.h). */
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ckpt/record.h"
+#include "data/rlhf.h"
 #include "data/tokenizer.h"
 #include "stream/mpscan.h"
 #include "stream/stream.h"
@@ -43,7 +45,12 @@ static void record(const uint8_t *p, size_t n) {
             if (tok && ktok_from_obj(tok, &k, err, sizeof err)) ktok_free(&k);
         } else if (kobj_str_eq(t, "ckpt")) {
             (void)kckpt_record_check(&r, "fuzz", err, sizeof err);
+        } else if (kobj_str_eq(t, "rollout")) {
+            krollout ro = {0};
+            if (krollout_read(&r, &ro, err, sizeof err)) krollout_free(&ro);
         }
+        kpref pr = {0}; /* any record type may be a preference (kpref_is) */
+        if (kpref_is(&r) && kpref_read(&r, &pr, err, sizeof err)) kpref_free(&pr);
     }
     msgpack_unpacked_destroy(&u);
 }
