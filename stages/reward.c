@@ -87,6 +87,12 @@ static void flush(scorer *s) {
     free(r);
 }
 
+/* Before the reader waits: the rollouts held so far are scored, so a caller that sent fewer
+ * than -B and waits for their rewards gets them (kiln_on_input_wait). */
+static void flush_on_wait(void *ctx) {
+    flush(ctx);
+}
+
 static void add(scorer *s, const krec *rec) {
     s->seqs[s->n] = sequence_of(s, rec, &s->lens[s->n]);
     s->recs[s->n++] = kstored_copy(rec);
@@ -126,6 +132,7 @@ int main(int argc, char **argv) {
     kwriter_hdr_begin(s.w, kreader_hdr(r), NULL, krec_u64_or(kreader_hdr(r), "seed", 0));
     kw_str(s.w, "reward_model", ckpt);
     kwriter_end(s.w);
+    kiln_on_input_wait(flush_on_wait, &s);
     krec rec;
     while (!kwriter_gone(s.w) && kreader_next(r, &rec)) {
         if (krec_is(&rec, KROLLOUT)) {
@@ -136,6 +143,7 @@ int main(int argc, char **argv) {
         }
         if (kiln_stop_signal()) break;
     }
+    kiln_on_input_wait(NULL, NULL);
     flush(&s);
     free(s.recs), free(s.seqs), free(s.lens);
     kmodel_free(&km);

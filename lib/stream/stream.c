@@ -296,6 +296,7 @@ static kwriter *all_writers;
 static bool output_gone; /* a writer's downstream has gone: reading on is pointless */
 
 static void flush_all_writers(void);
+static void before_input_wait(void);
 static void close_streams_at_exit(void);
 
 static void close_streams_at_exit_once(void) {
@@ -393,7 +394,7 @@ kreader *kreader_open(const char *url, int peers) {
     kreader *r = xcalloc(1, sizeof *r);
     kt_opts o = {.peers = peers < 1 ? 1 : peers,
                  .codec = &record_codec,
-                 .before_wait = flush_all_writers}; /* never sit on output waiting for input */
+                 .before_wait = before_input_wait}; /* never sit on output waiting for input */
     r->in = ktransport_for(url)->open_in(url, &o);
     /* A stream from a running process is read to its end after a first stop signal: the
      * upstream got the signal too and is ending its stream (README.md, "Exit codes"). */
@@ -614,6 +615,18 @@ static void flush_writer(kwriter *w) {
 
 static void flush_all_writers(void) {
     for (kwriter *w = all_writers; w; w = w->next_writer) flush_writer(w);
+}
+
+static void (*input_wait_fn)(void *);
+static void *input_wait_ctx;
+
+void kiln_on_input_wait(void (*fn)(void *ctx), void *ctx) {
+    input_wait_fn = fn, input_wait_ctx = ctx;
+}
+
+static void before_input_wait(void) {
+    if (input_wait_fn) input_wait_fn(input_wait_ctx);
+    flush_all_writers();
 }
 
 void kwriter_begin(kwriter *w, const char *type) {

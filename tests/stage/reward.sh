@@ -80,4 +80,27 @@ expect '[ $rc = 65 ] && grep -q "not a reward model" err.txt' "a language model:
 rc=$?
 expect '[ $rc = 65 ] && grep -q "record 2 (rollout): no .completion_tokens." err.txt' "a rollout without tokens: 65 (got $rc: $(cat err.txt))"
 expect_status 2 "$K" reward --in r.rec 2> /dev/null
+
+# As a co-process (kiln ppo's pipe pair): 4 rollouts, fewer than -B 16, come back scored while
+# the input is still open — the stage scores what it holds before it waits for more.
+cat > coproc.py << 'EOF2'
+import subprocess, sys, msgpack, select
+data = open("r.rec", "rb").read()
+recs = list(msgpack.Unpacker(__import__("io").BytesIO(data), raw=False))
+p = subprocess.Popen([sys.argv[1], "reward", "--ckpt", "rm.safetensors", "--threads", "1"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+for r in recs[:-1]:
+    p.stdin.write(msgpack.packb(r))
+p.stdin.flush()
+u, got = msgpack.Unpacker(raw=False), []
+while len(got) < len(recs) - 1:
+    if not select.select([p.stdout], [], [], 10)[0]:
+        sys.exit("no answer in 10 s with the input open: got %d records" % len(got))
+    u.feed(p.stdout.read1(65536))
+    got += list(u)
+p.stdin.close(); p.wait()
+print(sum(1 for r in got if "reward" in r))
+EOF2
+expect '[ "$("$py" coproc.py "$K" 2> /dev/null)" = 4 ]' \
+    "a partial batch is scored while the input stays open (a pipe pair)"
 finish
