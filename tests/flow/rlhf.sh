@@ -3,18 +3,7 @@
 # machine runs it without the AFINN lexicon), a reward model with held-out pairwise accuracy,
 # DPO, and the report: the judge's mean score rises, the KL to the base is 0 before and
 # positive after, held-out bits/byte before and after, samples side by side.
-. "$KILN_ROOT/tests/lib.sh"
-BOOK="$KILN_ROOT/examples/data/moby-dick.txt"
-[ -f "$BOOK" ] || skip "no examples/data/moby-dick.txt"
-command -v jq > /dev/null || skip "no jq"
-export PATH="$KILN_BIN:$PATH" KILN_THREADS=1
-P="$KILN_ROOT/pipelines/rlhf.sh"
-
-head -c 30000 "$BOOK" > book.txt
-kiln load text:book.txt --split lines | kiln tokenize --bytes | kiln batch -B 4 -T 32 --pack \
-    | kiln train --layers 2 --dim 32 --heads 2 --ctx 64 --steps 80 --lr 1e-2 --log-every 80 \
-    | kiln ckpt --dir base > /dev/null
-awk 'NF >= 6 { print $1, $2 " " }' book.txt | head -40 > prompts.txt
+. "$KILN_ROOT/tests/flow/rlhf_base.sh.inc"
 
 "$P" --help > help.txt
 expect 'grep -q -- "--labeller" help.txt' "--help lists the options"

@@ -3,18 +3,7 @@
 # judge's mean held-out score rises and the KL to the base goes from 0 to positive; with a
 # reward model in between (kiln reward as the co-process) the whole chain runs to its report
 # with TRL's metrics in the PPO log.
-. "$KILN_ROOT/tests/lib.sh"
-BOOK="$KILN_ROOT/examples/data/moby-dick.txt"
-[ -f "$BOOK" ] || skip "no examples/data/moby-dick.txt"
-command -v jq > /dev/null || skip "no jq"
-export PATH="$KILN_BIN:$PATH" KILN_THREADS=1
-P="$KILN_ROOT/pipelines/rlhf.sh"
-
-head -c 30000 "$BOOK" > book.txt
-kiln load text:book.txt --split lines | kiln tokenize --bytes | kiln batch -B 4 -T 32 --pack \
-    | kiln train --layers 2 --dim 32 --heads 2 --ctx 64 --steps 80 --lr 1e-2 --log-every 80 \
-    | kiln ckpt --dir base > /dev/null
-awk 'NF >= 6 { print $1, $2 " " }' book.txt | head -40 > prompts.txt
+. "$KILN_ROOT/tests/flow/rlhf_base.sh.inc"
 common=(--base base/latest.safetensors --prompts prompts.txt --held 8 --judge 'cmd:tr -cd aeiou | wc -c'
     --max-new 16 --ppo-prompts 4 --method ppo)
 
