@@ -1,6 +1,6 @@
 /* ppo — the arithmetic of PPO for RLHF (Schulman et al. 2017; Ziegler et al. 2019), as TRL's
  * PPOTrainer and DeepSpeed-Chat do it, on plain arrays, forward and backward side by side.
- * `kiln ppo` (stages/ppo.c) runs the loop around it; docs/stages-rlhf.md explains the choices.
+ * `kiln ppo` (lib/run/pporun.h) runs the loop around it; docs/stages-rlhf.md explains the choices.
  *
  * A batch is R completions padded to N tokens: arrays are [R, N] row-major and row r's first
  * len[r] entries count (its completion tokens, the EOS included when it ended on one).
