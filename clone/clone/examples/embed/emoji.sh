@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# examples/embed/emoji.sh [DIR] — one emoji across two styles: find Twitter's drawing of an
+# emoji from Google's.  Three systems side by side, recall@1, recall@10 and mrr@10:
+#
+#   pixels     cosine nearest neighbour on the 12x12 RGB pixels (bench/embed_baseline.py)
+#   base       a small image GPT pretrained (next-token) on the training emoji of both
+#              styles, its mean-pooled final states
+#   trained    the base after contrastive training on pairs (Google's and Twitter's drawing
+#              of one training emoji: kiln pairs --by-label) with CLIP's two-way loss
+#              (--symmetric), pipelines/embed.sh
+#
+# Data: every emoji both npm packages draw (emoji-datasource-google / -twitter 16.0.0, the
+# sheets examples/animals/fetch.sh fetches; skin-tone variants left out), 32x32 cells
+# flattened on white, loaded at 12x12 and tokenized by a 64-colour palette learned on the
+# training emoji (144 tokens an image).  20% of the emoji (by a hash of their name) are
+# held out: the queries are their Google drawings, the corpus their Twitter drawings (one
+# relevant document each).  PRE_STEPS, STEPS, THREADS override the sizes.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
+dir=${1:-runs/emoji}
+pre_steps=${PRE_STEPS:-300} steps=${STEPS:-300} threads=${THREADS:-0}
+cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/npm
+mkdir -p "$dir"
+log() { echo "emoji.sh: $*" >&2; }
+. "$here/examples/embed/table.bash"
+t0=$(date +%s)
+
+# ---- data: the npm sheets (fetch.sh fills the cache), one PNG per emoji and style ------------
+[ -d "$dir/png" ] || {
+    "$here/examples/animals/fetch.sh" "$dir/animals" 2> /dev/null && rm -rf "$dir/animals"
+    /usr/bin/python3 - "$cache" "$dir/png" << 'PY'
+import hashlib, json, os, sys
+from PIL import Image
+
+cache, out = sys.argv[1:3]
+sheets = {v: Image.open(f"{cache}/{v}/package/img/{v}/sheets/32.png").convert("RGBA")
+          for v in ("google", "twitter")}
+emoji = json.load(open(f"{cache}/google/package/emoji.json"))
+n = {"train": 0, "test": 0}
+for e in emoji:
+    if not (e.get("has_img_google") and e.get("has_img_twitter")):
+        continue
+    name = e["short_name"]
+    split = "test" if hashlib.sha1(name.encode()).digest()[0] % 5 == 0 else "train"
+    n[split] += 1
+    for vendor, sheet in sheets.items():
+        x, y = e["sheet_x"] * 34 + 1, e["sheet_y"] * 34 + 1
+        img = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
+        img.alpha_composite(sheet.crop((x, y, x + 32, y + 32)))
+        folder = os.path.join(out, "train" if split == "train" else vendor, name)
+        os.makedirs(folder, exist_ok=True)
+        img.convert("RGB").save(os.path.join(folder, vendor + ".png"))
+print(f"emoji.sh: {n['train']} training emoji, {n['test']} held out", file=sys.stderr)
+PY
+}
+img=(--size 12x12 --channels 3)
+[ -s "$dir/palette.txt" ] || kiln load png:"$dir/png/train" "${img[@]}" 2> /dev/null \
+    | kiln palette -k 64 --seed 1 -o "$dir/palette.txt"
+tok=(kiln tokenize --palette "$dir/palette.txt" --no-class-token)
+
+# ---- the base: next-token pretraining on the training emoji, both styles ---------------------
+base=$dir/base/latest.safetensors
+if [ ! -f "$base" ]; then
+    log "pretraining the base for $pre_steps steps"
+    kiln load png:"$dir/png/train" "${img[@]}" --epochs 0 --shuffle --seed 1 2> /dev/null \
+        | "${tok[@]}" | kiln batch -B 16 -T 144 \
+        | kiln train --layers 3 --dim 96 --heads 4 --ctx 145 --steps "$pre_steps" --lr 2e-3 \
+            --threads "$threads" \
+        | kiln ckpt --dir "$dir/base" | kiln show --progress --total "$pre_steps"
+fi
+
+# ---- contrastive training, base and trained side by side (pipelines/embed.sh) ----------------
+"$here/pipelines/embed.sh" --base "$base" --images png:"$dir/png/train" \
+    --val-images png:"$dir/png/google" --corpus-images png:"$dir/png/twitter" \
+    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" --symmetric \
+    --threads "$threads" --out "$dir/embed"
+
+# ---- the pixel baseline, scored by kiln search as the models are ------------------------------
+kiln load png:"$dir/png/twitter" "${img[@]}" 2> /dev/null \
+    | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels | kiln index -o "$dir/pixels.index" > /dev/null
+pixels=$(kiln load png:"$dir/png/google" "${img[@]}" 2> /dev/null \
+    | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels \
+    | kiln search --index "$dir/pixels.index" -k 10 --relevant label 2> /dev/null | retrieval_tsv)
+queries=$(kiln show < "$dir/embed/queries.rec" | grep -c '"t":"tokens"')
+retrieval_table "system ($queries held-out emoji, Google -> Twitter)" "pixels (12x12 RGB, cosine)" \
+    "$pixels" "$dir" "$steps"
+log "$(($(date +%s) - t0)) s in all; table in $dir/results.md"

@@ -1,0 +1,51 @@
+# The embedding examples' baselines and one example end to end on tiny sizes:
+# bench/embed_baseline.py --pixels searched by kiln equals a brute-force numpy search,
+# --tfidf finds each passage from itself, and examples/embed/text.sh prints its table of
+# three systems.
+. "$KILN_ROOT/tests/lib.sh"
+FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
+command -v jq > /dev/null || skip "no jq"
+/usr/bin/python3 -c 'import numpy, msgpack' 2> /dev/null || skip "no numpy or msgpack for /usr/bin/python3"
+export PATH="$KILN_BIN:$PATH"
+B="$KILN_ROOT/bench/embed_baseline.py"
+idx="idx:$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz"
+
+# pixels: kiln's top 10 equal numpy's cosine top 10 on the raw pixels
+kiln load "$idx" --skip 50 > corpus.rec
+kiln load "$idx" --limit 50 > queries.rec
+/usr/bin/python3 "$B" --pixels < corpus.rec | kiln index -o px.index > /dev/null
+/usr/bin/python3 "$B" --pixels < queries.rec | kiln search --index px.index -k 10 --relevant label \
+    2> /dev/null > hits.rec
+expect 'kiln show < hits.rec | jq -s -e "map(select(.t == \"metrics\")) | .[0].queries == 50 and .[0].knn_accuracy > 0.3" > /dev/null' \
+    "pixel baseline: 50 queries scored"
+kiln show < hits.rec | jq -c 'select(.t == "hits") | [.hits[].id]' > kiln_hits.txt
+/usr/bin/python3 - "$FM" > numpy_hits.txt << 'PY' || echo "FAIL: numpy" >&2
+import gzip, json, sys
+import numpy as np
+fm = sys.argv[1]
+x = np.frombuffer(gzip.open(f"{fm}/t10k-200-images-idx3-ubyte.gz").read()[16:], np.uint8)
+x = x.reshape(200, 784).astype(np.float32)
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+s = x[:50] @ x[50:].T
+for row in s:
+    print(json.dumps([int(i) + 50 for i in np.argsort(-row, kind="stable")[:10]], separators=(",", ":")))
+PY
+expect 'diff kiln_hits.txt numpy_hits.txt > /dev/null' "pixel search equals numpy's brute force"
+
+# TF-IDF on byte tokens: each passage finds itself first
+kiln load text:"$KILN_ROOT/examples/data/sotu-lincoln.txt" --split paragraphs --limit 60 \
+    | kiln tokenize --bytes > docs.rec
+/usr/bin/python3 "$B" --tfidf docs.rec < docs.rec > tfidf.rec
+kiln index -o tfidf.index < tfidf.rec > /dev/null
+kiln search --index tfidf.index -k 10 --relevant id < tfidf.rec 2> /dev/null > thits.rec
+expect 'kiln show < thits.rec | jq -s -e "map(select(.t == \"metrics\")) | .[0][\"recall@1\"] == 1" > /dev/null' \
+    "TF-IDF: each passage finds itself"
+expect_status 2 /usr/bin/python3 "$B" --tfidf
+expect_status 65 /usr/bin/python3 "$B" --pixels < /dev/null
+
+# an example end to end: base, contrastive training, TF-IDF, the table
+PRE_STEPS=2 STEPS=2 QUERIES=20 THREADS=2 "$KILN_ROOT/examples/embed/text.sh" ex > ex.log 2>&1
+expect '[ $? = 0 ]' "examples/embed/text.sh runs ($(tail -3 ex.log))"
+expect '[ "$(grep -Ec "^\| (TF-IDF|pretrained|after contrastive).* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$" ex/results.md)" = 3 ]' \
+    "three systems in the table ($(cat ex/results.md))"
+finish

@@ -1,0 +1,39 @@
+/* contrastive — InfoNCE with in-batch negatives on `pairs` records: what sentence-
+ * transformers calls MultipleNegativesRankingLoss (and, symmetric, its Symmetric variant,
+ * CLIP's loss), for training embedding models.
+ *
+ * A `pairs` record holds B anchors and their B positives as token rows, and optionally K
+ * hard negatives per anchor, all padded to one length T:
+ *     anchor, positive   I32 [B, T]      anchor_mask, positive_mask   U8 [B, T] (1 = a token)
+ *     negative           I32 [B*K, T]    negative_mask                U8 [B*K, T]
+ * Every row is embedded as the pooled final hidden state (mean over its mask, or its last
+ * token), L2-normalised.  With s(a, c) = scale * cos(a, c) and candidates c = the B
+ * positives then all negatives, the loss is the mean over anchors i of
+ *     -log softmax_j s(a_i, c_j) [j = i]
+ * and, symmetric, the mean of that and of the positives' own direction
+ *     -log softmax_i s(a_i, p_j) [i = j]   over the anchors.
+ * Metric `accuracy`: the share of anchors whose best candidate is their own positive. */
+#ifndef KILN_CONTRASTIVE_H
+#define KILN_CONTRASTIVE_H
+
+#include <stdbool.h>
+
+#include "run/objective.h"
+
+typedef struct kcontrastive_opts {
+    double scale;       /* 20, as sentence-transformers */
+    bool symmetric;     /* add the positive -> anchor direction */
+    gpt_pool_mode pool; /* GPT_POOL_MEAN (default) or GPT_POOL_LAST */
+} kcontrastive_opts;
+
+kcontrastive_opts kcontrastive_defaults(void);
+kobjective kcontrastive_objective(const kcontrastive_opts *o);
+
+/* The loss and the gradient with respect to the unnormalised embeddings, on its own (for
+ * tests and evaluation): rows [n_anchor + n_cand, C], anchors first, then candidates (the
+ * n_anchor positives first).  d (may be NULL) gets dloss/drows; *accuracy (may be NULL)
+ * the in-batch top-1 accuracy. */
+double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C,
+                         const kcontrastive_opts *o, float *d, double *accuracy);
+
+#endif

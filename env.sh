@@ -1,0 +1,1 @@
+export KILN_EXEC_PATH="$PWD/examples/stages"
