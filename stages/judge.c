@@ -2,13 +2,10 @@
  * built-in judge (lib/data/judge.h) or any program (--cmd). */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "data/judge.h"
 #include "data/rlhf.h"
@@ -75,81 +72,16 @@ _Noreturn static void fail(judge *j, int code, const char *fmt, ...) {
     kiln_fail(j->r, j->w, code, msg);
 }
 
-/* ---- --cmd: a program per rollout ------------------------------------------------------- */
-
-static void set_env(const char *name, const char *s, size_t n) {
-    char *v = xmalloc(n + 1);
-    memcpy(v, s, n), v[n] = 0;
-    setenv(name, v, 1);
-    free(v);
-}
-
-/* In the child: stdin and stdout on the pipes, the rollout in the environment, the shell. */
-_Noreturn static void run_child(const judge *j, const krollout *x, int in, int out) {
-    char num[32];
-    signal(SIGPIPE, SIG_DFL); /* kiln ignores it; a program expects the default */
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0) _exit(126);
-    close(in), close(out);
-    if (x->prompt.s) set_env("KILN_PROMPT", x->prompt.s, x->prompt.n);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)x->id);
-    setenv("KILN_ID", num, 1);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)x->k);
-    setenv("KILN_K", num, 1);
-    execl("/bin/sh", "sh", "-c", j->o->cmd, (char *)NULL);
-    _exit(127);
-}
-
-/* Write the text to fd (a program that stops reading early is its own business) and close. */
-static void feed(int fd, const char *s, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        s += k, n -= (size_t)k;
-    }
-    close(fd);
-}
-
-/* Up to cap-1 bytes of fd, NUL-terminated; the rest read and dropped. */
-static void drain(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    char sink[4096];
-    for (;;) {
-        ssize_t k = n + 1 < cap ? read(fd, buf + n, cap - 1 - n) : read(fd, sink, sizeof sink);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        if (n + 1 < cap) n += (size_t)k;
-    }
-    buf[n] = 0;
-    close(fd);
-}
+/* ---- --cmd: a program per rollout (kjudge_cmd) ---------------------------------------- */
 
 static double run_cmd(judge *j, const krec *rec, const krollout *x) {
-    int to[2], from[2];
-    if (pipe(to) || pipe(from)) fail(j, EX_KILN_IO, "--cmd: pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) fail(j, EX_KILN_IO, "--cmd: fork: %s", strerror(errno));
-    if (pid == 0) close(to[1]), close(from[0]), run_child(j, x, to[0], from[1]);
-    close(to[0]), close(from[1]);
-    feed(to[1], x->completion.s ? x->completion.s : "", x->completion.n);
-    char out[256];
-    drain(from[0], out, sizeof out);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) fail(j, EX_KILN_IO, "--cmd: waitpid: %s", strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        fail(j, EX_KILN_IO, "record %llu (id %llu, k %llu): '%s' %s %d",
-             (unsigned long long)rec->seq, (unsigned long long)x->id, (unsigned long long)x->k,
-             j->o->cmd, WIFEXITED(status) ? "exited with status" : "was killed by signal",
-             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    char *end;
-    errno = 0;
-    double v = strtod(out, &end);
-    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') end++;
-    if (end == out || *end || errno || !isfinite(v))
-        fail(j, EX_KILN_DATA, "record %llu (id %llu, k %llu): '%s' printed '%.*s', not a number",
-             (unsigned long long)rec->seq, (unsigned long long)x->id, (unsigned long long)x->k,
-             j->o->cmd, (int)strcspn(out, "\n"), out);
+    double v;
+    char err[512];
+    int rc = kjudge_cmd(j->o->cmd, x->prompt.s, x->prompt.n, x->id, x->k, x->completion.s,
+                        x->completion.n, &v, err, sizeof err);
+    if (rc)
+        fail(j, rc, "record %llu (id %llu, k %llu): %s", (unsigned long long)rec->seq,
+             (unsigned long long)x->id, (unsigned long long)x->k, err);
     return v;
 }
 
@@ -216,14 +148,6 @@ typedef struct group {
     uint64_t prompts, pairs, ties;
 } group;
 
-static bool same_prompt(const krec *a, const krec *b) {
-    kstrv sa = {0}, sb = {0};
-    krec_str(a, KRL_SRC, &sa.s, &sa.n), krec_str(b, KRL_SRC, &sb.s, &sb.n);
-    return krec_u64_or(a, KRL_ID, 0) == krec_u64_or(b, KRL_ID, 1) &&
-           krec_u64_or(a, KRL_EPOCH, 0) == krec_u64_or(b, KRL_EPOCH, 0) && sa.n == sb.n &&
-           (!sa.n || !memcmp(sa.s, sb.s, sa.n));
-}
-
 static void write_pair(judge *j, const krec *best, const krec *worst, double hi, double lo) {
     krollout c, r;
     read_rollout(j, best, &c), read_rollout(j, worst, &r);
@@ -273,7 +197,7 @@ static void close_group(judge *j, group *g) {
 }
 
 static void add_to_group(judge *j, group *g, const krec *rec) {
-    if (g->n && !same_prompt(&g->recs[0]->rec, rec)) close_group(j, g);
+    if (g->n && !krollout_same_prompt(&g->recs[0]->rec, rec)) close_group(j, g);
     if (g->n == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 16;
         g->recs = xrealloc(g->recs, xmul((size_t)g->cap, sizeof *g->recs));

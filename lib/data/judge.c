@@ -5,7 +5,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/util.h"
 
@@ -247,4 +250,92 @@ double kjudge_brightness(const ktensor *image) {
     double sum = 0.0;
     for (uint64_t i = 0; i < numel; i++) sum += p[i];
     return sum / (double)numel / 255.0;
+}
+
+/* ---- a program as the judge ------------------------------------------------------------ */
+
+static void set_env(const char *name, const char *s, size_t n) {
+    char *v = xmalloc(n + 1);
+    memcpy(v, s, n), v[n] = 0;
+    setenv(name, v, 1);
+    free(v);
+}
+
+/* In the child: stdin and stdout on the pipes, the rollout in the environment, the shell. */
+_Noreturn static void run_child(const char *cmd, const char *prompt, size_t prompt_n, uint64_t id,
+                                uint64_t k, int in, int out) {
+    char num[32];
+    signal(SIGPIPE, SIG_DFL); /* kiln ignores it; a program expects the default */
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0) _exit(126);
+    close(in), close(out);
+    if (prompt) set_env("KILN_PROMPT", prompt, prompt_n);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)id);
+    setenv("KILN_ID", num, 1);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)k);
+    setenv("KILN_K", num, 1);
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+}
+
+/* Write the text to fd (a program that stops reading early is its own business) and close. */
+static void feed(int fd, const char *s, size_t n) {
+    while (n > 0) {
+        ssize_t k = write(fd, s, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        s += k, n -= (size_t)k;
+    }
+    close(fd);
+}
+
+/* Up to cap-1 bytes of fd, NUL-terminated; the rest read and dropped. */
+static void drain(int fd, char *buf, size_t cap) {
+    size_t n = 0;
+    char sink[4096];
+    for (;;) {
+        ssize_t k = n + 1 < cap ? read(fd, buf + n, cap - 1 - n) : read(fd, sink, sizeof sink);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        if (n + 1 < cap) n += (size_t)k;
+    }
+    buf[n] = 0;
+    close(fd);
+}
+
+int kjudge_cmd(const char *cmd, const char *prompt, size_t prompt_n, uint64_t id, uint64_t k,
+               const char *text, size_t n, double *score, char *err, size_t errsz) {
+    int to[2], from[2];
+    if (pipe(to)) return kiln_errf(err, errsz, EX_KILN_IO, "--cmd: pipe: %s", strerror(errno));
+    if (pipe(from)) {
+        close(to[0]), close(to[1]);
+        return kiln_errf(err, errsz, EX_KILN_IO, "--cmd: pipe: %s", strerror(errno));
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
+        return kiln_errf(err, errsz, EX_KILN_IO, "--cmd: fork: %s", strerror(errno));
+    }
+    if (pid == 0)
+        close(to[1]), close(from[0]), run_child(cmd, prompt, prompt_n, id, k, to[0], from[1]);
+    close(to[0]), close(from[1]);
+    feed(to[1], text ? text : "", text ? n : 0);
+    char out[256];
+    drain(from[0], out, sizeof out);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return kiln_errf(err, errsz, EX_KILN_IO, "--cmd: waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        return kiln_errf(err, errsz, EX_KILN_IO, "'%s' %s %d", cmd,
+                         WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    char *end;
+    errno = 0;
+    double v = strtod(out, &end);
+    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') end++;
+    if (end == out || *end || errno || !isfinite(v))
+        return kiln_errf(err, errsz, EX_KILN_DATA, "'%s' printed '%.*s', not a number", cmd,
+                         (int)strcspn(out, "\n"), out);
+    *score = v;
+    return 0;
 }

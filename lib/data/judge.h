@@ -6,7 +6,8 @@
  *               /usr/share/dict/words);
  *   repetition  minus the share of its token n-grams that already appeared in it;
  *   length      minus its distance from a target length, relative to the target;
- *   brightness  an image's mean pixel value over 255, in [0, 1].
+ *   brightness  an image's mean pixel value over 255, in [0, 1];
+ *   a program   any command's number for the text (kjudge_cmd: kiln judge --cmd).
  * Words are runs of letters, digits, bytes >= 0x80 (UTF-8) and inner apostrophes, ASCII
  * lower-cased; a hyphen separates words, so the lexicon's "cover-up" is the phrase "cover
  * up".  A lexicon phrase of several words matches the longest run of words first. */
@@ -44,5 +45,12 @@ double kjudge_repetition(const int32_t *tok, int n, int ngram);
 double kjudge_length(int n, int target);
 /* Mean of a U8 image's values / 255; -1 when it is not a U8 tensor. */
 double kjudge_brightness(const ktensor *image);
+
+/* The number a program gives a completion: `sh -c cmd` with text on its stdin and
+ * KILN_PROMPT (when prompt is not NULL), KILN_ID and KILN_K in its environment, SIGPIPE at
+ * its default.  0 with *score; 74 when it cannot be run, exits non-zero or is killed, 65
+ * when it prints no finite number (the message in err names the command). */
+int kjudge_cmd(const char *cmd, const char *prompt, size_t prompt_n, uint64_t id, uint64_t k,
+               const char *text, size_t n, double *score, char *err, size_t errsz);
 
 #endif

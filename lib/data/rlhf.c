@@ -127,6 +127,14 @@ void krollout_free(krollout *r) {
     *r = (krollout){0};
 }
 
+bool krollout_same_prompt(const krec *a, const krec *b) {
+    kstrv sa = {0}, sb = {0};
+    krec_str(a, KRL_SRC, &sa.s, &sa.n), krec_str(b, KRL_SRC, &sb.s, &sb.n);
+    return krec_u64_or(a, KRL_ID, 0) == krec_u64_or(b, KRL_ID, 1) &&
+           krec_u64_or(a, KRL_EPOCH, 0) == krec_u64_or(b, KRL_EPOCH, 0) && sa.n == sb.n &&
+           (!sa.n || !memcmp(sa.s, sb.s, sa.n));
+}
+
 void krollout_write_scored(kwriter *w, const krec *rec, double reward, const char *judge) {
     static const char *const skip[] = {KRL_REWARD, KRL_JUDGE, NULL};
     kwriter_begin(w, rec->t);

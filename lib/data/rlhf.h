@@ -85,6 +85,9 @@ void krollout_write(kwriter *w, const krollout *r);
  * is optional.  Free with krollout_free. */
 bool krollout_read(const krec *rec, krollout *r, char *err, size_t errsz);
 void krollout_free(krollout *r);
+/* Whether two rollout records are completions of the same prompt: the same id, epoch and
+ * src (what groups a prompt's K rollouts). */
+bool krollout_same_prompt(const krec *a, const krec *b);
 
 /* Copy rec through with `reward` and `judge` set (replacing any it had): what a reward stage
  * writes for each rollout. */
