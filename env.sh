@@ -1,1 +1,0 @@
-export KILN_EXEC_PATH="$PWD/examples/stages"
