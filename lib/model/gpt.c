@@ -1143,6 +1143,11 @@ static const float *kv_packed_weight(const gpt_kv *kv, const float *W);
 static void pass_linear(const fwd_pass *f, const float *x, const float *W, const float *bias,
                         float *y, int in, int out) {
     const float *Bp = f->kv ? kv_packed_weight(f->kv, W) : NULL;
+    /* A few rows on a shared pool split better by columns, each thread packing its slice
+     * (gemm_on); rows handed out from the packing would leave threads idle. */
+    int nt = kpool_size(f->pool);
+    if (nt > 1 && (size_t)f->N < (size_t)nt * GEMM_SHARED_TILES * (size_t)kgemm_tile_rows())
+        Bp = NULL;
     if (!Bp) {
         gemm_on(f->pool, &f->gs, false, false, f->N, out, in, x, in, W, out, 0.0f, y, out, bias);
         return;

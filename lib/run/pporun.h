@@ -29,7 +29,8 @@ void kppo_opts_init(kppo_opts *o);
 /* Check the combination and fill what depends on it (the engine's steps, lr 1e-5 or with
  * LoRA 1e-4, no warm-up; with --lora the value head trains too); exits 2 on a bad one. */
 void kppo_opts_resolve(kppo_opts *o);
-/* The whole run: until --iterations, a stop signal or a gone downstream; the last ckpt
+/* The whole run, once per process (its state is static, for the exit hook that writes the
+ * last ckpt): until --iterations, a stop signal or a gone downstream; the last ckpt
  * written at the end.  A reward stage that dies (74) or answers NaN or garbage (65) ends the
  * process after the ckpt record of the last finished iteration. */
 void kppo_train(const kppo_opts *o, kreader *r, kwriter *w);

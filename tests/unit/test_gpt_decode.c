@@ -122,6 +122,29 @@ static void run_all(gpt *m, const char *what) {
     CHECK(worst <= 1e-5);
 }
 
+/* Lockstep decoding with the weights packed once (gpt_kv_pack_weights, what a generation run
+ * does) gives the bits of decoding without. */
+static void packed_weights(gpt *m) {
+    gpt_kv *plain = gpt_kv_create(m, R, 0), *packed = gpt_kv_create(m, R, 0);
+    gpt_kv_pack_weights(m, packed);
+    int32_t tok[R];
+    int rows[R];
+    float *a = malloc(sizeof(float) * R * V), *b = malloc(sizeof(float) * R * V);
+    bool same = true;
+    for (int t = 0; t < TMAX; t++) {
+        int n = 0;
+        for (int r = 0; r < R; r++)
+            if (t < len[r]) tok[n] = seq[r][t], rows[n++] = r;
+        gpt_decode(m, plain, n, tok, rows, NULL, a);
+        gpt_decode(m, packed, n, tok, rows, NULL, b);
+        same = same && !memcmp(a, b, sizeof(float) * (size_t)n * V);
+    }
+    CHECK(same);
+    gpt_kv_unpack_weights(packed);
+    free(a), free(b);
+    gpt_kv_free(plain), gpt_kv_free(packed);
+}
+
 /* The logits of every sequence, all of each fed in one call, on a pool of `threads`. */
 static void logits_on(int threads, float *out) {
     kpool *pool = kpool_create(threads);
@@ -145,6 +168,7 @@ int main(void) {
     kpool *pool = kpool_create(2);
     gpt *m = make_model(pool);
     run_all(m, "plain");
+    packed_weights(m);
 
     lora_config lc = {.r = 2, .alpha = 4, .dropout = 0.5f, .targets = 15};
     lora *a = lora_create(&lc, &m->cfg, 9);
@@ -160,6 +184,7 @@ int main(void) {
     fprintf(stderr, "LoRA: worst |decode - forward| %.3g\n", worst);
     CHECK(worst <= 1e-5);
     CHECK(a->training && a->pass == pass);
+    packed_weights(m);
     m->lora = NULL;
     lora_free(a);
     gpt_free(m);
