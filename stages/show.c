@@ -27,8 +27,6 @@ static const kopt_info HELP = {
         "  kiln label --labels l.jsonl < roll.rec | kiln show --trl > prefs.jsonl\n",
 };
 
-static bool full;
-
 /* A write to stdout failed: `kiln show | head` is fine (0), anything else is 74. */
 static void stdout_check(bool failed) {
     if (!failed) return;
@@ -36,7 +34,7 @@ static void stdout_check(bool failed) {
     kiln_die(EX_KILN_IO, "stdout: write error: %s", strerror(errno));
 }
 
-static void put_record(const krec *r) {
+static void put_record(const krec *r, bool full) {
     mpjson_put(stdout, r->map, full);
     putchar('\n');
     stdout_check(ferror(stdout) || (isatty(1) && fflush(stdout) != 0));
@@ -50,7 +48,7 @@ static bool put_trl(const krec *r) {
 }
 
 typedef struct options {
-    bool all, progress, trl;
+    bool all, full, progress, trl;
     uint64_t total;
 } options;
 
@@ -58,7 +56,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
     *o = (options){0};
     kopt rows[] = {
         KOPT_BOOL('a', "all", &o->all, "include the hdr and eos records"),
-        KOPT_BOOL('f', "full", &full, "print tensor values as nested arrays instead of a summary"),
+        KOPT_BOOL('f', "full", &o->full,
+                  "print tensor values as nested arrays instead of a summary"),
         KOPT_BOOL('p', "progress", &o->progress,
                   "a training run at a glance on stderr instead of the records: one live line "
                   "(step/total, a bar, train and eval loss, tokens/s, ETA; off a terminal every "
@@ -91,7 +90,7 @@ int main(int argc, char **argv) {
     if (!prog.total) krec_u64(kreader_hdr(r), "steps", &prog.total);
     bool all = o.all && !o.progress && !o.trl; /* the records themselves */
     uint64_t not_pairs = 0;
-    if (all) put_record(kreader_hdr(r));
+    if (all) put_record(kreader_hdr(r), o.full);
     krec rec;
     while (kreader_next(r, &rec)) {
         if (o.progress)
@@ -99,13 +98,13 @@ int main(int argc, char **argv) {
         else if (o.trl)
             not_pairs += !put_trl(&rec);
         else
-            put_record(&rec);
+            put_record(&rec, o.full);
     }
     if (o.progress) kprogress_summary(&prog);
     if (not_pairs)
         kiln_warn("--trl: %llu records without prompt, chosen and rejected texts left out",
                   (unsigned long long)not_pairs);
-    if (all && kreader_status(r)) put_record(&rec); /* the eos */
+    if (all && kreader_status(r)) put_record(&rec, o.full); /* the eos */
     stdout_check(fflush(stdout) != 0);
     int sig = kiln_stop_signal();
     const char *status = kreader_status(r);
