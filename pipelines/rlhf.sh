@@ -59,6 +59,7 @@ options:
   --iterations N       PPO iterations (default 20)
   --ppo-prompts N      PPO prompts per iteration, K completions each (default 8)
   --kl-coef X          PPO's KL penalty beta (default 0.05)
+  --ppo-opts 'OPTS'    more kiln ppo options (e.g. '--target-kl 6 --missing-eos-penalty 0')
   --loss-type T        sigmoid (default) or ipo
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
   --lora SPEC          train LoRA adapters instead of every weight (kiln train --lora)
@@ -76,7 +77,7 @@ die() { echo "rlhf.sh: $*" >&2; exit 2; }
 base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge=afinn judge_opts=""
 K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
 lr="" lora="" data="" samples=3 threads=0 seed=1 out=runs/rlhf dry=""
-iterations=20 ppo_prompts=8 kl_coef=0.05
+iterations=20 ppo_prompts=8 kl_coef=0.05 ppo_opts=""
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
@@ -99,6 +100,7 @@ while [ $# -gt 0 ]; do
     --iterations) iterations=$2; shift ;;
     --ppo-prompts) ppo_prompts=$2; shift ;;
     --kl-coef) kl_coef=$2; shift ;;
+    --ppo-opts) ppo_opts=$2; shift ;;
     --loss-type) loss_type=$2; shift ;;
     --lr) lr=$2; shift ;;
     --lora) lora=$2; shift ;;
@@ -125,6 +127,7 @@ command -v jq > /dev/null || die "needs jq (make deps)"
 [ -n "$dry" ] || mkdir -p "$out"
 th=(); [ "$threads" = 0 ] || th=(--threads "$threads")
 read -r -a jopts <<< "$judge_opts"
+read -r -a popts <<< "$ppo_opts"
 judge_is=("$judge"); [ "${judge#cmd:}" = "$judge" ] || judge_is=(--cmd "${judge#cmd:}")
 
 # ---- prompts: training and held out -------------------------------------------------------
@@ -164,7 +167,7 @@ else
     reward_cmd="kiln judge --score $(q "${judge_is[@]}" "${jopts[@]}")"
 fi
 ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" --prompts "$ppo_prompts"
-    -K "$K" --max-new "$max_new" --kl-coef "$kl_coef" --seed "$seed" "${th[@]}")
+    -K "$K" --max-new "$max_new" --kl-coef "$kl_coef" --seed "$seed" "${popts[@]}" "${th[@]}")
 [ -z "$lr" ] || ppo+=(--lr "$lr")
 [ -z "$lora" ] || ppo+=(--lora "$lora")
 if [ "$method" = ppo ]; then
@@ -187,18 +190,21 @@ EOF
 [ -z "$dry" ] || exit 0
 t0=$(date +%s)
 
-# ---- preferences -----------------------------------------------------------------------------
-if [ -n "$prefs" ]; then
-    case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
-else
-    load "$out/prompts-train.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs.rec"
+# ---- preferences (PPO against the judge itself, --rm-steps 0, needs none) --------------------
+pairs=0
+if [ "$method" = dpo ] || [ "$rm_steps" -gt 0 ]; then
+    if [ -n "$prefs" ]; then
+        case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
+    else
+        load "$out/prompts-train.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs.rec"
+    fi
+    load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs-held.rec"
+    pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
+    echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
+    [ "$pairs" -gt 0 ] || die "no preference pairs to train on"
+    most=$((steps > rm_steps ? steps : rm_steps))
+    [ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 fi
-load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs-held.rec"
-pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
-echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
-[ "$pairs" -gt 0 ] || die "no preference pairs to train on"
-most=$((steps > rm_steps ? steps : rm_steps))
-[ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 
 # ---- reward model ------------------------------------------------------------------------------
 rm_acc=""
@@ -262,7 +268,7 @@ evaluate before "$base"
 evaluate after "$after"
 get() { jq -r "$2" "$out/$1"; }
 {
-    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $pairs pairs, $held held-out prompts, $(($(date +%s) - t0)) s"
+    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: ${pairs} pairs, $held held-out prompts, $(($(date +%s) - t0)) s"
     [ -z "$rm_acc" ] || echo "reward model held-out pairwise accuracy: $rm_acc"
     printf '%-26s %12s %12s\n' "" before after
     printf '%-26s %12.4f %12.4f\n' "mean judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"
