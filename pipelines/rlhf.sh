@@ -177,13 +177,20 @@ else
                $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo"
 fi
 
+prefs_flow="" rm_flow=""
+if [ "$method" = dpo ] || [ "$rm_steps" -gt 0 ]; then
+    prefs_flow="preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
+  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
+  "
+fi
+if [ "$rm_steps" -gt 0 ]; then
+    rm_flow="reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
+               kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
+  "
+fi
 cat >&2 << EOF
 rlhf.sh: the flow
-  preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
-  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
-  reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
-               kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
-  $method_flow
+  $prefs_flow$rm_flow$method_flow
   evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
                kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}
 EOF
@@ -268,7 +275,8 @@ evaluate before "$base"
 evaluate after "$after"
 get() { jq -r "$2" "$out/$1"; }
 {
-    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: ${pairs} pairs, $held held-out prompts, $(($(date +%s) - t0)) s"
+    trained_on="$pairs pairs"; [ "$pairs" -gt 0 ] || trained_on="the judge's scores"
+    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $trained_on, $held held-out prompts, $(($(date +%s) - t0)) s"
     [ -z "$rm_acc" ] || echo "reward model held-out pairwise accuracy: $rm_acc"
     printf '%-26s %12s %12s\n' "" before after
     printf '%-26s %12.4f %12.4f\n' "mean judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"
