@@ -258,6 +258,9 @@ typedef struct {
      * `gone`, which frees their places for a restarted peer). */
     void (*check)(void *end, recv_result rr);
     void *end;
+    /* A bound receiver: a second hello under a known identity (NULL for a sender, whose
+     * receivers' first credit looks like any other). */
+    void (*reintroduced)(void *end, peer *old);
     uint64_t strays[STRAYS]; /* hashes of the stray peers already reported */
     uint32_t nstrays;
 } zlink;
@@ -433,11 +436,14 @@ static peer *link_peer(zlink *l, bool *is_new) {
     const uint8_t *id = zmq_msg_data(&l->idf);
     size_t idlen = zmq_msg_size(&l->idf);
     bool intro = introduces(l);
-    /* The newest first; a dead peer's identity that introduces itself again is a restart. */
-    for (int i = l->npeers - 1; i >= 0; i--)
-        if (l->peers[i].idlen == idlen && memcmp(l->peers[i].id, id, idlen) == 0 &&
-            (!l->peers[i].gone || !intro))
-            return &l->peers[i];
+    /* The newest first; a known identity that introduces itself again is a restart. */
+    for (int i = l->npeers - 1; i >= 0; i--) {
+        peer *pe = &l->peers[i];
+        if (pe->idlen != idlen || memcmp(pe->id, id, idlen) != 0) continue;
+        if (!intro || (!pe->gone && !l->reintroduced)) return pe;
+        if (!pe->gone) l->reintroduced(l->end, pe);
+        break;
+    }
     if (!intro) return ignore_stray(l);
     /* All places taken: a peer killed a moment ago may not have been noticed yet. */
     if (places_taken(l) >= l->want_peers) l->check(l->end, RECV_NONE);
@@ -534,11 +540,13 @@ static void grant(zt_in *z, peer *p, uint32_t n) {
 
 static void receiver_idle(void *end);
 static void check_senders(void *end, recv_result rr);
+static void sender_restarted(void *end, peer *old);
 
 static kt_conn *zt_open_in(const char *url, const kt_opts *o) {
     zt_in *z = xcalloc(1, sizeof *z);
     z->base = (kt_conn){&kt_zmq, xstrdup(url), false, true};
     link_open(&z->l, z->base.name, o->peers, false, check_senders, z);
+    z->l.reintroduced = sender_restarted;
     z->l.hooks = (wait_hooks){o->before_wait, receiver_idle, z, NULL};
     z->codec = o->codec;
     z->lim = kiln_record_limits();
@@ -697,6 +705,17 @@ static void check_senders(void *end, recv_result rr) {
         z->ip[i].vanished = z->l.peers[i].gone = true; /* its place is free for a restart */
         z->nvanished++;
     }
+}
+
+/* A second hello under a sender's identity: ZeroMQ routes one connection per identity, so the
+ * first has gone (a worker restarted under its own identity before its death was noticed).
+ * It vanished, unless it had ended. */
+static void sender_restarted(void *end, peer *old) {
+    zt_in *z = end;
+    int i = (int)(old - z->l.peers);
+    if (old->ended || z->ip[i].vanished) return;
+    z->ip[i].vanished = old->gone = true;
+    z->nvanished++;
 }
 
 static void die_vanished(const zt_in *z, const char *when) {
