@@ -428,19 +428,21 @@ static peer *ignore_stray(zlink *l) {
 
 /* The peer the last message came from; *is_new when it just arrived.  A bound end admits a
  * peer only on its introduction, and only while it has fewer than its N live peers: one that
- * died frees its place (a worker started again, under a new identity or its old one).  NULL
- * for a stray, an extra, or a full table. */
+ * died frees its place (a worker started again: under a new identity, or at a fan-in also
+ * its old one).  NULL for a stray, an extra, or a full table. */
 static peer *link_peer(zlink *l, bool *is_new) {
     *is_new = false;
     if (!l->router) return &l->peers[0];
     const uint8_t *id = zmq_msg_data(&l->idf);
     size_t idlen = zmq_msg_size(&l->idf);
     bool intro = introduces(l);
-    /* The newest first; a known identity that introduces itself again is a restart. */
+    /* The newest first.  At a bound receiver a known identity that says hello again is a
+     * restart; at a bound sender a credit from a known identity is that peer's own, maybe the
+     * last one a dead receiver sent (a restart there comes under a new identity). */
     for (int i = l->npeers - 1; i >= 0; i--) {
         peer *pe = &l->peers[i];
         if (pe->idlen != idlen || memcmp(pe->id, id, idlen) != 0) continue;
-        if (!intro || (!pe->gone && !l->reintroduced)) return pe;
+        if (!intro || !l->reintroduced) return pe;
         if (!pe->gone) l->reintroduced(l->end, pe);
         break;
     }

@@ -104,7 +104,7 @@ wait $again; re=$?
 wait $col; rc=$?
 expect '[ "$src$live$re$rc" = 0000 ]' \
     "a restarted worker: fan-out, live worker, restarted worker and fan-in exit 0 ($src $live $re $rc; $(cat "$s.snd_err" "$s.re_err" "$s.col_err"))"
-expect '! grep -q refused "$s.snd_err" "$s.re_err" "$s.col_err"' "the restarted worker is not refused"
+expect '! grep -q refused "$s.snd_err" "$s.re_err" "$s.col_err"' "the restarted worker is not refused ($(cat "$s.snd_err" "$s.re_err" "$s.col_err"))"
 "$K" show < "$s.rec" > got.jsonl
 sed 's/.*"id":\([0-9]*\).*/\1/' got.jsonl | grep -x '[0-9]*' | sort -n > ids.txt
 expect "[ \$(wc -l < ids.txt) = $N ] && seq 1 $N | cmp -s - ids.txt" \

@@ -115,12 +115,11 @@ static zt_out *pump_out;
 static void *pump_peer;
 static bool pump_said;
 
-/* Before the end waits: the receiver introduces itself and leaves at once, and the test waits
- * until both messages are there, so that a handshake event and data are ready together. */
-static void receiver_comes_and_goes(void) {
+/* Before the end waits (its socket found empty): the receiver leaves, and the test waits
+ * until its goodbye is there, so that the handshake's event and data are ready together. */
+static void receiver_leaves(void) {
     if (pump_said) return;
     pump_said = true;
-    say(pump_peer, "C\0\0\0\x08", 5);
     say(pump_peer, "B", 1);
     zmq_pollitem_t it = {pump_out->l.sock, 0, ZMQ_POLLIN, 0};
     CHECK(zmq_poll(&it, 1, 2000) == 1);
@@ -131,10 +130,14 @@ static void test_pump_drains_past_event(void) {
     kt_opts o = {.peers = 1, .codec = &codec};
     pump_out = (zt_out *)zt_open_out(bind_url, &o);
     pump_peer = dealer(ep, NULL);
-    zmq_pollitem_t mon = {pump_out->l.mon, 0, ZMQ_POLLIN, 0};
-    CHECK(zmq_poll(&mon, 1, 2000) == 1); /* the handshake's event waits on the monitor */
-    pump_out->l.hooks.before_wait = receiver_comes_and_goes;
-    /* One look, no waiting: the goodbye behind the event is taken too. */
+    say(pump_peer, "C\0\0\0\x08", 5); /* introduces it */
+    zmq_pollitem_t it[2] = {{pump_out->l.mon, 0, ZMQ_POLLIN, 0},
+                            {pump_out->l.sock, 0, ZMQ_POLLIN, 0}};
+    for (int i = 0; i < 200 && zmq_poll(it, 2, 10) < 2; i++) usleep(10000);
+    CHECK(it[0].revents && it[1].revents); /* the handshake's event and the credit wait */
+    pump_out->l.hooks.before_wait = receiver_leaves;
+    /* One look, no waiting: the credit, then (the socket empty) the event, and the goodbye
+     * that came behind it. */
     CHECK(zt_gone(&pump_out->base));
     CHECK(pump_said && pump_out->l.npeers == 1 && pump_out->l.peers[0].gone);
     zmq_close(pump_peer);
