@@ -64,8 +64,8 @@ options:
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
   --lora SPEC          train LoRA adapters instead of every weight (kiln train --lora)
   --data FILE          the text the base learnt from: its last 5% gives the held-out LM loss
-  --ptx-coef X         DPO: the rest of --data joins as pretraining batches, one of 8 rows
-                       an optimizer step, weighted X (InstructGPT's ptx; default 0: none)
+  --ptx-coef X         the rest of --data joins DPO or PPO as pretraining batches, one of 8
+                       rows an optimizer step, weighted X (InstructGPT's ptx; default 0: none)
   --samples N          samples shown before and after (default 3)
   --threads N          threads (default: all CPUs)
   --seed S             seed (default 1)
@@ -176,7 +176,7 @@ ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" -
 [ -z "$lora" ] || ppo+=(--lora "$lora")
 ptx_flow=""; [ "$ptx_coef" = 0 ] || ptx_flow=" --ptx $out/ptx.rec --ptx-coef $ptx_coef"
 if [ "$method" = ppo ]; then
-    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}") | kiln ckpt --dir $out/ppo"
+    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}")$ptx_flow | kiln ckpt --dir $out/ppo"
 else
     method_flow="dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
                $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps$ptx_flow | kiln ckpt --dir $out/dpo"
@@ -259,7 +259,7 @@ if [ "$method" = dpo ]; then
         --steps "$steps" "${ptx[@]}" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
     summary='{step, loss, "rewards/accuracies", "rewards/margins"}'
 else
-    load "$out/prompts-train.$ext" | "${ppo[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
+    load "$out/prompts-train.$ext" | "${ppo[@]}" "${ptx[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
     summary='{iteration, "objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg"}'
 fi
 after=$out/$method/latest.safetensors

@@ -333,9 +333,6 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
     while (obj->metric_names[e->n_metrics]) e->n_metrics++;
     if (e->n_metrics > KOBJ_MAX_METRICS) kiln_die(EX_KILN_SOFTWARE, "too many objective metrics");
     e->tokenizer = krec_get(hdr, "tokenizer");
-    if (o->ptx && obj->head != GPT_HEAD_LM)
-        kiln_usage_error("--ptx: the %s objective trains a scalar head, not the language model",
-                         obj->name);
     if (o->ptx) e->ptx = klm_objective();
     build_model(e, hdr);
     if (e->ranks > 1) join_ranks(e);
@@ -417,8 +414,8 @@ static void emit_metrics(kengine *e) {
     kw_f64(e->w, "loss", loss);
     for (int i = 0; i < e->n_metrics; i++)
         kw_f64(e->w, e->obj->metric_names[i], e->metric_sum[i] / n);
-    if (e->ptx_batches) kw_f64(e->w, "ptx_loss", e->ptx_loss_sum / (double)e->ptx_batches);
-    e->ptx_loss_sum = 0, e->ptx_batches = 0;
+    double ptx = kengine_take_ptx_loss(e);
+    if (!isnan(ptx)) kw_f64(e->w, "ptx_loss", ptx);
     kw_f64(e->w, "lr", e->lr);
     kw_f64(e->w, "grad_norm", e->norm);
     kw_f64(e->w, "tokens_per_s", rate);
@@ -668,6 +665,12 @@ uint64_t kengine_resume(kengine *e, const char *path) {
     e->cursor = ck->cursor;
     kckpt_free(ck);
     return e->cursor;
+}
+
+double kengine_take_ptx_loss(kengine *e) {
+    double mean = e->ptx_batches ? e->ptx_loss_sum / (double)e->ptx_batches : NAN;
+    e->ptx_loss_sum = 0, e->ptx_batches = 0;
+    return mean;
 }
 
 kpool *kengine_pool(kengine *e) {

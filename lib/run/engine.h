@@ -174,6 +174,9 @@ void kengine_write_ckpt(kengine *e, uint64_t cursor);
 /* Exact resume of a full model's run from a checkpoint it wrote: weights, moments, step;
  * returns its cursor.  Exits (65/74) on a bad file, 2 for a LoRA run. */
 uint64_t kengine_resume(kengine *e, const char *path);
+/* The mean --ptx loss over the batches since the last call (NAN: none), for a trainer that
+ * writes its own metrics (kiln ppo); the engine's metrics records take it themselves. */
+double kengine_take_ptx_loss(kengine *e);
 kpool *kengine_pool(kengine *e);
 double kengine_lr(const kengine *e);        /* of the last update */
 double kengine_grad_norm(const kengine *e); /* of the last update, before clipping */
