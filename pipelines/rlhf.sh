@@ -230,7 +230,7 @@ fi
 
 # ---- the original text: its last 5% held out, the rest --ptx batches ---------------------------
 ptx=()
-if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)
+if [ -n "$data" ]; then # the held-out LM loss: byte models, rows as pretrain.sh --text makes them
     meta=$(kiln ckpt inspect "$base")
     ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
     kind=$(awk '$1 == "tokenizer" { sub(/^[^ ]+ +/, ""); print }' <<< "$meta" | jq -r .kind)
@@ -238,12 +238,12 @@ if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --te
     if [ "$kind" = bytes ]; then
         bytes=$(wc -c < "$data")
         tail -c $((bytes / 20)) "$data" > "$out/val.txt"
-        kiln load "text:$out/val.txt" --split "chunk:$((ctx - 1))" | kiln tokenize --bytes \
-            | kiln batch -B 16 -T "$ctx" --pack > "$out/val.rec"
+        kiln load "text:$out/val.txt" --split "chunk:$ctx" | kiln tokenize --bytes \
+            | kiln batch -B 16 -T "$ctx" > "$out/val.rec"
         if [ "$ptx_coef" != 0 ]; then # the rest: pretraining batches mixed into DPO
             head -c $((bytes - bytes / 20)) "$data" > "$out/ptx.txt"
-            kiln load "text:$out/ptx.txt" --split "chunk:$((ctx - 1))" --shuffle --seed "$seed" \
-                | kiln tokenize --bytes | kiln batch -B 8 -T "$ctx" --pack > "$out/ptx.rec"
+            kiln load "text:$out/ptx.txt" --split "chunk:$ctx" --shuffle --seed "$seed" \
+                | kiln tokenize --bytes | kiln batch -B 8 -T "$ctx" > "$out/ptx.rec"
             ptx=(--ptx "$out/ptx.rec" --ptx-coef "$ptx_coef")
         fi
     else
