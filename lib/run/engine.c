@@ -56,6 +56,7 @@ struct kengine {
     /* --ptx: the LM objective on the file's batches, its reader (opened at the first step) */
     kobjective ptx;
     kreader *ptx_in;
+    uint64_t ptx_pos; /* batches read in this pass over the file */
     double ptx_loss_sum;
     uint64_t ptx_batches;
 };
@@ -460,22 +461,24 @@ static int diverged(const kengine *e, const char *what, char *err, size_t errsz)
  * end; a run resumed at step S starts at the file's S-th batch (mod its length), where
  * the straight run was. */
 static int ptx_next(kengine *e, krec *rec, char *err, size_t errsz) {
-    uint64_t skip = 0, seen = 0;
+    uint64_t skip = 0;
     if (!e->ptx_in) {
         e->ptx_in = kreader_open(e->o.ptx, 1);
+        e->ptx_pos = 0;
         skip = e->step;
     }
     for (;;) {
         if (!kreader_next(e->ptx_in, rec)) {
-            if (!seen)
+            if (!e->ptx_pos)
                 return kiln_errf(err, errsz, EX_KILN_DATA, "--ptx %s: no batch records", e->o.ptx);
+            skip %= e->ptx_pos; /* (the file's batches: a pass is over) */
             kreader_close(e->ptx_in);
             e->ptx_in = kreader_open(e->o.ptx, 1);
-            skip %= seen, seen = 0;
+            e->ptx_pos = 0;
             continue;
         }
         if (!krec_is(rec, "batch")) continue;
-        seen++;
+        e->ptx_pos++;
         if (skip == 0) return 0;
         skip--;
     }

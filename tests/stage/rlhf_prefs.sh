@@ -77,6 +77,12 @@ expect 'jq -e ".ptx_loss > 0 and .\"rewards/margins\" > 0" <<< "$m" > /dev/null'
 lm() { "$K" eval --ckpt "$1" --data base.rec 2> /dev/null | "$K" show | jq -s 'map(select(.t == "metrics")) | .[0].loss'; }
 l0=$(lm $B) l1=$(lm dpo/latest.safetensors) l2=$(lm ptx/latest.safetensors)
 expect 'awk -v a="$l1" -v b="$l2" "BEGIN{exit !(b < a)}"' "the text's loss: base $l0, DPO $l1, DPO with --ptx $l2 (lower)"
+"$K" load text:book.txt --split lines --limit 6 2> /dev/null | "$K" tokenize --bytes \
+    | "$K" batch -B 4 -T 32 --pack --out three.rec
+n3=$("$K" show < three.rec | jq -s 'map(select(.t == "batch")) | length')
+"$K" train --in ref.rec --objective dpo --init $B --steps 8 --accum 2 --ptx three.rec --ptx-coef 1 \
+    --log-every 1 2> err.txt | "$K" show > cyc.jsonl
+expect 'jq -s -e "map(select(.t == \"metrics\" and .ptx_loss > 0)) | length == 8" cyc.jsonl > /dev/null' "a --ptx file of $n3 batches is read again from its start: 8 steps ($(tail -1 err.txt))"
 expect_status 2 "$K" train --in ref.rec --objective reward --init $B --ptx base.rec --ptx-coef 1 --out /dev/null 2> /dev/null
 expect_status 2 "$K" train --in ref.rec --objective dpo --init $B --ptx base.rec --out /dev/null 2> /dev/null
 expect_status 65 "$K" train --in ref.rec --objective dpo --init $B --ptx ref.rec --ptx-coef 1 --steps 1 --out /dev/null 2> err.txt
