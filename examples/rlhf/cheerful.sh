@@ -14,7 +14,7 @@
 # prompt gets K=8 completions of 48 bytes, AFINN's best and worst make a pair (prompts whose
 # completions all score the same give none), a reward model trains on them (RM_STEPS=100; its
 # held-out accuracy is reported) and DPO (BETA 0.3, LR 3e-4, STEPS 300 of 8 pairs) with a
-# pretraining batch of the book's first 95% each step (PTX=1: InstructGPT's ptx, so the model
+# pretraining batch of the book's first 95% each step (PTX=2: InstructGPT's ptx, so the model
 # keeps its language).  PPO: ITERATIONS of PPO_PROMPTS prompts x K completions, the judge as
 # the reward stage (KL_COEF, LR, PTX, PPO_OPTS for more kiln ppo options).  THREADS defaults
 # to 1: on a loaded 2-core machine the pool's second thread costs more than it brings at these
@@ -26,7 +26,7 @@ PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) buil
 dir=${1:-runs/cheerful}
 method=${METHOD:-dpo}
 pre_steps=${PRE_STEPS:-4000} n_prompts=${PROMPTS:-3000} stride=${STRIDE:-6} held=${HELD:-200}
-threads=${THREADS:-1} ptx=${PTX:-1}
+threads=${THREADS:-1} ptx=${PTX:-2}
 if [ "$method" = ppo ]; then # PPO against the judge itself: no pairs, no reward model
     K=${K:-4} lr=${LR:-2e-4} rm_steps=${RM_STEPS:-0}
 else
