@@ -59,7 +59,8 @@ int main(int argc, char **argv) {
         KOPT_INT(0, "prompts", &o->prompts, "N", 1, 4096, "prompts per iteration (default 8)"),
         KOPT_INT('K', NULL, &o->K, "N", 1, 1024, "completions per prompt (default 4)"),
         KOPT_INT(0, "max-new", &o->max_new, "N", 1, 65535,
-                 "tokens per completion at most (default 32)"),
+                 "tokens per completion at most (default 32; an image model: its pixels)",
+                 .given = &o->have_max_new),
         KOPT_GROUP("reward stage"),
         KOPT_STRING(0, "reward", &o->reward_cmd, "CMD",
                     "run `sh -c CMD` as the reward stage, rollout records on its stdin, the "

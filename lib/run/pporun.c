@@ -21,7 +21,7 @@
 #include "run/rollout.h"
 #include "stream/coproc.h"
 
-/* The prompts of the input, tokenized. */
+/* The prompts of the input, tokenized (an image model's: the label and its class token). */
 typedef struct prompt_set {
     int n, cap;
     char **text;
@@ -48,7 +48,8 @@ typedef struct ppo_run {
     kengine *e;
     gpt *m, *ref; /* ref NULL with --lora: the policy with adapters off */
     ktokenizer tok;
-    krec hdr; /* the input's hdr with the policy's tokenizer */
+    bool image; /* an image model: a prompt is a class, a completion an image of N tokens */
+    krec hdr;   /* the input's hdr with the policy's tokenizer */
     uint8_t *allowed;
     krollout_gen *gen;
     prompt_set ps;
@@ -76,15 +77,19 @@ static bool prompt_text(const krec *r, const char **s, size_t *n) {
     return krec_is(r, "sample") && krec_str(r, "text", s, n);
 }
 
+/* Room for one more prompt. */
+static void grow_prompts(prompt_set *ps) {
+    if (ps->n < ps->cap) return;
+    ps->cap = ps->cap ? 2 * ps->cap : 64;
+    ps->text = xrealloc(ps->text, sizeof(char *) * ps->cap);
+    ps->tok = xrealloc(ps->tok, sizeof(int32_t *) * ps->cap);
+    ps->len = xrealloc(ps->len, sizeof(int) * ps->cap);
+    ps->id = xrealloc(ps->id, sizeof(uint64_t) * ps->cap);
+}
+
 static void add_prompt(ppo_run *p, const krec *r, const char *s, size_t n) {
     prompt_set *ps = &p->ps;
-    if (ps->n == ps->cap) {
-        ps->cap = ps->cap ? 2 * ps->cap : 64;
-        ps->text = xrealloc(ps->text, sizeof(char *) * ps->cap);
-        ps->tok = xrealloc(ps->tok, sizeof(int32_t *) * ps->cap);
-        ps->len = xrealloc(ps->len, sizeof(int) * ps->cap);
-        ps->id = xrealloc(ps->id, sizeof(uint64_t) * ps->cap);
-    }
+    grow_prompts(ps);
     char *text = xmalloc(n + 1);
     memcpy(text, s, n);
     text[n] = 0;
@@ -94,13 +99,36 @@ static void add_prompt(ppo_run *p, const krec *r, const char *s, size_t n) {
     ps->n++;
 }
 
+/* An image model's prompt: the class token alone, its name as the prompt's text.  false
+ * when r is no prompt; a bad label ends the run (65). */
+static bool add_image_prompt(ppo_run *p, const krec *r) {
+    char err[512];
+    bool is_prompt;
+    int32_t first;
+    if (krollout_image_prompt(&p->tok, r, p->o.e.init, &is_prompt, &first, err, sizeof err))
+        kiln_fail(p->r, p->w, EX_KILN_DATA, err);
+    if (!is_prompt) return false;
+    prompt_set *ps = &p->ps;
+    grow_prompts(ps);
+    const char *label = ktok_class_name(&p->tok, (uint32_t)first);
+    ps->text[ps->n] = xstrdup(label ? label : "");
+    ps->tok[ps->n] = xmalloc(sizeof(int32_t));
+    ps->tok[ps->n][0] = first;
+    ps->len[ps->n] = 1;
+    ps->id[ps->n] = krec_u64_or(r, "id", (uint64_t)ps->n);
+    ps->n++;
+    return true;
+}
+
 /* Every prompt of the input; other records pass through. */
 static void read_prompts(ppo_run *p) {
     krec rec;
     while (kreader_next(p->r, &rec)) {
         const char *s;
         size_t n;
-        if (prompt_text(&rec, &s, &n))
+        if (p->image) {
+            if (!add_image_prompt(p, &rec)) kwriter_pass(p->w, &rec);
+        } else if (prompt_text(&rec, &s, &n))
             add_prompt(p, &rec, s, n);
         else
             kwriter_pass(p->w, &rec);
@@ -108,8 +136,10 @@ static void read_prompts(ppo_run *p) {
     if (kiln_stop_signal()) kiln_finish(p->r, p->w);
     if (p->ps.n == 0)
         kiln_fail(p->r, p->w, EX_KILN_DATA,
-                  "no prompts in the input (records with `prompt` text, or `sample` records "
-                  "with `text`)");
+                  p->image ? "no prompts in the input (an image model's: records with a class "
+                             "`label`, or `sample` records)"
+                           : "no prompts in the input (records with `prompt` text, or `sample` "
+                             "records with `text`)");
 }
 
 /* ---- the reward stage ----------------------------------------------------------------------- */
@@ -163,20 +193,29 @@ static void at_exit(void) {
 static void write_rollout(ppo_run *p, batch *b, int r, char *text) {
     int i = b->pi[r], from = b->g.prompt_from[r / p->o.K], n = b->len[r];
     const int32_t *comp = b->g.tokens + (size_t)r * b->N;
-    size_t nb = ktok_decode_text(&p->tok, comp, (size_t)n, (uint8_t *)text);
-    text[nb] = 0;
     krollout x = {.id = p->ps.id[i],
                   .epoch = p->iter,
                   .k = (uint64_t)(r % p->o.K),
                   .src = {"ppo", 3},
-                  .prompt = {p->ps.text[i], strlen(p->ps.text[i])},
-                  .completion = {text, nb},
                   .prompt_tokens = {p->ps.tok[i] + from, p->ps.len[i] - from},
                   .completion_tokens = {(int32_t *)comp, n},
                   .logprobs = b->logp + (size_t)r * b->N,
                   .ended = b->g.ended[r],
                   .temperature = 1.0};
+    kimage im = {0};
+    if (p->image) { /* label and image, as kiln rollout writes them */
+        const char *label = krollout_image(&p->tok, p->ps.tok[i][0], comp, n, &im);
+        if (label) x.label = (kstrv){label, strlen(label)};
+        x.image = ktensor_make(KT_U8, im.data, 3,
+                               (uint64_t[]){(uint64_t)im.h, (uint64_t)im.w, (uint64_t)im.c});
+    } else {
+        size_t nb = ktok_decode_text(&p->tok, comp, (size_t)n, (uint8_t *)text);
+        text[nb] = 0;
+        x.prompt = (kstrv){p->ps.text[i], strlen(p->ps.text[i])};
+        x.completion = (kstrv){text, nb};
+    }
     krollout_write(p->rw, &x);
+    kimage_free(&im);
 }
 
 /* The reward of answer r (it must be rollout r of this iteration); 0 or 65 with why. */
@@ -379,7 +418,7 @@ static void generate(ppo_run *p, batch *b) {
     ro.K = K;
     ro.max_new = b->N;
     ro.allowed = p->allowed;
-    ro.eos = (int32_t)p->tok.eos;
+    ro.eos = p->image ? -1 : (int32_t)p->tok.eos; /* an image has no end token */
     ro.seed = p->o.e.seed;
     krollout_batch_free(&b->g);
     krollout_generate(p->gen, (const int32_t *const *)prompts, plen, P, &ro,
@@ -397,7 +436,8 @@ static void generate(ppo_run *p, batch *b) {
 
 /* Scores, per-token rewards, advantages and returns. */
 static void advantages(ppo_run *p, batch *b) {
-    for (int r = 0; r < b->R; r++) b->scores[r] = ppo_score(&p->o.pc, b->raw[r], b->g.ended[r]);
+    for (int r = 0; r < b->R; r++) /* an image is complete: no missing-EOS penalty */
+        b->scores[r] = ppo_score(&p->o.pc, b->raw[r], b->g.ended[r] || p->image);
     ppo_config c = p->o.pc;
     c.kl_coef = p->beta;
     ppo_rewards(&c, b->R, b->N, b->len, b->logp, b->ref_logp, b->scores, b->kl, b->rewards);
@@ -583,16 +623,33 @@ static void hdr_with_tokenizer(const krec *up, const ktokenizer *tok, msgpack_sb
     out->map = &unp->data;
 }
 
+/* A text completion is up to --max-new tokens; an image its H*W*C pixel tokens, always. */
+static void completion_length(ppo_run *p, int n_ctx) {
+    kppo_opts *o = &p->o;
+    if (p->image) {
+        const ktokenizer *t = &p->tok;
+        if (!t->height || !t->width || !t->channels)
+            kiln_die(EX_KILN_DATA, "--init %s: the tokenizer does not say the image shape",
+                     o->e.init);
+        int n = (int)(t->height * t->width * t->channels);
+        if (o->have_max_new && o->max_new != n)
+            kiln_usage_error("an image model draws %d tokens an image: leave --max-new out", n);
+        if (n > n_ctx) /* (its last pixel is drawn, never fed: the class and n - 1 pixels fit) */
+            kiln_die(EX_KILN_DATA, "--init %s: an image of %d tokens does not fit the context %d",
+                     o->e.init, n, n_ctx);
+        o->max_new = n;
+    } else if (o->max_new >= n_ctx)
+        kiln_usage_error("--max-new must be below the context (%d)", n_ctx);
+}
+
 static void open_model(ppo_run *p, msgpack_sbuffer *sb, msgpack_unpacked *unp) {
     kmodel base;
     kpool *tmp = kpool_create(1);
     kmodel_from_file(&base, p->o.e.init, tmp);
     if (!base.has_tok) kiln_die(EX_KILN_DATA, "--init %s: no tokenizer in it", p->o.e.init);
-    if (!ktok_is_text(&base.tok))
-        kiln_usage_error("--init %s: kiln ppo trains text models (an image model's prompts "
-                         "are classes: not yet)",
-                         p->o.e.init);
     p->tok = base.tok;
+    p->image = !ktok_is_text(&base.tok);
+    completion_length(p, base.m->cfg.n_ctx); /* (before anything is written) */
     hdr_with_tokenizer(kreader_hdr(p->r), &p->tok, sb, unp, &p->hdr);
     static kobjective obj = {.name = "ppo", .record = "", .head = GPT_HEAD_SCALAR};
     static const char *const none[] = {NULL};
@@ -665,8 +722,6 @@ void kppo_train(const kppo_opts *opts, kreader *r, kwriter *w) {
     the_run = p;
     atexit(at_exit);
     reward_open(p);
-    if (o->max_new >= p->m->cfg.n_ctx)
-        kiln_usage_error("--max-new must be below the context (%d)", p->m->cfg.n_ctx);
     p->gen = krollout_gen_create(p->m, kengine_pool(p->e));
     alloc_scratch(p);
 

@@ -18,6 +18,7 @@ typedef struct kppo_opts {
     kengine_opts e; /* the model (--init, --lora, --train), lr, warm-up, seed, threads */
     const char *resume, *reward_cmd;
     int prompts, K, max_new, epochs, minibatch;
+    bool have_max_new; /* an image model's completions are its pixels: --max-new must match */
     uint64_t iterations, every;
     double target_kl, kl_horizon;
     ppo_config pc;
