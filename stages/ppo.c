@@ -24,7 +24,8 @@ static const kopt_info HELP = {
         "policy/entropy_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, val/ratio,\n"
         "val/num_eos_tokens, kl_coef, lr, time/generate_s, time/forward_s, time/reward_s,\n"
         "time/update_s.  ckpt records every --every iterations and at the end; the cursor is\n"
-        "the next iteration, and --resume CKPT continues a full-model run exactly.\n"
+        "the next iteration, and --resume CKPT continues a run exactly (--lora and --target-kl\n"
+        "too).\n"
         "Exit: 74 when the reward stage dies, 65 when it answers NaN or garbage; the ckpt\n"
         "record of the last finished iteration goes out first.\n"
         "example:\n"
@@ -50,8 +51,9 @@ int main(int argc, char **argv) {
                     "head; name it when you give others)",
                     .needs = "lora"),
         KOPT_STRING(0, "resume", &o->resume, "CKPT",
-                    "continue a full-model run from its checkpoint: weights, value head, AdamW "
-                    "moments, step and iteration (--init stays the reference)"),
+                    "continue a run from its checkpoint (with --lora: its adapter checkpoint): "
+                    "weights, value head, AdamW moments, step, iteration and the adaptive KL "
+                    "coefficient (--init stays the reference)"),
         KOPT_THREADS(&o->e.threads),
         KOPT_GROUP("rollouts"),
         KOPT_U64(0, "iterations", &o->iterations, "N", 1, 1u << 30,

@@ -590,6 +590,7 @@ static int iteration(ppo_run *p, batch *b, char *err, size_t errsz) {
     if (p->o.every && p->iter % p->o.every == 0) {
         kengine_write_ckpt(p->e, p->iter);
         p->ckpt_step = kengine_step(p->e);
+        kwriter_flush(p->w); /* out now, not after the next iteration: a kill -9 keeps it */
     }
     return 0;
 }
@@ -663,6 +664,8 @@ static void open_model(ppo_run *p, msgpack_sbuffer *sb, msgpack_unpacked *unp) {
     }
     gpt_free(base.m);
     kpool_free(tmp);
+    p->beta = p->o.pc.kl_coef;
+    if (p->o.target_kl > 0) kengine_keep(p->e, "kl_coef", &p->beta); /* the controller's state */
     if (p->o.resume) p->iter = kengine_resume(p->e, p->o.resume);
 }
 
@@ -714,7 +717,6 @@ void kppo_train(const kppo_opts *opts, kreader *r, kwriter *w) {
     msgpack_unpacked unp;
     open_model(p, &sb, &unp);
     if (!o->e.have_seed) o->e.seed = krec_u64_or(kreader_hdr(p->r), "seed", 0);
-    p->beta = o->pc.kl_coef;
     p->B = o->minibatch;
     p->allowed = kgen_allowed(&p->tok);
     kiln_drain_on_stop(false);
