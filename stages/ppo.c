@@ -66,7 +66,11 @@ int main(int argc, char **argv) {
         KOPT_GROUP("reward stage"),
         KOPT_STRING(0, "reward", &o->reward_cmd, "CMD",
                     "run `sh -c CMD` as the reward stage, rollout records on its stdin, the "
-                    "same with `reward` back on its stdout"),
+                    "same with `reward` back on its stdout; or a ZeroMQ URL (@tcp://*:5555 "
+                    "binds) the rollouts go out on, to a reward stage on another machine"),
+        KOPT_STRING(0, "reward-in", &o->reward_in, "URL",
+                    "with --reward URL: the ZeroMQ URL its answers come back on "
+                    "(@tcp://*:5556 binds; default connect)"),
         KOPT_DOUBLE(0, "missing-eos-penalty", &o->pc.missing_eos_penalty, "X", 0, 1e6,
                     "subtracted from the score of a completion that never ended (default 1)"),
         KOPT_DOUBLE(0, "score-clip", &o->pc.score_clip, "X", 0, 1e9,

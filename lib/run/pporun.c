@@ -20,6 +20,7 @@
 #include "model/lora.h"
 #include "run/rollout.h"
 #include "stream/coproc.h"
+#include "stream/transport.h"
 
 /* The prompts of the input, tokenized (an image model's: the label and its class token). */
 typedef struct prompt_set {
@@ -144,18 +145,41 @@ static void read_prompts(ppo_run *p) {
 
 /* ---- the reward stage ----------------------------------------------------------------------- */
 
+/* --reward URL: the reward stage is a peer on ZeroMQ sockets, not a co-process. */
+static bool reward_on_sockets(const kppo_opts *o) {
+    return !ktransport_for(o->reward_cmd)->byte_stream;
+}
+
+/* While kiln ppo waits for the reward stage (its hdr, its answers), the --reward socket takes
+ * in a peer that connects late and sends it the hdr: a ZeroMQ writer does that only when it
+ * looks at its socket (kwriter_gone looks without waiting), and the reader's wait runs this
+ * hook every few milliseconds (lib/stream/zmqio.c HOOK_EVERY_MS), not only when it starts. */
+static void tend_reward_socket(void *ctx) {
+    ppo_run *p = ctx;
+    if (p->rw) kwriter_gone(p->rw);
+}
+
+/* Rollouts out to the command's stdin or the --reward socket, answers in from its stdout or
+ * --reward-in (whose hdr arrives once the stage is up: a peer may connect late). */
 static void reward_open(ppo_run *p) {
     char err[512];
-    p->co = kcoproc_start(p->o.reward_cmd, err, sizeof err);
-    if (!p->co) kiln_fail(p->r, p->w, EX_KILN_IO, err);
-    p->rw = kwriter_open(kcoproc_in_url(p->co), 1);
+    bool sockets = reward_on_sockets(&p->o);
+    if (!sockets) {
+        p->co = kcoproc_start(p->o.reward_cmd, err, sizeof err);
+        if (!p->co) kiln_fail(p->r, p->w, EX_KILN_IO, err);
+    }
+    p->rw = kwriter_open(sockets ? p->o.reward_cmd : kcoproc_in_url(p->co), 1);
     kwriter_hdr_begin(p->rw, &p->hdr, "rollout", p->o.e.seed); /* the policy's tokenizer */
     kwriter_end(p->rw);
     kwriter_flush(p->rw);
+    if (sockets) {
+        kiln_warn("rollouts to %s, answers from %s", p->o.reward_cmd, p->o.reward_in);
+        kiln_on_input_wait(tend_reward_socket, p);
+    }
     p->exchanging = true; /* its hdr is due */
-    p->rr = kreader_open(kcoproc_out_url(p->co), 1);
+    p->rr = kreader_open(sockets ? p->o.reward_in : kcoproc_out_url(p->co), 1);
     p->exchanging = false;
-    kcoproc_opened(p->co);
+    if (p->co) kcoproc_opened(p->co);
 }
 
 /* The last good state downstream, then the message, eos error and the exit code. */
@@ -170,7 +194,7 @@ _Noreturn static void fail_with_ckpt(ppo_run *p, int code, const char *why) {
 }
 
 static const char *reward_state(ppo_run *p) {
-    return kcoproc_describe(p->co, 2.0);
+    return p->co ? kcoproc_describe(p->co, 2.0) : "over ZeroMQ";
 }
 
 /* A reader of the reward stage that hits a truncated stream exits from inside the stream
@@ -179,14 +203,15 @@ static void at_exit(void) {
     ppo_run *p = the_run;
     if (!p || !p->exchanging) return;
     p->exchanging = false;
-    char why[768];
-    snprintf(why, sizeof why, "the reward stage '%s' died mid-answer (%s)", p->reward_name,
-             reward_state(p));
-    kiln_warn("%s", why);
+    bool stopped = kiln_stop_signal(); /* (a wait for a peer that never came, interrupted) */
+    if (stopped)
+        kiln_warn("stopped while waiting for the reward stage '%s'", p->reward_name);
+    else
+        kiln_warn("the reward stage '%s' died mid-answer (%s)", p->reward_name, reward_state(p));
     if (p->ckpt_step != kengine_step(p->e)) kengine_write_ckpt(p->e, p->iter);
     kiln_warn("the ckpt record of step %llu (iteration %llu) is the last good state",
               (unsigned long long)kengine_step(p->e), (unsigned long long)p->iter);
-    kwriter_close(p->w, "error");
+    kwriter_close(p->w, stopped ? "interrupted" : "error");
     p->w = NULL;
 }
 
@@ -274,10 +299,17 @@ static bool exchange_chunk(ppo_run *p, batch *b, int lo, int hi, char *text) {
     return true;
 }
 
-/* The batch through the reward stage, in chunks a pipe holds whole (so a filter that answers
- * as it reads never blocks against us).  false on a stop signal. */
+/* Rollouts a chunk holds at most over ZeroMQ: the credit a receiver grants its sender
+ * (lib/stream/zmqio.c WINDOW).  Records beyond it wait for the reward stage to take some;
+ * if it answered as it took them and the answers (up to a window of them, too) were not being
+ * read, both ends would wait on each other: so a chunk never needs more credit than it has. */
+#define SOCKET_CHUNK 8
+
+/* The batch through the reward stage, in chunks a pipe holds whole or a socket's credit
+ * covers (so a filter that answers as it reads never blocks against us).  false on a stop
+ * signal. */
 static bool score_batch(ppo_run *p, batch *b) {
-    size_t cap = kcoproc_pipe_bytes(p->co) / 2, used = 0;
+    size_t cap = p->co ? kcoproc_pipe_bytes(p->co) / 2 : SIZE_MAX, used = 0;
     size_t textsz = (size_t)b->N * ktok_max_bytes(&p->tok) + 1;
     char *text = xmalloc(textsz);
     int lo = 0;
@@ -287,7 +319,7 @@ static bool score_batch(ppo_run *p, batch *b) {
         /* about what rollout r takes on the wire: tokens, logprobs, texts, field names */
         size_t bytes =
             8 * (size_t)(b->plen[r] + b->N) + textsz + 512 + strlen(p->ps.text[b->pi[r]]);
-        if (r > lo && used + bytes > cap) {
+        if (r > lo && (used + bytes > cap || (!p->co && r - lo == SOCKET_CHUNK))) {
             ok = exchange_chunk(p, b, lo, r, text);
             lo = r;
             used = 0;
@@ -302,6 +334,7 @@ static bool score_batch(ppo_run *p, batch *b) {
 
 static void reward_close(ppo_run *p, const char *status) {
     if (!p->rw) return;
+    kiln_on_input_wait(NULL, NULL);
     kwriter_close(p->rw, status);
     p->rw = NULL;
     krec rec;
@@ -309,6 +342,7 @@ static void reward_close(ppo_run *p, const char *status) {
         while (kreader_next(p->rr, &rec)) continue; /* to its eos */
     kreader_close(p->rr);
     p->rr = NULL;
+    if (!p->co) return;
     int rc = kcoproc_wait(p->co);
     p->co = NULL;
     if (rc && !kiln_stop_signal())
@@ -685,7 +719,14 @@ static void alloc_scratch(ppo_run *p) {
 void kppo_opts_resolve(kppo_opts *o) {
     char err[512];
     if (!o->e.init) kiln_usage_error("--init FILE is required: the model to start from");
-    if (!o->reward_cmd) kiln_usage_error("give the reward stage: --reward CMD");
+    if (!o->reward_cmd) kiln_usage_error("give the reward stage: --reward CMD (or URL)");
+    bool sockets = reward_on_sockets(o);
+    if (sockets && (!o->reward_in || ktransport_for(o->reward_in)->byte_stream))
+        kiln_usage_error("--reward %s is a ZeroMQ socket: give --reward-in URL too, the socket "
+                         "the answers come back on",
+                         o->reward_cmd);
+    if (!sockets && o->reward_in)
+        kiln_usage_error("--reward-in goes with --reward URL (a ZeroMQ socket), not a command");
     if (o->e.lora && !o->e.train) o->e.train = "score.weight"; /* the value head trains */
     o->e.finetune = true;
     uint64_t per_iter = (uint64_t)o->epochs *
