@@ -7,16 +7,18 @@
 
 static const kopt_info HELP = {
     .about = "PPO on prompts against a reward stage; write metrics and ckpt records",
-    .usage = "kiln ppo --init FILE --reward CMD\n"
+    .usage = "kiln ppo --init FILE --reward CMD | --reward URL --reward-in URL\n"
              "                [--lora SPEC] [--iterations N] [--prompts N] [-K N] [--max-new N]\n"
              "                [--kl-coef X] [--epochs N] [--minibatch N] [--lr X] ...",
     .notes =
         "Prompts: records with `prompt` text (kiln load jsonl:), or `sample` records' `text`;\n"
-        "other records pass through.  Iteration i takes prompts i*P .. i*P+P-1 (cycling).\n"
+        "for an image model, a record's class `label`, and a completion is the image's pixels\n"
+        "(rollouts carry `label` and `image`).  Other records pass through.  Iteration i takes\n"
+        "prompts i*P .. i*P+P-1 (cycling).\n"
         "The reward stage gets a hdr, then each iteration's rollout records, and must answer\n"
         "each with the same record plus `reward` (f64), in order (kiln judge --score, kiln\n"
         "reward, or any program: docs/stages-rlhf.md); --reward runs `sh -c CMD` on a pipe\n"
-        "pair.\n"
+        "pair, or with a ZeroMQ URL and --reward-in URL talks to a stage on another machine.\n"
         "The policy is --init's model with a value head on its trunk (score.weight); the\n"
         "reference is --init itself (with --lora: the base with the adapters off).\n"
         "metrics (TRL's names): objective/kl, objective/entropy, objective/non_score_reward,\n"
