@@ -632,16 +632,13 @@ static void check_adapter(const kengine *e, const char *path) {
                  path, r, alpha, theirs, e->lora->cfg.r, (double)e->lora->cfg.alpha, mine);
 }
 
-/* Tensor `name` of ck (values, or a moment) into dst of numel floats; 65 naming it when it
- * is missing or of another size. */
+/* Tensor `name` of ck (its values, or a moment) into dst of numel floats; 65 naming it when
+ * it is missing or of another size. */
 static void load_param(const kckpt *ck, const ktensor *t, const char *what, const char *name,
                        float *dst, size_t numel) {
     if (!t || t->dtype != KT_F32 || t->nbytes != numel * sizeof(float))
-        kiln_die(EX_KILN_DATA, "%s: %s%s %s (%zu F32 values) %s", ck->path, what,
-                 *what ? " of" : "", name, numel,
-                 t ? "is of another type or size"
-                   : "is missing (--reset-optimizer starts every "
-                     "moment at zero)");
+        kiln_die(EX_KILN_DATA, "%s: %s%s %s (%zu F32 values) is %s", ck->path, what,
+                 *what ? " of" : "", name, numel, t ? "of another type or size" : "missing");
     ktensor_copy(t, dst);
 }
 
