@@ -59,10 +59,13 @@ options:
   --iterations N       PPO iterations (default 20)
   --ppo-prompts N      PPO prompts per iteration, K completions each (default 8)
   --kl-coef X          PPO's KL penalty beta (default 0.05)
+  --ppo-opts 'OPTS'    more kiln ppo options (e.g. '--target-kl 6 --missing-eos-penalty 0')
   --loss-type T        sigmoid (default) or ipo
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
   --lora SPEC          train LoRA adapters instead of every weight (kiln train --lora)
   --data FILE          the text the base learnt from: its last 5% gives the held-out LM loss
+  --ptx-coef X         the rest of --data joins DPO or PPO as pretraining batches, one of 8
+                       rows an optimizer step, weighted X (InstructGPT's ptx; default 0: none)
   --samples N          samples shown before and after (default 3)
   --threads N          threads (default: all CPUs)
   --seed S             seed (default 1)
@@ -76,7 +79,7 @@ die() { echo "rlhf.sh: $*" >&2; exit 2; }
 base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge=afinn judge_opts=""
 K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
 lr="" lora="" data="" samples=3 threads=0 seed=1 out=runs/rlhf dry=""
-iterations=20 ppo_prompts=8 kl_coef=0.05
+iterations=20 ppo_prompts=8 kl_coef=0.05 ppo_opts="" ptx_coef=0
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
@@ -99,10 +102,12 @@ while [ $# -gt 0 ]; do
     --iterations) iterations=$2; shift ;;
     --ppo-prompts) ppo_prompts=$2; shift ;;
     --kl-coef) kl_coef=$2; shift ;;
+    --ppo-opts) ppo_opts=$2; shift ;;
     --loss-type) loss_type=$2; shift ;;
     --lr) lr=$2; shift ;;
     --lora) lora=$2; shift ;;
     --data) data=$2; shift ;;
+    --ptx-coef) ptx_coef=$2; shift ;;
     --samples) samples=$2; shift ;;
     --threads) threads=$2; shift ;;
     --seed) seed=$2; shift ;;
@@ -121,10 +126,12 @@ for f in "$prefs" "$data"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such fil
 case "$method" in dpo | ppo) ;; *) die "--method is dpo or ppo" ;; esac
 case "$labeller" in judge | human) ;; *) die "--labeller is judge or human" ;; esac
 [ -n "$rm_steps" ] || rm_steps=$steps
+[ "$ptx_coef" = 0 ] || [ -n "$data" ] || die "--ptx-coef needs --data (the text the base learnt from)"
 command -v jq > /dev/null || die "needs jq (make deps)"
 [ -n "$dry" ] || mkdir -p "$out"
 th=(); [ "$threads" = 0 ] || th=(--threads "$threads")
 read -r -a jopts <<< "$judge_opts"
+read -r -a popts <<< "$ppo_opts"
 judge_is=("$judge"); [ "${judge#cmd:}" = "$judge" ] || judge_is=(--cmd "${judge#cmd:}")
 
 # ---- prompts: training and held out -------------------------------------------------------
@@ -164,41 +171,52 @@ else
     reward_cmd="kiln judge --score $(q "${judge_is[@]}" "${jopts[@]}")"
 fi
 ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" --prompts "$ppo_prompts"
-    -K "$K" --max-new "$max_new" --kl-coef "$kl_coef" --seed "$seed" "${th[@]}")
+    -K "$K" --max-new "$max_new" --kl-coef "$kl_coef" --seed "$seed" "${popts[@]}" "${th[@]}")
 [ -z "$lr" ] || ppo+=(--lr "$lr")
 [ -z "$lora" ] || ppo+=(--lora "$lora")
+ptx_flow=""; [ "$ptx_coef" = 0 ] || ptx_flow=" --ptx $out/ptx.rec --ptx-coef $ptx_coef"
 if [ "$method" = ppo ]; then
-    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}") | kiln ckpt --dir $out/ppo"
+    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}")$ptx_flow | kiln ckpt --dir $out/ppo"
 else
     method_flow="dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
-               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo"
+               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps$ptx_flow | kiln ckpt --dir $out/dpo"
 fi
 
+prefs_flow="" rm_flow=""
+if [ "$method" = dpo ] || [ "$rm_steps" -gt 0 ]; then
+    prefs_flow="preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
+  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
+  "
+fi
+if [ "$rm_steps" -gt 0 ]; then
+    rm_flow="reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
+               kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
+  "
+fi
 cat >&2 << EOF
 rlhf.sh: the flow
-  preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
-  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
-  reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
-               kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
-  $method_flow
+  $prefs_flow$rm_flow$method_flow
   evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
                kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}
 EOF
 [ -z "$dry" ] || exit 0
 t0=$(date +%s)
 
-# ---- preferences -----------------------------------------------------------------------------
-if [ -n "$prefs" ]; then
-    case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
-else
-    load "$out/prompts-train.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs.rec"
+# ---- preferences (PPO against the judge itself, --rm-steps 0, needs none) --------------------
+pairs=0
+if [ "$method" = dpo ] || [ "$rm_steps" -gt 0 ]; then
+    if [ -n "$prefs" ]; then
+        case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
+    else
+        load "$out/prompts-train.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs.rec"
+    fi
+    load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs-held.rec"
+    pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
+    echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
+    [ "$pairs" -gt 0 ] || die "no preference pairs to train on"
+    most=$((steps > rm_steps ? steps : rm_steps))
+    [ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 fi
-load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs-held.rec"
-pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
-echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
-[ "$pairs" -gt 0 ] || die "no preference pairs to train on"
-most=$((steps > rm_steps ? steps : rm_steps))
-[ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 
 # ---- reward model ------------------------------------------------------------------------------
 rm_acc=""
@@ -210,14 +228,38 @@ if [ "$rm_steps" -gt 0 ]; then
     echo "rlhf.sh: reward model: held-out pairwise accuracy $rm_acc ($(($(date +%s) - t0)) s)" >&2
 fi
 
+# ---- the original text: its last 5% held out, the rest --ptx batches ---------------------------
+ptx=()
+if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)
+    meta=$(kiln ckpt inspect "$base")
+    ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
+    kind=$(awk '$1 == "tokenizer" { sub(/^[^ ]+ +/, ""); print }' <<< "$meta" | jq -r .kind)
+    [ "$ctx" -le 128 ] || ctx=128
+    if [ "$kind" = bytes ]; then
+        bytes=$(wc -c < "$data")
+        tail -c $((bytes / 20)) "$data" > "$out/val.txt"
+        kiln load "text:$out/val.txt" --split "chunk:$((ctx - 1))" | kiln tokenize --bytes \
+            | kiln batch -B 16 -T "$ctx" --pack > "$out/val.rec"
+        if [ "$ptx_coef" != 0 ]; then # the rest: pretraining batches mixed into DPO
+            head -c $((bytes - bytes / 20)) "$data" > "$out/ptx.txt"
+            kiln load "text:$out/ptx.txt" --split "chunk:$((ctx - 1))" --shuffle --seed "$seed" \
+                | kiln tokenize --bytes | kiln batch -B 8 -T "$ctx" --pack > "$out/ptx.rec"
+            ptx=(--ptx "$out/ptx.rec" --ptx-coef "$ptx_coef")
+        fi
+    else
+        [ "$ptx_coef" = 0 ] || die "--ptx-coef: the base's tokenizer is $kind, not bytes"
+        echo "rlhf.sh: --data: the base's tokenizer is $kind, not bytes: no held-out LM loss" >&2
+        data=""
+    fi
+fi
 # ---- DPO, or PPO against the reward stage --------------------------------------------------------
 if [ "$method" = dpo ]; then
     kiln logps --ckpt "$base" "${th[@]}" < "$out/prefs.rec" > "$out/prefs-ref.rec"
     repeat "$out/prefs-ref.rec" | "${train[@]}" --objective dpo --beta "$beta" --loss-type "$loss_type" \
-        --steps "$steps" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
+        --steps "$steps" "${ptx[@]}" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
     summary='{step, loss, "rewards/accuracies", "rewards/margins"}'
 else
-    load "$out/prompts-train.$ext" | "${ppo[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
+    load "$out/prompts-train.$ext" | "${ppo[@]}" "${ptx[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
     summary='{iteration, "objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg"}'
 fi
 after=$out/$method/latest.safetensors
@@ -230,21 +272,6 @@ echo "rlhf.sh: $method done ($(($(date +%s) - t0)) s): $(jq -s -c "map(select(.t
     | $summary" "$out/$method-log.jsonl")" >&2
 
 # ---- evaluation on the held-out prompts --------------------------------------------------------
-if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)
-    meta=$(kiln ckpt inspect "$base")
-    ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
-    kind=$(awk '$1 == "tokenizer" { sub(/^[^ ]+ +/, ""); print }' <<< "$meta" | jq -r .kind)
-    [ "$ctx" -le 128 ] || ctx=128
-    if [ "$kind" = bytes ]; then
-        bytes=$(wc -c < "$data")
-        tail -c $((bytes / 20)) "$data" > "$out/val.txt"
-        kiln load "text:$out/val.txt" --split "chunk:$((ctx - 1))" | kiln tokenize --bytes \
-            | kiln batch -B 16 -T "$ctx" --pack > "$out/val.rec"
-    else
-        echo "rlhf.sh: --data: the base's tokenizer is $kind, not bytes: no held-out LM loss" >&2
-        data=""
-    fi
-fi
 evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss
     load "$out/prompts-held.$ext" | kiln rollout -K 1 --max-new "$max_new" --temperature 1 \
         --seed $((seed + 7)) --ckpt "$2" "${th[@]}" | kiln logps --ckpt "$base" "${th[@]}" \
@@ -262,7 +289,8 @@ evaluate before "$base"
 evaluate after "$after"
 get() { jq -r "$2" "$out/$1"; }
 {
-    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $pairs pairs, $held held-out prompts, $(($(date +%s) - t0)) s"
+    trained_on="$pairs pairs"; [ "$pairs" -gt 0 ] || trained_on="the judge's scores"
+    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $trained_on, $held held-out prompts, $(($(date +%s) - t0)) s"
     [ -z "$rm_acc" ] || echo "reward model held-out pairwise accuracy: $rm_acc"
     printf '%-26s %12s %12s\n' "" before after
     printf '%-26s %12.4f %12.4f\n' "mean judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"
