@@ -7,16 +7,18 @@
 
 static const kopt_info HELP = {
     .about = "PPO on prompts against a reward stage; write metrics and ckpt records",
-    .usage = "kiln ppo --init FILE --reward CMD\n"
+    .usage = "kiln ppo --init FILE --reward CMD | --reward URL --reward-in URL\n"
              "                [--lora SPEC] [--iterations N] [--prompts N] [-K N] [--max-new N]\n"
              "                [--kl-coef X] [--epochs N] [--minibatch N] [--lr X] ...",
     .notes =
         "Prompts: records with `prompt` text (kiln load jsonl:), or `sample` records' `text`;\n"
-        "other records pass through.  Iteration i takes prompts i*P .. i*P+P-1 (cycling).\n"
+        "for an image model, a record's class `label`, and a completion is the image's pixels\n"
+        "(rollouts carry `label` and `image`).  Other records pass through.  Iteration i takes\n"
+        "prompts i*P .. i*P+P-1 (cycling).\n"
         "The reward stage gets a hdr, then each iteration's rollout records, and must answer\n"
         "each with the same record plus `reward` (f64), in order (kiln judge --score, kiln\n"
         "reward, or any program: docs/stages-rlhf.md); --reward runs `sh -c CMD` on a pipe\n"
-        "pair.\n"
+        "pair, or with a ZeroMQ URL and --reward-in URL talks to a stage on another machine.\n"
         "The policy is --init's model with a value head on its trunk (score.weight); the\n"
         "reference is --init itself (with --lora: the base with the adapters off).\n"
         "metrics (TRL's names): objective/kl, objective/entropy, objective/non_score_reward,\n"
@@ -24,7 +26,8 @@ static const kopt_info HELP = {
         "policy/entropy_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, val/ratio,\n"
         "val/num_eos_tokens, kl_coef, lr, time/generate_s, time/forward_s, time/reward_s,\n"
         "time/update_s.  ckpt records every --every iterations and at the end; the cursor is\n"
-        "the next iteration, and --resume CKPT continues a full-model run exactly.\n"
+        "the next iteration, and --resume CKPT continues a run exactly (--lora and --target-kl\n"
+        "too).\n"
         "Exit: 74 when the reward stage dies, 65 when it answers NaN or garbage; the ckpt\n"
         "record of the last finished iteration goes out first.\n"
         "example:\n"
@@ -50,8 +53,9 @@ int main(int argc, char **argv) {
                     "head; name it when you give others)",
                     .needs = "lora"),
         KOPT_STRING(0, "resume", &o->resume, "CKPT",
-                    "continue a full-model run from its checkpoint: weights, value head, AdamW "
-                    "moments, step and iteration (--init stays the reference)"),
+                    "continue a run from its checkpoint (with --lora: its adapter checkpoint): "
+                    "weights, value head, AdamW moments, step, iteration and the adaptive KL "
+                    "coefficient (--init stays the reference)"),
         KOPT_THREADS(&o->e.threads),
         KOPT_GROUP("rollouts"),
         KOPT_U64(0, "iterations", &o->iterations, "N", 1, 1u << 30,
@@ -59,11 +63,16 @@ int main(int argc, char **argv) {
         KOPT_INT(0, "prompts", &o->prompts, "N", 1, 4096, "prompts per iteration (default 8)"),
         KOPT_INT('K', NULL, &o->K, "N", 1, 1024, "completions per prompt (default 4)"),
         KOPT_INT(0, "max-new", &o->max_new, "N", 1, 65535,
-                 "tokens per completion at most (default 32)"),
+                 "tokens per completion at most (default 32; an image model: its pixels)",
+                 .given = &o->have_max_new),
         KOPT_GROUP("reward stage"),
         KOPT_STRING(0, "reward", &o->reward_cmd, "CMD",
                     "run `sh -c CMD` as the reward stage, rollout records on its stdin, the "
-                    "same with `reward` back on its stdout"),
+                    "same with `reward` back on its stdout; or a ZeroMQ URL (@tcp://*:5555 "
+                    "binds) the rollouts go out on, to a reward stage on another machine"),
+        KOPT_STRING(0, "reward-in", &o->reward_in, "URL",
+                    "with --reward URL: the ZeroMQ URL its answers come back on "
+                    "(@tcp://*:5556 binds; default connect)"),
         KOPT_DOUBLE(0, "missing-eos-penalty", &o->pc.missing_eos_penalty, "X", 0, 1e6,
                     "subtracted from the score of a completion that never ended (default 1)"),
         KOPT_DOUBLE(0, "score-clip", &o->pc.score_clip, "X", 0, 1e9,

@@ -104,6 +104,14 @@ void kckpt_record_write(kwriter *w, const kckpt_state *s) {
         for (int i = 0; i < s->n_cursors; i++) msgpack_pack_uint64(kw_packer(w), s->cursors[i]);
     }
     kw_u64(w, "seed", s->seed);
+    if (s->n_state) {
+        kw_key(w, "state");
+        msgpack_pack_map(kw_packer(w), (size_t)s->n_state);
+        for (int i = 0; i < s->n_state; i++) {
+            pack_str(kw_packer(w), s->state_names[i]);
+            msgpack_pack_double(kw_packer(w), s->state[i]);
+        }
+    }
     if (s->lora) pack_adapter(w, s);
     if (s->rows) pack_rows_adapter(w, s);
     kw_key(w, "tensors");

@@ -3,6 +3,8 @@
  *
  *   {t: "ckpt", step, config (lib/ckpt/config.h), tokenizer (the hdr's), cursor, seed,
  *    cursors: [each rank's cursor]   (a data-parallel run only: lib/run/dist.h),
+ *    state: {name: f64}   (a trainer's own state beyond weights and moments, for an exact
+ *                          resume: kiln ppo's adaptive kl_coef),
  *    tensors: {HF name: F32 tensor}, optim: {step, lr, m: {name: F32}, v: {name: F32}},
  *    adapter: {kind "lora", r, alpha, dropout, targets, base_hash}   (LoRA runs only)}
  *
@@ -33,6 +35,9 @@ typedef struct kckpt_state {
     const char *base_hash;   /* with lora or rows: lib/model/weights.h's hash of the base */
     const uint64_t *cursors; /* a data-parallel run: each rank's cursor (NULL: one process) */
     int n_cursors;
+    const char *const *state_names; /* `state`: n_state named numbers (none when 0) */
+    const double *state;
+    int n_state;
 } kckpt_state;
 
 void kckpt_record_write(kwriter *w, const kckpt_state *s);

@@ -85,6 +85,7 @@ int kckpt_open(const char *path, bool with_optim, kckpt **out, char *err, size_t
     int rc = st_open(ck->path, &ck->file, err, errsz);
     if (!rc) rc = meta_json(ck, "config", &ck->config, err, errsz);
     if (!rc) rc = meta_json(ck, "tokenizer", &ck->tokenizer, err, errsz);
+    if (!rc) rc = meta_json(ck, "state", &ck->state, err, errsz);
     if (!rc && (hf || (!ck->config && khf_has_config(ck->path)))) rc = khf_read(ck, err, errsz);
     if (!rc) {
         ck->has_step = meta_u64(ck->file, "step", &ck->step);
@@ -115,6 +116,7 @@ void kckpt_free(kckpt *ck) {
     st_close(ck->optim);
     json_free(ck->config);
     json_free(ck->tokenizer);
+    json_free(ck->state);
     free(ck->path);
     free(ck);
 }
@@ -145,6 +147,13 @@ const ktensor *kckpt_v(const kckpt *ck, const char *name) {
 
 bool kckpt_config_u64(const kckpt *ck, const char *key, uint64_t *out) {
     return json_u64(json_get(ck->config, key), out);
+}
+
+bool kckpt_state_f64(const kckpt *ck, const char *key, double *out) {
+    const jval *v = json_get(ck->state, key);
+    if (!v || (v->type != JSON_REAL && v->type != JSON_INT && v->type != JSON_UINT)) return false;
+    *out = json_num(v);
+    return true;
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -308,6 +317,7 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     char *config = kckpt_map_json(krec_get(r, "config"), &bad);
     char *tokenizer = kckpt_map_json(krec_get(r, "tokenizer"), &bad);
     char *adapter = kckpt_map_json(krec_get(r, "adapter"), &bad); /* LoRA: lib/ckpt/adapter.h */
+    char *state = kckpt_map_json(krec_get(r, "state"), &bad);     /* a trainer's: record.h */
     st_entry *t = NULL;
     size_t n = 0;
     strs names = {0};
@@ -315,14 +325,15 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     int rc = 0;
     if (bad)
         rc = kiln_errf(err, errsz, EX_KILN_DATA,
-                       "%s: ckpt record: config, tokenizer or adapter is not a map of plain values",
+                       "%s: ckpt record: config, tokenizer, adapter or state is not a map of plain "
+                       "values",
                        path);
     else if (!config)
         rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record without a config map", path);
     else if ((why = gather(krec_get(r, "tensors"), "", &t, &n, &names)))
         rc = kiln_errf(err, errsz, EX_KILN_DATA, "%s: ckpt record: tensors %s", path, why);
 
-    st_meta_entry meta[11];
+    st_meta_entry meta[12];
     size_t nm = 0;
     char steps[24], cursors[24], seeds[24], losss[40];
     char *optim_path = NULL;
@@ -330,6 +341,7 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     meta[nm++] = (st_meta_entry){"config", config};
     if (tokenizer) meta[nm++] = (st_meta_entry){"tokenizer", tokenizer};
     if (adapter) meta[nm++] = (st_meta_entry){"adapter", adapter};
+    if (state) meta[nm++] = (st_meta_entry){"state", state};
     snprintf(steps, sizeof steps, "%llu", (unsigned long long)step);
     meta[nm++] = (st_meta_entry){"step", steps};
     snprintf(cursors, sizeof cursors, "%llu", (unsigned long long)cursor);
@@ -355,6 +367,7 @@ int ckpt_write_record(const krec *r, const char *path, double eval_loss, char *e
     free(config);
     free(tokenizer);
     free(adapter);
+    free(state);
     free(rank_cursors);
     return rc;
 }

@@ -48,6 +48,7 @@ typedef struct kckpt {
     stfile *file;    /* model tensors (st_count / st_name / st_tensor to list them) */
     jval *config;    /* __metadata__ "config" parsed (a JSON object), or NULL */
     jval *tokenizer; /* __metadata__ "tokenizer" parsed, or NULL */
+    jval *state;     /* __metadata__ "state" parsed (a trainer's, lib/ckpt/record.h), or NULL */
     bool has_step, has_cursor, has_seed;
     uint64_t step, cursor, seed; /* 0 when absent */
     stfile *optim;               /* optimizer state, or NULL (not saved / not asked for) */
@@ -74,6 +75,8 @@ const ktensor *kckpt_v(const kckpt *ck, const char *name);
 char *kckpt_map_json(const msgpack_object *o, bool *bad);
 /* A non-negative integer from the config; false when absent or not one. */
 bool kckpt_config_u64(const kckpt *ck, const char *key, uint64_t *out);
+/* A number of the trainer's `state` (lib/ckpt/record.h); false when absent. */
+bool kckpt_state_f64(const kckpt *ck, const char *key, double *out);
 
 /* ---- writing (kiln ckpt) ---------------------------------------------------------------- */
 

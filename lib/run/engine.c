@@ -53,6 +53,10 @@ struct kengine {
     int rank, ranks;
     kdist_grads *dist;
     bool stop_all; /* a step vote said every rank stops after it */
+    /* the trainer's own numbers, saved in every ckpt's `state` and resumed (kengine_keep) */
+    const char *state_names[KENGINE_MAX_STATE];
+    double *state[KENGINE_MAX_STATE];
+    int n_state;
     /* --ptx: the LM objective on the file's batches, its reader (opened at the first step) */
     kobjective ptx;
     kreader *ptx_in;
@@ -386,6 +390,8 @@ static void emit_ckpt(kengine *e) {
      * all resume; `cursors` where each rank's own stream (kiln load --shard) resumes. */
     uint64_t furthest = 0;
     for (int r = 0; r < e->ranks; r++) furthest = cursors[r] > furthest ? cursors[r] : furthest;
+    double values[KENGINE_MAX_STATE];
+    for (int i = 0; i < e->n_state; i++) values[i] = *e->state[i];
     kckpt_state s = {.m = e->m,
                      .tokenizer = e->tokenizer,
                      .step = e->step,
@@ -400,7 +406,10 @@ static void emit_ckpt(kengine *e) {
                      .first_row = e->m->cfg.vocab - e->o.n_add,
                      .base_hash = e->base_hash,
                      .cursors = e->ranks > 1 ? cursors : NULL,
-                     .n_cursors = e->ranks};
+                     .n_cursors = e->ranks,
+                     .state_names = e->state_names,
+                     .state = values,
+                     .n_state = e->n_state};
     kckpt_record_write(e->w, &s);
     free(cursors);
 }
@@ -654,16 +663,85 @@ void kengine_write_ckpt(kengine *e, uint64_t cursor) {
     emit_ckpt(e);
 }
 
-uint64_t kengine_resume(kengine *e, const char *path) {
-    if (e->lora || e->o.new_classes_only)
-        kiln_usage_error("--resume: only a full model's run resumes (not --lora or "
-                         "--train-new-classes)");
-    kckpt *ck = kckpt_load(path, !e->o.reset_optimizer);
-    if (st_meta(ck->file, "adapter")) {
-        kckpt_free(ck);
-        kiln_die(EX_KILN_DATA, "--resume %s: a LoRA adapter, not a model", path);
+void kengine_keep(kengine *e, const char *name, double *v) {
+    if (e->n_state == KENGINE_MAX_STATE) kiln_die(EX_KILN_SOFTWARE, "kengine_keep: too many");
+    e->state_names[e->n_state] = name;
+    e->state[e->n_state++] = v;
+}
+
+/* An adapter checkpoint this run could have written: LoRA of the same shape on this base. */
+static void check_adapter(const kengine *e, const char *path) {
+    kadapter ad;
+    kadapter_open(&ad, path);
+    char mine[64], theirs[64];
+    lora_targets_str(e->lora->cfg.targets, mine, sizeof mine);
+    lora_targets_str(ad.cfg.targets, theirs, sizeof theirs);
+    bool rows = ad.rows, same_base = !strcmp(ad.base_hash, e->base_hash);
+    bool same = ad.cfg.r == e->lora->cfg.r && ad.cfg.alpha == e->lora->cfg.alpha &&
+                ad.cfg.targets == e->lora->cfg.targets;
+    int r = ad.cfg.r;
+    double alpha = ad.cfg.alpha;
+    kadapter_free(&ad);
+    if (rows) kiln_die(EX_KILN_DATA, "--resume %s: new class rows, not LoRA adapters", path);
+    if (!same_base)
+        kiln_die(EX_KILN_DATA,
+                 "--resume %s: its adapters were trained on another base than --init %s", path,
+                 e->o.init);
+    if (!same)
+        kiln_die(EX_KILN_DATA,
+                 "--resume %s: adapters r=%d,alpha=%g,targets=%s, not --lora's r=%d,alpha=%g,"
+                 "targets=%s",
+                 path, r, alpha, theirs, e->lora->cfg.r, (double)e->lora->cfg.alpha, mine);
+}
+
+/* Tensor `name` of ck (its values, or a moment) into dst of numel floats; 65 naming it when
+ * it is missing or of another size. */
+static void load_param(const kckpt *ck, const ktensor *t, const char *what, const char *name,
+                       float *dst, size_t numel) {
+    if (!t || t->dtype != KT_F32 || t->nbytes != numel * sizeof(float))
+        kiln_die(EX_KILN_DATA, "%s: %s%s %s (%zu F32 values) is %s", ck->path, what,
+                 *what ? " of" : "", name, numel, t ? "of another type or size" : "missing");
+    ktensor_copy(t, dst);
+}
+
+/* A LoRA run's adapter checkpoint: the trainable tensors (adapters, and what --train names)
+ * and their moments. */
+static void resume_adapters(kengine *e, kckpt *ck) {
+    for (int i = 0; i < e->n_ps; i++) {
+        const kparam *p = &e->ps[i];
+        load_param(ck, kckpt_tensor(ck, p->name), "", p->name, p->p, p->numel);
+        if (e->o.reset_optimizer) continue;
+        load_param(ck, kckpt_m(ck, p->name), "the moment m", p->name, e->opt->m + p->moff,
+                   p->numel);
+        load_param(ck, kckpt_v(ck, p->name), "the moment v", p->name, e->opt->v + p->moff,
+                   p->numel);
     }
-    gpt_load_ckpt(e->m, ck, e->o.reset_optimizer ? NULL : e->opt);
+    if (!e->o.reset_optimizer && ck->optim) e->opt->step = ck->optim_step;
+}
+
+uint64_t kengine_resume(kengine *e, const char *path) {
+    if (e->o.new_classes_only)
+        kiln_usage_error("--resume: a --train-new-classes run does not resume");
+    kckpt *ck = kckpt_load(path, !e->o.reset_optimizer);
+    bool adapter = st_meta(ck->file, "adapter") != NULL;
+    if (adapter != (e->lora != NULL)) {
+        kckpt_free(ck);
+        kiln_die(EX_KILN_DATA, "--resume %s: %s", path,
+                 adapter ? "a LoRA adapter, not a model (give --lora as the run did)"
+                         : "a whole model, not the adapters a --lora run writes");
+    }
+    if (adapter) {
+        check_adapter(e, path);
+        if (!e->o.reset_optimizer && !ck->optim)
+            kiln_die(EX_KILN_DATA, "%s: no optimizer state (--reset-optimizer starts it at zero)",
+                     path);
+        resume_adapters(e, ck);
+    } else
+        gpt_load_ckpt(e->m, ck, e->o.reset_optimizer ? NULL : e->opt);
+    for (int i = 0; i < e->n_state; i++)
+        if (!kckpt_state_f64(ck, e->state_names[i], e->state[i]))
+            kiln_die(EX_KILN_DATA, "--resume %s: no `%s` in its state (a run of other options?)",
+                     path, e->state_names[i]);
     e->step = e->start_step = ck->step;
     e->cursor = ck->cursor;
     kckpt_free(ck);

@@ -171,9 +171,16 @@ void kengine_free(kengine *e);
 int kengine_update(kengine *e, char *err, size_t errsz);
 /* A ckpt record of the model, optimizer and step now, with this data cursor. */
 void kengine_write_ckpt(kengine *e, uint64_t cursor);
-/* Exact resume of a full model's run from a checkpoint it wrote: weights, moments, step;
- * returns its cursor.  Exits (65/74) on a bad file, 2 for a LoRA run. */
+/* Exact resume of a run from a checkpoint it wrote: the weights (a --lora run: its adapter
+ * checkpoint, the adapters and the tensors --train names, checked against the base's hash and
+ * --lora's shape), the moments, the step and the kengine_keep numbers; returns its cursor.
+ * Exits 65/74 on a bad or mismatched file, 2 for a --train-new-classes run. */
 uint64_t kengine_resume(kengine *e, const char *path);
+/* A number of the trainer's own (kiln ppo's adaptive kl_coef) that every ckpt saves under
+ * `name` in its `state` (lib/ckpt/record.h) and kengine_resume restores into *v (exit 65 when
+ * the checkpoint lacks it).  *v is read at each ckpt; name and v are borrowed. */
+#define KENGINE_MAX_STATE 8
+void kengine_keep(kengine *e, const char *name, double *v);
 /* The mean --ptx loss over the batches since the last call (NAN: none), for a trainer that
  * writes its own metrics (kiln ppo); the engine's metrics records take it themselves. */
 double kengine_take_ptx_loss(kengine *e);

@@ -20,8 +20,9 @@
 #include "model/lora.h"
 #include "run/rollout.h"
 #include "stream/coproc.h"
+#include "stream/transport.h"
 
-/* The prompts of the input, tokenized. */
+/* The prompts of the input, tokenized (an image model's: the label and its class token). */
 typedef struct prompt_set {
     int n, cap;
     char **text;
@@ -48,7 +49,8 @@ typedef struct ppo_run {
     kengine *e;
     gpt *m, *ref; /* ref NULL with --lora: the policy with adapters off */
     ktokenizer tok;
-    krec hdr; /* the input's hdr with the policy's tokenizer */
+    bool image; /* an image model: a prompt is a class, a completion an image of N tokens */
+    krec hdr;   /* the input's hdr with the policy's tokenizer */
     uint8_t *allowed;
     krollout_gen *gen;
     prompt_set ps;
@@ -76,15 +78,19 @@ static bool prompt_text(const krec *r, const char **s, size_t *n) {
     return krec_is(r, "sample") && krec_str(r, "text", s, n);
 }
 
+/* Room for one more prompt. */
+static void grow_prompts(prompt_set *ps) {
+    if (ps->n < ps->cap) return;
+    ps->cap = ps->cap ? 2 * ps->cap : 64;
+    ps->text = xrealloc(ps->text, sizeof(char *) * ps->cap);
+    ps->tok = xrealloc(ps->tok, sizeof(int32_t *) * ps->cap);
+    ps->len = xrealloc(ps->len, sizeof(int) * ps->cap);
+    ps->id = xrealloc(ps->id, sizeof(uint64_t) * ps->cap);
+}
+
 static void add_prompt(ppo_run *p, const krec *r, const char *s, size_t n) {
     prompt_set *ps = &p->ps;
-    if (ps->n == ps->cap) {
-        ps->cap = ps->cap ? 2 * ps->cap : 64;
-        ps->text = xrealloc(ps->text, sizeof(char *) * ps->cap);
-        ps->tok = xrealloc(ps->tok, sizeof(int32_t *) * ps->cap);
-        ps->len = xrealloc(ps->len, sizeof(int) * ps->cap);
-        ps->id = xrealloc(ps->id, sizeof(uint64_t) * ps->cap);
-    }
+    grow_prompts(ps);
     char *text = xmalloc(n + 1);
     memcpy(text, s, n);
     text[n] = 0;
@@ -94,13 +100,36 @@ static void add_prompt(ppo_run *p, const krec *r, const char *s, size_t n) {
     ps->n++;
 }
 
+/* An image model's prompt: the class token alone, its name as the prompt's text.  false
+ * when r is no prompt; a bad label ends the run (65). */
+static bool add_image_prompt(ppo_run *p, const krec *r) {
+    char err[512];
+    bool is_prompt;
+    int32_t first;
+    if (krollout_image_prompt(&p->tok, r, p->o.e.init, &is_prompt, &first, err, sizeof err))
+        kiln_fail(p->r, p->w, EX_KILN_DATA, err);
+    if (!is_prompt) return false;
+    prompt_set *ps = &p->ps;
+    grow_prompts(ps);
+    const char *label = ktok_class_name(&p->tok, (uint32_t)first);
+    ps->text[ps->n] = xstrdup(label ? label : "");
+    ps->tok[ps->n] = xmalloc(sizeof(int32_t));
+    ps->tok[ps->n][0] = first;
+    ps->len[ps->n] = 1;
+    ps->id[ps->n] = krec_u64_or(r, "id", (uint64_t)ps->n);
+    ps->n++;
+    return true;
+}
+
 /* Every prompt of the input; other records pass through. */
 static void read_prompts(ppo_run *p) {
     krec rec;
     while (kreader_next(p->r, &rec)) {
         const char *s;
         size_t n;
-        if (prompt_text(&rec, &s, &n))
+        if (p->image) {
+            if (!add_image_prompt(p, &rec)) kwriter_pass(p->w, &rec);
+        } else if (prompt_text(&rec, &s, &n))
             add_prompt(p, &rec, s, n);
         else
             kwriter_pass(p->w, &rec);
@@ -108,24 +137,49 @@ static void read_prompts(ppo_run *p) {
     if (kiln_stop_signal()) kiln_finish(p->r, p->w);
     if (p->ps.n == 0)
         kiln_fail(p->r, p->w, EX_KILN_DATA,
-                  "no prompts in the input (records with `prompt` text, or `sample` records "
-                  "with `text`)");
+                  p->image ? "no prompts in the input (an image model's: records with a class "
+                             "`label`, or `sample` records)"
+                           : "no prompts in the input (records with `prompt` text, or `sample` "
+                             "records with `text`)");
 }
 
 /* ---- the reward stage ----------------------------------------------------------------------- */
 
+/* --reward URL: the reward stage is a peer on ZeroMQ sockets, not a co-process. */
+static bool reward_on_sockets(const kppo_opts *o) {
+    return !ktransport_for(o->reward_cmd)->byte_stream;
+}
+
+/* While kiln ppo waits for the reward stage (its hdr, its answers), the --reward socket takes
+ * in a peer that connects late and sends it the hdr: a ZeroMQ writer does that only when it
+ * looks at its socket (kwriter_gone looks without waiting), and the reader's wait runs this
+ * hook every few milliseconds (lib/stream/zmqio.c HOOK_EVERY_MS), not only when it starts. */
+static void tend_reward_socket(void *ctx) {
+    ppo_run *p = ctx;
+    if (p->rw) kwriter_gone(p->rw);
+}
+
+/* Rollouts out to the command's stdin or the --reward socket, answers in from its stdout or
+ * --reward-in (whose hdr arrives once the stage is up: a peer may connect late). */
 static void reward_open(ppo_run *p) {
     char err[512];
-    p->co = kcoproc_start(p->o.reward_cmd, err, sizeof err);
-    if (!p->co) kiln_fail(p->r, p->w, EX_KILN_IO, err);
-    p->rw = kwriter_open(kcoproc_in_url(p->co), 1);
+    bool sockets = reward_on_sockets(&p->o);
+    if (!sockets) {
+        p->co = kcoproc_start(p->o.reward_cmd, err, sizeof err);
+        if (!p->co) kiln_fail(p->r, p->w, EX_KILN_IO, err);
+    }
+    p->rw = kwriter_open(sockets ? p->o.reward_cmd : kcoproc_in_url(p->co), 1);
     kwriter_hdr_begin(p->rw, &p->hdr, "rollout", p->o.e.seed); /* the policy's tokenizer */
     kwriter_end(p->rw);
     kwriter_flush(p->rw);
+    if (sockets) {
+        kiln_warn("rollouts to %s, answers from %s", p->o.reward_cmd, p->o.reward_in);
+        kiln_on_input_wait(tend_reward_socket, p);
+    }
     p->exchanging = true; /* its hdr is due */
-    p->rr = kreader_open(kcoproc_out_url(p->co), 1);
+    p->rr = kreader_open(sockets ? p->o.reward_in : kcoproc_out_url(p->co), 1);
     p->exchanging = false;
-    kcoproc_opened(p->co);
+    if (p->co) kcoproc_opened(p->co);
 }
 
 /* The last good state downstream, then the message, eos error and the exit code. */
@@ -140,7 +194,7 @@ _Noreturn static void fail_with_ckpt(ppo_run *p, int code, const char *why) {
 }
 
 static const char *reward_state(ppo_run *p) {
-    return kcoproc_describe(p->co, 2.0);
+    return p->co ? kcoproc_describe(p->co, 2.0) : "over ZeroMQ";
 }
 
 /* A reader of the reward stage that hits a truncated stream exits from inside the stream
@@ -149,34 +203,44 @@ static void at_exit(void) {
     ppo_run *p = the_run;
     if (!p || !p->exchanging) return;
     p->exchanging = false;
-    char why[768];
-    snprintf(why, sizeof why, "the reward stage '%s' died mid-answer (%s)", p->reward_name,
-             reward_state(p));
-    kiln_warn("%s", why);
+    bool stopped = kiln_stop_signal(); /* (a wait for a peer that never came, interrupted) */
+    if (stopped)
+        kiln_warn("stopped while waiting for the reward stage '%s'", p->reward_name);
+    else
+        kiln_warn("the reward stage '%s' died mid-answer (%s)", p->reward_name, reward_state(p));
     if (p->ckpt_step != kengine_step(p->e)) kengine_write_ckpt(p->e, p->iter);
     kiln_warn("the ckpt record of step %llu (iteration %llu) is the last good state",
               (unsigned long long)kengine_step(p->e), (unsigned long long)p->iter);
-    kwriter_close(p->w, "error");
+    kwriter_close(p->w, stopped ? "interrupted" : "error");
     p->w = NULL;
 }
 
 static void write_rollout(ppo_run *p, batch *b, int r, char *text) {
     int i = b->pi[r], from = b->g.prompt_from[r / p->o.K], n = b->len[r];
     const int32_t *comp = b->g.tokens + (size_t)r * b->N;
-    size_t nb = ktok_decode_text(&p->tok, comp, (size_t)n, (uint8_t *)text);
-    text[nb] = 0;
     krollout x = {.id = p->ps.id[i],
                   .epoch = p->iter,
                   .k = (uint64_t)(r % p->o.K),
                   .src = {"ppo", 3},
-                  .prompt = {p->ps.text[i], strlen(p->ps.text[i])},
-                  .completion = {text, nb},
                   .prompt_tokens = {p->ps.tok[i] + from, p->ps.len[i] - from},
                   .completion_tokens = {(int32_t *)comp, n},
                   .logprobs = b->logp + (size_t)r * b->N,
                   .ended = b->g.ended[r],
                   .temperature = 1.0};
+    kimage im = {0};
+    if (p->image) { /* label and image, as kiln rollout writes them */
+        const char *label = krollout_image(&p->tok, p->ps.tok[i][0], comp, n, &im);
+        if (label) x.label = (kstrv){label, strlen(label)};
+        x.image = ktensor_make(KT_U8, im.data, 3,
+                               (uint64_t[]){(uint64_t)im.h, (uint64_t)im.w, (uint64_t)im.c});
+    } else {
+        size_t nb = ktok_decode_text(&p->tok, comp, (size_t)n, (uint8_t *)text);
+        text[nb] = 0;
+        x.prompt = (kstrv){p->ps.text[i], strlen(p->ps.text[i])};
+        x.completion = (kstrv){text, nb};
+    }
     krollout_write(p->rw, &x);
+    kimage_free(&im);
 }
 
 /* The reward of answer r (it must be rollout r of this iteration); 0 or 65 with why. */
@@ -235,10 +299,17 @@ static bool exchange_chunk(ppo_run *p, batch *b, int lo, int hi, char *text) {
     return true;
 }
 
-/* The batch through the reward stage, in chunks a pipe holds whole (so a filter that answers
- * as it reads never blocks against us).  false on a stop signal. */
+/* Rollouts a chunk holds at most over ZeroMQ: the credit a receiver grants its sender
+ * (lib/stream/zmqio.c WINDOW).  Records beyond it wait for the reward stage to take some;
+ * if it answered as it took them and the answers (up to a window of them, too) were not being
+ * read, both ends would wait on each other: so a chunk never needs more credit than it has. */
+#define SOCKET_CHUNK 8
+
+/* The batch through the reward stage, in chunks a pipe holds whole or a socket's credit
+ * covers (so a filter that answers as it reads never blocks against us).  false on a stop
+ * signal. */
 static bool score_batch(ppo_run *p, batch *b) {
-    size_t cap = kcoproc_pipe_bytes(p->co) / 2, used = 0;
+    size_t cap = p->co ? kcoproc_pipe_bytes(p->co) / 2 : SIZE_MAX, used = 0;
     size_t textsz = (size_t)b->N * ktok_max_bytes(&p->tok) + 1;
     char *text = xmalloc(textsz);
     int lo = 0;
@@ -248,7 +319,7 @@ static bool score_batch(ppo_run *p, batch *b) {
         /* about what rollout r takes on the wire: tokens, logprobs, texts, field names */
         size_t bytes =
             8 * (size_t)(b->plen[r] + b->N) + textsz + 512 + strlen(p->ps.text[b->pi[r]]);
-        if (r > lo && used + bytes > cap) {
+        if (r > lo && (used + bytes > cap || (!p->co && r - lo == SOCKET_CHUNK))) {
             ok = exchange_chunk(p, b, lo, r, text);
             lo = r;
             used = 0;
@@ -263,6 +334,7 @@ static bool score_batch(ppo_run *p, batch *b) {
 
 static void reward_close(ppo_run *p, const char *status) {
     if (!p->rw) return;
+    kiln_on_input_wait(NULL, NULL);
     kwriter_close(p->rw, status);
     p->rw = NULL;
     krec rec;
@@ -270,6 +342,7 @@ static void reward_close(ppo_run *p, const char *status) {
         while (kreader_next(p->rr, &rec)) continue; /* to its eos */
     kreader_close(p->rr);
     p->rr = NULL;
+    if (!p->co) return;
     int rc = kcoproc_wait(p->co);
     p->co = NULL;
     if (rc && !kiln_stop_signal())
@@ -379,7 +452,7 @@ static void generate(ppo_run *p, batch *b) {
     ro.K = K;
     ro.max_new = b->N;
     ro.allowed = p->allowed;
-    ro.eos = (int32_t)p->tok.eos;
+    ro.eos = p->image ? -1 : (int32_t)p->tok.eos; /* an image has no end token */
     ro.seed = p->o.e.seed;
     krollout_batch_free(&b->g);
     krollout_generate(p->gen, (const int32_t *const *)prompts, plen, P, &ro,
@@ -397,7 +470,8 @@ static void generate(ppo_run *p, batch *b) {
 
 /* Scores, per-token rewards, advantages and returns. */
 static void advantages(ppo_run *p, batch *b) {
-    for (int r = 0; r < b->R; r++) b->scores[r] = ppo_score(&p->o.pc, b->raw[r], b->g.ended[r]);
+    for (int r = 0; r < b->R; r++) /* an image is complete: no missing-EOS penalty */
+        b->scores[r] = ppo_score(&p->o.pc, b->raw[r], b->g.ended[r] || p->image);
     ppo_config c = p->o.pc;
     c.kl_coef = p->beta;
     ppo_rewards(&c, b->R, b->N, b->len, b->logp, b->ref_logp, b->scores, b->kl, b->rewards);
@@ -552,6 +626,7 @@ static int iteration(ppo_run *p, batch *b, char *err, size_t errsz) {
     if (p->o.every && p->iter % p->o.every == 0) {
         kengine_write_ckpt(p->e, p->iter);
         p->ckpt_step = kengine_step(p->e);
+        kwriter_flush(p->w); /* out now, not after the next iteration: a kill -9 keeps it */
     }
     return 0;
 }
@@ -585,16 +660,33 @@ static void hdr_with_tokenizer(const krec *up, const ktokenizer *tok, msgpack_sb
     out->map = &unp->data;
 }
 
+/* A text completion is up to --max-new tokens; an image its H*W*C pixel tokens, always. */
+static void completion_length(ppo_run *p, int n_ctx) {
+    kppo_opts *o = &p->o;
+    if (p->image) {
+        const ktokenizer *t = &p->tok;
+        if (!t->height || !t->width || !t->channels)
+            kiln_die(EX_KILN_DATA, "--init %s: the tokenizer does not say the image shape",
+                     o->e.init);
+        int n = (int)(t->height * t->width * t->channels);
+        if (o->have_max_new && o->max_new != n)
+            kiln_usage_error("an image model draws %d tokens an image: leave --max-new out", n);
+        if (n > n_ctx) /* (its last pixel is drawn, never fed: the class and n - 1 pixels fit) */
+            kiln_die(EX_KILN_DATA, "--init %s: an image of %d tokens does not fit the context %d",
+                     o->e.init, n, n_ctx);
+        o->max_new = n;
+    } else if (o->max_new >= n_ctx)
+        kiln_usage_error("--max-new must be below the context (%d)", n_ctx);
+}
+
 static void open_model(ppo_run *p, msgpack_sbuffer *sb, msgpack_unpacked *unp) {
     kmodel base;
     kpool *tmp = kpool_create(1);
     kmodel_from_file(&base, p->o.e.init, tmp);
     if (!base.has_tok) kiln_die(EX_KILN_DATA, "--init %s: no tokenizer in it", p->o.e.init);
-    if (!ktok_is_text(&base.tok))
-        kiln_usage_error("--init %s: kiln ppo trains text models (an image model's prompts "
-                         "are classes: not yet)",
-                         p->o.e.init);
     p->tok = base.tok;
+    p->image = !ktok_is_text(&base.tok);
+    completion_length(p, base.m->cfg.n_ctx); /* (before anything is written) */
     hdr_with_tokenizer(kreader_hdr(p->r), &p->tok, sb, unp, &p->hdr);
     static kobjective obj = {.name = "ppo", .record = "", .head = GPT_HEAD_SCALAR};
     static const char *const none[] = {NULL};
@@ -608,6 +700,8 @@ static void open_model(ppo_run *p, msgpack_sbuffer *sb, msgpack_unpacked *unp) {
     }
     gpt_free(base.m);
     kpool_free(tmp);
+    p->beta = p->o.pc.kl_coef;
+    if (p->o.target_kl > 0) kengine_keep(p->e, "kl_coef", &p->beta); /* the controller's state */
     if (p->o.resume) p->iter = kengine_resume(p->e, p->o.resume);
 }
 
@@ -627,7 +721,14 @@ static void alloc_scratch(ppo_run *p) {
 void kppo_opts_resolve(kppo_opts *o) {
     char err[512];
     if (!o->e.init) kiln_usage_error("--init FILE is required: the model to start from");
-    if (!o->reward_cmd) kiln_usage_error("give the reward stage: --reward CMD");
+    if (!o->reward_cmd) kiln_usage_error("give the reward stage: --reward CMD (or URL)");
+    bool sockets = reward_on_sockets(o);
+    if (sockets && (!o->reward_in || ktransport_for(o->reward_in)->byte_stream))
+        kiln_usage_error("--reward %s is a ZeroMQ socket: give --reward-in URL too, the socket "
+                         "the answers come back on",
+                         o->reward_cmd);
+    if (!sockets && o->reward_in)
+        kiln_usage_error("--reward-in goes with --reward URL (a ZeroMQ socket), not a command");
     if (o->e.lora && !o->e.train) o->e.train = "score.weight"; /* the value head trains */
     o->e.finetune = true;
     uint64_t per_iter = (uint64_t)o->epochs *
@@ -659,7 +760,6 @@ void kppo_train(const kppo_opts *opts, kreader *r, kwriter *w) {
     msgpack_unpacked unp;
     open_model(p, &sb, &unp);
     if (!o->e.have_seed) o->e.seed = krec_u64_or(kreader_hdr(p->r), "seed", 0);
-    p->beta = o->pc.kl_coef;
     p->B = o->minibatch;
     p->allowed = kgen_allowed(&p->tok);
     kiln_drain_on_stop(false);
@@ -667,8 +767,6 @@ void kppo_train(const kppo_opts *opts, kreader *r, kwriter *w) {
     the_run = p;
     atexit(at_exit);
     reward_open(p);
-    if (o->max_new >= p->m->cfg.n_ctx)
-        kiln_usage_error("--max-new must be below the context (%d)", p->m->cfg.n_ctx);
     p->gen = krollout_gen_create(p->m, kengine_pool(p->e));
     alloc_scratch(p);
 

@@ -16,8 +16,10 @@
 
 typedef struct kppo_opts {
     kengine_opts e; /* the model (--init, --lora, --train), lr, warm-up, seed, threads */
-    const char *resume, *reward_cmd;
+    const char *resume, *reward_cmd; /* reward_cmd: a command, or a ZeroMQ URL (rollouts out) */
+    const char *reward_in;           /* with a URL: where the answers come in */
     int prompts, K, max_new, epochs, minibatch;
+    bool have_max_new; /* an image model's completions are its pixels: --max-new must match */
     uint64_t iterations, every;
     double target_kl, kl_horizon;
     ppo_config pc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "data/rlhf.h"
 
 struct krollout_gen {
     gpt *m;
@@ -66,7 +67,7 @@ static int32_t *lay_out_prompts(const int32_t *const *prompts, const int *plen, 
 void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int *plen, int n,
                        const krollout_opts *o, uint64_t first_row, krollout_batch *out) {
     int n_ctx = g->m->cfg.n_ctx, V = g->m->cfg.vocab;
-    if (n < 1 || o->K < 1 || o->max_new < 1 || o->max_new >= n_ctx)
+    if (n < 1 || o->K < 1 || o->max_new < 1 || o->max_new > n_ctx)
         kiln_die(EX_KILN_SOFTWARE, "krollout_generate: %d prompts, K %d, max_new %d (context %d)",
                  n, o->K, o->max_new, n_ctx);
     for (int i = 0; i < n; i++)
@@ -84,8 +85,8 @@ void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int
     out->ended = xmalloc(xmul(rows, sizeof(bool)));
     out->prompt_from = xmalloc(xmul((size_t)n, sizeof(int)));
     int np, *rowlen = xmalloc(xmul(rows, sizeof(int)));
-    int32_t *block =
-        lay_out_prompts(prompts, plen, n, o->K, n_ctx - o->max_new, &np, rowlen, out->prompt_from);
+    int room = o->max_new < n_ctx ? n_ctx - o->max_new : 1; /* the last draw is never fed */
+    int32_t *block = lay_out_prompts(prompts, plen, n, o->K, room, &np, rowlen, out->prompt_from);
     kgen_run_logp(decoder_for(g, (int)rows), block, np, rowlen, o->max_new, &o->s, o->allowed,
                   o->eos, o->seed, first_row, out->tokens, out->logprobs, out->lens);
     for (size_t r = 0; r < rows; r++)
@@ -114,4 +115,40 @@ void krollout_rewards(gpt *m, const int32_t *const *seqs, const int *lens, int n
     gpt_forward_hidden(m, x, n, T);
     gpt_scalar(m, mask, GPT_POOL_LAST, out);
     free(x), free(mask);
+}
+
+/* ---- image models ---------------------------------------------------------------------- */
+
+int krollout_image_prompt(const ktokenizer *t, const krec *r, const char *model, bool *is_prompt,
+                          int32_t *first, char *err, size_t errsz) {
+    const char *label;
+    size_t n;
+    *is_prompt = false;
+    if (!krec_get(r, KRL_LABEL)) {
+        *is_prompt = krec_is(r, "sample") || krec_get(r, KRL_PROMPT);
+        *first = kgen_first_token(t, -1, 0);
+        return 0;
+    }
+    if (!krec_str(r, KRL_LABEL, &label, &n))
+        return kiln_errf(err, errsz, EX_KILN_DATA, "record %llu: `label` is not text",
+                         (unsigned long long)r->seq);
+    int64_t cls = ktok_class_token(t, label, n);
+    if (cls < 0)
+        return kiln_errf(err, errsz, EX_KILN_DATA,
+                         "record %llu: label '%.*s' is not one of %s's classes",
+                         (unsigned long long)r->seq, (int)n, label, model);
+    *first = (int32_t)cls;
+    *is_prompt = true;
+    return 0;
+}
+
+const char *krollout_image(const ktokenizer *t, int32_t first, const int32_t *tok, int n,
+                           kimage *im) {
+    int32_t *seq = xmalloc(xmul((size_t)n + 1, sizeof(int32_t)));
+    seq[0] = first;
+    memcpy(seq + 1, tok, (size_t)n * sizeof(int32_t));
+    int64_t cls;
+    ktok_decode_image(t, seq, (size_t)n + 1, im, &cls);
+    free(seq);
+    return ktok_class_name(t, (uint32_t)first);
 }

@@ -14,21 +14,25 @@
  *     krollout_batch_free(&b);  krollout_gen_free(g);
  *
  * A prompt and its completion always fit the context together (no sliding window, so the
- * logprobs are those of one forward over prompt + completion): a prompt longer than
- * n_ctx - max_new is cut to its last n_ctx - max_new tokens (b.prompt_from says where). */
+ * logprobs are those of one forward over prompt + completion less its last token, which is
+ * drawn and never fed): a prompt longer than n_ctx - max_new is cut to its last
+ * n_ctx - max_new tokens (b.prompt_from says where).  max_new = n_ctx leaves one prompt
+ * token: an image model's class token and its n_ctx pixels, the rows it was trained on. */
 #ifndef KILN_ROLLOUT_H
 #define KILN_ROLLOUT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/generate.h"
 #include "model/gpt.h"
 #include "model/pool.h"
+#include "stream/stream.h"
 
 typedef struct krollout_opts {
     int K;                  /* completions per prompt (>= 1) */
-    int max_new;            /* tokens per completion at most (1..n_ctx-1) */
+    int max_new;            /* tokens per completion at most (1..n_ctx) */
     ksampler s;             /* how tokens are drawn */
     const uint8_t *allowed; /* V flags of tokens that may be drawn (NULL: all; borrowed) */
     int32_t eos;            /* a row ends after drawing it (-1: never) */
@@ -63,6 +67,21 @@ void krollout_gen_free(krollout_gen *g);
 void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int *plen, int n,
                        const krollout_opts *o, uint64_t first_row, krollout_batch *out);
 void krollout_batch_free(krollout_batch *b);
+
+/* ---- image models: a class as the prompt, an image as the completion ---------------------- */
+
+/* An image model's prompt from a record: its `label`'s class token, or for a record without
+ * a label that is still a prompt (a `sample`, or one with `prompt`), BOS / the first class
+ * (kgen_first_token); *is_prompt false for any other record (it passes through).  0, or 65
+ * with "record N: ..." in err: a label that is not text, or not one of t's classes (model
+ * names the checkpoint there).  What kiln rollout and kiln ppo both read. */
+int krollout_image_prompt(const ktokenizer *t, const krec *r, const char *model, bool *is_prompt,
+                          int32_t *first, char *err, size_t errsz);
+/* Completion tokens tok[0..n) drawn after first, as the image they make (t's shape; zeroed
+ * im in, free with kimage_free) and the class name (NULL without one): a rollout's `image`
+ * and `label`. */
+const char *krollout_image(const ktokenizer *t, int32_t first, const int32_t *tok, int n,
+                           kimage *im);
 
 /* ---- scoring: a reward model ------------------------------------------------------------- */
 

@@ -143,6 +143,10 @@ typedef enum { RECV_MSG, RECV_NONE, RECV_DISCONNECT, RECV_EXTRA, RECV_EVENT } re
  * else to do, and a busy one need not wake its peers for it), and from then on it watches a
  * second socket (a worker's output, whose receiver's credit says what is finished). */
 #define IDLE_MS 2
+/* A long wait runs the stage's hook again this often, not once: what it does may only become
+ * possible later (kiln ppo welcomes the reward stage's late-connecting input with its hdr
+ * while it waits for that stage's answers, lib/run/pporun.c). */
+#define HOOK_EVERY_MS 10
 typedef struct {
     void (*before_wait)(void);
     void (*idle)(void *end);
@@ -184,6 +188,7 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
         long wait = timeout_ms < 0 ? -1 : (long)((deadline - kiln_now()) * 1000);
         if (timeout_ms >= 0 && wait < 0) wait = 0;
         if (!idle && (wait < 0 || wait > IDLE_MS)) wait = IDLE_MS;
+        if (idle && h->before_wait && (wait < 0 || wait > HOOK_EVERY_MS)) wait = HOOK_EVERY_MS;
         int rc = zmq_poll(items, h->extra && idle ? 3 : 2, wait);
         if (rc < 0) {
             if (errno != EINTR) kiln_die(EX_KILN_IO, "ZeroMQ poll failed: %s", zmq_strerror(errno));
@@ -208,7 +213,8 @@ static recv_result recv_msg(void *s, void *mon, bool router, zmq_msg_t *idf, zmq
             idle = true;
             continue;
         }
-        if (timeout_ms >= 0 && rc == 0) return RECV_NONE;
+        if (timeout_ms >= 0 && rc == 0 && kiln_now() >= deadline) return RECV_NONE;
+        if (rc == 0 && h->before_wait) h->before_wait(); /* (HOOK_EVERY_MS) */
     }
 }
 

@@ -4,14 +4,7 @@
 # iterations exactly; a reward stage that dies (74) or answers NaN (65) leaves the last good
 # ckpt and names the program; SIGTERM ends with a final ckpt (143); no reward stage given is a usage error.  (The arithmetic against
 # PyTorch: tests/unit/test_ppo.c.)
-. "$KILN_ROOT/tests/lib.sh"
-book="$KILN_ROOT/examples/data/moby-dick.txt"
-"$K" load text:"$book" --split chunk:500 --limit 100 2> /dev/null | "$K" tokenize --bytes \
-    | "$K" batch -B 4 -T 64 --pack | "$K" train --model tiny --ctx 64 --steps 30 --threads 2 \
-    | "$K" ckpt --dir base > /dev/null
-printf '{"prompt":"Call me"}\n{"prompt":"The whale"}\n{"prompt":"It was"}\n{"prompt":"She"}\n' > p.jsonl
-"$K" load jsonl:p.jsonl > p.rec 2> /dev/null
-reward="/usr/bin/python3 $KILN_ROOT/tests/ppo_reward.py"
+. "$KILN_ROOT/tests/stage/ppo_base.sh.inc"
 ppo() { "$K" ppo --init base/latest.safetensors --in p.rec --prompts 4 -K 4 --max-new 16 \
     --threads 2 --minibatch 8 --epochs 2 --lr 1e-2 --kl-coef 0.01 --missing-eos-penalty 0 "$@"; }
 

@@ -1,6 +1,6 @@
 /* Unit tests of lib/ckpt/store: ckpt records written with kwriter become safetensors files
  * (model + optimizer sibling) that kckpt_load reads back exactly; bad records and
- * damaged files are refused with the file named. */
+ * damaged files are refused with the file named; a trainer's `state` numbers survive exactly. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@ static char *in_dir(const char *name) {
 
 static const float wte[6] = {0.5f, -1, 2, 3, 4, 5}, bias[3] = {0.25f, 0, -0.125f};
 static const float m_wte[6] = {1, 1, 1, 1, 1, 1}, v_wte[6] = {2, 2, 2, 2, 2, 2};
+static const double kl_coef = 0.035921068616908795, tiny = 4.9e-324; /* a trainer's `state` */
 
 static void put_tensor_map(kwriter *w, const char *key, const char *const *names, const ktensor *t,
                            int n) {
@@ -63,6 +64,10 @@ static void write_records(const char *path) {
         pack_cstr(pk, "d\"og");
     kw_u64(w, "cursor", 8000);
     kw_u64(w, "seed", 18446744073709551615ull);
+    kw_key(w, "state");
+    msgpack_pack_map(pk, 2);
+    pack_cstr(pk, "kl_coef"), msgpack_pack_double(pk, kl_coef);
+    pack_cstr(pk, "tiny"), msgpack_pack_double(pk, tiny);
     put_tensor_map(w, "tensors", names, t, 2);
     kw_key(w, "optim");
     msgpack_pack_map(pk, 4);
@@ -111,6 +116,10 @@ static void check_full(const kckpt *ck) {
     CHECK(kckpt_tensor(ck, "transformer.ln_f.bias") != NULL);
     CHECK(st_meta(ck->file, "eval_loss") && strcmp(st_meta(ck->file, "eval_loss"), "2.5") == 0);
     CHECK(strcmp(st_meta(ck->file, "format"), "pt") == 0);
+    double d = 0; /* the state's numbers come back to the bit (an exact resume needs them) */
+    CHECK(kckpt_state_f64(ck, "kl_coef", &d) && d == kl_coef);
+    CHECK(kckpt_state_f64(ck, "tiny", &d) && d == tiny);
+    CHECK(!kckpt_state_f64(ck, "absent", &d));
 }
 
 static void test_round_trip(void) {
@@ -154,6 +163,8 @@ static void test_round_trip(void) {
     CHECK(ckpt_write_record(&rec, path, NAN, err, sizeof err) == 0);
     ck = kckpt_load(path, true);
     CHECK(ck->step == 7 && !ck->has_cursor && !ck->has_seed && !ck->tokenizer && !ck->optim);
+    double d;
+    CHECK(!ck->state && !kckpt_state_f64(ck, "kl_coef", &d));
     CHECK(ck->config && ck->config->n == 0 && st_meta(ck->file, "eval_loss") == NULL);
     kckpt_free(ck);
 
