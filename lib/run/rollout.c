@@ -66,7 +66,7 @@ static int32_t *lay_out_prompts(const int32_t *const *prompts, const int *plen, 
 void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int *plen, int n,
                        const krollout_opts *o, uint64_t first_row, krollout_batch *out) {
     int n_ctx = g->m->cfg.n_ctx, V = g->m->cfg.vocab;
-    if (n < 1 || o->K < 1 || o->max_new < 1 || o->max_new >= n_ctx)
+    if (n < 1 || o->K < 1 || o->max_new < 1 || o->max_new > n_ctx)
         kiln_die(EX_KILN_SOFTWARE, "krollout_generate: %d prompts, K %d, max_new %d (context %d)",
                  n, o->K, o->max_new, n_ctx);
     for (int i = 0; i < n; i++)
@@ -84,8 +84,8 @@ void krollout_generate(krollout_gen *g, const int32_t *const *prompts, const int
     out->ended = xmalloc(xmul(rows, sizeof(bool)));
     out->prompt_from = xmalloc(xmul((size_t)n, sizeof(int)));
     int np, *rowlen = xmalloc(xmul(rows, sizeof(int)));
-    int32_t *block =
-        lay_out_prompts(prompts, plen, n, o->K, n_ctx - o->max_new, &np, rowlen, out->prompt_from);
+    int room = o->max_new < n_ctx ? n_ctx - o->max_new : 1; /* the last draw is never fed */
+    int32_t *block = lay_out_prompts(prompts, plen, n, o->K, room, &np, rowlen, out->prompt_from);
     kgen_run_logp(decoder_for(g, (int)rows), block, np, rowlen, o->max_new, &o->s, o->allowed,
                   o->eos, o->seed, first_row, out->tokens, out->logprobs, out->lens);
     for (size_t r = 0; r < rows; r++)

@@ -14,8 +14,10 @@
  *     krollout_batch_free(&b);  krollout_gen_free(g);
  *
  * A prompt and its completion always fit the context together (no sliding window, so the
- * logprobs are those of one forward over prompt + completion): a prompt longer than
- * n_ctx - max_new is cut to its last n_ctx - max_new tokens (b.prompt_from says where). */
+ * logprobs are those of one forward over prompt + completion less its last token, which is
+ * drawn and never fed): a prompt longer than n_ctx - max_new is cut to its last
+ * n_ctx - max_new tokens (b.prompt_from says where).  max_new = n_ctx leaves one prompt
+ * token: an image model's class token and its n_ctx pixels, the rows it was trained on. */
 #ifndef KILN_ROLLOUT_H
 #define KILN_ROLLOUT_H
 
@@ -28,7 +30,7 @@
 
 typedef struct krollout_opts {
     int K;                  /* completions per prompt (>= 1) */
-    int max_new;            /* tokens per completion at most (1..n_ctx-1) */
+    int max_new;            /* tokens per completion at most (1..n_ctx) */
     ksampler s;             /* how tokens are drawn */
     const uint8_t *allowed; /* V flags of tokens that may be drawn (NULL: all; borrowed) */
     int32_t eos;            /* a row ends after drawing it (-1: never) */
