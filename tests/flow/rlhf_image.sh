@@ -54,6 +54,15 @@ for g in before after; do # 10 rows (the held-out classes) of 8 images, 16x16 at
         "samples-$g.png: a PNG grid of 10 rows of 8"
     expect 'grep -q "run/samples-$g.png" run/report.txt' "the report names samples-$g.png"
 done
+# kiln reward scores an image rollout (class token + pixels: one more than the context) as the
+# reward model's pairs were scored in training and by kiln eval: the same margins
+head -10 prompts.txt | jq -R -c '{label: .}' > ten.jsonl
+kiln load jsonl:ten.jsonl 2> /dev/null | kiln rollout --ckpt base/latest.safetensors -K 3 2> /dev/null \
+    | kiln reward --ckpt run/rm/latest.safetensors | kiln judge --pairs reward > rm-pairs.rec 2> /dev/null
+m1=$(kiln show < rm-pairs.rec | jq -s 'map(select(.t == "pref") | .chosen_score - .rejected_score) | add / length')
+m2=$(kiln eval --ckpt run/rm/latest.safetensors --data rm-pairs.rec 2> /dev/null | kiln show | jq -s 'map(select(.margin)) | .[0].margin')
+expect 'awk -v a="$m1" -v b="$m2" "BEGIN { d = a - b; exit !(a > 0 && d * d < 1e-10) }"' \
+    "kiln reward and kiln eval score image pairs alike (margins $m1, $m2)"
 mkdir -p grids && cp run/samples-*.png grids/
 expect 'kiln load png:grids 2> /dev/null | kiln show | jq -s -e "map(select(.t == \"sample\")) | length == 2" > /dev/null' \
     "both grids decode"
