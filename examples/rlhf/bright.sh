@@ -11,8 +11,8 @@
 # 3 layers 96 wide, PRE_STEPS (default 800) steps of 16 images.  Prompts are the 10 class
 # names repeated: PROMPTS training prompts (default 600) and HELD (default 200) held out,
 # each class as often.  Each gets K=4 images, the brightest and the darkest make a pair, a
-# reward model trains (RM_STEPS, default 50) and DPO (BETA 0.1, LR 1e-4, STEPS default
-# 150, 8 pairs a step).  The report: mean brightness before -> after (the shift in the base's
+# reward model trains (RM_STEPS, default 50) and DPO (BETA 0.25, LR 2e-5, STEPS default
+# 60, 8 pairs a step).  The report: mean brightness before -> after (the shift in the base's
 # standard deviations), the KL to the base, the held-out bits/dim of 256 test images, and
 # sample grids DIR/run/samples-before.png, -after.png (a row per class, the same seeds).
 # THREADS defaults to 2.
@@ -20,8 +20,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/bright}
-pre_steps=${PRE_STEPS:-800} steps=${STEPS:-150} rm_steps=${RM_STEPS:-50} n_prompts=${PROMPTS:-600}
-held=${HELD:-200} K=${K:-4} lr=${LR:-1e-4} beta=${BETA:-0.1} threads=${THREADS:-2}
+pre_steps=${PRE_STEPS:-800} steps=${STEPS:-60} rm_steps=${RM_STEPS:-50} n_prompts=${PROMPTS:-600}
+held=${HELD:-200} K=${K:-4} lr=${LR:-2e-5} beta=${BETA:-0.25} threads=${THREADS:-2}
 fm=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 classes=$here/examples/data/fashion-mnist.classes
 [ -f "$fm/train-images-idx3-ubyte.gz" ] || {
