@@ -252,6 +252,15 @@ EOF
 [ -z "$dry" ] || exit 0
 t0=$(date +%s)
 
+# ---- held-out images, first: a bad --val-images stops the run before anything trains ----------
+if [ -n "$val_images" ]; then # held-out images, tokenized as pretrain.sh --images did
+    jq -r '.classes // [] | .[]' <<< "$tokenizer" > "$out/classes.txt"
+    [ "$kind" != palette ] || jq -r '.palette[] | join(" ")' <<< "$tokenizer" > "$out/palette.txt"
+    kiln load "${load_val[@]}" 2> "$out/val-load.err" | "${tokenize_val[@]}" \
+        | kiln batch -B 16 -T "$pixels" > "$out/val.rec" \
+        || die "--val-images $val_images: could not load and tokenize it ($(tail -1 "$out/val-load.err"))"
+fi
+
 # ---- preferences -----------------------------------------------------------------------------
 if [ -n "$prefs" ]; then
     case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
@@ -307,13 +316,6 @@ if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --te
         echo "rlhf.sh: --data: the base's tokenizer is $kind, not bytes: no held-out LM loss" >&2
         data=""
     fi
-fi
-if [ -n "$val_images" ]; then # held-out images, tokenized as pretrain.sh --images did
-    jq -r '.classes // [] | .[]' <<< "$tokenizer" > "$out/classes.txt"
-    jq -r '.palette // [] | .[] | join(" ")' <<< "$tokenizer" > "$out/palette.txt"
-    kiln load "${load_val[@]}" 2> "$out/val-load.err" | "${tokenize_val[@]}" \
-        | kiln batch -B 16 -T "$pixels" > "$out/val.rec" \
-        || die "--val-images $val_images: could not load and tokenize it ($(tail -1 "$out/val-load.err"))"
 fi
 lm_key=bits_per_byte; [ -z "$image" ] || lm_key=bits_per_dim
 evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss (images: a grid)

@@ -24,6 +24,10 @@ expect 'grep -q "kiln judge --pairs brightness" dry.txt && grep -q "tokenize --l
 printf 'Sneaker\nUnicorn\nBag\n' > bad.txt
 expect_status 2 "$P" --base base/latest.safetensors --prompts bad.txt --held 1 --out bad 2> bad.err
 expect 'grep -q "prompt 2: {\"label\":\"Unicorn\"}" bad.err' "an unknown class is named ($(cat bad.err))"
+expect_status 2 "$P" --base base/latest.safetensors --prompts prompts.txt --held 10 \
+    --val-images idx:nowhere.gz,nowhere-labels.gz --out badval 2> badval.err
+expect 'grep -q "val-images idx:nowhere.gz.*cannot open" badval.err && [ ! -e badval/prefs.rec ]' \
+    "a bad --val-images stops the run before it rolls out ($(tail -1 badval.err))"
 expect_status 2 "$P" --base base/latest.safetensors --prompts prompts.txt --held 10 --judge afinn \
     --out bad 2> /dev/null
 expect_status 2 "$P" --base base/latest.safetensors --prompts prompts.txt --held 10 \
