@@ -57,11 +57,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 	@mkdir -p $(@D)
 	@$(CC) $(SANFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
-# kiln label alone draws on a terminal: only it links ncurses (wide characters: ncursesw).
+# kiln label alone draws on a terminal (lib/data/labelui.c): only it links ncurses (wide
+# characters: ncursesw); no other program uses labelui.o, so none links it.
 NCURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 $(BINDIR)/kiln-label: LDLIBS += $(NCURSES_LIBS)
 # Without the headers, say which package is missing instead of a compiler error.
-$(BUILD)/stages/label.o: | ncurses-headers
+$(BUILD)/lib/data/labelui.o: | ncurses-headers
 ncurses-headers:
 	@printf '#include <curses.h>\n' | $(CC) -E -x c - > /dev/null 2>&1 || { echo "kiln label needs \
 	ncurses: apt-get install libncurses-dev (or make deps)" >&2; exit 1; }

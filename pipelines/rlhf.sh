@@ -67,6 +67,7 @@ options:
   --iterations N       PPO iterations (default 20)
   --ppo-prompts N      PPO prompts per iteration, K completions each (default 8)
   --kl-coef X          PPO's KL penalty beta (default 0.05)
+  --ppo-opts 'OPTS'    more kiln ppo options (e.g. '--target-kl 6 --missing-eos-penalty 0')
   --loss-type T        sigmoid (default) or ipo
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
   --lora SPEC          train LoRA adapters instead of every weight (kiln train --lora)
@@ -89,7 +90,7 @@ base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge="" judge_op
 val_images="" val_records=256 samples=""
 K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
 lr="" lora="" data="" threads=0 seed=1 out=runs/rlhf dry=""
-iterations=20 ppo_prompts=8 kl_coef=0.05
+iterations=20 ppo_prompts=8 kl_coef=0.05 ppo_opts=""
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
@@ -112,6 +113,7 @@ while [ $# -gt 0 ]; do
     --iterations) iterations=$2; shift ;;
     --ppo-prompts) ppo_prompts=$2; shift ;;
     --kl-coef) kl_coef=$2; shift ;;
+    --ppo-opts) ppo_opts=$2; shift ;;
     --loss-type) loss_type=$2; shift ;;
     --lr) lr=$2; shift ;;
     --lora) lora=$2; shift ;;
@@ -159,6 +161,7 @@ fi
 [ -n "$dry" ] || mkdir -p "$out"
 th=(); [ "$threads" = 0 ] || th=(--threads "$threads")
 read -r -a jopts <<< "$judge_opts"
+read -r -a popts <<< "$ppo_opts"
 judge_is=("$judge"); [ "${judge#cmd:}" = "$judge" ] || judge_is=(--cmd "${judge#cmd:}")
 
 if [ -n "$val_images" ]; then # as pipelines/pretrain.sh --images loads and tokenizes them
@@ -226,7 +229,7 @@ else
     reward_cmd="kiln judge --score $(q "${judge_is[@]}" "${jopts[@]}")"
 fi
 ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" --prompts "$ppo_prompts"
-    -K "$K" "${draw[@]}" --kl-coef "$kl_coef" --seed "$seed" "${th[@]}")
+    -K "$K" "${draw[@]}" --kl-coef "$kl_coef" --seed "$seed" "${popts[@]}" "${th[@]}")
 [ -z "$lr" ] || ppo+=(--lr "$lr")
 [ -z "$lora" ] || ppo+=(--lora "$lora")
 if [ "$method" = ppo ]; then
@@ -236,13 +239,20 @@ else
                $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo"
 fi
 
+prefs_flow="" rm_flow=""
+if [ "$method" = dpo ] || [ "$rm_steps" -gt 0 ]; then
+    prefs_flow="preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
+  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
+  "
+fi
+if [ "$rm_steps" -gt 0 ]; then
+    rm_flow="reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
+               kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
+  "
+fi
 cat >&2 << EOF
 rlhf.sh: the flow
-  preferences: ${prefs:-load $out/prompts-train.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}")} > $out/prefs.rec
-  held out:    load $out/prompts-held.$ext | $(q "${rollout[@]}") --ckpt $base | $(q "${prefer[@]}") > $out/prefs-held.rec
-  reward:      $out/prefs.rec x${epochs:-N} | $(q "${train[@]}") --objective reward --steps $rm_steps | kiln ckpt --dir $out/rm
-               kiln eval --ckpt $out/rm/latest.safetensors --data $out/prefs-held.rec
-  $method_flow
+  $prefs_flow$rm_flow$method_flow
   evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
                kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}${val_images:+
                kiln load $(q "${load_val[@]}") | $(q "${tokenize_val[@]}") | kiln batch -B 16 -T ${pixels:-} > $out/val.rec
@@ -261,18 +271,21 @@ if [ -n "$val_images" ]; then # held-out images, tokenized as pretrain.sh --imag
         || die "--val-images $val_images: could not load and tokenize it ($(tail -1 "$out/val-load.err"))"
 fi
 
-# ---- preferences -----------------------------------------------------------------------------
-if [ -n "$prefs" ]; then
-    case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
-else
-    load "$out/prompts-train.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs.rec"
+# ---- preferences (PPO against the judge itself, --rm-steps 0, needs none) --------------------
+pairs=0
+if [ "$method" = dpo ] || [ "$rm_steps" -gt 0 ]; then
+    if [ -n "$prefs" ]; then
+        case "$prefs" in *.jsonl | *.json) kiln load "jsonl:$prefs" > "$out/prefs.rec" ;; *) cp "$prefs" "$out/prefs.rec" ;; esac
+    else
+        load "$out/prompts-train.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs.rec"
+    fi
+    load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs-held.rec"
+    pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
+    echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
+    [ "$pairs" -gt 0 ] || die "no preference pairs to train on"
+    most=$((steps > rm_steps ? steps : rm_steps))
+    [ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 fi
-load "$out/prompts-held.$ext" | "${rollout[@]}" --ckpt "$base" | "${prefer[@]}" > "$out/prefs-held.rec"
-pairs=$(kiln show < "$out/prefs.rec" | jq -s 'map(select(.chosen != null)) | length')
-echo "rlhf.sh: $pairs preference pairs ($(($(date +%s) - t0)) s)" >&2
-[ "$pairs" -gt 0 ] || die "no preference pairs to train on"
-most=$((steps > rm_steps ? steps : rm_steps))
-[ -n "$epochs" ] || epochs=$(((most * accum + pairs - 1) / pairs))
 
 # ---- reward model ------------------------------------------------------------------------------
 rm_acc=""
@@ -340,7 +353,8 @@ evaluate before "$base"
 evaluate after "$after"
 get() { jq -r "$2" "$out/$1"; }
 {
-    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $pairs pairs, $held held-out prompts, $(($(date +%s) - t0)) s"
+    trained_on="$pairs pairs"; [ "$pairs" -gt 0 ] || trained_on="the judge's scores"
+    echo "rlhf.sh --method $method --labeller $labeller --judge $judge: $trained_on, $held held-out prompts, $(($(date +%s) - t0)) s"
     [ -z "$rm_acc" ] || echo "reward model held-out pairwise accuracy: $rm_acc"
     printf '%-26s %12s %12s\n' "" before after
     printf '%-26s %12.4f %12.4f\n' "mean judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"

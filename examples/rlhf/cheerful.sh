@@ -20,6 +20,8 @@ PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) buil
 dir=${1:-runs/cheerful}
 pre_steps=${PRE_STEPS:-1500} steps=${STEPS:-250} rm_steps=${RM_STEPS:-100} n_prompts=${PROMPTS:-1300}
 held=${HELD:-200} K=${K:-8} lr=${LR:-2e-4} beta=${BETA:-0.5} threads=${THREADS:-1}
+stride=${STRIDE:-13} method=${METHOD:-dpo} iterations=${ITERATIONS:-60} ppo_prompts=${PPO_PROMPTS:-8}
+kl_coef=${KL_COEF:-0.05} ppo_opts=${PPO_OPTS:-}
 book_txt=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 book=${BOOK:-$dir/book/ckpt/latest.safetensors}
@@ -29,10 +31,11 @@ if [ ! -f "$book" ]; then
 fi
 # prompts: the opening words of lines of prose, spread over the whole book
 awk 'NF >= 8 && !/^[A-Z ,.]+$/ { print $1, $2, $3, $4 " " }' "$book_txt" | tr -d '"\\' \
-    | awk -v n="$n_prompts" 'NR % 13 == 0 && c < n { print; c++ }' > "$dir/prompts.txt"
+    | awk -v n="$n_prompts" -v s="$stride" 'NR % s == 0 && c < n { print; c++ }' > "$dir/prompts.txt"
 start=$(date +%s)
 "$here/pipelines/rlhf.sh" --base "$book" --prompts "$dir/prompts.txt" --held "$held" \
-    --judge afinn --method dpo -K "$K" --max-new 48 --steps "$steps" --rm-steps "$rm_steps" \
-    --lr "$lr" --beta "$beta" \
+    --judge afinn --method "$method" -K "$K" --max-new 48 --steps "$steps" --rm-steps "$rm_steps" \
+    --lr "$lr" --beta "$beta" --iterations "$iterations" --ppo-prompts "$ppo_prompts" \
+    --kl-coef "$kl_coef" --ppo-opts "$ppo_opts" \
     --data "$book_txt" --threads "$threads" --samples 5 --out "$dir/run"
 echo "examples/rlhf/cheerful.sh: $(($(date +%s) - start)) s after pretraining" | tee -a "$dir/run/report.txt"

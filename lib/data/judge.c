@@ -2,7 +2,9 @@
 #include "data/judge.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -277,29 +279,80 @@ _Noreturn static void run_child(const char *cmd, const char *prompt, size_t prom
     _exit(127);
 }
 
-/* Write the text to fd (a program that stops reading early is its own business) and close. */
-static void feed(int fd, const char *s, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        s += k, n -= (size_t)k;
+/* What a program printed: its last OUT_TAIL bytes, where its last line is (the score). */
+#define OUT_TAIL 4096
+typedef struct {
+    char b[OUT_TAIL + 1]; /* and a NUL */
+    size_t n;
+    bool cut; /* bytes before b[0] were dropped */
+} out_tail;
+
+static void tail_add(out_tail *t, const char *s, size_t n) {
+    if (n >= OUT_TAIL) {
+        memcpy(t->b, s + n - OUT_TAIL, OUT_TAIL);
+        t->cut |= t->n > 0 || n > OUT_TAIL;
+        t->n = OUT_TAIL;
+        return;
     }
-    close(fd);
+    if (t->n + n > OUT_TAIL) {
+        size_t drop = t->n + n - OUT_TAIL;
+        memmove(t->b, t->b + drop, t->n - drop);
+        t->n -= drop;
+        t->cut = true;
+    }
+    memcpy(t->b + t->n, s, n);
+    t->n += n;
 }
 
-/* Up to cap-1 bytes of fd, NUL-terminated; the rest read and dropped. */
-static void drain(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    char sink[4096];
-    for (;;) {
-        ssize_t k = n + 1 < cap ? read(fd, buf + n, cap - 1 - n) : read(fd, sink, sizeof sink);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        if (n + 1 < cap) n += (size_t)k;
+/* The text in, the output out, at the same time: a program may answer as it reads (echo each
+ * line), and once both pipes are full neither side could move if the text went in first.  A
+ * program that stops reading early is its own business (EPIPE ends the writing). */
+static void exchange(int in, int out, const char *s, size_t n, out_tail *t) {
+    if (fcntl(in, F_SETFL, fcntl(in, F_GETFL) | O_NONBLOCK) < 0 || n == 0) close(in), in = -1;
+    char buf[16384];
+    while (in >= 0 || out >= 0) {
+        struct pollfd p[2] = {{in, POLLOUT, 0}, {out, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[0].revents) {
+            ssize_t k = write(in, s, n);
+            if (k > 0) s += k, n -= (size_t)k;
+            if ((k < 0 && errno != EINTR && errno != EAGAIN) || n == 0) close(in), in = -1;
+        }
+        if (p[1].revents) {
+            ssize_t k = read(out, buf, sizeof buf);
+            if (k > 0) tail_add(t, buf, (size_t)k);
+            if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN)) close(out), out = -1;
+        }
     }
-    buf[n] = 0;
-    close(fd);
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+}
+
+/* The program's last line, NUL-terminated in t->b (trailing white space dropped); NULL when
+ * it is longer than what was kept. */
+static const char *last_line(out_tail *t) {
+    for (char c; t->n && ((c = t->b[t->n - 1]) == ' ' || c == '\t' || c == '\r' || c == '\n');)
+        t->n--;
+    size_t i = t->n;
+    while (i && t->b[i - 1] != '\n') i--;
+    t->b[t->n] = 0;
+    return i == 0 && t->cut ? NULL : t->b + i;
+}
+
+/* The score: the program's last line is one finite number (65 naming what it printed). */
+static int parse_score(const char *cmd, const char *line, double *score, char *err, size_t errsz) {
+    char *end = NULL;
+    double v = 0;
+    errno = 0;
+    if (line) v = strtod(line, &end);
+    if (!line || end == line || *end || errno || !isfinite(v))
+        return kiln_errf(err, errsz, EX_KILN_DATA, "'%s' printed '%.60s', not a number", cmd,
+                         line ? line : "(a last line over 4 KiB)");
+    *score = v;
+    return 0;
 }
 
 int kjudge_cmd(const char *cmd, const char *prompt, size_t prompt_n, uint64_t id, uint64_t k,
@@ -318,24 +371,20 @@ int kjudge_cmd(const char *cmd, const char *prompt, size_t prompt_n, uint64_t id
     if (pid == 0)
         close(to[1]), close(from[0]), run_child(cmd, prompt, prompt_n, id, k, to[0], from[1]);
     close(to[0]), close(from[1]);
-    feed(to[1], text ? text : "", text ? n : 0);
-    char out[256];
-    drain(from[0], out, sizeof out);
-    int status;
+    out_tail *t = xcalloc(1, sizeof *t);
+    exchange(to[1], from[0], text ? text : "", text ? n : 0, t);
+    int status, rc = 0;
     while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            free(t);
             return kiln_errf(err, errsz, EX_KILN_IO, "--cmd: waitpid: %s", strerror(errno));
+        }
     if (!WIFEXITED(status) || WEXITSTATUS(status))
-        return kiln_errf(err, errsz, EX_KILN_IO, "'%s' %s %d", cmd,
-                         WIFEXITED(status) ? "exited with status" : "was killed by signal",
-                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    char *end;
-    errno = 0;
-    double v = strtod(out, &end);
-    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') end++;
-    if (end == out || *end || errno || !isfinite(v))
-        return kiln_errf(err, errsz, EX_KILN_DATA, "'%s' printed '%.*s', not a number", cmd,
-                         (int)strcspn(out, "\n"), out);
-    *score = v;
-    return 0;
+        rc = kiln_errf(err, errsz, EX_KILN_IO, "'%s' %s %d", cmd,
+                       WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    else
+        rc = parse_score(cmd, last_line(t), score, err, errsz);
+    free(t);
+    return rc;
 }

@@ -48,8 +48,10 @@ double kjudge_brightness(const ktensor *image);
 
 /* The number a program gives a completion: `sh -c cmd` with text on its stdin and
  * KILN_PROMPT (when prompt is not NULL), KILN_ID and KILN_K in its environment, SIGPIPE at
- * its default.  0 with *score; 74 when it cannot be run, exits non-zero or is killed, 65
- * when it prints no finite number (the message in err names the command). */
+ * its default; the text is written while its output is read (poll), so a program may answer
+ * as it reads.  The score is its output's last line (what it printed before is ignored).
+ * 0 with *score; 74 when it cannot be run, exits non-zero or is killed, 65 when its last
+ * line is no finite number (the message in err names the command). */
 int kjudge_cmd(const char *cmd, const char *prompt, size_t prompt_n, uint64_t id, uint64_t k,
                const char *text, size_t n, double *score, char *err, size_t errsz);
 

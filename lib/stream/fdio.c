@@ -73,6 +73,18 @@ static void make_room(fd_in *r, size_t room) {
     }
 }
 
+/* Whether a read of fd would return at once (bytes, the end, an error): a file always does;
+ * a pipe when its writer has written or closed.  The before-wait hook runs only when not: a
+ * stage that holds records back for a peer flushes them when its input is really empty,
+ * never between records that are already there. */
+static bool readable_now(int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int rc;
+    while ((rc = poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    }
+    return rc != 0; /* an error: let read() say what it is */
+}
+
 /* Read until at least `need` unread bytes are buffered (or EOF), taking whatever more is
  * already there, with space for `room` unread bytes (room >= need) so that a record of
  * unknown size is read in growing chunks rather than rescanned byte by byte.  `exact` reads
@@ -80,11 +92,11 @@ static void make_room(fd_in *r, size_t room) {
  * at the front of the buffer and nothing is ever slid.  false on a stop signal. */
 static bool fill(fd_in *r, size_t need, size_t room, bool exact) {
     make_room(r, room);
-    if (r->before_wait) r->before_wait();
     while (r->end - r->start < need) {
         size_t space = r->cap - r->end, missing = need - (r->end - r->start);
         if (exact && space > missing) space = missing;
         if (kiln_stop_now()) return false;
+        if (r->before_wait && !readable_now(r->fd)) r->before_wait();
         ssize_t n = read(r->fd, r->buf + r->end, space);
         if (n > 0) {
             r->end += (size_t)n;

@@ -79,8 +79,10 @@ const char *kreader_status(const kreader *r);
 /* The name used for the input in messages ("stdin", a path, a URL). */
 const char *kreader_name(const kreader *r);
 void kreader_close(kreader *r);
-/* Call fn(ctx) whenever a reader is about to read more input (before the writers are flushed
- * for the same reason): a stage that holds records back to batch them writes them out then,
+/* Call fn(ctx) whenever a reader finds no input ready and is about to wait for it (before the
+ * writers are flushed for the same reason; not while records are already buffered or waiting
+ * in the pipe or socket, and never on a file): a stage that holds records back to batch them
+ * writes them out then,
  * so a peer that waits for their results (kiln ppo and its reward stage on a pipe pair) is
  * never stuck behind a batch that cannot fill.  fn may write records; NULL removes it. */
 void kiln_on_input_wait(void (*fn)(void *ctx), void *ctx);

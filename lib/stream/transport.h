@@ -52,9 +52,12 @@ typedef struct {
 } kt_codec;
 
 typedef struct {
-    int peers;                 /* a bound socket's senders (fan-in) or receivers (fan-out); >= 1 */
-    const kt_codec *codec;     /* required */
-    void (*before_wait)(void); /* a receiver calls it before it waits for input; may be NULL */
+    int peers;             /* a bound socket's senders (fan-in) or receivers (fan-out); >= 1 */
+    const kt_codec *codec; /* required */
+    /* A receiver calls it when it is about to wait for input: only when nothing is ready to
+     * read (a pipe found empty, a socket with no message), never between records already
+     * there nor on a file.  May be NULL. */
+    void (*before_wait)(void);
 } kt_opts;
 
 typedef enum {

@@ -237,6 +237,8 @@ static bool send_to(void *s, const peer *p, const void *data, size_t n) {
 
 /* ================================ one end of an edge ===================================== */
 
+#define STRAYS 8 /* stray peers a bound end reports once each (more: reported again) */
+
 /* The socket, its monitor, and the peers on the other side: what a receiving and a sending
  * end share. */
 typedef struct {
@@ -252,10 +254,22 @@ typedef struct {
     peer peers[MAX_PEERS];
     zmq_msg_t idf, msg; /* the last message received, and its sender's identity */
     wait_hooks hooks;
+    /* The end's probe after a disconnect: marks the peers that have gone (it sets their
+     * `gone`, which frees their places for a restarted peer). */
+    void (*check)(void *end, recv_result rr);
+    void *end;
+    /* A bound receiver: a second hello under a known identity (NULL for a sender, whose
+     * receivers' first credit looks like any other). */
+    void (*reintroduced)(void *end, peer *old);
+    uint64_t strays[STRAYS]; /* hashes of the stray peers already reported */
+    uint32_t nstrays;
 } zlink;
 
-static void link_open(zlink *l, const char *url, int peers, bool sender) {
+static void link_open(zlink *l, const char *url, int peers, bool sender,
+                      void (*check)(void *end, recv_result rr), void *end) {
     l->url = url;
+    l->check = check;
+    l->end = end;
     l->sock = open_socket(url, sender, &l->router);
     l->sender = sender;
     l->connected = l->router;
@@ -306,7 +320,8 @@ static void connect_watch(zlink *l) {
               limit > 0 ? " until --connect-timeout" : " (--connect-timeout SECONDS gives up)");
 }
 
-/* What a monitor event means to the link: a disconnect, or news that is no message. */
+/* What a monitor event means to the link: a disconnect, or news that is no message
+ * (RECV_EVENT: handled; whoever drains the socket carries on). */
 static recv_result link_event(zlink *l, int event) {
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !l->connected) {
         l->connected = true;
@@ -326,7 +341,7 @@ static recv_result link_event(zlink *l, int event) {
                   l->url, l->router ? "peer's" : "connection");
     }
     /* A connecting end that never got through has lost no peer. */
-    return event == ZMQ_EVENT_DISCONNECTED && l->connected ? RECV_DISCONNECT : RECV_NONE;
+    return event == ZMQ_EVENT_DISCONNECTED && l->connected ? RECV_DISCONNECT : RECV_EVENT;
 }
 
 /* A connecting end refused by a bound end that has all its peers ends here. */
@@ -340,10 +355,10 @@ static void check_refused(zlink *l) {
              l->url, n, l->sender ? "sender(s)" : "receiver(s)", l->sender ? "in" : "out", n);
 }
 
-/* Wait for a message (RECV_MSG), a timeout or stop (RECV_NONE) or a disconnect; after a
- * disconnect `check` probes the peers for a while. */
-static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
-                             void (*check)(void *end, recv_result rr), void *end) {
+/* Wait for a message (RECV_MSG), a timeout or stop (RECV_NONE), a disconnect, or another
+ * event (RECV_EVENT, handled); after a disconnect the end's check probes the peers for a
+ * while. */
+static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible) {
     int event = 0;
     recv_result rr = recv_msg(l->sock, l->mon, l->router, &l->idf, &l->msg,
                               connect_wait_ms(l, probe_timeout(l->probe_until, timeout_ms)),
@@ -355,17 +370,30 @@ static recv_result link_recv(zlink *l, int timeout_ms, bool interruptible,
     }
     connect_watch(l);
     if (rr == RECV_DISCONNECT) l->probe_until = kiln_now() + PROBE_SECONDS;
-    if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) check(end, rr);
+    if (rr == RECV_DISCONNECT || kiln_now() < l->probe_until) l->check(l->end, rr);
     return rr;
 }
 
-/* A peer beyond the number the bound end was told: it is told so ('R' and that number)
- * when it introduces itself (a receiver's first credit, a sender's hello), and the bound
- * end carries on with the peers it has.  Always NULL: the message is dropped. */
-static peer *refuse_extra_peer(zlink *l) {
+/* Whether the last message introduces a peer to a bound end: a connecting sender's hello
+ * ('H') at a receiver, a connecting receiver's first credit ('C') at a sender. */
+static bool introduces(zlink *l) {
     const uint8_t *p = zmq_msg_data(&l->msg);
     size_t n = zmq_msg_size(&l->msg);
-    if (!((n == 5 && p[0] == 'C') || (n == 1 && p[0] == 'H'))) return NULL;
+    return l->sender ? n == 5 && p[0] == 'C' : n == 1 && p[0] == 'H';
+}
+
+/* Peers that hold a place: all but those that died or left.  A restarted worker takes the
+ * place of the one that died. */
+static int places_taken(const zlink *l) {
+    int n = 0;
+    for (int i = 0; i < l->npeers; i++) n += !l->peers[i].gone;
+    return n;
+}
+
+/* A peer beyond the number the bound end was told: it is told so ('R' and that number)
+ * when it introduces itself, and the bound end carries on with the peers it has.  Always
+ * NULL: the message is dropped. */
+static peer *refuse_extra_peer(zlink *l) {
     uint32_t w = (uint32_t)l->want_peers;
     uint8_t m[5] = {'R', (uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
     if (zmq_send(l->sock, zmq_msg_data(&l->idf), zmq_msg_size(&l->idf),
@@ -373,22 +401,60 @@ static peer *refuse_extra_peer(zlink *l) {
         zmq_send(l->sock, m, sizeof m, ZMQ_DONTWAIT);
     kiln_warn("%s: refused an extra %s: --fan-%s %d, and %d came already", l->url,
               l->sender ? "receiver" : "sender", l->sender ? "out" : "in", l->want_peers,
-              l->npeers);
+              places_taken(l));
     return NULL;
 }
 
-/* The peer the last message came from; *is_new when it just arrived.  NULL when the table
- * is full, or for a peer beyond the number expected. */
+static uint64_t id_hash(const uint8_t *id, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ id[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* A message from a peer that never introduced itself (something else connected here, or a
+ * peer whose connection came back under a new identity): dropped, and said once per peer.
+ * Always NULL. */
+static peer *ignore_stray(zlink *l) {
+    uint64_t h = id_hash(zmq_msg_data(&l->idf), zmq_msg_size(&l->idf));
+    uint32_t known = l->nstrays < STRAYS ? l->nstrays : STRAYS;
+    for (uint32_t i = 0; i < known; i++)
+        if (l->strays[i] == h) return NULL;
+    l->strays[l->nstrays++ % STRAYS] = h;
+    kiln_warn("%s: ignored a peer that sent a message without introducing itself (a connecting "
+              "%s starts with %s); its messages are dropped",
+              l->url, l->sender ? "receiver" : "sender", l->sender ? "'C', credit" : "'H', hello");
+    return NULL;
+}
+
+/* The peer the last message came from; *is_new when it just arrived.  A bound end admits a
+ * peer only on its introduction, and only while it has fewer than its N live peers: one that
+ * died frees its place (a worker started again: under a new identity, or at a fan-in also
+ * its old one).  NULL for a stray, an extra, or a full table. */
 static peer *link_peer(zlink *l, bool *is_new) {
     *is_new = false;
     if (!l->router) return &l->peers[0];
     const uint8_t *id = zmq_msg_data(&l->idf);
     size_t idlen = zmq_msg_size(&l->idf);
-    for (int i = 0; i < l->npeers; i++)
-        if (l->peers[i].idlen == idlen && memcmp(l->peers[i].id, id, idlen) == 0)
-            return &l->peers[i];
-    if (l->npeers >= l->want_peers) return refuse_extra_peer(l);
-    if (l->npeers == MAX_PEERS || idlen > sizeof l->peers[0].id) return NULL;
+    bool intro = introduces(l);
+    /* The newest first.  At a bound receiver a known identity that says hello again is a
+     * restart; at a bound sender a credit from a known identity is that peer's own, maybe the
+     * last one a dead receiver sent (a restart there comes under a new identity). */
+    for (int i = l->npeers - 1; i >= 0; i--) {
+        peer *pe = &l->peers[i];
+        if (pe->idlen != idlen || memcmp(pe->id, id, idlen) != 0) continue;
+        if (!intro || !l->reintroduced) return pe;
+        if (!pe->gone) l->reintroduced(l->end, pe);
+        break;
+    }
+    if (!intro) return ignore_stray(l);
+    /* All places taken: a peer killed a moment ago may not have been noticed yet. */
+    if (places_taken(l) >= l->want_peers) l->check(l->end, RECV_NONE);
+    if (places_taken(l) >= l->want_peers) return refuse_extra_peer(l);
+    if (l->npeers == MAX_PEERS || idlen > sizeof l->peers[0].id) {
+        kiln_warn("%s: ignored a peer: %d have come and gone, the most one end takes", l->url,
+                  MAX_PEERS);
+        return NULL;
+    }
     peer *pe = &l->peers[l->npeers++];
     pe->idlen = idlen;
     memcpy(pe->id, id, idlen);
@@ -475,11 +541,14 @@ static void grant(zt_in *z, peer *p, uint32_t n) {
 }
 
 static void receiver_idle(void *end);
+static void check_senders(void *end, recv_result rr);
+static void sender_restarted(void *end, peer *old);
 
 static kt_conn *zt_open_in(const char *url, const kt_opts *o) {
     zt_in *z = xcalloc(1, sizeof *z);
     z->base = (kt_conn){&kt_zmq, xstrdup(url), false, true};
-    link_open(&z->l, z->base.name, o->peers, false);
+    link_open(&z->l, z->base.name, o->peers, false, check_senders, z);
+    z->l.reintroduced = sender_restarted;
     z->l.hooks = (wait_hooks){o->before_wait, receiver_idle, z, NULL};
     z->codec = o->codec;
     z->lim = kiln_record_limits();
@@ -516,6 +585,19 @@ static void forget_key(zt_in *z, rkey k) {
         z->tab[j].owner = 0;
         z->tab[key_slot(z, d.epoch, d.id)] = d;
     }
+}
+
+/* The table holds every sender's ring at most half full: a sender admitted in a dead one's
+ * place (whose keys stay, to catch the second copies of its records) may double it. */
+static void keys_fit(zt_in *z) {
+    size_t slots = z->tabmask + 1;
+    if (!z->tab || 2u * (size_t)z->l.npeers * DEDUP_RING <= slots) return;
+    dslot *old = z->tab;
+    z->tab = xcalloc(2 * slots, sizeof *z->tab);
+    z->tabmask = 2 * slots - 1;
+    for (size_t i = 0; i < slots; i++)
+        if (old[i].owner) z->tab[key_slot(z, old[i].epoch, old[i].id)] = old[i];
+    free(old);
 }
 
 /* Remember a sender's record in its ring (its oldest falls out); a key first sent by another
@@ -622,9 +704,20 @@ static void check_senders(void *end, recv_result rr) {
     for (int i = 0; i < z->l.npeers; i++) {
         if (z->l.peers[i].ended || z->ip[i].vanished) continue;
         if (!link_peer_gone(&z->l, &z->l.peers[i], rr)) continue;
-        z->ip[i].vanished = true;
+        z->ip[i].vanished = z->l.peers[i].gone = true; /* its place is free for a restart */
         z->nvanished++;
     }
+}
+
+/* A second hello under a sender's identity: ZeroMQ routes one connection per identity, so the
+ * first has gone (a worker restarted under its own identity before its death was noticed).
+ * It vanished, unless it had ended. */
+static void sender_restarted(void *end, peer *old) {
+    zt_in *z = end;
+    int i = (int)(old - z->l.peers);
+    if (old->ended || z->ip[i].vanished) return;
+    z->ip[i].vanished = old->gone = true;
+    z->nvanished++;
 }
 
 static void die_vanished(const zt_in *z, const char *when) {
@@ -638,7 +731,8 @@ static void die_vanished(const zt_in *z, const char *when) {
 /* Whether the merged eos is due: every known sender ended or vanished, and the vanished and
  * the never-seen are workers whose records a fan-out moved.  Exits 74 for one that is not. */
 static bool fanin_settled(zt_in *z) {
-    int unsettled = z->l.npeers - z->nended - z->nvanished, missing = z->l.want_peers - z->l.npeers;
+    int unsettled = z->l.npeers - z->nended - z->nvanished;
+    int missing = z->l.want_peers > z->l.npeers ? z->l.want_peers - z->l.npeers : 0;
     double now = kiln_now();
     if (z->nvanished > (int)z->moved) {
         if (!unsettled && !missing) die_vanished(z, "");
@@ -680,7 +774,7 @@ static void sender_ended(zt_in *z, peer *pe, uint64_t count, const char *status)
     int i = (int)(pe - z->l.peers);
     pe->ended = true;
     z->nended++;
-    if (z->ip[i].vanished) z->ip[i].vanished = false, z->nvanished--;
+    if (z->ip[i].vanished) z->ip[i].vanished = pe->gone = false, z->nvanished--;
     z->ip[i].eos_count = count;
     if (strcmp(status, "ok") != 0 && strcmp(z->status, "ok") == 0)
         snprintf(z->status, sizeof z->status, "%s", status);
@@ -728,7 +822,7 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
         }
         bool timed = z->vanished_since || z->missing_since;
         z->l.hooks.extra = z->reports && local_out ? out_socket(local_out) : NULL;
-        recv_result rr = link_recv(&z->l, timed ? 200 : -1, true, check_senders, z);
+        recv_result rr = link_recv(&z->l, timed ? 200 : -1, true);
         if (rr == RECV_NONE && kiln_stop_now()) return KT_STOP;
         if (rr == RECV_EXTRA) { /* the worker's output: credit that says what is finished */
             while (local_out && pump(local_out, 0, false)) {
@@ -740,7 +834,10 @@ static kt_result zt_recv(kt_conn *c, kt_msg *m) {
         bool is_new;
         peer *pe = link_peer(&z->l, &is_new);
         if (!pe) continue;
-        if (is_new) grant(z, pe, WINDOW);
+        if (is_new) {
+            grant(z, pe, WINDOW);
+            keys_fit(z);
+        }
         const uint8_t *p = zmq_msg_data(&z->l.msg);
         size_t n = zmq_msg_size(&z->l.msg);
         if (control_message(z, p, n)) continue;
@@ -867,10 +964,12 @@ struct zt_out {
     uint32_t nmoved; /* receivers that died mid-stream (a worker's output: as told by 'L') */
 };
 
+static void check_receivers(void *end, recv_result rr);
+
 static kt_conn *zt_open_out(const char *url, const kt_opts *o) {
     zt_out *z = xcalloc(1, sizeof *z);
     z->base = (kt_conn){&kt_zmq, xstrdup(url), true, false};
-    link_open(&z->l, z->base.name, o->peers, true);
+    link_open(&z->l, z->base.name, o->peers, true, check_receivers, z);
     z->codec = o->codec;
     if (!z->l.router) link_send(&z->l, NULL, "H", 1); /* a connecting sender introduces itself */
     if (!z->l.router && !local_out) local_out = z;
@@ -1087,10 +1186,11 @@ static uint64_t be64(const uint8_t *p) {
     return v;
 }
 
-/* Handle one control message or disconnect; false on timeout or interruption. */
+/* Handle one control message, disconnect or monitor event; false on timeout or interruption
+ * only, so that `while (pump(z, 0, false))` drains everything that is ready. */
 static bool pump(zt_out *z, int timeout_ms, bool interruptible) {
-    recv_result rr = link_recv(&z->l, timeout_ms, interruptible, check_receivers, z);
-    if (rr != RECV_MSG) return rr == RECV_DISCONNECT;
+    recv_result rr = link_recv(&z->l, timeout_ms, interruptible);
+    if (rr != RECV_MSG) return rr == RECV_DISCONNECT || rr == RECV_EVENT;
     bool is_new;
     peer *pe = link_peer(&z->l, &is_new);
     if (!pe) return true;

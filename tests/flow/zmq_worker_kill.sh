@@ -4,8 +4,9 @@
 # records), and `kiln cat --fan-in W`
 # still writes all 20,000 records exactly once; after `kiln batch --ordered` the batches
 # equal those of the records in file order.  10 runs with 2, 3 and 4 workers.  A killed
-# worker that never reached the fan-in is covered too.  When every worker dies, the fan-out
-# and the fan-in exit 74 (lib/stream/zmqio.c).  About 30 s.
+# worker that never reached the fan-in is covered too, and so is a worker killed and started
+# again: admitted in the dead one's place, it gets records.  When every worker dies, the
+# fan-out and the fan-in exit 74 (lib/stream/zmqio.c).  About 35 s.
 . "$KILN_ROOT/tests/lib.sh"
 N=20000
 [ "${KILN_SAN:-}" = 1 ] && N=5000
@@ -27,11 +28,11 @@ start() { # name workers [senders the fan-in expects, default workers]
         workers+=($!)
     done
 }
-slowly() { # the source records in 20 slices, 50 ms apart: a stream of about a second
+slowly() { # the source records in 20 slices, $1 s (0.05) apart: a stream of about a second
     local chunk=$(((size + 19) / 20)) i
     for i in $(seq 0 19); do
         dd if=src.rec bs=$chunk skip=$i count=1 2> /dev/null
-        sleep 0.05
+        sleep "${1:-0.05}"
     done
 }
 # SIGKILL the stage under timeout pid, ms after records (not only the hdr) reached file: by
@@ -85,6 +86,31 @@ wait $col; rc=$?
 "$K" show < "$s.rec" | sed 's/.*"id":\([0-9]*\).*/\1/' | sort -n > ids.txt
 expect '[ "$src$bad$rc" = 000 ] && [ $(wc -l < ids.txt) = $N ] && seq 1 $N | cmp -s - ids.txt' \
     "a worker that never reached the fan-in, killed: every record once ($src $bad $rc; $(cat "$s.snd_err" "$s.col_err"))"
+
+# A worker killed and started again (as a supervisor restarts it) takes the dead one's place:
+# the fan-out and the fan-in admit it instead of refusing an extra peer, it gets records, and
+# every record still arrives once.  The restarted worker tokenizes, so that its records show
+# in the collected stream (tokens, the others samples); the source runs 2 s, the kill falls
+# 100 ms after the first records and the restart right after it.
+s="${sock}restart"
+start "$s" 2
+slowly 0.1 | timeout -k 5 60 "$K" cat --out "@ipc://$s.out" --fan-out 2 2> "$s.snd_err" & snd=$!
+kill_when_written "$s.rec" 100 "${workers[0]}"
+timeout -k 5 60 "$K" tokenize --bytes --in "ipc://$s.out" --out ">ipc://$s.in" 2> "$s.re_err" &
+again=$!
+wait $snd; src=$?
+wait "${workers[1]}"; live=$?
+wait $again; re=$?
+wait $col; rc=$?
+expect '[ "$src$live$re$rc" = 0000 ]' \
+    "a restarted worker: fan-out, live worker, restarted worker and fan-in exit 0 ($src $live $re $rc; $(cat "$s.snd_err" "$s.re_err" "$s.col_err"))"
+expect '! grep -q refused "$s.snd_err" "$s.re_err" "$s.col_err"' "the restarted worker is not refused ($(cat "$s.snd_err" "$s.re_err" "$s.col_err"))"
+"$K" show < "$s.rec" > got.jsonl
+sed 's/.*"id":\([0-9]*\).*/\1/' got.jsonl | grep -x '[0-9]*' | sort -n > ids.txt
+expect "[ \$(wc -l < ids.txt) = $N ] && seq 1 $N | cmp -s - ids.txt" \
+    "a restarted worker: each of the $N records exactly once (got $(wc -l < ids.txt), $(sort -u ids.txt | wc -l) distinct)"
+took=$(grep -c '"t":"tokens"' got.jsonl)
+expect '[ "$took" -gt 0 ]' "the restarted worker got work ($took records)"
 
 # No worker left: both workers killed mid-stream.  The fan-out fails (74) rather than end as
 # on a closed pipe, and so does the fan-in, whose senders vanished with nothing moved.

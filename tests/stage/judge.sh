@@ -1,7 +1,8 @@
 # kiln judge: each built-in judge (afinn mean and sum, words, repetition, length, brightness) and
 # --cmd, as --score (a reward on every rollout) and --pairs (best vs worst per prompt, ties
-# skipped and counted); bad input: a judge program that fails (74) or prints garbage (65), a
-# malformed or missing lexicon, a rollout without logprobs, no judge named (2).
+# skipped and counted), a --cmd program that echoes more than a pipe holds as it reads; bad
+# input: a judge program that fails (74) or prints garbage (65), a malformed or missing
+# lexicon, a rollout without logprobs, no judge named (2).
 . "$KILN_ROOT/tests/lib.sh"
 fx="$KILN_ROOT/tests/fixtures/rlhf"
 lex="$fx/afinn-mini.txt"
@@ -54,6 +55,22 @@ expect '[ $rc = 74 ] && grep -q "exited with status 3" err.txt' "a program that 
 expect 'tail -1 out.jsonl | grep -q "\"status\":\"error\""' "the downstream hears of it"
 j --cmd 'no-such-program-xyz' > /dev/null 2> /dev/null
 expect '[ $? = 74 ]' "a program that is not there: 74"
+
+# --cmd: a program that answers as it reads (awk echoes each line) with more than a pipe's
+# worth each way (~220 KiB a rollout): the text goes in while the echo comes out, no deadlock;
+# the score is its last line, the echo before it is ignored
+"$py" -c '
+import json
+for k in range(4):
+    text = "".join("line %d of a long completion\n" % i for i in range(8000 + k))
+    print(json.dumps({"id": 9, "k": k, "prompt": "p", "completion": text}))' > big.jsonl
+"$py" "$fx/rollouts.py" big.rec < big.jsonl
+timeout -k 5 60 "$K" judge --score --in big.rec --cmd 'awk "{ print } END { print NR }"' \
+    2> err.txt | rows rollout .reward > big.json
+expect '[ "$(cat big.json)" = "[8000,8001,8002,8003]" ]' \
+    "--cmd echoing >64 KiB as it reads: no deadlock, the last line scores ($(cat big.json) $(cat err.txt))"
+j --cmd 'echo 1; echo lots' > /dev/null 2> err.txt
+expect 'grep -q "printed .lots., not a number" err.txt' "the last line must be the number ($(cat err.txt))"
 
 # images: the mean brightness
 cat > img.jsonl << 'EOF2'

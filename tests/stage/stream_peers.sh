@@ -1,7 +1,8 @@
 # ZeroMQ endpoints take exactly the peers they were told, and a connecting end never waits
-# in silence: an extra receiver or sender is refused with a message on both sides, an
-# endpoint nobody binds (or a host that does not resolve) is reported after a few seconds
-# and given up on after --connect-timeout (74), and a tcp port out of range is refused (2).
+# in silence: an extra receiver or sender is refused with a message on both sides, a peer
+# that sends without introducing itself is ignored with a message, an endpoint nobody binds
+# (or a host that does not resolve) is reported after a few seconds and given up on after
+# --connect-timeout (74), and a tcp port out of range is refused (2).
 . "$KILN_ROOT/tests/lib.sh"
 seq 1 2000 | awk '{printf "{\"t\":\"sample\",\"id\":%d}\n", $1}' > many.jsonl
 "$K" import many.jsonl > many.rec
@@ -37,6 +38,27 @@ expect '[ $rs1 = 0 ] && [ $rc = 0 ] && [ $rs2 = 74 ]' "fan-in 1: sender 0, colle
 expect '"$K" show < col.rec | cmp -s - <("$K" show < many.rec)' "the collector has the first sender's records, once"
 expect 'grep -q "refused an extra sender: --fan-in 1" col_err.txt' "the collector says it refused one"
 expect 'grep -q "refused: the bound end takes 1 sender" s2_err.txt' "the extra sender says why ($(cat s2_err.txt))"
+
+# A peer that sends a record without saying hello first (no 'H': not a kiln sender, or one
+# whose connection came back under a new identity) is not admitted: its messages are dropped
+# with one line, and the sender that did introduce itself fills the --fan-in 1.
+if /usr/bin/python3 -c 'import zmq, msgpack' 2> /dev/null; then
+    timeout 30 "$K" cat --in "@ipc://$sock.stray" > col.rec 2> col_err.txt & col=$!
+    /usr/bin/python3 -c '
+import sys, time, msgpack, zmq
+d = zmq.Context().socket(zmq.DEALER)
+d.connect(sys.argv[1])
+for i in range(3):
+    d.send(msgpack.packb({"t": "sample", "seq": i + 1, "id": 99999}))
+time.sleep(1.5)' "ipc://$sock.stray" & stray=$!
+    sleep 0.5
+    timeout 30 "$K" cat --out ">ipc://$sock.stray" < many.rec 2> s1_err.txt; rs1=$?
+    wait $col; rc=$?; wait $stray
+    expect '[ $rs1 = 0 ] && [ $rc = 0 ]' "a stray peer: the sender and the collector exit 0 ($rs1 $rc: $(cat s1_err.txt col_err.txt))"
+    expect '"$K" show < col.rec | cmp -s - <("$K" show < many.rec)' "the collector has the sender's records, none of the stray's"
+    expect '[ "$(grep -c "ignored a peer that sent a message without introducing itself" col_err.txt)" = 1 ]' \
+        "the collector says so, once for the stray's three messages ($(cat col_err.txt))"
+fi
 
 # Nobody bound: said after 3 s, given up after --connect-timeout with 74 (also for a sender).
 t0=$SECONDS

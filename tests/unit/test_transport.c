@@ -85,6 +85,16 @@ static bool payload_ok(const kt_msg *m, const char *type, uint32_t n, uint8_t se
     return true;
 }
 
+/* One message written straight into fd, as another process would. */
+static void send_one_fd(int fd, const char *type, uint32_t n, uint8_t seed) {
+    uint8_t *payload = xmalloc(n + 1), *buf = xmalloc(n + 16);
+    for (uint32_t i = 0; i < n; i++) payload[i] = (uint8_t)(seed + i * 7);
+    size_t len = pack_msg(buf, type, payload, n);
+    CHECK(write(fd, buf, len) == (ssize_t)len);
+    free(payload);
+    free(buf);
+}
+
 static const uint32_t SIZES[] = {3, 5000, 70000, 300000,
                                  0}; /* gathered, and written by reference */
 #define NSIZES 5
@@ -196,6 +206,54 @@ static void test_pipe_gone(void) {
     free(wu);
 }
 
+/* The before-wait hook runs only when a read would block: never while records are already
+ * in the pipe or in a file, once when the pipe is empty (here the hook itself writes the
+ * record the reader then gets, as a stage that flushes a held-back batch makes its peer
+ * answer). */
+static int waits, wait_fd = -1;
+static void count_wait(void) {
+    waits++;
+    if (wait_fd >= 0) send_one_fd(wait_fd, "rec", 7, 3);
+}
+
+static void test_pipe_wait_hook(void) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    char *ru = fd_url(p[0]);
+    kt_opts o = OPTS;
+    o.before_wait = count_wait;
+    for (int i = 0; i < 10; i++) send_one_fd(p[1], "rec", 100, (uint8_t)i);
+    kt_conn *in = kt_fd.open_in(ru, &o);
+    kt_msg m;
+    waits = 0;
+    for (int i = 0; i < 10; i++)
+        CHECK(in->type->recv(in, &m) == KT_MSG && payload_ok(&m, "rec", 100, (uint8_t)i));
+    CHECK(waits == 0); /* every read found bytes waiting */
+    wait_fd = p[1];
+    CHECK(in->type->recv(in, &m) == KT_MSG && payload_ok(&m, "rec", 7, 3));
+    CHECK(waits == 1); /* the pipe was empty: the hook ran, and its record came */
+    wait_fd = -1;
+    close(p[1]);
+    CHECK(in->type->recv(in, &m) == KT_EOF && waits == 1); /* the end is ready: no wait */
+    in->type->close(in, false);
+    close(p[0]);
+    free(ru);
+
+    char path[] = "/tmp/kiln-test-transport-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    for (int i = 0; i < 3; i++) send_one_fd(fd, "rec", 70000, (uint8_t)i);
+    close(fd);
+    in = kt_fd.open_in(path, &o);
+    waits = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK(in->type->recv(in, &m) == KT_MSG && payload_ok(&m, "rec", 70000, (uint8_t)i));
+    CHECK(in->type->recv(in, &m) == KT_EOF);
+    CHECK(waits == 0); /* a file never blocks */
+    in->type->close(in, false);
+    unlink(path);
+}
+
 /* Bytes that are no record: refused with a reason and where; a stream cut short: EOF. */
 static kt_result recv_bytes(const void *bytes, size_t n, kt_msg *m) {
     int p[2];
@@ -286,6 +344,7 @@ int main(void) {
     test_pipe();
     test_file();
     test_pipe_gone();
+    test_pipe_wait_hook();
     test_bad_bytes();
     zmq_round_trip("one", 1);
     zmq_round_trip("fan-in", 2);
