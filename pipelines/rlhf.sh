@@ -72,6 +72,8 @@ options:
   --lr X               peak learning rate (default: kiln train's fine-tuning default)
   --lora SPEC          train LoRA adapters instead of every weight (kiln train --lora)
   --data FILE          the text the base learnt from: its last 5% gives the held-out LM loss
+  --ptx-coef X         the rest of --data joins DPO or PPO as pretraining batches, one of 8
+                       rows an optimizer step, weighted X (InstructGPT's ptx; default 0: none)
   --val-images SPEC    an image base: held-out images as kiln load reads them
                        (idx:IMAGES,LABELS or png:DIR) for the held-out bits/dim
   --val-records N      held-out images evaluated (default 256)
@@ -90,7 +92,7 @@ base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge="" judge_op
 val_images="" val_records=256 samples=""
 K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
 lr="" lora="" data="" threads=0 seed=1 out=runs/rlhf dry=""
-iterations=20 ppo_prompts=8 kl_coef=0.05 ppo_opts=""
+iterations=20 ppo_prompts=8 kl_coef=0.05 ppo_opts="" ptx_coef=0
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
     case "$1" in
@@ -118,6 +120,7 @@ while [ $# -gt 0 ]; do
     --lr) lr=$2; shift ;;
     --lora) lora=$2; shift ;;
     --data) data=$2; shift ;;
+    --ptx-coef) ptx_coef=$2; shift ;;
     --samples) samples=$2; shift ;;
     --val-images) val_images=$2; shift ;;
     --val-records) val_records=$2; shift ;;
@@ -138,6 +141,7 @@ for f in "$prefs" "$data"; do [ -z "$f" ] || [ -f "$f" ] || die "$f: no such fil
 case "$method" in dpo | ppo) ;; *) die "--method is dpo or ppo" ;; esac
 case "$labeller" in judge | human) ;; *) die "--labeller is judge or human" ;; esac
 [ -n "$rm_steps" ] || rm_steps=$steps
+[ "$ptx_coef" = 0 ] || [ -n "$data" ] || die "--ptx-coef needs --data (the text the base learnt from)"
 command -v jq > /dev/null || die "needs jq (make deps)"
 
 # ---- the base: text or images ----------------------------------------------------------------
@@ -232,11 +236,12 @@ ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" -
     -K "$K" "${draw[@]}" --kl-coef "$kl_coef" --seed "$seed" "${popts[@]}" "${th[@]}")
 [ -z "$lr" ] || ppo+=(--lr "$lr")
 [ -z "$lora" ] || ppo+=(--lora "$lora")
+ptx_flow=""; [ "$ptx_coef" = 0 ] || ptx_flow=" --ptx $out/ptx.rec --ptx-coef $ptx_coef"
 if [ "$method" = ppo ]; then
-    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}") | kiln ckpt --dir $out/ppo"
+    method_flow="ppo:         load $out/prompts-train.$ext | $(q "${ppo[@]}")$ptx_flow | kiln ckpt --dir $out/ppo"
 else
     method_flow="dpo:         $out/prefs.rec | kiln logps --ckpt $base > $out/prefs-ref.rec
-               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps | kiln ckpt --dir $out/dpo"
+               $out/prefs-ref.rec x${epochs:-N} | $(q "${train[@]}") --objective dpo --beta $beta --loss-type $loss_type --steps $steps$ptx_flow | kiln ckpt --dir $out/dpo"
 fi
 
 prefs_flow="" rm_flow=""
@@ -297,14 +302,36 @@ if [ "$rm_steps" -gt 0 ]; then
     echo "rlhf.sh: reward model: held-out pairwise accuracy $rm_acc ($(($(date +%s) - t0)) s)" >&2
 fi
 
+# ---- the original text: its last 5% held out, the rest --ptx batches ---------------------------
+ptx=()
+if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)
+    ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
+    [ "$ctx" -le 128 ] || ctx=128
+    if [ "$kind" = bytes ]; then
+        bytes=$(wc -c < "$data")
+        tail -c $((bytes / 20)) "$data" > "$out/val.txt"
+        kiln load "text:$out/val.txt" --split "chunk:$((ctx - 1))" | kiln tokenize --bytes \
+            | kiln batch -B 16 -T "$ctx" --pack > "$out/val.rec"
+        if [ "$ptx_coef" != 0 ]; then # the rest: pretraining batches mixed into DPO
+            head -c $((bytes - bytes / 20)) "$data" > "$out/ptx.txt"
+            kiln load "text:$out/ptx.txt" --split "chunk:$((ctx - 1))" --shuffle --seed "$seed" \
+                | kiln tokenize --bytes | kiln batch -B 8 -T "$ctx" --pack > "$out/ptx.rec"
+            ptx=(--ptx "$out/ptx.rec" --ptx-coef "$ptx_coef")
+        fi
+    else
+        [ "$ptx_coef" = 0 ] || die "--ptx-coef: the base's tokenizer is $kind, not bytes"
+        echo "rlhf.sh: --data: the base's tokenizer is $kind, not bytes: no held-out LM loss" >&2
+        data=""
+    fi
+fi
 # ---- DPO, or PPO against the reward stage --------------------------------------------------------
 if [ "$method" = dpo ]; then
     kiln logps --ckpt "$base" "${th[@]}" < "$out/prefs.rec" > "$out/prefs-ref.rec"
     repeat "$out/prefs-ref.rec" | "${train[@]}" --objective dpo --beta "$beta" --loss-type "$loss_type" \
-        --steps "$steps" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
+        --steps "$steps" "${ptx[@]}" | kiln ckpt --dir "$out/dpo" | kiln show > "$out/dpo-log.jsonl"
     summary='{step, loss, "rewards/accuracies", "rewards/margins"}'
 else
-    load "$out/prompts-train.$ext" | "${ppo[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
+    load "$out/prompts-train.$ext" | "${ppo[@]}" "${ptx[@]}" | kiln ckpt --dir "$out/ppo" | kiln show > "$out/ppo-log.jsonl"
     summary='{iteration, "objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg"}'
 fi
 after=$out/$method/latest.safetensors
@@ -317,19 +344,6 @@ echo "rlhf.sh: $method done ($(($(date +%s) - t0)) s): $(jq -s -c "map(select(.t
     | $summary" "$out/$method-log.jsonl")" >&2
 
 # ---- evaluation on the held-out prompts --------------------------------------------------------
-if [ -n "$data" ]; then # the held-out LM loss: byte models (as pretrain.sh --text trains them)
-    ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
-    [ "$ctx" -le 128 ] || ctx=128
-    if [ "$kind" = bytes ]; then
-        bytes=$(wc -c < "$data")
-        tail -c $((bytes / 20)) "$data" > "$out/val.txt"
-        kiln load "text:$out/val.txt" --split "chunk:$((ctx - 1))" | kiln tokenize --bytes \
-            | kiln batch -B 16 -T "$ctx" --pack > "$out/val.rec"
-    else
-        echo "rlhf.sh: --data: the base's tokenizer is $kind, not bytes: no held-out LM loss" >&2
-        data=""
-    fi
-fi
 lm_key=bits_per_byte; [ -z "$image" ] || lm_key=bits_per_dim
 evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss (images: a grid)
     load "$out/prompts-held.$ext" | kiln rollout -K 1 "${draw[@]}" --temperature 1 \

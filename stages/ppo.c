@@ -98,6 +98,14 @@ int main(int argc, char **argv) {
                  "sampling and shuffling seed (default: the hdr's)", .given = &o->e.have_seed),
         KOPT_U64(0, "every", &o->every, "N", 0, UINT64_MAX,
                  "a ckpt record every N iterations (default 0: only at the end)"),
+        KOPT_STRING(0, "ptx", &o->e.ptx, "FILE",
+                    "a record file of pretraining `batch` records: one joins every optimizer "
+                    "step, its LM loss weighted --ptx-coef (InstructGPT's PPO-ptx); metrics "
+                    "gain ptx_loss",
+                    .needs = "ptx-coef"),
+        KOPT_DOUBLE(0, "ptx-coef", &o->e.ptx_coef, "X", 0, 1000,
+                    "the --ptx batches' weight (OpenRLHF's ptx_coef)", .flags = KOPT_OPEN_MIN,
+                    .needs = "ptx"),
         KOPT_STREAM(&cli),
         KOPT_END(),
     };

@@ -83,6 +83,14 @@ int main(int argc, char **argv) {
         KOPT_DOUBLE(0, "label-smoothing", &dpo.label_smoothing, "X", 0, 0.5,
                     "dpo: the sigmoid loss's label smoothing (conservative DPO; default 0)",
                     .needs = "objective"),
+        KOPT_STRING(0, "ptx", &o.ptx, "FILE",
+                    "dpo: a record file of pretraining `batch` records; one joins every "
+                    "optimizer step, its LM loss weighted --ptx-coef (InstructGPT's PPO-ptx), so "
+                    "the model keeps its language; metrics gain ptx_loss",
+                    .needs = "ptx-coef"),
+        KOPT_DOUBLE(0, "ptx-coef", &o.ptx_coef, "X", 0, 1000,
+                    "the --ptx batches' weight (OpenRLHF's ptx_coef)", .flags = KOPT_OPEN_MIN,
+                    .needs = "ptx"),
         KOPT_STREAM(&cli),
         KOPT_END(),
     };
@@ -96,6 +104,9 @@ int main(int argc, char **argv) {
         kiln_usage_error("--objective reward with --lora: the adapter could not carry the new "
                          "scalar head into a merged model; use --freeze (e.g. embeddings) to "
                          "train fewer weights");
+    if (o.ptx && strcmp(objective, "dpo"))
+        kiln_usage_error("--ptx goes with --objective dpo (the other objectives train on "
+                         "batches already, or a scalar head)");
     o.finetune |= prefs; /* the base's weights, a new run */
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);
 

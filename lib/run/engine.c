@@ -20,6 +20,7 @@
 #include "model/optim.h"
 #include "model/weights.h"
 #include "run/dist.h"
+#include "run/lm.h"
 
 struct kengine {
     kengine_opts o;
@@ -52,6 +53,11 @@ struct kengine {
     int rank, ranks;
     kdist_grads *dist;
     bool stop_all; /* a step vote said every rank stops after it */
+    /* --ptx: the LM objective on the file's batches, its reader (opened at the first step) */
+    kobjective ptx;
+    kreader *ptx_in;
+    double ptx_loss_sum;
+    uint64_t ptx_batches;
 };
 
 /* Gradients are summed over ranks in buckets of this many floats (16 MiB): few enough
@@ -85,6 +91,8 @@ int kengine_opts_resolve(kengine_opts *o, char *err, size_t errsz) {
         return kiln_errf(err, errsz, U, "--train goes with --lora (else use --freeze)");
     if (o->freeze && o->lora)
         return kiln_errf(err, errsz, U, "--lora freezes the whole base already; drop --freeze");
+    if (o->ptx && !(o->ptx_coef > 0))
+        return kiln_errf(err, errsz, U, "--ptx FILE needs --ptx-coef X > 0");
     if (o->finetune && !o->have_lr) o->lr = o->lora ? 1e-3 : 3e-4;
     if (!o->have_warmup && o->finetune) o->warmup = o->steps ? o->steps / 20 : 20;
     if (!o->have_warmup && !o->finetune)
@@ -325,6 +333,7 @@ kengine *kengine_open(const kengine_opts *o, kobjective *obj, const krec *hdr, k
     while (obj->metric_names[e->n_metrics]) e->n_metrics++;
     if (e->n_metrics > KOBJ_MAX_METRICS) kiln_die(EX_KILN_SOFTWARE, "too many objective metrics");
     e->tokenizer = krec_get(hdr, "tokenizer");
+    if (o->ptx) e->ptx = klm_objective();
     build_model(e, hdr);
     if (e->ranks > 1) join_ranks(e);
     if (e->o.steps && e->step >= e->o.steps)
@@ -405,6 +414,8 @@ static void emit_metrics(kengine *e) {
     kw_f64(e->w, "loss", loss);
     for (int i = 0; i < e->n_metrics; i++)
         kw_f64(e->w, e->obj->metric_names[i], e->metric_sum[i] / n);
+    double ptx = kengine_take_ptx_loss(e);
+    if (!isnan(ptx)) kw_f64(e->w, "ptx_loss", ptx);
     kw_f64(e->w, "lr", e->lr);
     kw_f64(e->w, "grad_norm", e->norm);
     kw_f64(e->w, "tokens_per_s", rate);
@@ -445,7 +456,53 @@ static int diverged(const kengine *e, const char *what, char *err, size_t errsz)
 
 /* ---- training ------------------------------------------------------------------------------- */
 
+/* --ptx: the next `batch` record of the file, the file read again from its start at its
+ * end; a run resumed at step S starts at the file's S-th batch (mod its length), where
+ * the straight run was. */
+static int ptx_next(kengine *e, krec *rec, char *err, size_t errsz) {
+    uint64_t skip = 0, seen = 0;
+    if (!e->ptx_in) {
+        e->ptx_in = kreader_open(e->o.ptx, 1);
+        skip = e->step;
+    }
+    for (;;) {
+        if (!kreader_next(e->ptx_in, rec)) {
+            if (!seen)
+                return kiln_errf(err, errsz, EX_KILN_DATA, "--ptx %s: no batch records", e->o.ptx);
+            kreader_close(e->ptx_in);
+            e->ptx_in = kreader_open(e->o.ptx, 1);
+            skip %= seen, seen = 0;
+            continue;
+        }
+        if (!krec_is(rec, "batch")) continue;
+        seen++;
+        if (skip == 0) return 0;
+        skip--;
+    }
+}
+
+/* ptx_coef x the LM loss of one pretraining batch, into the gradients. */
+static int ptx_step(kengine *e, char *err, size_t errsz) {
+    krec rec;
+    int rc = ptx_next(e, &rec, err, errsz);
+    if (rc) return rc;
+    kobj_out out = {0};
+    char why[512];
+    rc = e->ptx.step(e->ptx.self, e->m, &rec, (float)(e->o.ptx_coef / e->ranks), &out, why,
+                     sizeof why);
+    if (rc) return kiln_errf(err, errsz, rc, "--ptx %s: %s", e->o.ptx, why);
+    if (!isfinite(out.loss)) return diverged(e, "the --ptx loss", err, errsz);
+    e->ptx_loss_sum += out.loss;
+    e->ptx_batches++;
+    e->step_tokens += out.tokens;
+    return 0;
+}
+
 int kengine_update(kengine *e, char *err, size_t errsz) {
+    if (e->o.ptx) {
+        int rc = ptx_step(e, err, errsz);
+        if (rc) return rc;
+    }
     if (e->dist) kdist_grads_sum(e->dist, e->ps, e->n_ps); /* the ranks' mean gradient */
     e->norm = params_grad_norm(e->pool, e->ps, e->n_ps);
     if (!isfinite(e->norm)) {
@@ -572,6 +629,8 @@ int kengine_run(kengine *e, kreader *r, char *err, size_t errsz) {
 void kengine_free(kengine *e) {
     if (!e) return;
     if (e->obj->free) e->obj->free(e->obj->self);
+    if (e->ptx.free) e->ptx.free(e->ptx.self);
+    if (e->ptx_in) kreader_close(e->ptx_in);
     if (e->own_tokenizer) {
         msgpack_unpacked_destroy(&e->tok_up);
         msgpack_sbuffer_destroy(&e->tok_buf);
@@ -606,6 +665,12 @@ uint64_t kengine_resume(kengine *e, const char *path) {
     e->cursor = ck->cursor;
     kckpt_free(ck);
     return e->cursor;
+}
+
+double kengine_take_ptx_loss(kengine *e) {
+    double mean = e->ptx_batches ? e->ptx_loss_sum / (double)e->ptx_batches : NAN;
+    e->ptx_loss_sum = 0, e->ptx_batches = 0;
+    return mean;
 }
 
 kpool *kengine_pool(kengine *e) {

@@ -12,13 +12,12 @@
  *             the step and the tensor (65);
  *   out       a hdr carrying the total steps, `metrics` records every --log-every steps
  *             (step, loss, lr, grad_norm, tokens_per_s, elapsed_s, optim_bytes, eta_s
- *             with --steps, and the objective's own fields), `ckpt` records every --every steps and
- * at the end (lib/ckpt/record.h); signals   SIGINT/SIGTERM: the step in progress finishes, a final
- * ckpt goes out, and the stage's kiln_finish ends the stream `interrupted`;
- *   ranks     under mpirun, data parallel (lib/run/dist.h): each rank trains on its own
- *             records, the gradients are averaged over ranks before clipping, every rank
- *             takes the same step, and all stop after the same step (a vote each step);
- *             rank 0 alone writes (kengine_writer).
+ *             with --steps, the objective's own fields, ptx_loss with --ptx), `ckpt` records every
+ * --every steps and at the end (lib/ckpt/record.h); signals   SIGINT/SIGTERM: the step in progress
+ * finishes, a final ckpt goes out, and the stage's kiln_finish ends the stream `interrupted`; ranks
+ * under mpirun, data parallel (lib/run/dist.h): each rank trains on its own records, the gradients
+ * are averaged over ranks before clipping, every rank takes the same step, and all stop after the
+ * same step (a vote each step); rank 0 alone writes (kengine_writer).
  *
  *     kengine *e = kengine_open(&opts, &obj, kreader_hdr(r), w);
  *     int rc = kengine_run(e, r, err, sizeof err);
@@ -60,6 +59,11 @@ typedef struct kengine_opts {
     bool have_lr, have_warmup, have_seed;
     double lr;
     int threads; /* 0: $KILN_THREADS or every CPU */
+    /* pretraining batches mixed into a fine-tuning run (InstructGPT's PPO-ptx, OpenRLHF's
+     * --ptx_coef): before each optimizer step the next `batch` record of the file `ptx`
+     * (cycled; on resume, at the step's place) adds ptx_coef x its LM loss's gradient */
+    const char *ptx;
+    double ptx_coef;
 } kengine_opts;
 
 /* --add-class NAME[=FROM] (dest: a kengine_opts *), for the option table. */
@@ -170,6 +174,9 @@ void kengine_write_ckpt(kengine *e, uint64_t cursor);
 /* Exact resume of a full model's run from a checkpoint it wrote: weights, moments, step;
  * returns its cursor.  Exits (65/74) on a bad file, 2 for a LoRA run. */
 uint64_t kengine_resume(kengine *e, const char *path);
+/* The mean --ptx loss over the batches since the last call (NAN: none), for a trainer that
+ * writes its own metrics (kiln ppo); the engine's metrics records take it themselves. */
+double kengine_take_ptx_loss(kengine *e);
 kpool *kengine_pool(kengine *e);
 double kengine_lr(const kengine *e);        /* of the last update */
 double kengine_grad_norm(const kengine *e); /* of the last update, before clipping */

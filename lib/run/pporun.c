@@ -511,6 +511,8 @@ static void write_metrics(ppo_run *p, const batch *b, const update_stats *u) {
     kw_f64(w, "val/ratio", u->ratio / n);
     kw_f64(w, "val/num_eos_tokens", eos);
     kw_f64(w, "kl_coef", p->beta);
+    double ptx = kengine_take_ptx_loss(p->e);
+    if (!isnan(ptx)) kw_f64(w, "ptx_loss", ptx);
     kw_f64(w, "lr", kengine_lr(p->e));
     kw_f64(w, "grad_norm", kengine_grad_norm(p->e));
     kw_f64(w, "time/generate_s", p->times[0]);

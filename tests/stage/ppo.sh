@@ -33,6 +33,12 @@ expect '[ -f run/latest.safetensors ]' "kiln ckpt writes the final ckpt"
 "$K" sample --ckpt run/latest.safetensors --prompt "The " -n 20 --threads 2 > s.txt 2> err.txt
 expect '[ $? = 0 ] && [ -s s.txt ]' "kiln sample runs the PPO policy ($(cat err.txt))"
 
+# --ptx: a pretraining batch joins every optimizer step, reported as ptx_loss
+"$K" load text:"$book" --split chunk:63 --limit 64 2> /dev/null | "$K" tokenize --bytes \
+    | "$K" batch -B 4 -T 64 --pack > ptx.rec
+ppo --reward "$reward" --iterations 2 --ptx ptx.rec --ptx-coef 1 2> err.txt | "$K" show > ptx.json
+expect 'jq -s -e "map(select(.t == \"metrics\") | .ptx_loss) | length == 2 and all(. > 0)" ptx.json > /dev/null' "--ptx: every metrics record has ptx_loss ($(tail -1 err.txt))"
+
 # kiln judge --score afinn as the reward stage (a tiny lexicon); LoRA: the reference is the
 # base with the adapters off (KL 0 at first), the ckpt an adapter with the value head
 printf 'the\t2\nand\t1\nwhale\t3\nsea\t-2\n' > lex.txt

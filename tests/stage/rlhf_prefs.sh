@@ -1,7 +1,8 @@
 # Preference training: kiln logps adds the reference's completion log-probabilities (pairs from
 # TRL JSON lines and rollouts), kiln train --objective reward trains a scalar head on an LM base
 # (metrics, a "scalar" checkpoint, held-out pairwise accuracy in kiln eval), --objective dpo
-# moves the policy towards the chosen completions (TRL's metrics, with and without --lora).
+# moves the policy towards the chosen completions (TRL's metrics, with and without --lora),
+# and with --ptx pretraining batches keeps the text's loss lower than without.
 # Bad input: a pref record without chosen/rejected (65 naming the record), DPO without
 # reference logps, a base whose tokenizer is not the stream's (65).
 . "$KILN_ROOT/tests/lib.sh"
@@ -67,6 +68,19 @@ expect 'awk -v a="$a1" -v b="$a2" "BEGIN{exit !(b > a)}"' "DPO raises log p(chos
 "$K" train --in ref.rec --objective dpo --init $B --lora r=4,alpha=8 --loss-type ipo --steps 5 \
     --log-every 5 | "$K" show > lora.jsonl
 expect 'jq -s -e "map(select(.t == \"ckpt\" and .adapter.kind == \"lora\")) | length == 1" lora.jsonl > /dev/null' "DPO with --lora writes an adapter"
+
+# --ptx: a pretraining batch joins every DPO step (InstructGPT's ptx), the model keeps its text
+cat ref.rec ref.rec | "$K" train --objective dpo --init $B --beta 0.1 --steps 20 --lr 3e-3 \
+    --log-every 10 --ptx base.rec --ptx-coef 2 | "$K" ckpt --dir ptx | "$K" show > ptx.jsonl
+m=$(jq -s -c 'map(select(.t == "metrics")) | last' ptx.jsonl)
+expect 'jq -e ".ptx_loss > 0 and .\"rewards/margins\" > 0" <<< "$m" > /dev/null' "DPO with --ptx reports ptx_loss and still prefers the chosen completions ($(jq -c '[.ptx_loss, ."rewards/accuracies"]' <<< "$m"))"
+lm() { "$K" eval --ckpt "$1" --data base.rec 2> /dev/null | "$K" show | jq -s 'map(select(.t == "metrics")) | .[0].loss'; }
+l0=$(lm $B) l1=$(lm dpo/latest.safetensors) l2=$(lm ptx/latest.safetensors)
+expect 'awk -v a="$l1" -v b="$l2" "BEGIN{exit !(b < a)}"' "the text's loss: base $l0, DPO $l1, DPO with --ptx $l2 (lower)"
+expect_status 2 "$K" train --in ref.rec --objective reward --init $B --ptx base.rec --ptx-coef 1 --out /dev/null 2> /dev/null
+expect_status 2 "$K" train --in ref.rec --objective dpo --init $B --ptx base.rec --out /dev/null 2> /dev/null
+expect_status 65 "$K" train --in ref.rec --objective dpo --init $B --ptx ref.rec --ptx-coef 1 --steps 1 --out /dev/null 2> err.txt
+expect 'grep -q "no batch records" err.txt' "a --ptx file without batches is named ($(cat err.txt))"
 
 # ---- bad input -------------------------------------------------------------------------------
 printf '{"t":"pref","prompt":"The sea","chosen":"calm"}\n' > nochosen.jsonl
