@@ -7,6 +7,8 @@
 #   pipelines/rlhf.sh --base runs/moby/ckpt/latest.safetensors --prompts prompts.txt \
 #       --judge afinn --method dpo --data examples/data/moby-dick.txt --out runs/rlhf
 #   pipelines/rlhf.sh --base BASE --prompts prompts.jsonl --labeller human --out runs/mine
+#   pipelines/rlhf.sh --base runs/fashion/ckpt/latest.safetensors --prompts classes.txt \
+#       --val-images idx:t10k-images.gz,t10k-labels.gz --out runs/bright
 #
 # The flow it runs (printed before it starts):
 #
@@ -26,6 +28,11 @@
 #
 # Prompts: a JSON-lines file of records with `prompt` (TRL's prompt datasets), or a text
 # file with a prompt a line.  The last --held N prompts are held out for the evaluation.
+# An image base (its tokenizer is levels or palette, kiln ckpt inspect) takes class names:
+# JSON lines {"label": "Sneaker"} or a text file of names, a prompt a line; its judge
+# defaults to brightness, --val-images gives the held-out bits/dim (tokenized as the base
+# was pretrained), and the samples are PNG grids (OUT/samples-before.png, -after.png: a
+# row per held-out class, 8 images each, the same seeds before and after).
 # Preferences from any other program: give --prefs FILE (pref records, or TRL's
 # {"prompt","chosen","rejected"} JSON lines) and no prompts are rolled out for training.
 set -euo pipefail
@@ -46,10 +53,11 @@ options:
   --method M           dpo (default) or ppo
   --labeller L         judge (default) or human (kiln label at this terminal)
   --judge NAME         the kiln judge that prefers and scores (default afinn; words,
-                       repetition, length; cmd:PROGRAM for any program that prints a score)
+                       repetition, length; cmd:PROGRAM for any program that prints a score;
+                       an image base: brightness, the default, or cmd:PROGRAM)
   --judge-opts 'OPTS'  more kiln judge options (e.g. a lexicon file)
   -K N                 completions per prompt (default 2)
-  --max-new N          tokens per completion (default 48)
+  --max-new N          tokens per completion (default 48; an image base draws its pixels)
   --temperature X      sampling temperature of the rollouts (default 1)
   --steps N            DPO optimizer steps (default 200)
   --rm-steps N         reward-model steps (default: --steps; 0 skips the reward model)
@@ -66,7 +74,11 @@ options:
   --data FILE          the text the base learnt from: its last 5% gives the held-out LM loss
   --ptx-coef X         the rest of --data joins DPO or PPO as pretraining batches, one of 8
                        rows an optimizer step, weighted X (InstructGPT's ptx; default 0: none)
-  --samples N          samples shown before and after (default 3)
+  --val-images SPEC    an image base: held-out images as kiln load reads them
+                       (idx:IMAGES,LABELS or png:DIR) for the held-out bits/dim
+  --val-records N      held-out images evaluated (default 256)
+  --samples N          samples shown before and after (default 3; an image base: the grid's
+                       rows, distinct held-out prompts, default 10)
   --threads N          threads (default: all CPUs)
   --seed S             seed (default 1)
   --out DIR            where everything goes (default runs/rlhf)
@@ -76,9 +88,10 @@ EOF
 }
 die() { echo "rlhf.sh: $*" >&2; exit 2; }
 
-base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge=afinn judge_opts=""
+base="" prompts="" prefs="" held=200 method=dpo labeller=judge judge="" judge_opts=""
+val_images="" val_records=256 samples=""
 K=2 max_new=48 temperature=1 steps=200 rm_steps="" accum=8 epochs="" beta=0.1 loss_type=sigmoid
-lr="" lora="" data="" samples=3 threads=0 seed=1 out=runs/rlhf dry=""
+lr="" lora="" data="" threads=0 seed=1 out=runs/rlhf dry=""
 iterations=20 ppo_prompts=8 kl_coef=0.05 ppo_opts="" ptx_coef=0
 while [ $# -gt 0 ]; do
     case "$1" in --dry-run | -h | --help) ;; -* ) [ $# -ge 2 ] || die "$1 needs a value (--help)" ;; esac
@@ -109,6 +122,8 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift ;;
     --ptx-coef) ptx_coef=$2; shift ;;
     --samples) samples=$2; shift ;;
+    --val-images) val_images=$2; shift ;;
+    --val-records) val_records=$2; shift ;;
     --threads) threads=$2; shift ;;
     --seed) seed=$2; shift ;;
     --out) out=$2; shift ;;
@@ -128,25 +143,72 @@ case "$labeller" in judge | human) ;; *) die "--labeller is judge or human" ;; e
 [ -n "$rm_steps" ] || rm_steps=$steps
 [ "$ptx_coef" = 0 ] || [ -n "$data" ] || die "--ptx-coef needs --data (the text the base learnt from)"
 command -v jq > /dev/null || die "needs jq (make deps)"
+
+# ---- the base: text or images ----------------------------------------------------------------
+meta=$(kiln ckpt inspect "$base") || die "$base: not a checkpoint kiln ckpt inspect reads"
+tokenizer=$(awk '$1 == "tokenizer" { sub(/^[^ ]+ +/, ""); print }' <<< "$meta")
+[ -n "$tokenizer" ] || die "$base: the checkpoint has no tokenizer"
+kind=$(jq -r .kind <<< "$tokenizer")
+image=""; case "$kind" in levels | palette) image=1 ;; esac
+if [ -n "$image" ]; then
+    [ -n "$judge" ] || judge=brightness
+    case "$judge" in afinn | words | repetition | length)
+        die "--judge $judge scores text; $base is an image model ($kind): brightness, reward or cmd:PROGRAM" ;; esac
+    [ -z "$data" ] || die "--data is a text base's held-out text; $base is an image model: give --val-images SPEC"
+    [ -n "$samples" ] || samples=10
+else
+    [ -n "$judge" ] || judge=afinn
+    [ "$judge" != brightness ] || die "--judge brightness scores images; $base is a text model ($kind)"
+    [ -z "$val_images" ] || die "--val-images is an image base's; $base is a text model: give --data FILE"
+    [ -n "$samples" ] || samples=3
+fi
 [ -n "$dry" ] || mkdir -p "$out"
 th=(); [ "$threads" = 0 ] || th=(--threads "$threads")
 read -r -a jopts <<< "$judge_opts"
 read -r -a popts <<< "$ppo_opts"
 judge_is=("$judge"); [ "${judge#cmd:}" = "$judge" ] || judge_is=(--cmd "${judge#cmd:}")
 
+if [ -n "$val_images" ]; then # as pipelines/pretrain.sh --images loads and tokenizes them
+    read -r H W C L < <(jq -r '[.height, .width, .channels, .levels // 0] | map(tostring) | join(" ")' <<< "$tokenizer")
+    pixels=$((H * W * C))
+    load_val=("$val_images" --size "${H}x$W" --channels "$C" --limit "$val_records")
+    [ "$(jq '.classes // [] | length' <<< "$tokenizer")" = 0 ] || load_val+=(--classes "$out/classes.txt")
+    tokenize_val=(kiln tokenize --levels "$L"); [ "$kind" = levels ] || tokenize_val=(kiln tokenize --palette "$out/palette.txt")
+fi
+
 # ---- prompts: training and held out -------------------------------------------------------
+class_prompts() { # class_prompts FILE: an image base's prompts as {"label"} lines, checked
+    local lines
+    case "$1" in
+    *.jsonl | *.json) lines=$(grep . "$1" | jq -c . 2> /dev/null) || die "$1: not JSON lines" ;;
+    *) lines=$(grep . "$1" | jq -R -c '{label: .}') ;;
+    esac
+    local bad
+    bad=$(jq -r -s --argjson tok "$tokenizer" '($tok.classes // []) as $c | to_entries
+        | map(select(.value.label as $l | ($l | type) != "string" or ($c | map(. == $l) | any | not)))
+        | .[0] // empty | "prompt \(.key + 1): \(.value | tojson)"' <<< "$lines")
+    [ -z "$bad" ] || die "$1: $bad: an image base's prompt is {\"label\": CLASS}, a class of $base ($(
+        jq -r '.classes // [] | join(", ")' <<< "$tokenizer"))"
+    echo "$lines"
+}
 n=$(grep -c . "$prompts" || true)
 [ "$n" -gt "$held" ] || die "$prompts: $n prompts, not more than --held $held"
 ext=jsonl; case "$prompts" in *.jsonl | *.json) ;; *) ext=txt ;; esac
+[ -z "$image" ] || ext=jsonl # class names become {"label": NAME} lines
 if [ -z "$dry" ]; then
-    grep . "$prompts" > "$out/prompts-all.$ext" # (head in a pipe would end grep early: pipefail)
+    if [ -n "$image" ]; then
+        class_prompts "$prompts" > "$out/prompts-all.$ext"
+    else
+        grep . "$prompts" > "$out/prompts-all.$ext" # (head in a pipe would end grep early: pipefail)
+    fi
     head -n $((n - held)) "$out/prompts-all.$ext" > "$out/prompts-train.$ext"
     tail -n "$held" "$out/prompts-all.$ext" > "$out/prompts-held.$ext"
 fi
 load() { # load FILE: the prompts as records
     if [ "$ext" = jsonl ]; then kiln load "jsonl:$1"; else kiln load "text:$1" --split lines; fi
 }
-rollout=(kiln rollout -K "$K" --max-new "$max_new" --temperature "$temperature" --seed "$seed" "${th[@]}")
+draw=(--max-new "$max_new"); [ -z "$image" ] || draw=() # an image model draws its pixels
+rollout=(kiln rollout -K "$K" "${draw[@]}" --temperature "$temperature" --seed "$seed" "${th[@]}")
 if [ "$labeller" = human ]; then
     prefer=(kiln label --labels "$out/labels.jsonl")
 else
@@ -171,7 +233,7 @@ else
     reward_cmd="kiln judge --score $(q "${judge_is[@]}" "${jopts[@]}")"
 fi
 ppo=(kiln ppo --init "$base" --reward "$reward_cmd" --iterations "$iterations" --prompts "$ppo_prompts"
-    -K "$K" --max-new "$max_new" --kl-coef "$kl_coef" --seed "$seed" "${popts[@]}" "${th[@]}")
+    -K "$K" "${draw[@]}" --kl-coef "$kl_coef" --seed "$seed" "${popts[@]}" "${th[@]}")
 [ -z "$lr" ] || ppo+=(--lr "$lr")
 [ -z "$lora" ] || ppo+=(--lora "$lora")
 ptx_flow=""; [ "$ptx_coef" = 0 ] || ptx_flow=" --ptx $out/ptx.rec --ptx-coef $ptx_coef"
@@ -197,10 +259,22 @@ cat >&2 << EOF
 rlhf.sh: the flow
   $prefs_flow$rm_flow$method_flow
   evaluation:  load $out/prompts-held.$ext | kiln rollout -K 1 --ckpt BASE|AFTER | kiln logps --ckpt $base | kiln judge --score $(q "${judge_is[@]}")${data:+
-               kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}
+               kiln eval --ckpt BASE|AFTER --data $out/val.rec (the last 5% of $data)}${val_images:+
+               kiln load $(q "${load_val[@]}") | $(q "${tokenize_val[@]}") | kiln batch -B 16 -T ${pixels:-} > $out/val.rec
+               kiln eval --ckpt BASE|AFTER --data $out/val.rec (held-out bits/dim)}${image:+
+               $samples held-out prompts | kiln rollout -K 8 --ckpt BASE|AFTER --png $out/samples-before.png|-after.png}
 EOF
 [ -z "$dry" ] || exit 0
 t0=$(date +%s)
+
+# ---- held-out images, first: a bad --val-images stops the run before anything trains ----------
+if [ -n "$val_images" ]; then # held-out images, tokenized as pretrain.sh --images did
+    jq -r '.classes // [] | .[]' <<< "$tokenizer" > "$out/classes.txt"
+    [ "$kind" != palette ] || jq -r '.palette[] | join(" ")' <<< "$tokenizer" > "$out/palette.txt"
+    kiln load "${load_val[@]}" 2> "$out/val-load.err" | "${tokenize_val[@]}" \
+        | kiln batch -B 16 -T "$pixels" > "$out/val.rec" \
+        || die "--val-images $val_images: could not load and tokenize it ($(tail -1 "$out/val-load.err"))"
+fi
 
 # ---- preferences (PPO against the judge itself, --rm-steps 0, needs none) --------------------
 pairs=0
@@ -231,9 +305,7 @@ fi
 # ---- the original text: its last 5% held out, the rest --ptx batches ---------------------------
 ptx=()
 if [ -n "$data" ]; then # the held-out LM loss: byte models, rows as pretrain.sh --text makes them
-    meta=$(kiln ckpt inspect "$base")
     ctx=$(awk '$1 == "config" { print $2 }' <<< "$meta" | jq .n_ctx)
-    kind=$(awk '$1 == "tokenizer" { sub(/^[^ ]+ +/, ""); print }' <<< "$meta" | jq -r .kind)
     [ "$ctx" -le 128 ] || ctx=128
     if [ "$kind" = bytes ]; then
         bytes=$(wc -c < "$data")
@@ -272,17 +344,23 @@ echo "rlhf.sh: $method done ($(($(date +%s) - t0)) s): $(jq -s -c "map(select(.t
     | $summary" "$out/$method-log.jsonl")" >&2
 
 # ---- evaluation on the held-out prompts --------------------------------------------------------
-evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss
-    load "$out/prompts-held.$ext" | kiln rollout -K 1 --max-new "$max_new" --temperature 1 \
+lm_key=bits_per_byte; [ -z "$image" ] || lm_key=bits_per_dim
+evaluate() { # evaluate NAME CKPT: scored held-out completions, KL, LM loss (images: a grid)
+    load "$out/prompts-held.$ext" | kiln rollout -K 1 "${draw[@]}" --temperature 1 \
         --seed $((seed + 7)) --ckpt "$2" "${th[@]}" | kiln logps --ckpt "$base" "${th[@]}" \
         | kiln judge --score "${judge_is[@]}" "${jopts[@]}" | kiln show > "$out/eval-$1.jsonl"
     jq -s -c 'map(select(.t == "rollout")) | {score: (map(.reward) | add / length),
         sd: ((map(.reward) | add / length) as $m | map((.reward - $m) * (.reward - $m)) | add / length | sqrt),
         kl: (map((.logprobs.mean - .ref_logprobs.mean) * .logprobs.shape[0]) | add / length)}' \
         "$out/eval-$1.jsonl" > "$out/eval-$1.json"
-    if [ -n "$data" ]; then
+    if [ -n "$data$val_images" ]; then
         kiln eval --ckpt "$2" --data "$out/val.rec" "${th[@]}" | kiln show \
-            | jq -s -c 'map(select(.bits_per_byte != null)) | .[0] | {loss, bits_per_byte}' > "$out/lm-$1.json"
+            | jq -s -c "map(select(.$lm_key != null)) | .[0] | {loss, $lm_key}" > "$out/lm-$1.json"
+    fi
+    if [ -n "$image" ]; then # the same prompts and seeds before and after: image i of row r
+        awk '!seen[$0]++' "$out/prompts-held.$ext" | head -n "$samples" > "$out/grid-prompts.jsonl" || true
+        kiln load "jsonl:$out/grid-prompts.jsonl" | kiln rollout -K 8 --seed $((seed + 11)) \
+            --ckpt "$2" "${th[@]}" --png "$out/samples-$1.png" 2> /dev/null > /dev/null
     fi
 }
 evaluate before "$base"
@@ -295,15 +373,22 @@ get() { jq -r "$2" "$out/$1"; }
     printf '%-26s %12s %12s\n' "" before after
     printf '%-26s %12.4f %12.4f\n' "mean judge score" "$(get eval-before.json .score)" "$(get eval-after.json .score)"
     printf '%-26s %12.4f %12.4f\n' "  (standard deviation)" "$(get eval-before.json .sd)" "$(get eval-after.json .sd)"
+    printf '%-26s %12s %12.2f\n' "  shift (base's sds)" "" "$(jq -n --slurpfile b "$out/eval-before.json" \
+        --slurpfile a "$out/eval-after.json" '($a[0].score - $b[0].score) / (if $b[0].sd > 0 then $b[0].sd else 1 end)')"
     printf '%-26s %12.4f %12.4f\n' "KL to the base (nats)" "$(get eval-before.json .kl)" "$(get eval-after.json .kl)"
-    if [ -n "$data" ]; then
-        printf '%-26s %12.4f %12.4f\n' "held-out bits/byte" "$(get lm-before.json .bits_per_byte)" "$(get lm-after.json .bits_per_byte)"
+    if [ -n "$data$val_images" ]; then
+        printf '%-26s %12.4f %12.4f\n' "held-out ${lm_key//_per_//}" "$(get lm-before.json ".$lm_key")" "$(get lm-after.json ".$lm_key")"
     fi
     echo
-    echo "samples (prompt | before | after):"
-    paste -d '\t' \
-        <(jq -r 'select(.t == "rollout") | [.prompt, (.completion | gsub("[\n\t]"; " "))] | join(" | ")' "$out/eval-before.jsonl") \
-        <(jq -r 'select(.t == "rollout") | .completion | gsub("[\n\t]"; " ")' "$out/eval-after.jsonl") \
-        | sed -n "1,${samples}p" | sed 's/\t/ | /; s/^/  /'
+    if [ -n "$image" ]; then
+        echo "samples: $out/samples-before.png, $out/samples-after.png (a row per prompt of $(
+            jq -r -s 'map(.label) | join(", ")' "$out/grid-prompts.jsonl"), the same seeds)"
+    else
+        echo "samples (prompt | before | after):"
+        paste -d '\t' \
+            <(jq -r 'select(.t == "rollout") | [.prompt, (.completion | gsub("[\n\t]"; " "))] | join(" | ")' "$out/eval-before.jsonl") \
+            <(jq -r 'select(.t == "rollout") | .completion | gsub("[\n\t]"; " ")' "$out/eval-after.jsonl") \
+            | sed -n "1,${samples}p" | sed 's/\t/ | /; s/^/  /'
+    fi
 } > "$out/report.txt"
 cat "$out/report.txt"

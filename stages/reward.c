@@ -54,17 +54,26 @@ static void check_tokenizer(const kmodel *km, const krec *hdr, const char *ckpt)
     ktok_free(&tok);
 }
 
-/* prompt_tokens + completion_tokens of a rollout, checked against the vocabulary. */
+/* prompt_tokens + completion_tokens of a rollout, checked against the vocabulary.  A rollout
+ * longer than the context (an image model's: class token + n_ctx pixels) is cut as the reward
+ * model's training pairs were (lib/data/prefpair.c): the end of its prompt, then the start of
+ * its completion, so it scores the tokens it learnt to score. */
 static int32_t *sequence_of(const scorer *s, const krec *rec, int *len) {
     char err[256];
     krollout x;
     if (!krollout_read(rec, &x, err, sizeof err))
         kiln_die(EX_KILN_DATA, "record %llu (%s): %s", (unsigned long long)rec->seq, rec->t, err);
-    int P = x.prompt_tokens.n, N = x.completion_tokens.n;
+    int P = x.prompt_tokens.n, N = x.completion_tokens.n, T = s->m->cfg.n_ctx;
     if (P + N < 1)
         kiln_die(EX_KILN_DATA, "record %llu: no tokens to score", (unsigned long long)rec->seq);
+    const int32_t *prompt = x.prompt_tokens.tok;
+    if (P + N > T && P > 0) {
+        int keep = T - N < 1 ? 1 : T - N;
+        if (keep < P) prompt += P - keep, P = keep;
+        if (P + N > T) N = T - P;
+    }
     int32_t *seq = xmalloc(xmul((size_t)(P + N), sizeof(int32_t)));
-    if (P) memcpy(seq, x.prompt_tokens.tok, (size_t)P * sizeof(int32_t));
+    if (P) memcpy(seq, prompt, (size_t)P * sizeof(int32_t));
     if (N) memcpy(seq + P, x.completion_tokens.tok, (size_t)N * sizeof(int32_t));
     for (int i = 0; i < P + N; i++)
         if (seq[i] < 0 || seq[i] >= s->m->cfg.vocab)

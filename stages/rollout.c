@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ckpt/load.h"
+#include "data/png.h"
 #include "data/rlhf.h"
 #include "data/sample.h"
 #include "run/rollout.h"
@@ -13,7 +14,7 @@
 static const kopt_info HELP = {
     .about = "K completions of each prompt, with their tokens and log-probabilities",
     .usage = "kiln rollout --ckpt FILE [-K N] [--max-new N] [--prompts N] [--temperature X]\n"
-             "                    [--top-k K] [--top-p P] [--seed S] [--field NAME]",
+             "                    [--top-k K] [--top-p P] [--seed S] [--field NAME] [--png FILE]",
     .notes =
         "A prompt is a record's `prompt` text (kiln load jsonl:), else a `sample`'s `text` (kiln\n"
         "load text: --split lines); for an image model, a record's `label` (a class name; one\n"
@@ -25,14 +26,18 @@ static const kopt_info HELP = {
         "A prompt longer than the context less --max-new keeps its last tokens.  Completion\n"
         "k of prompt i draws from the seed's stream i*K+k: the output does not depend on\n"
         "--prompts.  Other records pass through.  No prompt at all is bad input (65).\n"
+        "An image model's rollouts can also go to a PNG grid (--png): a row per prompt, K images\n"
+        "a row, in the order written.\n"
         "example:\n"
         "  kiln load jsonl:prompts.jsonl | kiln rollout --ckpt runs/moby/latest.safetensors \\\n"
-        "    -K 4 --max-new 48 | kiln judge --pairs afinn > prefs.rec\n",
+        "    -K 4 --max-new 48 | kiln judge --pairs afinn > prefs.rec\n"
+        "  kiln load jsonl:labels.jsonl | kiln rollout --ckpt runs/fashion/latest.safetensors \\\n"
+        "    -K 8 --png grid.png > rollouts.rec\n",
 };
 
 typedef struct options {
-    const char *ckpt, *adapter, *field;
-    int K, max_new, prompts, threads;
+    const char *ckpt, *adapter, *field, *png;
+    int K, max_new, prompts, threads, scale;
     bool have_max_new;
     ksampler s;
     uint64_t seed;
@@ -59,6 +64,8 @@ typedef struct roller {
     uint64_t prompts;                     /* seen so far */
     uint64_t rollouts, ended, new_tokens; /* written, for the summary */
     double gen_s;                         /* seconds generating */
+    kimage *shots;                        /* --png: every image written, in order */
+    size_t n_shots, cap_shots;
 } roller;
 
 /* ---- prompts in ------------------------------------------------------------------------- */
@@ -146,7 +153,14 @@ static void write_row(roller *ro, const krollout_batch *b, int i, int k) {
                                (uint64_t[]){(uint64_t)im.h, (uint64_t)im.w, (uint64_t)im.c});
     }
     krollout_write(ro->w, &x);
-    kimage_free(&im);
+    if (ro->o->png && !ro->text) { /* kept for the grid */
+        if (ro->n_shots == ro->cap_shots)
+            ro->cap_shots = ro->cap_shots ? 2 * ro->cap_shots : 64,
+            ro->shots = xrealloc(ro->shots, xmul(ro->cap_shots, sizeof *ro->shots));
+        ro->shots[ro->n_shots++] = im;
+    } else {
+        kimage_free(&im);
+    }
 }
 
 static void flush(roller *ro) {
@@ -167,10 +181,26 @@ static void flush(roller *ro) {
     krollout_batch_free(&b);
 }
 
+/* The --png grid: a row per prompt, its K rollouts left to right. */
+static void write_png(roller *ro, kreader *r) {
+    kimage grid = kimage_grid(ro->shots, (int)ro->n_shots, ro->o->K, ro->o->scale);
+    char err[256], msg[512];
+    bool ok = kpng_write_file(ro->o->png, &grid, err, sizeof err);
+    kimage_free(&grid);
+    for (size_t i = 0; i < ro->n_shots; i++) kimage_free(&ro->shots[i]);
+    free(ro->shots);
+    if (!ok) {
+        snprintf(msg, sizeof msg, "--png %s: %s", ro->o->png, err);
+        kiln_fail(r, ro->w, EX_KILN_IO, msg);
+    }
+    fprintf(stderr, "%s: %zu images, %zu prompts x K %d, in %s\n", kiln_prog(), ro->n_shots,
+            ro->n_shots / (size_t)ro->o->K, ro->o->K, ro->o->png);
+}
+
 /* ---- setup ------------------------------------------------------------------------------ */
 
 static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
-    *o = (options){.K = 4, .max_new = 64, .prompts = 16, .s = ksampler_default()};
+    *o = (options){.K = 4, .max_new = 64, .prompts = 16, .scale = 2, .s = ksampler_default()};
     kopt rows[] = {
         KOPT_STRING(0, "ckpt", &o->ckpt, "FILE", "the policy: a checkpoint written by kiln ckpt",
                     .flags = KOPT_REQUIRED),
@@ -184,6 +214,11 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
                  "prompts generated together (default 16): prompts x K rows per decode"),
         KOPT_STRING(0, "field", &o->field, "NAME",
                     "the prompt's text field (default: prompt, else a sample's text)"),
+        KOPT_STRING(0, "png", &o->png, "FILE",
+                    "an image model: also write the images drawn to FILE, a grid with a row "
+                    "per prompt"),
+        KOPT_INT(0, "scale", &o->scale, "N", 1, 64,
+                 "pixels per image pixel in the --png grid (default 2)"),
         KOPT_THREADS(&o->threads),
         KOPT_SAMPLING(&o->s.temperature, &o->s.top_k, &o->s.top_p, &o->seed),
         KOPT_STREAM(cli),
@@ -200,6 +235,9 @@ static void set_lengths(roller *ro, const options *o) {
     ro->ro = krollout_opts_default();
     ro->ro.K = o->K, ro->ro.s = o->s, ro->ro.seed = o->seed, ro->ro.allowed = ro->allowed;
     if (ro->text) {
+        if (o->png)
+            kiln_usage_error("--png draws the images of an image model: %s is a text model",
+                             o->ckpt);
         int max_new = o->have_max_new || o->max_new <= n_ctx / 2 ? o->max_new : n_ctx / 2;
         if (max_new >= n_ctx)
             kiln_usage_error("--max-new %d leaves no room for a prompt in the context %d",
@@ -213,7 +251,7 @@ static void set_lengths(roller *ro, const options *o) {
     if (o->have_max_new && o->max_new != ro->ro.max_new)
         kiln_usage_error("an image model draws %d tokens an image: leave --max-new out",
                          ro->ro.max_new);
-    if (ro->ro.max_new >= n_ctx)
+    if (ro->ro.max_new > n_ctx) /* class token + pixels: n_ctx + 1, as the model trained */
         kiln_die(EX_KILN_DATA, "%s: an image of %d tokens does not fit the context %d", o->ckpt,
                  ro->ro.max_new, n_ctx);
 }
@@ -274,6 +312,7 @@ int main(int argc, char **argv) {
                 kiln_prog(), (unsigned long long)ro.prompts, (unsigned long long)ro.rollouts,
                 (unsigned long long)ro.ended, (unsigned long long)ro.new_tokens, ro.gen_s,
                 ro.gen_s > 0 ? (double)ro.new_tokens / ro.gen_s : 0.0);
+    if (ro.n_shots) write_png(&ro, r);
     free(ro.p.recs), free(ro.p.tok), free(ro.p.len), free(ro.buf), free(ro.allowed);
     krollout_gen_free(ro.gen);
     kmodel_free(&km);

@@ -141,25 +141,6 @@ static void stream_text(const kmodel *km, const options *o, kpool *pool) {
 
 /* ---- images ----------------------------------------------------------------------------- */
 
-/* Images in a grid of `cols` columns, each scaled up, 2 pixels of white between. */
-static void write_grid(const char *path, const kimage *im, int n, int cols, int scale) {
-    int gap = 2, h = im[0].h * scale, w = im[0].w * scale, c = im[0].c;
-    int rows = (n + cols - 1) / cols;
-    kimage grid = kimage_new(rows * (h + gap) + gap, cols * (w + gap) + gap, c);
-    memset(grid.data, 255, kimage_bytes(&grid));
-    for (int i = 0; i < n; i++) {
-        int y0 = gap + (i / cols) * (h + gap), x0 = gap + (i % cols) * (w + gap);
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                memcpy(grid.data + ((size_t)(y0 + y) * grid.w + (size_t)(x0 + x)) * c,
-                       im[i].data + ((size_t)(y / scale) * im[i].w + (size_t)(x / scale)) * c,
-                       (size_t)c);
-    }
-    char err[256];
-    if (!kpng_write_file(path, &grid, err, sizeof err)) kiln_die(EX_KILN_IO, "%s: %s", path, err);
-    kimage_free(&grid);
-}
-
 static void draw_images(const kmodel *km, const options *o, kpool *pool) {
     const ktokenizer *t = &km->tok;
     int64_t cls = -1;
@@ -177,7 +158,11 @@ static void draw_images(const kmodel *km, const options *o, kpool *pool) {
     kgen_images(km->m, t, pool, first, R, &o->s, o->seed, im);
     int cols = groups > 1 ? per : 1;
     while (groups == 1 && cols * cols < R) cols++;
-    write_grid(o->png, im, R, cols, o->scale);
+    kimage grid = kimage_grid(im, R, cols, o->scale);
+    char err[256];
+    if (!kpng_write_file(o->png, &grid, err, sizeof err))
+        kiln_die(EX_KILN_IO, "%s: %s", o->png, err);
+    kimage_free(&grid);
     fprintf(stderr, "%s: %d images (%s) in %s\n", kiln_prog(), R,
             groups > 1 ? "a row per class"
             : o->cls   ? o->cls

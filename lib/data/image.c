@@ -58,6 +58,29 @@ void kimage_convert(const uint8_t *src, int h, int w, int c, int want, kimage *d
     }
 }
 
+kimage kimage_grid(const kimage *im, int n, int cols, int scale) {
+    int gap = 2, c = im[0].c, h = 0, w = 0;
+    for (int i = 0; i < n; i++) {
+        if (im[i].h > h) h = im[i].h;
+        if (im[i].w > w) w = im[i].w;
+    }
+    h *= scale, w *= scale;
+    int rows = (n + cols - 1) / cols;
+    kimage grid = kimage_new(rows * (h + gap) + gap, cols * (w + gap) + gap, c), same = {0};
+    memset(grid.data, 255, kimage_bytes(&grid));
+    for (int i = 0; i < n; i++) {
+        kimage_convert(im[i].data, im[i].h, im[i].w, im[i].c, c, &same);
+        int y0 = gap + (i / cols) * (h + gap), x0 = gap + (i % cols) * (w + gap);
+        for (int y = 0; y < same.h * scale; y++)
+            for (int x = 0; x < same.w * scale; x++)
+                memcpy(grid.data + ((size_t)(y0 + y) * grid.w + (size_t)(x0 + x)) * c,
+                       same.data + ((size_t)(y / scale) * same.w + (size_t)(x / scale)) * c,
+                       (size_t)c);
+    }
+    kimage_free(&same);
+    return grid;
+}
+
 /* One axis of a separable resampling: output index o reads taps [first[o], first[o]+count[o])
  * with weights starting at weight[o * max_taps]. */
 typedef struct axis_filter {

@@ -27,6 +27,12 @@ void kimage_convert(const uint8_t *src, int h, int w, int c, int want, kimage *d
  * grows, so every source pixel counts when shrinking and enlarging stays smooth. */
 void kimage_resize(const kimage *src, int oh, int ow, kimage *dst);
 
+/* n images laid out `cols` to a row, each scaled up `scale` times (nearest pixel), 2 white
+ * pixels between and around: what kiln sample --png and kiln rollout --png write.  Every cell
+ * is the size of the largest image (a smaller one sits in its top-left corner); the grid has
+ * im[0]'s channels, the others converted.  n >= 1, cols >= 1, scale >= 1. */
+kimage kimage_grid(const kimage *im, int n, int cols, int scale);
+
 /* Parse "HxW" (e.g. "64x64"); false if malformed or out of 1..65535. */
 bool kimage_parse_size(const char *s, int *h, int *w);
 

@@ -51,6 +51,48 @@ printf '{"label":"Bag"}\n{"label":"Sneaker"}\n' > cls.jsonl
     | "$K" show > img.json
 expect 'jq -s -e "map(select(.t == \"rollout\")) | length == 4 and all(.image.shape == [8,8,1] and .logprobs.shape[0] == 64) and .[3].label == \"Sneaker\"" img.json > /dev/null' \
     "image rollouts: label, an 8x8 image, 64 logprobs"
+
+# --png: a grid of the images drawn, a row per prompt, K a row; each cell is the record's image
+"$K" load jsonl:cls.jsonl 2> /dev/null | "$K" rollout --ckpt img/latest.safetensors -K 3 --threads 2 \
+    --png grid/g.png --scale 1 > grid.rec 2> said.txt
+rc=${PIPESTATUS[1]}
+expect '[ $rc = 74 ] && [ ! -e grid/g.png ] && grep -q "grid/g.png" said.txt' \
+    "--png into a missing folder: 74, the file named (got $rc)"
+mkdir -p grid
+"$K" load jsonl:cls.jsonl 2> /dev/null | "$K" rollout --ckpt img/latest.safetensors -K 3 --threads 2 \
+    --png grid/g.png --scale 1 > grid.rec 2> said.txt
+expect 'grep -q "6 images, 2 prompts x K 3, in grid/g.png" said.txt' "--png says what it wrote"
+expect '[ "$(od -An -tu1 -j16 -N8 grid/g.png | tr -s " ")" = " 0 0 0 32 0 0 0 22" ]' \
+    "--png: 2 rows of 3 8x8 images, 2 pixels apart (32 x 22)"
+"$K" load png:grid > grid-png.rec 2> /dev/null
+/usr/bin/python3 - grid.rec grid-png.rec > cells.txt 2>&1 << 'PY'
+import io, sys, msgpack
+def recs(path):
+    return list(msgpack.Unpacker(open(path, "rb"), raw=False))
+rolls = [r for r in recs(sys.argv[1]) if r["t"] == "rollout"]
+g = [r for r in recs(sys.argv[2]) if r["t"] == "sample"][0]["image"]
+H, W = g["shape"][0], g["shape"][1]
+ok = 0
+for n, r in enumerate(rolls):
+    y0, x0 = 2 + (n // 3) * 10, 2 + (n % 3) * 10
+    im = r["image"]["data"]
+    ok += all(g["data"][(y0 + y) * W + x0 + x] == im[y * 8 + x] for y in range(8) for x in range(8))
+print(len(rolls), ok)
+PY
+expect '[ "$(cat cells.txt)" = "6 6" ]' "--png: every cell holds its rollout's image ($(cat cells.txt))"
+expect_status 2 "$K" rollout --ckpt "$ck" --png t.png < /dev/null 2> /dev/null
+
+# an image model trained as pipelines/pretrain.sh --images trains one (context = its pixels):
+# class token + 64 pixels is one row longer than the context, as in training
+"$K" load idx:"$fm/t10k-200-images-idx3-ubyte.gz,$fm/t10k-200-labels-idx1-ubyte.gz" \
+    --classes "$KILN_ROOT/examples/data/fashion-mnist.classes" --size 8x8 2> /dev/null \
+    | "$K" tokenize --levels 4 | "$K" batch -B 8 -T 64 \
+    | "$K" train --model tiny --ctx 64 --steps 4 --threads 2 | "$K" ckpt --dir img64 > /dev/null
+"$K" load jsonl:cls.jsonl 2> /dev/null | "$K" rollout --ckpt img64/latest.safetensors -K 2 --threads 2 \
+    | "$K" show > img64.json
+expect 'jq -s -e "map(select(.t == \"rollout\")) | length == 4 and all(.image.shape == [8,8,1] and .completion_tokens.shape[0] == 64)" img64.json > /dev/null' \
+    "context 64: an 8x8 image after the class token"
+
 printf '{"label":"Unicorn"}\n' > bad.jsonl
 "$K" load jsonl:bad.jsonl 2> /dev/null | "$K" rollout --ckpt img/latest.safetensors > /dev/null 2> err.txt
 rc=${PIPESTATUS[1]}

@@ -267,7 +267,29 @@ static void resize(void) {
     kimage_free(&src), kimage_free(&dst), kimage_free(&two), kimage_free(&flat);
 }
 
+/* kimage_grid: cells of the largest image, 2 white pixels between, nearest-pixel scaling,
+ * a smaller image top-left in its cell, an RGB image turned gray for a gray grid. */
+static void grid(void) {
+    kimage im[3] = {kimage_new(2, 2, 1), kimage_new(1, 1, 1), kimage_new(2, 1, 3)};
+    for (int i = 0; i < 4; i++) im[0].data[i] = (uint8_t)(10 * (i + 1));
+    im[1].data[0] = 7;
+    memset(im[2].data, 90, 6);           /* gray 90 as RGB */
+    kimage g = kimage_grid(im, 3, 2, 2); /* 2 rows of 2 cells of 4x4 */
+    CHECK(g.h == 2 + 2 * (4 + 2) && g.w == 2 + 2 * (4 + 2) && g.c == 1);
+    const uint8_t *d = g.data;
+    int W = g.w;
+    CHECK(d[0] == 255 && d[2 * W + 2] == 10 && d[3 * W + 3] == 10 && d[2 * W + 4] == 20);
+    CHECK(d[5 * W + 5] == 40 && d[6 * W + 6] == 255);   /* the cell's last pixel, then the gap */
+    CHECK(d[2 * W + 8] == 7 && d[3 * W + 9] == 7);      /* the 1x1 image, scaled */
+    CHECK(d[2 * W + 10] == 255 && d[4 * W + 8] == 255); /* the rest of its cell stays white */
+    CHECK(d[8 * W + 2] == 90 && d[11 * W + 3] == 90 && d[8 * W + 4] == 255); /* RGB to gray */
+    CHECK(d[8 * W + 8] == 255); /* the empty fourth cell */
+    for (int i = 0; i < 3; i++) kimage_free(&im[i]);
+    kimage_free(&g);
+}
+
 int main(void) {
+    grid();
     gray8();
     rgb16_and_interlaced();
     palette_alpha_lowbits();

@@ -3,8 +3,9 @@
  * 1 and at 0.7 (the forward's logits divided by it: ln_f's gain and bias scaled, since the
  * head is linear in them), to 1e-4, with top-k truncation on and rows ending at EOS; a
  * completion depends on its global row, not on how prompts were split into calls; a long
- * prompt is cut to leave room for max_new; a reward model's padded batch scores each sequence
- * as it scores it alone. */
+ * prompt is cut to leave room for max_new, to its last token when max_new is the whole
+ * context (an image model's class token and pixels); a reward model's padded batch scores each
+ * sequence as it scores it alone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,13 @@ static double worst_vs_forward(gpt *m, const int32_t **prompts, const int *plen,
         int32_t x[64], y[64];
         float lp[64];
         memcpy(x, prompts[i] + from, sizeof(int32_t) * P);
-        memcpy(x + P, b->tokens + (size_t)r * NEW, sizeof(int32_t) * N);
+        memcpy(x + P, b->tokens + (size_t)r * b->max_new, sizeof(int32_t) * N);
         for (int t = 0; t < T - 1; t++) y[t] = x[t + 1];
         y[T - 1] = 0;
         gpt_forward(m, x, y, NULL, 1, T - 1 > 0 ? T - 1 : 1);
         gpt_token_logprobs(m, lp, NULL);
         for (int j = 0; j < N; j++) {
-            double d = fabs(lp[P - 1 + j] - b->logprobs[(size_t)r * NEW + j]);
+            double d = fabs(lp[P - 1 + j] - b->logprobs[(size_t)r * b->max_new + j]);
             if (d > worst) worst = d;
         }
     }
@@ -102,6 +103,23 @@ static void logprobs_match_forward(kpool *pool, double temperature) {
     double worst = worst_vs_forward(f.m, f.ptrs, f.plen, &b, temperature);
     fprintf(stderr, "temperature %g: worst |rollout - forward| logprob %.3g, %d of %d rows ended\n",
             temperature, worst, ended, b.rows);
+    CHECK(worst <= 1e-4);
+    krollout_batch_free(&b);
+    fixture_free(&f);
+}
+
+/* max_new = n_ctx: one prompt token and n_ctx drawn, n_ctx + 1 in all, the last never fed
+ * (how an image model's class token and pixels fill a context of its pixels). */
+static void whole_context(kpool *pool) {
+    fixture f;
+    fixture_init(&f, pool, 6);
+    f.o.max_new = 24, f.o.eos = -1;
+    krollout_batch b;
+    krollout_generate(f.g, f.ptrs, f.plen, NP, &f.o, 0, &b);
+    for (int i = 0; i < NP; i++) CHECK(b.prompt_from[i] == f.plen[i] - 1);
+    for (int r = 0; r < b.rows; r++) CHECK(b.lens[r] == 24 && !b.ended[r]);
+    double worst = worst_vs_forward(f.m, f.ptrs, f.plen, &b, 1.0);
+    fprintf(stderr, "max_new = n_ctx: worst |rollout - forward| logprob %.3g\n", worst);
     CHECK(worst <= 1e-4);
     krollout_batch_free(&b);
     fixture_free(&f);
@@ -157,6 +175,7 @@ int main(void) {
     logprobs_match_forward(pool, 1.0);
     logprobs_match_forward(pool, 0.7);
     split_calls_agree(pool);
+    whole_context(pool);
     rewards_match_alone(pool);
     kpool_free(pool);
     return check_report("test_rollout");
