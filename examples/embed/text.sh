@@ -18,8 +18,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/text-embed}
-pre_steps=${PRE_STEPS:-1000} steps=${STEPS:-400} queries=${QUERIES:-400} threads=${THREADS:-0}
-lr=${LR:-3e-4} pool=${POOL:-mean} every=${EVERY:-$steps}
+pre_steps=${PRE_STEPS:-600} steps=${STEPS:-300} queries=${QUERIES:-400} threads=${THREADS:-0}
+lr=${LR:-1e-3} pool=${POOL:-mean} every=${EVERY:-$steps}
 book=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 log() { echo "text.sh: $*" >&2; }
