@@ -14,7 +14,10 @@
 # flattened on white, loaded at 12x12 and tokenized by a 64-colour palette learned on the
 # training emoji (144 tokens an image).  20% of the emoji (by a hash of their name) are
 # held out: the queries are their Google drawings, the corpus their Twitter drawings (one
-# relevant document each).  PRE_STEPS, STEPS, THREADS override the sizes.
+# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, THREADS override the
+# settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh --augment),
+# EVERY evaluates every N steps.  VALIDATE=1 chooses settings without the test emoji: they
+# are left out, and a fifth of the training emoji are held out instead (DIR of its own).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build

@@ -12,8 +12,9 @@
 #              90% (kiln pairs --cloze), pipelines/embed.sh
 #
 # Rows are at most 128 bytes (the model's context): a passage is its paragraph's first 128
-# bytes without the query sentence.  PRE_STEPS, STEPS, QUERIES, LR (contrastive), THREADS
-# override the sizes.
+# bytes without the query sentence.  PRE_STEPS, STEPS, QUERIES, LR (contrastive), POOL,
+# THREADS override the settings, EVERY evaluates every N steps.  VALIDATE=1 chooses settings
+# without the test chapters: the book's first 90% stands in for it (DIR of its own).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
