@@ -46,7 +46,10 @@ for name, a, b in (("fit", 0, 50000), ("val", 50000, 60000)):
 PY
 train="idx:$dir/data/fit-images.gz,$dir/data/fit-labels.gz"
 test="idx:$data/t10k-images-idx3-ubyte.gz,$data/t10k-labels-idx1-ubyte.gz"
-[ "${VALIDATE:-0}" = 1 ] && test="idx:$dir/data/val-images.gz,$dir/data/val-labels.gz"
+queried="test images"
+if [ "${VALIDATE:-0}" = 1 ]; then
+    test="idx:$dir/data/val-images.gz,$dir/data/val-labels.gz" queried="validation images"
+fi
 
 # ---- the base: next-token pretraining, no class token ------------------------------------------
 base=$dir/base/latest.safetensors
@@ -75,7 +78,7 @@ pixels=$(kiln load "$test" --limit "$queries" 2> /dev/null \
 # ---- the table ------------------------------------------------------------------------------------
 model() { kiln show < "$dir/embed/$1.hits.rec" | jq -r 'select(.t == "metrics") | .knn_accuracy'; }
 {
-    echo "| system ($queries test images, $corpus training images searched) | 10-NN accuracy |"
+    echo "| system ($queries $queried, $corpus training images searched) | 10-NN accuracy |"
     echo "|---|---|"
     printf '| pixels (28x28, cosine) | %.4f |\n' "$pixels"
     printf '| pretrained model, %s-pooled | %.4f |\n' "$pool" "$(model base)"
