@@ -40,6 +40,8 @@ options:
   --images SOURCE      images as kiln load reads them: pairs of two images of one label
   --val-images SOURCE  held-out query images (required with --images)
   --corpus-images SOURCE  the images searched (default: --corpus-records of --images)
+  --augment OPS        images: kiln augment OPS on the training images before pairing
+                       (e.g. 'shift:1 jitter:0.1,0.1,0.1'; queries and corpus stay as loaded)
   --jsonl FILE         JSON lines with anchor and positive (or query/pos, sentence1/2) fields
   --mode MODE          full (default) or lora
   --lora SPEC          LoRA options (default r=8,alpha=16,targets=qkv,proj,fc,fcproj)
@@ -60,7 +62,7 @@ die() {
     exit 2
 }
 
-base="" text="" images="" val_images="" corpus_images="" jsonl="" mode=full lora="" steps=200 batch=32 lr=""
+base="" text="" images="" val_images="" corpus_images="" jsonl="" augment="" mode=full lora="" steps=200 batch=32 lr=""
 scale=20 symmetric="" pool=mean ctx=128 val_records=200 corpus_records=2000 every="" threads=0
 seed=1 out=runs/embed dry=""
 while [ $# -gt 0 ]; do
@@ -70,6 +72,7 @@ while [ $# -gt 0 ]; do
     --images) images=$2; shift 2 ;;
     --val-images) val_images=$2; shift 2 ;;
     --corpus-images) corpus_images=$2; shift 2 ;;
+    --augment) augment=$2; shift 2 ;;
     --jsonl) jsonl=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
     --lora) lora=$2; shift 2 ;;
@@ -95,6 +98,7 @@ done
 [ -f "$base" ] || die "--base $base: no such file"
 [ $((!!${#text} + !!${#images} + !!${#jsonl})) = 1 ] || die "give one of --text, --images, --jsonl"
 [ -z "$images" ] || [ -n "$val_images" ] || die "--images needs --val-images"
+[ -z "$augment" ] || [ -n "$images" ] || die "--augment is for --images"
 for f in "$text" "$jsonl"; do [ -z "$f" ] || [ -f "$f" ] || die "no such file: $f"; done
 command -v jq > /dev/null || die "needs jq (apt-get install jq)"
 [ -n "$every" ] || every=$((steps / 4 > 0 ? steps / 4 : 1))
@@ -176,6 +180,8 @@ lora) how=(--lora "${lora:-r=8,alpha=16,targets=qkv,proj,fc,fcproj}") ;;
 esac
 [ -n "$lr" ] || { [ "$mode" = lora ] && lr=1e-3 || lr=1e-4; }
 load=(kiln load "${train_src[@]}" --epochs 0 --shuffle --seed "$seed")
+read -r -a ops <<< "$augment"
+aug=(kiln augment --seed "$seed" "${ops[@]}") # run only with OPS
 pairs=(kiln pairs -B "$batch" -T "$ctx" "${pairing[@]}" --seed "$seed")
 train=(kiln train --objective contrastive --scale "$scale" $symmetric --pool "$pool"
     --init "$base" "${how[@]}" --steps "$steps" --lr "$lr" --every "$every" --log-every 10
@@ -187,13 +193,17 @@ ckpt=(kiln ckpt --dir "$out/ckpt" --keep 0)
 show=(kiln show --progress --total "$steps")
 {
     echo "${load[*]}"
+    [ ${#ops[@]} = 0 ] || echo "  | ${aug[*]}"
     for stage in tokenize pairs train evals ckpt; do eval 'echo "  | ${'$stage'[*]}"'; done
     echo "  | tee $out/log.rec | ${show[*]}"
 } >&2
 [ -n "$dry" ] && exit 0
 # Ctrl-C: the stages read on to train's final ckpt; the log's tee must outlive them.
 keep_log() { (trap '' INT TERM && exec tee "$1"); }
-"${load[@]}" 2> "$out/load.err" | "${tokenize[@]}" | "${pairs[@]}" | "${train[@]}" \
+# The training records, augmented when asked (no `cat` in between: killed by SIGPIPE when
+# training ends, it would fail the pipeline under pipefail).
+records() { if [ ${#ops[@]} = 0 ]; then "${load[@]}"; else "${load[@]}" | "${aug[@]}"; fi; }
+records 2> "$out/load.err" | "${tokenize[@]}" | "${pairs[@]}" | "${train[@]}" \
     | "${evals[@]}" | "${ckpt[@]}" | keep_log "$out/log.rec" | "${show[@]}"
 
 # ---- index, search, before and after ----------------------------------------------------------

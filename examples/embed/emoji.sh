@@ -14,12 +14,17 @@
 # flattened on white, loaded at 12x12 and tokenized by a 64-colour palette learned on the
 # training emoji (144 tokens an image).  20% of the emoji (by a hash of their name) are
 # held out: the queries are their Google drawings, the corpus their Twitter drawings (one
-# relevant document each).  PRE_STEPS, STEPS, THREADS override the sizes.
+# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, THREADS override the
+# settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh --augment),
+# EVERY evaluates every N steps.  VALIDATE=1 chooses settings without the test emoji: they
+# are left out, and a fifth of the training emoji are held out instead (DIR of its own).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/emoji}
-pre_steps=${PRE_STEPS:-300} steps=${STEPS:-300} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-600} steps=${STEPS:-400} threads=${THREADS:-0}
+batch=${BATCH:-32} lr=${LR:-1e-3} pool=${POOL:-mean} validate=${VALIDATE:-0} every=${EVERY:-$steps}
+augment=${AUGMENT-}
 cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/npm
 mkdir -p "$dir"
 log() { echo "emoji.sh: $*" >&2; }
@@ -29,11 +34,11 @@ t0=$(date +%s)
 # ---- data: the npm sheets (fetch.sh fills the cache), one PNG per emoji and style ------------
 [ -d "$dir/png" ] || {
     "$here/examples/animals/fetch.sh" "$dir/animals" 2> /dev/null && rm -rf "$dir/animals"
-    /usr/bin/python3 - "$cache" "$dir/png" << 'PY'
+    /usr/bin/python3 - "$cache" "$dir/png" "$validate" << 'PY'
 import hashlib, json, os, sys
 from PIL import Image
 
-cache, out = sys.argv[1:3]
+cache, out, validate = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 sheets = {v: Image.open(f"{cache}/{v}/package/img/{v}/sheets/32.png").convert("RGBA")
           for v in ("google", "twitter")}
 emoji = json.load(open(f"{cache}/google/package/emoji.json"))
@@ -42,7 +47,10 @@ for e in emoji:
     if not (e.get("has_img_google") and e.get("has_img_twitter")):
         continue
     name = e["short_name"]
-    split = "test" if hashlib.sha1(name.encode()).digest()[0] % 5 == 0 else "train"
+    fold = hashlib.sha1(name.encode()).digest()[0] % 5
+    if validate and fold == 0:  # the test emoji stay unseen while settings are chosen
+        continue
+    split = "test" if fold == (1 if validate else 0) else "train"
     n[split] += 1
     for vendor, sheet in sheets.items():
         x, y = e["sheet_x"] * 34 + 1, e["sheet_y"] * 34 + 1
@@ -73,8 +81,8 @@ fi
 # ---- contrastive training, base and trained side by side (pipelines/embed.sh) ----------------
 "$here/pipelines/embed.sh" --base "$base" --images png:"$dir/png/train" \
     --val-images png:"$dir/png/google" --corpus-images png:"$dir/png/twitter" \
-    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch 32 --lr 1e-3 --every "$steps" --symmetric \
-    --threads "$threads" --out "$dir/embed"
+    --val-records 100000 --corpus-records 100000 --steps "$steps" --batch "$batch" --lr "$lr" --pool "$pool" --every "$every" --symmetric \
+    --augment "$augment" --threads "$threads" --out "$dir/embed"
 
 # ---- the pixel baseline, scored by kiln search as the models are ------------------------------
 kiln load png:"$dir/png/twitter" "${img[@]}" 2> /dev/null \
@@ -84,5 +92,5 @@ pixels=$(kiln load png:"$dir/png/google" "${img[@]}" 2> /dev/null \
     | kiln search --index "$dir/pixels.index" -k 10 --relevant label 2> /dev/null | retrieval_tsv)
 queries=$(kiln show < "$dir/embed/queries.rec" | grep -c '"t":"tokens"')
 retrieval_table "system ($queries held-out emoji, Google -> Twitter)" "pixels (12x12 RGB, cosine)" \
-    "$pixels" "$dir" "$steps"
+    "$pixels" "$dir" "$steps" "$pool"
 log "$(($(date +%s) - t0)) s in all; table in $dir/results.md"

@@ -4,31 +4,52 @@
 #
 #   pixels     cosine nearest neighbours on the raw 28x28 pixels (bench/embed_baseline.py)
 #   base       a small image GPT pretrained (next-token, no class token) on the training
-#              images at 14x14, 8 gray levels; its mean-pooled final states
+#              images at 14x14, 8 gray levels; its mean-pooled (POOL) final states
 #   trained    the base after contrastive training on pairs of two training images of one
 #              class (kiln pairs --by-label, 10 pairs a batch: one per class), pipelines/embed.sh
 #
-# The queries are the first QUERIES test images (default all 10,000), the corpus searched the
-# first CORPUS training images (default 10,000; the pixel baseline's 85% is quoted for all
-# 60,000); a query is right when most of its 10 hits have its class (knn_accuracy).  The
-# labels never enter a sequence (kiln tokenize --no-class-token).  PRE_STEPS, STEPS, THREADS
-# override the sizes.  Needs dataset-fashion-mnist.
+# The first 50,000 training images train (pretraining, pairs) and are the corpus, the last
+# 10,000 validate: VALIDATE=1 takes the queries from them, to choose settings (STEPS, LR,
+# POOL, LAYERS, DIM, PRE_STEPS) without looking at the test images.  The queries are the
+# first QUERIES test images (default all 10,000), the corpus searched the first CORPUS
+# training images (default 10,000; the pixel baseline's 85% is quoted for all 60,000); a
+# query is right when most of its 10 hits have its class (knn_accuracy).  The labels never
+# enter a sequence (kiln tokenize --no-class-token).  THREADS: threads (default all CPUs).
+# Needs dataset-fashion-mnist.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/fashion-embed}
-pre_steps=${PRE_STEPS:-400} steps=${STEPS:-800} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-1000} steps=${STEPS:-1000} threads=${THREADS:-0}
 queries=${QUERIES:-10000} corpus=${CORPUS:-10000}
+lr=${LR:-1e-3} pool=${POOL:-mean} layers=${LAYERS:-3} width=${DIM:-96} every=${EVERY:-$steps}
 data=/usr/share/datasets/fashion-mnist
 [ -r "$data/train-images-idx3-ubyte.gz" ] || {
     echo "fashion.sh: $data missing: install dataset-fashion-mnist (make deps)" >&2
     exit 1
 }
-train="idx:$data/train-images-idx3-ubyte.gz,$data/train-labels-idx1-ubyte.gz"
-test="idx:$data/t10k-images-idx3-ubyte.gz,$data/t10k-labels-idx1-ubyte.gz"
-mkdir -p "$dir"
+mkdir -p "$dir/data"
 log() { echo "fashion.sh: $*" >&2; }
 t0=$(date +%s)
+
+# ---- data: the training images split 50,000 (fit) / 10,000 (validation) as IDX files ------------
+[ -s "$dir/data/val-labels.gz" ] || /usr/bin/python3 - "$data" "$dir/data" << 'PY'
+import gzip, struct, sys
+data, out = sys.argv[1:3]
+images = gzip.open(f"{data}/train-images-idx3-ubyte.gz").read()
+labels = gzip.open(f"{data}/train-labels-idx1-ubyte.gz").read()
+for name, a, b in (("fit", 0, 50000), ("val", 50000, 60000)):
+    with gzip.open(f"{out}/{name}-images.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, b - a, 28, 28) + images[16 + a * 784:16 + b * 784])
+    with gzip.open(f"{out}/{name}-labels.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, b - a) + labels[8 + a:8 + b])
+PY
+train="idx:$dir/data/fit-images.gz,$dir/data/fit-labels.gz"
+test="idx:$data/t10k-images-idx3-ubyte.gz,$data/t10k-labels-idx1-ubyte.gz"
+queried="test images"
+if [ "${VALIDATE:-0}" = 1 ]; then
+    test="idx:$dir/data/val-images.gz,$dir/data/val-labels.gz" queried="validation images"
+fi
 
 # ---- the base: next-token pretraining, no class token ------------------------------------------
 base=$dir/base/latest.safetensors
@@ -36,15 +57,15 @@ if [ ! -f "$base" ]; then
     log "pretraining the base for $pre_steps steps"
     kiln load "$train" --size 14x14 --epochs 0 --shuffle --seed 1 2> /dev/null \
         | kiln tokenize --levels 8 --no-class-token | kiln batch -B 16 -T 196 \
-        | kiln train --layers 3 --dim 96 --heads 4 --ctx 197 --steps "$pre_steps" --lr 2e-3 \
+        | kiln train --layers "$layers" --dim "$width" --heads 4 --ctx 197 --steps "$pre_steps" --lr 2e-3 \
             --threads "$threads" \
         | kiln ckpt --dir "$dir/base" | kiln show --progress --total "$pre_steps"
 fi
 
 # ---- contrastive training on same-class pairs, base and trained side by side ------------------
 "$here/pipelines/embed.sh" --base "$base" --images "$train" --val-images "$test" \
-    --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch 10 --lr 1e-3 --symmetric \
-    --every "$steps" --threads "$threads" --out "$dir/embed"
+    --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch 10 --lr "$lr" --pool "$pool" --symmetric \
+    --every "$every" --threads "$threads" --out "$dir/embed"
 
 # ---- the pixel baseline on the same images, scored by kiln search --------------------------------
 kiln load "$train" --limit "$corpus" 2> /dev/null | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels \
@@ -57,10 +78,10 @@ pixels=$(kiln load "$test" --limit "$queries" 2> /dev/null \
 # ---- the table ------------------------------------------------------------------------------------
 model() { kiln show < "$dir/embed/$1.hits.rec" | jq -r 'select(.t == "metrics") | .knn_accuracy'; }
 {
-    echo "| system ($queries test images, $corpus training images searched) | 10-NN accuracy |"
+    echo "| system ($queries $queried, $corpus training images searched) | 10-NN accuracy |"
     echo "|---|---|"
     printf '| pixels (28x28, cosine) | %.4f |\n' "$pixels"
-    printf '| pretrained model, mean-pooled | %.4f |\n' "$(model base)"
+    printf '| pretrained model, %s-pooled | %.4f |\n' "$pool" "$(model base)"
     printf '| after contrastive training (%s steps) | %.4f |\n' "$steps" "$(model trained)"
 } | tee "$dir/results.md"
 log "$(($(date +%s) - t0)) s in all; table in $dir/results.md"

@@ -6,7 +6,7 @@ retrieval_tsv() {
     kiln show | jq -r 'select(.t == "metrics") | [.["recall@1"], .["recall@10"], .["mrr@10"]] | @tsv'
 }
 
-# table TITLE BASELINE-NAME BASELINE-TSV DIR STEPS: the Markdown table into DIR/results.md
+# table TITLE BASELINE-NAME BASELINE-TSV DIR STEPS [POOL]: the Markdown table into DIR/results.md
 # and stdout, the models' rows from DIR/embed/{base,trained}.hits.rec (pipelines/embed.sh).
 retrieval_table() {
     local row='{ printf "| %s | %.3f | %.3f | %.3f |\n", n, $1, $2, $3 }'
@@ -14,7 +14,7 @@ retrieval_table() {
         echo "| $1 | recall@1 | recall@10 | mrr@10 |"
         echo "|---|---|---|---|"
         awk -v n="$2" -F'\t' "$row" <<< "$3"
-        retrieval_tsv < "$4/embed/base.hits.rec" | awk -v n="pretrained model, mean-pooled" -F'\t' "$row"
+        retrieval_tsv < "$4/embed/base.hits.rec" | awk -v n="pretrained model, ${6:-mean}-pooled" -F'\t' "$row"
         retrieval_tsv < "$4/embed/trained.hits.rec" \
             | awk -v n="after contrastive training ($5 steps)" -F'\t' "$row"
     } | tee "$4/results.md"
