@@ -77,24 +77,15 @@ static bool prompt_text(const krec *r, const char *field, kstrv *v) {
     return krec_is(r, "sample") && krec_str(r, "text", &v->s, &v->n);
 }
 
-/* An image model's first token for a record: its label's class token (65 for an unknown
- * label), or BOS / the first class for a record without one. */
+/* An image model's first token for a record (krollout_image_prompt): its label's class token
+ * (65 for an unknown label), or BOS / the first class for a record without one. */
 static bool image_prompt(const roller *ro, const krec *r, int32_t *first) {
-    const ktokenizer *t = &ro->km->tok;
-    kstrv label;
-    if (!krec_get(r, KRL_LABEL)) {
-        if (!krec_is(r, "sample") && !krec_get(r, KRL_PROMPT)) return false;
-        *first = kgen_first_token(t, -1, 0);
-        return true;
-    }
-    if (!krec_str(r, KRL_LABEL, &label.s, &label.n))
-        kiln_die(EX_KILN_DATA, "record %llu: `label` is not text", (unsigned long long)r->seq);
-    int64_t cls = ktok_class_token(t, label.s, label.n);
-    if (cls < 0)
-        kiln_die(EX_KILN_DATA, "record %llu: label '%.*s' is not one of %s's classes",
-                 (unsigned long long)r->seq, (int)label.n, label.s, ro->o->ckpt);
-    *first = (int32_t)cls;
-    return true;
+    bool is_prompt;
+    char err[512];
+    int rc =
+        krollout_image_prompt(&ro->km->tok, r, ro->o->ckpt, &is_prompt, first, err, sizeof err);
+    if (rc) kiln_die(rc, "%s", err);
+    return is_prompt;
 }
 
 /* Queue r when it is a prompt; false to pass it through. */
@@ -141,13 +132,7 @@ static void write_row(roller *ro, const krollout_batch *b, int i, int k) {
         size_t nb = ktok_decode_text(&ro->km->tok, tok, (size_t)(n - b->ended[r]), ro->buf);
         x.completion = (kstrv){(const char *)ro->buf, nb};
     } else {
-        int32_t *seq = xmalloc(xmul((size_t)n + 1, sizeof(int32_t)));
-        seq[0] = ro->p.tok[i][0];
-        memcpy(seq + 1, tok, (size_t)n * sizeof(int32_t));
-        int64_t cls;
-        ktok_decode_image(&ro->km->tok, seq, (size_t)n + 1, &im, &cls);
-        free(seq);
-        const char *label = ktok_class_name(&ro->km->tok, (uint32_t)ro->p.tok[i][0]);
+        const char *label = krollout_image(&ro->km->tok, ro->p.tok[i][0], tok, n, &im);
         if (label) x.label = (kstrv){label, strlen(label)};
         x.image = ktensor_make(KT_U8, im.data, 3,
                                (uint64_t[]){(uint64_t)im.h, (uint64_t)im.w, (uint64_t)im.c});
