@@ -9,16 +9,17 @@ args=(--init base/latest.safetensors --in p.rec --prompts 4 -K 4 --max-new 16 --
     --missing-eos-penalty 0 --reward "$reward" --iterations 4)
 ppo() { "$K" ppo "${args[@]}" "$@"; }
 
-# SIGNAL: TERM or KILL.  A run with a ckpt every iteration, stopped once it has written one
-# (so mid-run: an iteration takes ~0.1 s or more), then resumed from the latest ckpt kiln ckpt
-# has.
+# SIGNAL: TERM or KILL.  A run with a ckpt every iteration, stopped once it has written one,
+# then resumed from the latest ckpt kiln ckpt has.  Its reward stage answers each rollout
+# 0.05 s late (DELAY, tests/ppo_reward.py: the rewards are the same), so an iteration takes
+# 0.8 s or more and the signal comes mid-run however fast the machine.
 stopped_and_resumed() { # NAME SIGNAL OPTIONS...
     local name=$1 sig=$2
     shift 2
     rm -f "$name.fifo" && mkfifo "$name.fifo"
     "$K" ckpt --dir "$name-a" < "$name.fifo" > "$name-a.rec" &
     local ck=$!
-    "$K" ppo "${args[@]}" "$@" --every 1 > "$name.fifo" 2> "$name-a.err" & # ($!: kiln's pid)
+    DELAY=0.05 "$K" ppo "${args[@]}" "$@" --every 1 > "$name.fifo" 2> "$name-a.err" & # ($!: kiln's pid)
     local pid=$!
     for _ in $(seq 300); do
         [ "$(ls "$name-a"/step-*[0-9].safetensors 2> /dev/null | wc -l)" -ge 1 ] && break
