@@ -40,8 +40,14 @@ options:
   --images SOURCE      images as kiln load reads them: pairs of two images of one label
   --val-images SOURCE  held-out query images (required with --images)
   --corpus-images SOURCE  the images searched (default: --corpus-records of --images)
+  --per-label N        images: up to N pairs of one label a batch, kept out of each other's
+                       negatives (kiln pairs --per-label; default 1)
+  --group-positives    with --per-label: they are each other's positives (SupCon)
   --augment OPS        images: kiln augment OPS on the training images before pairing
                        (e.g. 'shift:1 jitter:0.1,0.1,0.1'; queries and corpus stay as loaded)
+  --ptx-coef X         text or images: each step also trains the next-token loss on a batch
+                       of 16 training rows, weight X, so the model keeps what pretraining
+                       taught it (kiln train --ptx; default: none)
   --jsonl FILE         JSON lines with anchor and positive (or query/pos, sentence1/2) fields
   --mode MODE          full (default) or lora
   --lora SPEC          LoRA options (default r=8,alpha=16,targets=qkv,proj,fc,fcproj)
@@ -62,7 +68,7 @@ die() {
     exit 2
 }
 
-base="" text="" images="" val_images="" corpus_images="" jsonl="" augment="" mode=full lora="" steps=200 batch=32 lr=""
+base="" text="" images="" val_images="" corpus_images="" jsonl="" augment="" per_label=1 group_positives="" ptx_coef="" mode=full lora="" steps=200 batch=32 lr=""
 scale=20 symmetric="" pool=mean ctx=128 val_records=200 corpus_records=2000 every="" threads=0
 seed=1 out=runs/embed dry=""
 while [ $# -gt 0 ]; do
@@ -73,6 +79,9 @@ while [ $# -gt 0 ]; do
     --val-images) val_images=$2; shift 2 ;;
     --corpus-images) corpus_images=$2; shift 2 ;;
     --augment) augment=$2; shift 2 ;;
+    --per-label) per_label=$2; shift 2 ;;
+    --ptx-coef) ptx_coef=$2; shift 2 ;;
+    --group-positives) group_positives=--group-positives; shift ;;
     --jsonl) jsonl=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
     --lora) lora=$2; shift 2 ;;
@@ -99,6 +108,9 @@ done
 [ $((!!${#text} + !!${#images} + !!${#jsonl})) = 1 ] || die "give one of --text, --images, --jsonl"
 [ -z "$images" ] || [ -n "$val_images" ] || die "--images needs --val-images"
 [ -z "$augment" ] || [ -n "$images" ] || die "--augment is for --images"
+[ "$per_label" = 1 ] || [ -n "$images" ] || die "--per-label is for --images"
+[ -z "$group_positives" ] || [ "$per_label" != 1 ] || die "--group-positives needs --per-label N"
+[ -z "$ptx_coef" ] || [ -z "$jsonl" ] || die "--ptx-coef is for --text and --images"
 for f in "$text" "$jsonl"; do [ -z "$f" ] || [ -f "$f" ] || die "no such file: $f"; done
 command -v jq > /dev/null || die "needs jq (apt-get install jq)"
 [ -n "$every" ] || every=$((steps / 4 > 0 ? steps / 4 : 1))
@@ -154,6 +166,7 @@ else
     ctx=$((h * w * per + 1))
     [ "$ctx" -le "$n_ctx" ] || die "$base: images of $((ctx - 1)) tokens exceed its context $n_ctx"
     pairing=(--by-label) relevant=label
+    [ "$per_label" = 1 ] || pairing+=(--per-label "$per_label")
 fi
 
 if [ -z "$dry" ]; then
@@ -172,6 +185,14 @@ if [ -z "$dry" ]; then
     fi
 fi
 
+# Pretraining batches for --ptx-coef: training rows as kiln train's LM batches, one a step.
+ptx=()
+if [ -n "$ptx_coef" ]; then
+    ptx=(--ptx "$out/ptx.rec" --ptx-coef "$ptx_coef")
+    [ -n "$dry" ] || kiln load "${train_src[@]}" --shuffle --seed "$seed" --limit $((steps * 16)) \
+        2> /dev/null | "${tokenize[@]}" | kiln batch -B 16 -T $((ctx - 1)) 2> /dev/null > "$out/ptx.rec"
+fi
+
 # ---- the flow ---------------------------------------------------------------------------------
 case "$mode" in
 full) how=(--finetune) ;;
@@ -183,9 +204,9 @@ load=(kiln load "${train_src[@]}" --epochs 0 --shuffle --seed "$seed")
 read -r -a ops <<< "$augment"
 aug=(kiln augment --seed "$seed" "${ops[@]}") # run only with OPS
 pairs=(kiln pairs -B "$batch" -T "$ctx" "${pairing[@]}" --seed "$seed")
-train=(kiln train --objective contrastive --scale "$scale" $symmetric --pool "$pool"
+train=(kiln train --objective contrastive --scale "$scale" $symmetric $group_positives --pool "$pool"
     --init "$base" "${how[@]}" --steps "$steps" --lr "$lr" --every "$every" --log-every 10
-    --seed "$seed" --threads "$threads")
+    --seed "$seed" --threads "$threads" "${ptx[@]}")
 evals=(kiln eval --queries "$out/queries.rec" --corpus "$out/corpus.rec" --relevant "$relevant"
     --pool "$pool" --threads "$threads")
 [ "$mode" = lora ] && evals+=(--base "$base") # its ckpt records hold adapters

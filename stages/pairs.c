@@ -18,7 +18,9 @@ static const kopt_info HELP = {
         "rows are right-padded), optionally negative [B*K,T] with negative_mask, anchor_id I64\n"
         "[B], cursor (token records consumed, as kiln batch counts it).  No two pairs of a batch\n"
         "share an anchor (or, --by-label, a label): in-batch negatives are real negatives.  A\n"
-        "pair that would repeat one waits for the next batch.\n"
+        "pair that would repeat one waits for the next batch.  --per-label N lets N pairs of a\n"
+        "label into one batch and writes group I64 [B] (the label's hash): the loss leaves\n"
+        "pairs of one group out of each other's negatives (lib/run/contrastive.h).\n"
         "  --columns    records with token tensors anchor and positive (and negative), as\n"
         "               `kiln tokenize --fields` makes them; sentence-transformers' names work\n"
         "               too: query/question/sentence1, pos/answer/sentence2, neg\n"
@@ -46,7 +48,7 @@ typedef struct pair {
 } pair;
 
 typedef struct pairer {
-    int B, T;
+    int B, T, per_label;
     const char *side; /* --side: one side as tokens records instead of batches */
     uint64_t seed, cursor;
     kwriter *w;
@@ -151,9 +153,10 @@ static void write_batch(pairer *P, pair *const *ps, int n) {
     }
     const row **a = xcalloc((size_t)n, sizeof *a), **b = xcalloc((size_t)n, sizeof *b);
     const row **c = xcalloc((size_t)(n * K + 1), sizeof *c);
-    int64_t *ids = xcalloc((size_t)n, sizeof *ids);
+    int64_t *ids = xcalloc((size_t)n, sizeof *ids), *group = xcalloc((size_t)n, sizeof *group);
     for (int i = 0; i < n; i++) {
         a[i] = &ps[i]->anchor, b[i] = &ps[i]->positive, ids[i] = ps[i]->id;
+        group[i] = (int64_t)ps[i]->key;
         for (int j = 0; j < K; j++) c[i * K + j] = &ps[i]->neg[j];
     }
     padded pa = pad_rows(a, n, T), pb = pad_rows(b, n, T), pc = pad_rows(c, n * K, T);
@@ -163,23 +166,26 @@ static void write_batch(pairer *P, pair *const *ps, int n) {
     if (K) put_rows(P->w, "negative", "negative_mask", &pc, n * K, T);
     ktensor tid = ktensor_1d(KT_I64, ids, (size_t)n);
     kw_tensor(P->w, "anchor_id", &tid);
+    ktensor tgroup = ktensor_1d(KT_I64, group, (size_t)n);
+    if (P->per_label > 1) kw_tensor(P->w, "group", &tgroup);
     kw_u64(P->w, "cursor", P->cursor);
     kwriter_end(P->w);
     free(pa.x), free(pa.m), free(pb.x), free(pb.m), free(pc.x), free(pc.m);
-    free(a), free(b), free(c), free(ids);
+    free(a), free(b), free(c), free(ids), free(group);
 }
 
-/* Batches of B held pairs with no repeated key, in the order they came; with `all`, also the
- * last smaller batch (two pairs at least: one has no negatives to learn from). */
+/* Batches of B held pairs with no key more than per_label times, in the order they came; with
+ * `all`, also the last smaller batch (two pairs at least: one has no negatives to learn
+ * from). */
 static void emit(pairer *P, bool all) {
     while (P->nheld && P->B) {
         pair *batch[4096];
         int n = 0, keep = 0;
         bool taken[MAX_HELD] = {0};
         for (int i = 0; i < P->nheld && n < P->B; i++) {
-            bool repeat = false;
-            for (int j = 0; j < n && !repeat; j++) repeat = batch[j]->key == P->held[i].key;
-            if (!repeat) batch[n++] = &P->held[i], taken[i] = true;
+            int seen = 0;
+            for (int j = 0; j < n; j++) seen += batch[j]->key == P->held[i].key;
+            if (seen < P->per_label) batch[n++] = &P->held[i], taken[i] = true;
         }
         if (n < P->B && !(all && n >= 2)) return;
         write_batch(P, batch, n);
@@ -286,7 +292,7 @@ int main(int argc, char **argv) {
     kiln_cli cli;
     kiln_cli_init(&cli, argc, argv, HELP);
     pairer *P = xcalloc(1, sizeof *P); /* (the held pairs are too big for a stack) */
-    P->T = 256;
+    P->T = 256, P->per_label = 1;
     bool columns = false, by_label = false, cloze = false;
     kopt rows[] = {
         KOPT_INT('B', "pairs", &P->B, "N", 2, 4096, "pairs per batch"),
@@ -294,6 +300,9 @@ int main(int argc, char **argv) {
         KOPT_BOOL(0, "columns", &columns, "pairs from anchor/positive[/negative] token fields"),
         KOPT_BOOL(0, "by-label", &by_label, "pairs of records that share a label"),
         KOPT_BOOL(0, "cloze", &cloze, "a sentence and the rest of its text"),
+        KOPT_INT(0, "per-label", &P->per_label, "N", 1, 4096,
+                 "--by-label: up to N pairs of a label in a batch, kept out of each other's "
+                 "negatives (default 1)"),
         KOPT_U64(0, "seed", &P->seed, "S", 0, UINT64_MAX, "which sentence --cloze takes"),
         KOPT_CHOICE(0, "side", &P->side, "SIDE", sides,
                     "instead of batches, one side of each pair as a tokens record with the "
@@ -306,6 +315,7 @@ int main(int argc, char **argv) {
     if (columns + by_label + cloze != 1)
         kiln_usage_error("choose one of --columns, --by-label, --cloze");
     if (!P->B == !P->side) kiln_usage_error("give -B PAIRS, or --side for tokens records");
+    if (P->per_label > 1 && !by_label) kiln_usage_error("--per-label goes with --by-label");
     kreader *r = kiln_cli_reader(&cli);
     P->w = kiln_cli_writer(&cli);
     const krec *hdr = kreader_hdr(r);

@@ -68,6 +68,10 @@ int main(int argc, char **argv) {
         KOPT_BOOL(0, "symmetric", &c.symmetric,
                   "contrastive: also each positive picks its anchor (CLIP's loss)",
                   .needs = "objective"),
+        KOPT_BOOL(0, "group-positives", &c.group_positives,
+                  "contrastive: pairs of one group (kiln pairs --per-label) are each other's "
+                  "positives (SupCon) instead of being left out",
+                  .needs = "objective"),
         KOPT_CHOICE(0, "pool", &pool, "HOW", pools,
                     "contrastive: mean over a row's tokens (default) or its last token; use "
                     "the same with kiln embed",
@@ -104,8 +108,8 @@ int main(int argc, char **argv) {
         kiln_usage_error("--objective reward with --lora: the adapter could not carry the new "
                          "scalar head into a merged model; use --freeze (e.g. embeddings) to "
                          "train fewer weights");
-    if (o.ptx && strcmp(objective, "dpo"))
-        kiln_usage_error("--ptx goes with --objective dpo (the other objectives train on "
+    if (o.ptx && strcmp(objective, "dpo") && strcmp(objective, "contrastive"))
+        kiln_usage_error("--ptx goes with --objective dpo or contrastive (the others train on "
                          "batches already, or a scalar head)");
     o.finetune |= prefs; /* the base's weights, a new run */
     if (kengine_opts_resolve(&o, err, sizeof err)) kiln_usage_error("%s", err);

@@ -23,19 +23,41 @@ static void normalise(const float *rows, int n, int C, double *u, double *norm) 
     }
 }
 
-/* Cross-entropy of row i of S [n_rows, stride] over n columns (target column i), with its
- * gradient added to dS (scaled by w).  Step is the distance between columns (1 for a row,
- * stride for a column of S). */
-static double xent(const double *s, int n, size_t step, int target, double w, double *ds,
-                   int *best) {
-    double mx = -INFINITY, sum = 0;
-    int arg = 0;
-    for (int j = 0; j < n; j++)
+/* Cross-entropy of row i of S [n_rows, stride] over n columns, with its gradient added to dS
+ * (scaled by w).  Step is the distance between columns (1 for a row, stride for a column of
+ * S).  role[j] says what column j is: ROLE_NEGATIVE, ROLE_POSITIVE (the targets, averaged
+ * over), or ROLE_OUT (not a candidate).  *hit: whether the best candidate is a target. */
+enum { ROLE_NEGATIVE, ROLE_POSITIVE, ROLE_OUT };
+
+static double xent(const double *s, int n, size_t step, const uint8_t *role, double w, double *ds,
+                   bool *hit) {
+    double mx = -INFINITY, sum = 0, target = 0;
+    int arg = 0, npos = 0;
+    for (int j = 0; j < n; j++) {
+        if (role[j] == ROLE_OUT) continue;
         if (s[j * step] > mx) mx = s[j * step], arg = j;
-    for (int j = 0; j < n; j++) sum += exp(s[j * step] - mx);
-    for (int j = 0; j < n; j++) ds[j * step] += w * (exp(s[j * step] - mx) / sum - (j == target));
-    *best = arg;
-    return mx + log(sum) - s[target * step];
+        if (role[j] == ROLE_POSITIVE) npos++, target += s[j * step];
+    }
+    for (int j = 0; j < n; j++)
+        if (role[j] != ROLE_OUT) sum += exp(s[j * step] - mx);
+    for (int j = 0; j < n; j++)
+        if (role[j] != ROLE_OUT)
+            ds[j * step] +=
+                w * (exp(s[j * step] - mx) / sum - (role[j] == ROLE_POSITIVE) / (double)npos);
+    *hit = role[arg] == ROLE_POSITIVE;
+    return mx + log(sum) - target / npos;
+}
+
+/* The roles of the first n candidates for pair i (the rest, hard negatives, are negatives):
+ * its own is the positive; another pair of its group (group may be NULL) is left out, or, with
+ * group_positives, a positive too. */
+static void roles(const int64_t *group, bool group_positives, int i, int n, uint8_t *role) {
+    for (int j = 0; j < n; j++) {
+        bool same = j == i || (group && group[j] == group[i]);
+        role[j] = j == i || (same && group_positives) ? ROLE_POSITIVE
+                  : same                              ? ROLE_OUT
+                                                      : ROLE_NEGATIVE;
+    }
 }
 
 /* Backward of u = rows / |rows|: d rows = (du - u (u . du)) / |rows|. */
@@ -49,7 +71,7 @@ static void normalise_backward(const double *u, const double *du, const double *
     }
 }
 
-double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C,
+double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C, const int64_t *group,
                          const kcontrastive_opts *o, float *d, double *accuracy) {
     int A = n_anchor, n = A + n_cand;
     double *u = xcalloc(xmul((size_t)n, (size_t)C), sizeof(double));
@@ -57,6 +79,7 @@ double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C,
     double *norm = xcalloc((size_t)n, sizeof(double));
     double *S = xcalloc(xmul((size_t)A, (size_t)n_cand), sizeof(double));
     double *dS = xcalloc(xmul((size_t)A, (size_t)n_cand), sizeof(double));
+    uint8_t *role = xcalloc((size_t)n_cand, 1); /* hard negatives (j >= A) stay negatives */
     normalise(rows, n, C, u, norm);
     const double *ua = u, *uc = u + (size_t)A * C;
     for (int i = 0; i < A; i++)
@@ -66,13 +89,17 @@ double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C,
             S[(size_t)i * n_cand + j] = o->scale * s;
         }
     double w = o->symmetric ? 0.5 / A : 1.0 / A, loss = 0;
-    int hits = 0, best;
+    int hits = 0;
+    bool hit;
     for (int i = 0; i < A; i++) {
-        loss += w * xent(S + (size_t)i * n_cand, n_cand, 1, i, w, dS + (size_t)i * n_cand, &best);
-        hits += best == i;
+        roles(group, o->group_positives, i, A, role);
+        loss += w * xent(S + (size_t)i * n_cand, n_cand, 1, role, w, dS + (size_t)i * n_cand, &hit);
+        hits += hit;
     }
-    for (int j = 0; o->symmetric && j < A; j++) /* each positive picks its anchor */
-        loss += w * xent(S + j, A, (size_t)n_cand, j, w, dS + j, &best);
+    for (int j = 0; o->symmetric && j < A; j++) { /* each positive picks its anchor */
+        roles(group, o->group_positives, j, A, role);
+        loss += w * xent(S + j, A, (size_t)n_cand, role, w, dS + j, &hit);
+    }
     if (accuracy) *accuracy = (double)hits / A;
     if (d) {
         for (int i = 0; i < A; i++)
@@ -86,7 +113,7 @@ double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C,
             }
         normalise_backward(u, du, norm, n, C, d);
     }
-    free(u), free(du), free(norm), free(S), free(dS);
+    free(u), free(du), free(norm), free(S), free(dS), free(role);
     return loss;
 }
 
@@ -97,6 +124,7 @@ typedef struct contrastive {
     int32_t *x;
     uint8_t *mask;
     float *rows, *drows;
+    int64_t *group; /* the record's group [B], or NULL: every other pair is a negative */
     size_t cap;
 } contrastive;
 
@@ -155,6 +183,16 @@ static int read_pairs(contrastive *s, const gpt *m, const krec *r, int *A, int *
             return kiln_errf(err, errsz, EX_KILN_DATA,
                              "record %llu: token %d is outside the vocabulary (%d)", seq, s->x[i],
                              m->cfg.vocab);
+    free(s->group), s->group = NULL;
+    if (krec_get(r, "group")) {
+        ktensor g;
+        if (!krec_tensor(r, "group", &g) || g.dtype != KT_I64 || g.ndim != 1 || g.shape[0] != B)
+            return kiln_errf(err, errsz, EX_KILN_DATA,
+                             "record %llu: group must be I64 [%llu], one per pair", seq,
+                             (unsigned long long)B);
+        s->group = xmalloc(xmul((size_t)B, sizeof(int64_t)));
+        ktensor_copy(&g, s->group);
+    }
     *A = (int)B, *K = (int)nneg, *T = (int)len;
     return 0;
 }
@@ -170,7 +208,7 @@ static int contrastive_step(void *self, gpt *m, const krec *r, float scale, kobj
     gpt_forward_hidden(m, s->x, n, T);
     gpt_pool(m, s->mask, s->o.pool, s->rows);
     double acc;
-    out->loss = kcontrastive_loss(s->rows, A, A + K, C, &s->o, s->drows, &acc);
+    out->loss = kcontrastive_loss(s->rows, A, A + K, C, s->group, &s->o, s->drows, &acc);
     out->tokens = (uint64_t)n * (uint64_t)T;
     out->metrics[0] = acc;
     if (!isfinite(out->loss)) return 0; /* the engine stops the run */
@@ -181,7 +219,7 @@ static int contrastive_step(void *self, gpt *m, const krec *r, float scale, kobj
 
 static void contrastive_free(void *self) {
     contrastive *s = self;
-    free(s->x), free(s->mask), free(s->rows), free(s->drows);
+    free(s->x), free(s->mask), free(s->rows), free(s->drows), free(s->group);
     free(s);
 }
 

@@ -6,6 +6,11 @@
  * hard negatives per anchor, all padded to one length T:
  *     anchor, positive   I32 [B, T]      anchor_mask, positive_mask   U8 [B, T] (1 = a token)
  *     negative           I32 [B*K, T]    negative_mask                U8 [B*K, T]
+ *     group              I64 [B], optional: pairs of one group (two pairs of one class) are
+ *                        not each other's negatives, in either direction: they are left out
+ *                        of the softmax (GISTEmbed's false-negative filter), or, with
+ *                        group_positives, count as positives too (SupCon: the loss averages
+ *                        -log softmax over all of them)
  * Every row is embedded as the pooled final hidden state (mean over its mask, or its last
  * token), L2-normalised.  With s(a, c) = scale * cos(a, c) and candidates c = the B
  * positives then all negatives, the loss is the mean over anchors i of
@@ -17,13 +22,16 @@
 #define KILN_CONTRASTIVE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "run/objective.h"
 
 typedef struct kcontrastive_opts {
-    double scale;       /* 20, as sentence-transformers */
-    bool symmetric;     /* add the positive -> anchor direction */
-    gpt_pool_mode pool; /* GPT_POOL_MEAN (default) or GPT_POOL_LAST */
+    double scale;         /* 20, as sentence-transformers */
+    bool symmetric;       /* add the positive -> anchor direction */
+    gpt_pool_mode pool;   /* GPT_POOL_MEAN (default) or GPT_POOL_LAST */
+    bool group_positives; /* pairs of one group are each other's positives (SupCon), not
+                             left out */
 } kcontrastive_opts;
 
 kcontrastive_opts kcontrastive_defaults(void);
@@ -31,9 +39,10 @@ kobjective kcontrastive_objective(const kcontrastive_opts *o);
 
 /* The loss and the gradient with respect to the unnormalised embeddings, on its own (for
  * tests and evaluation): rows [n_anchor + n_cand, C], anchors first, then candidates (the
- * n_anchor positives first).  d (may be NULL) gets dloss/drows; *accuracy (may be NULL)
- * the in-batch top-1 accuracy. */
-double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C,
+ * n_anchor positives first).  group (may be NULL) [n_anchor]: the pairs' groups, as the
+ * record's.  d (may be NULL) gets dloss/drows; *accuracy (may be NULL) the in-batch top-1
+ * accuracy. */
+double kcontrastive_loss(const float *rows, int n_anchor, int n_cand, int C, const int64_t *group,
                          const kcontrastive_opts *o, float *d, double *accuracy);
 
 #endif

@@ -33,12 +33,18 @@ kiln load idx:"$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.
     | kiln train --layers 2 --dim 32 --heads 2 --ctx 40 --steps 4 | kiln ckpt --dir ibase | kiln show > /dev/null
 idx="idx:$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz"
 "$P" --base ibase/latest.safetensors --images "$idx" --val-images "$idx" --steps 4 --batch 8 \
-    --val-records 40 --corpus-records 150 --augment "shift:1 jitter:0.2" --threads 2 --out img > img.log 2>&1
+    --val-records 40 --corpus-records 150 --augment "shift:1 jitter:0.2" --per-label 2 \
+    --group-positives --ptx-coef 0.5 --threads 2 --out img > img.log 2>&1
 expect '[ $? = 0 ]' "embed.sh on images runs ($(tail -3 img.log))"
 expect 'grep -Eq "^trained +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+" img/result.txt' "images: kNN accuracy ($(cat img/result.txt))"
 expect 'grep -q "^  | kiln augment --seed 1 shift:1 jitter:0.2$" img.log' "images: --augment in the chain"
 expect 'kiln show < img/log.rec | jq -s -e "map(select(.t == \"metrics\" and .objective == \"contrastive\")) | length > 0" > /dev/null' \
     "images: augmented pairs train"
+expect 'grep -q "kiln pairs -B 8 -T 37 --by-label --per-label 2 " img.log && grep -q -- "--group-positives" img.log' \
+    "images: --per-label and --group-positives in the chain"
+expect 'kiln show < img/log.rec | jq -s -e "map(select(.t == \"metrics\" and .objective == \"contrastive\" and .ptx_loss > 0)) | length > 0" > /dev/null' \
+    "images: --ptx-coef adds a pretraining batch to each step"
 expect_status 2 "$P" --base ibase/latest.safetensors --text "$KILN_ROOT/examples/data/sotu-lincoln.txt" --augment hflip --dry-run
 expect_status 2 "$P" --base base/latest.safetensors
+expect_status 2 "$P" --base base/latest.safetensors --text book.txt --per-label 2 --dry-run
 finish

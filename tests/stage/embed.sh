@@ -3,6 +3,7 @@
 # index of another width or model, an empty index, pairs missing a side, a NaN vector).
 . "$KILN_ROOT/tests/lib.sh"
 BOOK="$KILN_ROOT/examples/data/moby-dick.txt"
+FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
 [ -f "$BOOK" ] || skip "no examples/data/moby-dick.txt"
 export PATH="$KILN_BIN:$PATH"
 
@@ -88,12 +89,33 @@ printf '{"t":"sample","id":1,"query":"q"}\n' | kiln import | kiln tokenize --byt
 expect_status 65 kiln pairs -B 2 --columns < half.rec > /dev/null 2> err.txt
 expect 'grep -q "without a positive" err.txt' "an anchor without a positive ($(cat err.txt))"
 expect_status 2 kiln pairs --columns < cols.rec
+# pairs --by-label --per-label N: up to N pairs of a label in a batch, their labels as group;
+# trained with --group-positives (SupCon) and a pretraining batch a step (--ptx)
+kiln load idx:"$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz" --limit 120 \
+    --size 4x4 | kiln tokenize --levels 4 --no-class-token > lab.rec
+kiln pairs -B 8 --by-label --per-label 2 < lab.rec > grp.rec 2> /dev/null
+expect 'kiln show --full < grp.rec | jq -s -e "map(select(.t == \"pairs\")) | length > 2
+    and all((.group.data | length) == 8 and (.group.data | group_by(.) | map(length) | max) <= 2)
+    and any(.group.data | group_by(.) | map(length) | max == 2)" > /dev/null' \
+    "--per-label 2: eight pairs a batch, a label twice at most, and twice somewhere"
+kiln pairs -B 8 --by-label < lab.rec > one.rec 2> /dev/null
+expect 'kiln show --full < one.rec | jq -s -e "map(select(.t == \"pairs\")) | all(.group == null)" > /dev/null' \
+    "without --per-label, no group"
+expect_status 2 kiln pairs -B 2 --columns --per-label 2 < cols.rec
+kiln batch -B 4 -T 16 < lab.rec | kiln train --layers 1 --dim 16 --heads 2 --ctx 17 --steps 2 \
+    | kiln ckpt --dir im | kiln show > /dev/null
+kiln batch -B 4 -T 16 < lab.rec > ptx.rec
+expect_status 0 kiln train --objective contrastive --group-positives --symmetric --finetune \
+    --init im/latest.safetensors --steps 3 --log-every 1 --ptx ptx.rec --ptx-coef 0.5 \
+    --in grp.rec --out sup.rec
+expect 'kiln show < sup.rec | jq -s -e "map(select(.t == \"metrics\" and .loss != null))
+    | length == 3 and all(.ptx_loss > 0 and .accuracy >= 0)" > /dev/null' \
+    "SupCon steps with a pretraining batch each: loss, accuracy, ptx_loss"
 # eval --queries: the queries' and the corpus's tokenizers must be the checkpoint's (65)
 expect_status 0 kiln eval --ckpt m/latest.safetensors --queries docs.rec --corpus docs.rec \
     --threads 2 > ev.rec 2> /dev/null
 expect 'kiln show < ev.rec | jq -s -e "map(select(.t == \"metrics\")) | .[0][\"recall@1\"] == 1" > /dev/null' \
     "eval --queries: each document finds itself"
-FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
 kiln load idx:"$FM/t10k-200-images-idx3-ubyte.gz,$FM/t10k-200-labels-idx1-ubyte.gz" --limit 4 \
     --size 4x4 | kiln tokenize --levels 4 --no-class-token > img.rec
 expect_status 65 kiln eval --ckpt m/latest.safetensors --queries img.rec --corpus img.rec \

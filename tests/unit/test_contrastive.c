@@ -65,13 +65,62 @@ static void check_finite_differences(void) {
     kcontrastive_opts o = kcontrastive_defaults();
     o.symmetric = true;
     o.scale = 5;
-    kcontrastive_loss(rows, A, NC, C, &o, d, NULL);
+    kcontrastive_loss(rows, A, NC, C, NULL, &o, d, NULL);
     for (int i = 0; i < (A + NC) * C; i += 3) {
         float keep = rows[i], h = 1e-3f;
         rows[i] = keep + h;
-        double up = kcontrastive_loss(rows, A, NC, C, &o, NULL, NULL);
+        double up = kcontrastive_loss(rows, A, NC, C, NULL, &o, NULL, NULL);
         rows[i] = keep - h;
-        double down = kcontrastive_loss(rows, A, NC, C, &o, NULL, NULL);
+        double down = kcontrastive_loss(rows, A, NC, C, NULL, &o, NULL, NULL);
+        rows[i] = keep;
+        CHECK_NEAR(d[i], (up - down) / (2 * h), 2e-3);
+    }
+}
+
+/* Groups: the loss written out term by term, with the same-group pairs left out of each
+ * other's softmax (hard negatives never are), and its gradient against central differences. */
+static double cosine(const float *a, const float *b, int C) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int c = 0; c < C; c++) ab += a[c] * b[c], aa += a[c] * a[c], bb += b[c] * b[c];
+    return ab / sqrt(aa * bb);
+}
+
+static void check_groups(bool positives) {
+    enum { A = 4, NC = 5, C = 6 };
+    const int64_t group[A] = {7, 7, 3, 7}; /* pairs 0, 1 and 3 are one class */
+    float rows[(A + NC) * C], d[(A + NC) * C];
+    for (int i = 0; i < (A + NC) * C; i++) rows[i] = (float)cos(i * 0.9) + 0.05f * (i % 7);
+    kcontrastive_opts o = kcontrastive_defaults();
+    o.symmetric = true;
+    o.scale = 4;
+    o.group_positives = positives;
+    double want = 0;
+    for (int i = 0; i < A; i++) {
+        double sum = 0, back = 0, own = 0, own_back = 0;
+        int npos = 0;
+        for (int j = 0; j < NC; j++)
+            if (positives || j == i || j >= A || group[j] != group[i])
+                sum += exp(o.scale * cosine(rows + i * C, rows + (A + j) * C, C));
+        for (int j = 0; j < A; j++) /* positive i picks its anchor among the others' */
+            if (positives || j == i || group[j] != group[i])
+                back += exp(o.scale * cosine(rows + j * C, rows + (A + i) * C, C));
+        for (int j = 0; j < A; j++) /* SupCon: the mean over all of the group */
+            if (j == i || (positives && group[j] == group[i])) {
+                own += o.scale * cosine(rows + i * C, rows + (A + j) * C, C);
+                own_back += o.scale * cosine(rows + j * C, rows + (A + i) * C, C);
+                npos++;
+            }
+        want += 0.5 / A * ((log(sum) - own / npos) + (log(back) - own_back / npos));
+    }
+    double acc, got = kcontrastive_loss(rows, A, NC, C, group, &o, d, &acc);
+    CHECK_NEAR(got, want, 1e-7);
+    if (!positives) CHECK(got < kcontrastive_loss(rows, A, NC, C, NULL, &o, NULL, NULL));
+    for (int i = 0; i < (A + NC) * C; i += 2) {
+        float keep = rows[i], h = 1e-3f;
+        rows[i] = keep + h;
+        double up = kcontrastive_loss(rows, A, NC, C, group, &o, NULL, NULL);
+        rows[i] = keep - h;
+        double down = kcontrastive_loss(rows, A, NC, C, group, &o, NULL, NULL);
         rows[i] = keep;
         CHECK_NEAR(d[i], (up - down) / (2 * h), 2e-3);
     }
@@ -80,6 +129,8 @@ static void check_finite_differences(void) {
 int main(void) {
     kiln_set_prog("test_contrastive");
     check_finite_differences();
+    check_groups(false);
+    check_groups(true);
     if (!fixture_load("contrastive.bin")) {
         printf("no fixture contrastive.bin\n");
         return 77;
