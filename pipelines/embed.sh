@@ -54,7 +54,7 @@ options:
   --steps N            optimizer steps (default 200);  --batch N pairs (default 32)
   --lr X               peak learning rate (default 1e-4; LoRA 1e-3)
   --scale X            similarity scale (default 20);  --symmetric  CLIP's two-way loss
-  --pool HOW           mean (default) or last
+  --pool HOW           mean (default), last or weightedmean (by position, SGPT)
   --ctx T              tokens per row at most (default 128; images: their size)
   --val-records N      held-out queries (default 200);  --corpus-records N (default 2000)
   --every N            evaluate and checkpoint every N steps (default steps/4)

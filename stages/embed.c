@@ -24,8 +24,6 @@ static const kopt_info HELP = {
         "    | kiln embed --ckpt runs/a/ckpt/best.safetensors | kiln index -o notes.index\n",
 };
 
-static const char *const pools[] = {"mean", "last", NULL};
-
 typedef struct options {
     const char *ckpt, *adapter, *pool, *field;
     int rows, threads;
@@ -94,8 +92,10 @@ int main(int argc, char **argv) {
         KOPT_STRING(0, "ckpt", &o.ckpt, "FILE", "the model (a checkpoint file)",
                     .flags = KOPT_REQUIRED),
         KOPT_STRING(0, "adapter", &o.adapter, "FILE", "a LoRA adapter folded into it first"),
-        KOPT_CHOICE(0, "pool", &o.pool, "HOW", pools,
-                    "mean over the row's tokens (default), or its last token"),
+        KOPT_CHOICE(
+            0, "pool", &o.pool, "HOW", gpt_pool_names,
+            "mean over the row's tokens (default), its last token, or weightedmean: the mean "
+            "weighted by position (1, 2, 3, ...; SGPT)"),
         KOPT_STRING(0, "field", &o.field, "NAME", "the token field to embed (default tokens)"),
         KOPT_INT('B', "rows", &o.rows, "N", 1, 4096, "rows per forward (default 64)"),
         KOPT_THREADS(&o.threads),
@@ -120,8 +120,7 @@ int main(int argc, char **argv) {
     kw_u64(w, "dim", (uint64_t)C);
     kwriter_end(w);
 
-    kembedder *e =
-        kembedder_new(km.m, strcmp(o.pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST, o.rows);
+    kembedder *e = kembedder_new(km.m, gpt_pool_parse(o.pool), o.rows);
     pending p = {xcalloc((size_t)o.rows, sizeof(kstored *)), 0};
     krec rec;
     while (!kwriter_gone(w) && kreader_next(r, &rec)) {

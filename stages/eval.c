@@ -133,7 +133,7 @@ static void evaluate_retrieval(kwriter *w, const kmodel *km, const kret_set *rs,
                                kpool *pool) {
     kretrieval res;
     kret_set_check_model(rs, &km->tok, km->has_tok, km->m->cfg.vocab);
-    kret_evaluate(km->m, strcmp(o->pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST, rs, pool, &res);
+    kret_evaluate(km->m, gpt_pool_parse(o->pool), rs, pool, &res);
     kwriter_begin(w, "metrics");
     kw_str(w, "stage", "eval");
     kw_str(w, "split", "retrieval");
@@ -228,8 +228,6 @@ static void evaluate(kwriter *w, const kmodel *km, const evalset *e, const optio
     kwriter_flush(w);
 }
 
-static const char *const pools[] = {"mean", "last", NULL};
-
 static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
     *o = (options){.split = "val",
                    .relevant = "id",
@@ -265,7 +263,8 @@ static void parse_options(int argc, char **argv, kiln_cli *cli, options *o) {
         KOPT_STRING(0, "relevant", &o->relevant, "HOW",
                     "which corpus rows are relevant to a query: id (default), label, or a "
                     "query's array field of ids"),
-        KOPT_CHOICE(0, "pool", &o->pool, "HOW", pools, "mean (default) or last, as trained"),
+        KOPT_CHOICE(0, "pool", &o->pool, "HOW", gpt_pool_names,
+                    "mean (default), last or weightedmean, as trained"),
         KOPT_GROUP("samples"),
         KOPT_INT(0, "samples", &o->req.n, "N", 0, 4096,
                  "after the metrics, N generated sample records (text from the document "

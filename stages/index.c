@@ -30,7 +30,7 @@ typedef struct options {
 
 /* The model and pooling of the stream's embeddings, checked against an index appended to. */
 static void take_hdr(kindex *ix, const krec *hdr, bool appending, const char *path) {
-    char model[32] = "", pool[8] = "";
+    char model[32] = "", pool[16] = "";
     kobj_cstr(krec_get(hdr, "model_hash"), model, sizeof model);
     kobj_cstr(krec_get(hdr, "pool"), pool, sizeof pool);
     if (appending && model[0] && ix->model[0] && strcmp(model, ix->model))

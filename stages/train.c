@@ -42,7 +42,6 @@ static const kopt_info HELP = {
 
 static const char *const objectives[] = {"lm", "contrastive", "reward", "dpo", NULL};
 static const char *const loss_types[] = {"sigmoid", "ipo", NULL};
-static const char *const pools[] = {"mean", "last", NULL};
 
 int main(int argc, char **argv) {
     kiln_cli cli;
@@ -72,9 +71,9 @@ int main(int argc, char **argv) {
                   "contrastive: pairs of one group (kiln pairs --per-label) are each other's "
                   "positives (SupCon) instead of being left out",
                   .needs = "objective"),
-        KOPT_CHOICE(0, "pool", &pool, "HOW", pools,
-                    "contrastive: mean over a row's tokens (default) or its last token; use "
-                    "the same with kiln embed",
+        KOPT_CHOICE(0, "pool", &pool, "HOW", gpt_pool_names,
+                    "contrastive: mean over a row's tokens (default), its last token, or "
+                    "weightedmean (by position, SGPT); use the same with kiln embed",
                     .needs = "objective"),
         KOPT_DOUBLE(0, "center-rewards", &rw.center, "X", 0, 1000,
                     "reward: + X mean((r_chosen + r_rejected)^2), TRL's "
@@ -116,7 +115,7 @@ int main(int argc, char **argv) {
 
     kreader *r = kiln_cli_reader(&cli);
     kwriter *w = kengine_writer(&cli);
-    c.pool = strcmp(pool, "last") ? GPT_POOL_MEAN : GPT_POOL_LAST;
+    c.pool = gpt_pool_parse(pool);
     dpo.ipo = !strcmp(loss_type, "ipo");
     kobjective obj = !strcmp(objective, "contrastive") ? kcontrastive_objective(&c)
                      : !strcmp(objective, "reward")    ? kreward_objective(&rw)

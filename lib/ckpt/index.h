@@ -8,7 +8,7 @@
  *     texts   JSON array of N strings: each row's text, or its source path ("" if neither)
  *     labels  JSON array of N strings: each row's label ("" if none)
  *     model   the weights hash of the model that embedded them (lib/model/weights.h)
- *     pool    "mean" or "last"
+ *     pool    "mean", "last" or "weightedmean"
  *     tokenizer  the tokenizer JSON, when known
  *
  * Rows arrive one at a time (kindex_add) from a stream of any length; the arrays grow. */
@@ -24,7 +24,7 @@ typedef struct kindex {
     float *vectors; /* [cap, dim] */
     int64_t *ids;
     char **texts, **labels; /* owned; never NULL ("" when absent) */
-    char model[32], pool[8];
+    char model[32], pool[16];
     char *tokenizer; /* JSON, or NULL */
 } kindex;
 

@@ -1436,6 +1436,14 @@ void gpt_seq_logprobs(const gpt *m, float *out) {
 
 /* ---- pooled hidden states and the scalar head ---------------------------------------- */
 
+const char *const gpt_pool_names[] = {"last", "mean", "weightedmean", NULL};
+
+gpt_pool_mode gpt_pool_parse(const char *name) {
+    for (int i = 0; gpt_pool_names[i]; i++)
+        if (!strcmp(name, gpt_pool_names[i])) return (gpt_pool_mode)i;
+    kiln_die(EX_KILN_SOFTWARE, "no pooling '%s'", name);
+}
+
 void gpt_pool(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *out) {
     gpt_acts *a = m->acts;
     if (!a) kiln_die(EX_KILN_SOFTWARE, "gpt_pool before a forward");
@@ -1449,10 +1457,15 @@ void gpt_pool(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *out) {
             if (mk)
                 while (last > 0 && !mk[last]) last--;
             w[last] = 1.0f;
-        } else {
-            int count = 0;
-            for (int t = 0; t < T; t++) count += !mk || mk[t];
-            for (int t = 0; t < T; t++) w[t] = (!mk || mk[t]) && count ? 1.0f / count : 0.0f;
+        } else { /* mean: every position 1; weighted: its place among the counted, 1, 2, ... */
+            double count = 0;
+            for (int t = 0; t < T; t++)
+                if (!mk || mk[t]) {
+                    count++;
+                    w[t] = mode == GPT_POOL_WEIGHTED ? (float)count : 1.0f;
+                }
+            double sum = mode == GPT_POOL_WEIGHTED ? count * (count + 1) / 2 : count;
+            for (int t = 0; t < T; t++) w[t] = sum > 0 ? (float)(w[t] / sum) : 0.0f;
         }
         float *o = a->pooled + (size_t)b * C;
         memset(o, 0, sizeof(float) * C);

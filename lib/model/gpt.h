@@ -28,7 +28,11 @@
 #include "model/pool.h"
 
 typedef enum { GPT_HEAD_LM = 0, GPT_HEAD_SCALAR = 1 } gpt_head;
-typedef enum { GPT_POOL_LAST = 0, GPT_POOL_MEAN = 1 } gpt_pool_mode;
+typedef enum { GPT_POOL_LAST = 0, GPT_POOL_MEAN = 1, GPT_POOL_WEIGHTED = 2 } gpt_pool_mode;
+/* The modes' names, in the enum's order ("last", "mean", "weightedmean": sentence-
+ * transformers' pooling names), NULL-ended for an option table; and a name's mode. */
+extern const char *const gpt_pool_names[];
+gpt_pool_mode gpt_pool_parse(const char *name);
 
 typedef struct gpt_config {
     int n_layer, n_embd, n_head, n_ctx, vocab;
@@ -140,7 +144,9 @@ void gpt_forward_hidden(gpt *m, const int32_t *x, int B, int T);
 const float *gpt_hidden(const gpt *m);
 
 /* Pooled hidden state per row, out [B, C]: the last position whose mask is 1 (or T-1 with
- * no mask), or the mean over mask-1 positions.  After gpt_forward or gpt_forward_hidden. */
+ * no mask), the mean over mask-1 positions, or their mean weighted by position (1, 2, 3, ...:
+ * SGPT's weighted mean, for a causal model whose later states have seen more of the row).
+ * After gpt_forward or gpt_forward_hidden. */
 void gpt_pool(gpt *m, const uint8_t *mask, gpt_pool_mode mode, float *out);
 /* Accumulate the gradient of sum(dpooled * pooled) of the last gpt_pool. */
 void gpt_pool_backward(gpt *m, const float *dpooled);

@@ -1,7 +1,8 @@
 /* test_embed — kembedder (lib/model/embed.h: rows gathered, right-padded to the longest of
  * the batch, embedded a batch at a time) gives the vectors of gpt_embed over the same rows
- * padded to the full context, bit for bit: padding never reaches a row's vector.  Mean and
- * last pooling, rows of different lengths, batches of 1 to 64 rows, 1 to 3 threads. */
+ * padded to the full context, bit for bit: padding never reaches a row's vector.  Mean, last
+ * and position-weighted pooling (each checked by hand too), rows of different lengths, batches of 1
+ * to 64 rows, 1 to 3 threads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,10 +51,40 @@ static int differing(int threads, gpt_pool_mode mode, int rows, int cap) {
     return bad;
 }
 
+/* The three poolings by hand from the final states: row of 3 tokens then padding. */
+static void check_pool_weights(void) {
+    gpt_config cfg = {.n_layer = 1, .n_embd = 8, .n_head = 2, .n_ctx = 5, .vocab = 20};
+    enum { T = 5, C = 8 };
+    kpool *pool = kpool_create(1);
+    gpt *m = gpt_create(&cfg, pool, 3);
+    const int32_t x[T] = {4, 9, 2, 0, 0};
+    const uint8_t mask[T] = {1, 1, 1, 0, 0};
+    gpt_forward_hidden(m, x, 1, T);
+    const float *h = gpt_hidden(m);
+    float got[C];
+    const double weights[3][T] = {{0, 0, 1, 0, 0}, /* last, mean, weightedmean */
+                                  {1 / 3., 1 / 3., 1 / 3., 0, 0},
+                                  {1 / 6., 2 / 6., 3 / 6., 0, 0}};
+    for (int mode = 0; mode < 3; mode++) {
+        gpt_pool(m, mask, (gpt_pool_mode)mode, got);
+        for (int c = 0; c < C; c++) {
+            double want = 0;
+            for (int t = 0; t < T; t++) want += weights[mode][t] * h[t * C + c];
+            CHECK_NEAR(got[c], want, 1e-6);
+        }
+    }
+    CHECK(gpt_pool_parse("weightedmean") == GPT_POOL_WEIGHTED &&
+          gpt_pool_parse("last") == GPT_POOL_LAST);
+    gpt_free(m);
+    kpool_free(pool);
+}
+
 int main(void) {
+    check_pool_weights();
     CHECK(differing(1, GPT_POOL_MEAN, 9, 4) == 0);
     CHECK(differing(3, GPT_POOL_MEAN, 70, 64) == 0); /* a full batch and a short one */
     CHECK(differing(3, GPT_POOL_LAST, 70, 64) == 0);
+    CHECK(differing(3, GPT_POOL_WEIGHTED, 70, 64) == 0);
     CHECK(differing(2, GPT_POOL_MEAN, 5, 1) == 0);
     return check_report("test_embed");
 }

@@ -22,7 +22,8 @@ typedef enum {
     LOSS_SCALAR_LAST,
     LOSS_SCALAR_MEAN,
     LOSS_POOL_MEAN,
-    LOSS_WEIGHTED /* sum of w[b, t] log p(y[b, t]): gpt_backward_weighted */
+    LOSS_POOL_WEIGHTED, /* SGPT's position-weighted mean */
+    LOSS_WEIGHTED       /* sum of w[b, t] log p(y[b, t]): gpt_backward_weighted */
 } loss_kind;
 
 static const float value_weights[B] = {0.7f, -1.3f};
@@ -42,9 +43,9 @@ static double loss_of(gpt *m, loss_kind kind) {
     }
     gpt_forward_hidden(m, xs, B, T);
     double loss = 0.0;
-    if (kind == LOSS_POOL_MEAN) {
+    if (kind == LOSS_POOL_MEAN || kind == LOSS_POOL_WEIGHTED) {
         float pooled[B * 64];
-        gpt_pool(m, mask, GPT_POOL_MEAN, pooled);
+        gpt_pool(m, mask, kind == LOSS_POOL_MEAN ? GPT_POOL_MEAN : GPT_POOL_WEIGHTED, pooled);
         for (int i = 0; i < B * m->cfg.n_embd; i++) loss += pool_weights[i] * pooled[i];
         return loss;
     }
@@ -61,7 +62,7 @@ static void backward_of(gpt *m, loss_kind kind) {
         gpt_backward(m, 1.0f);
     else if (kind == LOSS_WEIGHTED)
         gpt_backward_weighted(m, logp_weights);
-    else if (kind == LOSS_POOL_MEAN)
+    else if (kind == LOSS_POOL_MEAN || kind == LOSS_POOL_WEIGHTED)
         gpt_pool_backward(m, pool_weights);
     else
         gpt_scalar_backward(m, value_weights);
