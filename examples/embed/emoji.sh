@@ -3,8 +3,9 @@
 # emoji from Google's.  Three systems side by side, recall@1, recall@10 and mrr@10:
 #
 #   pixels     cosine nearest neighbour on the 12x12 RGB pixels (bench/embed_baseline.py)
-#   base       a small image GPT pretrained (next-token) on the training emoji of both
-#              styles, its mean-pooled final states
+#   base       a small image GPT (4 layers, 128 wide) pretrained (next-token) on the
+#              training emoji of both styles; its final states pooled by a position-
+#              weighted mean (SGPT's: a causal model's later states have seen more)
 #   trained    the base after contrastive training on pairs (Google's and Twitter's drawing
 #              of one training emoji: kiln pairs --by-label) with CLIP's two-way loss
 #              (--symmetric), pipelines/embed.sh
@@ -14,7 +15,7 @@
 # flattened on white, loaded at 12x12 and tokenized by a 64-colour palette learned on the
 # training emoji (144 tokens an image).  20% of the emoji (by a hash of their name) are
 # held out: the queries are their Google drawings, the corpus their Twitter drawings (one
-# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, THREADS override the
+# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM, THREADS override the
 # settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh --augment),
 # EVERY evaluates every N steps.  VALIDATE=1 chooses settings without the test emoji: they
 # are left out, and a fifth of the training emoji are held out instead (DIR of its own).
@@ -22,9 +23,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/emoji}
-pre_steps=${PRE_STEPS:-600} steps=${STEPS:-400} threads=${THREADS:-0}
-batch=${BATCH:-32} lr=${LR:-1e-3} pool=${POOL:-mean} validate=${VALIDATE:-0} every=${EVERY:-$steps}
-augment=${AUGMENT-}
+pre_steps=${PRE_STEPS:-1200} steps=${STEPS:-400} threads=${THREADS:-0}
+batch=${BATCH:-32} lr=${LR:-1e-3} pool=${POOL:-weightedmean} validate=${VALIDATE:-0} every=${EVERY:-$steps}
+augment=${AUGMENT-} layers=${LAYERS:-4} width=${DIM:-128}
 cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/npm
 mkdir -p "$dir"
 log() { echo "emoji.sh: $*" >&2; }
@@ -73,7 +74,7 @@ if [ ! -f "$base" ]; then
     log "pretraining the base for $pre_steps steps"
     kiln load png:"$dir/png/train" "${img[@]}" --epochs 0 --shuffle --seed 1 2> /dev/null \
         | "${tok[@]}" | kiln batch -B 16 -T 144 \
-        | kiln train --layers 3 --dim 96 --heads 4 --ctx 145 --steps "$pre_steps" --lr 2e-3 \
+        | kiln train --layers "$layers" --dim "$width" --heads 4 --ctx 145 --steps "$pre_steps" --lr 2e-3 \
             --threads "$threads" \
         | kiln ckpt --dir "$dir/base" | kiln show --progress --total "$pre_steps"
 fi

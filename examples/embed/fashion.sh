@@ -4,25 +4,32 @@
 #
 #   pixels     cosine nearest neighbours on the raw 28x28 pixels (bench/embed_baseline.py)
 #   base       a small image GPT pretrained (next-token, no class token) on the training
-#              images at 14x14, 8 gray levels; its mean-pooled (POOL) final states
+#              images at SIZE x SIZE (default 7x7: 49 tokens, so many steps fit), 8 gray
+#              levels; its mean-pooled (POOL) final states
 #   trained    the base after contrastive training on pairs of two training images of one
-#              class (kiln pairs --by-label, 10 pairs a batch: one per class), pipelines/embed.sh
+#              class (kiln pairs --by-label): BATCH 40 pairs a batch, PER_LABEL 4 of a class,
+#              which with SUPCON=1 are each other's positives (SupCon; SUPCON=0 leaves them
+#              out of each other's negatives), CLIP's two-way loss, pipelines/embed.sh
 #
 # The first 50,000 training images train (pretraining, pairs) and are the corpus, the last
 # 10,000 validate: VALIDATE=1 takes the queries from them, to choose settings (STEPS, LR,
-# POOL, LAYERS, DIM, PRE_STEPS) without looking at the test images.  The queries are the
-# first QUERIES test images (default all 10,000), the corpus searched the first CORPUS
-# training images (default 10,000; the pixel baseline's 85% is quoted for all 60,000); a
-# query is right when most of its 10 hits have its class (knn_accuracy).  The labels never
-# enter a sequence (kiln tokenize --no-class-token).  THREADS: threads (default all CPUs).
+# POOL, LAYERS, DIM, PRE_STEPS, SIZE, BATCH, PER_LABEL) without looking at the test images.
+# The queries are the first QUERIES test images (default all 10,000), the corpus searched
+# the first CORPUS training images (default 10,000; the pixel baseline's 85% is quoted for
+# all 60,000); a query is right when most of its 10 hits have its class (knn_accuracy).
+# The labels never enter a sequence (kiln tokenize --no-class-token).  THREADS: threads
+# (default all CPUs).
 # Needs dataset-fashion-mnist.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/fashion-embed}
-pre_steps=${PRE_STEPS:-1000} steps=${STEPS:-1000} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-3000} steps=${STEPS:-4000} threads=${THREADS:-0}
 queries=${QUERIES:-10000} corpus=${CORPUS:-10000}
 lr=${LR:-1e-3} pool=${POOL:-mean} layers=${LAYERS:-3} width=${DIM:-96} every=${EVERY:-$steps}
+batch=${BATCH:-40} per_label=${PER_LABEL:-4} size=${SIZE:-7} supcon=${SUPCON:-1}
+group=() # SUPCON=1: a class's pairs in a batch are each other's positives (SupCon)
+[ "$supcon" = 0 ] || [ "$per_label" = 1 ] || group=(--group-positives)
 data=/usr/share/datasets/fashion-mnist
 [ -r "$data/train-images-idx3-ubyte.gz" ] || {
     echo "fashion.sh: $data missing: install dataset-fashion-mnist (make deps)" >&2
@@ -55,16 +62,16 @@ fi
 base=$dir/base/latest.safetensors
 if [ ! -f "$base" ]; then
     log "pretraining the base for $pre_steps steps"
-    kiln load "$train" --size 14x14 --epochs 0 --shuffle --seed 1 2> /dev/null \
-        | kiln tokenize --levels 8 --no-class-token | kiln batch -B 16 -T 196 \
-        | kiln train --layers "$layers" --dim "$width" --heads 4 --ctx 197 --steps "$pre_steps" --lr 2e-3 \
+    kiln load "$train" --size "${size}x$size" --epochs 0 --shuffle --seed 1 2> /dev/null \
+        | kiln tokenize --levels 8 --no-class-token | kiln batch -B 16 -T $((size * size)) \
+        | kiln train --layers "$layers" --dim "$width" --heads 4 --ctx $((size * size + 1)) --steps "$pre_steps" --lr 2e-3 \
             --threads "$threads" \
         | kiln ckpt --dir "$dir/base" | kiln show --progress --total "$pre_steps"
 fi
 
 # ---- contrastive training on same-class pairs, base and trained side by side ------------------
 "$here/pipelines/embed.sh" --base "$base" --images "$train" --val-images "$test" \
-    --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch 10 --lr "$lr" --pool "$pool" --symmetric \
+    --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch "$batch" --per-label "$per_label" "${group[@]}" --lr "$lr" --pool "$pool" --symmetric \
     --every "$every" --threads "$threads" --out "$dir/embed"
 
 # ---- the pixel baseline on the same images, scored by kiln search --------------------------------

@@ -14,7 +14,9 @@ retrieval_table() {
         echo "| $1 | recall@1 | recall@10 | mrr@10 |"
         echo "|---|---|---|---|"
         awk -v n="$2" -F'\t' "$row" <<< "$3"
-        retrieval_tsv < "$4/embed/base.hits.rec" | awk -v n="pretrained model, ${6:-mean}-pooled" -F'\t' "$row"
+        local pooled="${6:-mean}-pooled"
+        [ "${6:-}" != weightedmean ] || pooled="pooled by position-weighted mean"
+        retrieval_tsv < "$4/embed/base.hits.rec" | awk -v n="pretrained model, $pooled" -F'\t' "$row"
         retrieval_tsv < "$4/embed/trained.hits.rec" \
             | awk -v n="after contrastive training ($5 steps)" -F'\t' "$row"
     } | tee "$4/results.md"

@@ -57,6 +57,20 @@ static void check_case(gpt *m, const char *path, const char *name, kcontrastive_
     kreader_close(r);
 }
 
+/* d (the loss's gradient) against central differences, every `every`-th row entry. */
+static void check_gradient(float *rows, int A, int NC, int C, const int64_t *group,
+                           const kcontrastive_opts *o, const float *d, int every) {
+    for (int i = 0; i < (A + NC) * C; i += every) {
+        float keep = rows[i], h = 1e-3f;
+        rows[i] = keep + h;
+        double up = kcontrastive_loss(rows, A, NC, C, group, o, NULL, NULL);
+        rows[i] = keep - h;
+        double down = kcontrastive_loss(rows, A, NC, C, group, o, NULL, NULL);
+        rows[i] = keep;
+        CHECK_NEAR(d[i], (up - down) / (2 * h), 2e-3);
+    }
+}
+
 /* The embedding-level loss against central differences. */
 static void check_finite_differences(void) {
     enum { A = 3, NC = 5, C = 6 };
@@ -66,15 +80,7 @@ static void check_finite_differences(void) {
     o.symmetric = true;
     o.scale = 5;
     kcontrastive_loss(rows, A, NC, C, NULL, &o, d, NULL);
-    for (int i = 0; i < (A + NC) * C; i += 3) {
-        float keep = rows[i], h = 1e-3f;
-        rows[i] = keep + h;
-        double up = kcontrastive_loss(rows, A, NC, C, NULL, &o, NULL, NULL);
-        rows[i] = keep - h;
-        double down = kcontrastive_loss(rows, A, NC, C, NULL, &o, NULL, NULL);
-        rows[i] = keep;
-        CHECK_NEAR(d[i], (up - down) / (2 * h), 2e-3);
-    }
+    check_gradient(rows, A, NC, C, NULL, &o, d, 3);
 }
 
 /* Groups: the loss written out term by term, with the same-group pairs left out of each
@@ -115,15 +121,7 @@ static void check_groups(bool positives) {
     double acc, got = kcontrastive_loss(rows, A, NC, C, group, &o, d, &acc);
     CHECK_NEAR(got, want, 1e-7);
     if (!positives) CHECK(got < kcontrastive_loss(rows, A, NC, C, NULL, &o, NULL, NULL));
-    for (int i = 0; i < (A + NC) * C; i += 2) {
-        float keep = rows[i], h = 1e-3f;
-        rows[i] = keep + h;
-        double up = kcontrastive_loss(rows, A, NC, C, group, &o, NULL, NULL);
-        rows[i] = keep - h;
-        double down = kcontrastive_loss(rows, A, NC, C, group, &o, NULL, NULL);
-        rows[i] = keep;
-        CHECK_NEAR(d[i], (up - down) / (2 * h), 2e-3);
-    }
+    check_gradient(rows, A, NC, C, group, &o, d, 2);
 }
 
 int main(void) {
