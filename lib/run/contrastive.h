@@ -17,7 +17,8 @@
  *     -log softmax_j s(a_i, c_j) [j = i]
  * and, symmetric, the mean of that and of the positives' own direction
  *     -log softmax_i s(a_i, p_j) [i = j]   over the anchors.
- * Metric `accuracy`: the share of anchors whose best candidate is their own positive. */
+ * Metric `accuracy`: the share of anchors whose best candidate is a positive (their own, or
+ * with group_positives one of their group). */
 #ifndef KILN_CONTRASTIVE_H
 #define KILN_CONTRASTIVE_H
 
@@ -29,7 +30,7 @@
 typedef struct kcontrastive_opts {
     double scale;         /* 20, as sentence-transformers */
     bool symmetric;       /* add the positive -> anchor direction */
-    gpt_pool_mode pool;   /* GPT_POOL_MEAN (default) or GPT_POOL_LAST */
+    gpt_pool_mode pool;   /* GPT_POOL_MEAN (default), _LAST or _WEIGHTED */
     bool group_positives; /* pairs of one group are each other's positives (SupCon), not
                              left out */
 } kcontrastive_opts;
