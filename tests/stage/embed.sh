@@ -111,6 +111,20 @@ expect_status 0 kiln train --objective contrastive --group-positives --symmetric
 expect 'kiln show < sup.rec | jq -s -e "map(select(.t == \"metrics\" and .loss != null))
     | length == 3 and all(.ptx_loss > 0 and .accuracy >= 0)" > /dev/null' \
     "SupCon steps with a pretraining batch each: loss, accuracy, ptx_loss"
+if /usr/bin/python3 -c 'import msgpack' 2> /dev/null; then # a group of the wrong length: 65
+    /usr/bin/python3 - grp.rec badgroup.rec << 'PY'
+import sys, msgpack
+out = open(sys.argv[2], "wb")
+for r in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False):
+    if r.get("t") == "pairs" and r["seq"] == 1:
+        r["group"] = {"dtype": "I64", "shape": [7], "data": r["group"]["data"][:56]}
+    out.write(msgpack.packb(r, use_bin_type=True))
+PY
+    expect_status 65 kiln train --objective contrastive --finetune --init im/latest.safetensors \
+        --steps 2 --in badgroup.rec --out /dev/null 2> err.txt
+    expect 'grep -q "record 1: group must be I64 \[8\], one per pair" err.txt' \
+        "a group of the wrong length is named ($(cat err.txt))"
+fi
 # eval --queries: the queries' and the corpus's tokenizers must be the checkpoint's (65)
 expect_status 0 kiln eval --ckpt m/latest.safetensors --queries docs.rec --corpus docs.rec \
     --threads 2 > ev.rec 2> /dev/null
