@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "data/pairs.h"
 #include "data/sample.h"
 #include "stream/options.h"
 
@@ -35,10 +36,7 @@ static const kopt_info HELP = {
 
 enum { MAX_NEG = 8, MAX_HELD = 4096 };
 
-typedef struct row {
-    int32_t *tok;
-    int len;
-} row;
+typedef ktoken_row row;
 
 typedef struct pair {
     row anchor, positive, neg[MAX_NEG];
@@ -120,57 +118,19 @@ static void hold(pairer *P, pair *p) {
 
 /* ---- writing batches ---------------------------------------------------------------------- */
 
-/* n rows padded to T: tokens [n, T] and mask [n, T] in buffers that live until kwriter_end. */
-typedef struct padded {
-    int32_t *x;
-    uint8_t *m;
-} padded;
-
-static padded pad_rows(const row *const *rows, int n, int T) {
-    padded p = {xcalloc((size_t)n * T, sizeof(int32_t)), xcalloc((size_t)n * T, 1)};
-    for (int i = 0; i < n; i++) {
-        memcpy(p.x + (size_t)i * T, rows[i]->tok, sizeof(int32_t) * (size_t)rows[i]->len);
-        memset(p.m + (size_t)i * T, 1, (size_t)rows[i]->len);
-    }
-    return p;
-}
-
-static void put_rows(kwriter *w, const char *key, const char *mkey, const padded *p, int n, int T) {
-    uint64_t shape[2] = {(uint64_t)n, (uint64_t)T};
-    ktensor tx = ktensor_make(KT_I32, p->x, 2, shape), tm = ktensor_make(KT_U8, p->m, 2, shape);
-    kw_tensor(w, key, &tx);
-    kw_tensor(w, mkey, &tm);
-}
-
-/* The batch of pairs ps[0..n): anchors, positives, and K negatives each. */
+/* The batch of pairs ps[0..n): anchors, positives, and K negatives each (the fewest any has). */
 static void write_batch(pairer *P, pair *const *ps, int n) {
-    int K = MAX_NEG, T = 1;
-    for (int i = 0; i < n; i++) {
-        K = ps[i]->nneg < K ? ps[i]->nneg : K;
-        T = ps[i]->anchor.len > T ? ps[i]->anchor.len : T;
-        T = ps[i]->positive.len > T ? ps[i]->positive.len : T;
-        for (int j = 0; j < ps[i]->nneg; j++) T = ps[i]->neg[j].len > T ? ps[i]->neg[j].len : T;
-    }
-    const row **a = xcalloc((size_t)n, sizeof *a), **b = xcalloc((size_t)n, sizeof *b);
-    const row **c = xcalloc((size_t)(n * K + 1), sizeof *c);
+    int K = MAX_NEG;
+    for (int i = 0; i < n; i++) K = ps[i]->nneg < K ? ps[i]->nneg : K;
+    ktoken_row *a = xcalloc((size_t)n, sizeof *a), *b = xcalloc((size_t)n, sizeof *b);
+    ktoken_row *c = xcalloc((size_t)(n * K + 1), sizeof *c);
     int64_t *ids = xcalloc((size_t)n, sizeof *ids), *group = xcalloc((size_t)n, sizeof *group);
     for (int i = 0; i < n; i++) {
-        a[i] = &ps[i]->anchor, b[i] = &ps[i]->positive, ids[i] = ps[i]->id;
+        a[i] = ps[i]->anchor, b[i] = ps[i]->positive, ids[i] = ps[i]->id;
         group[i] = (int64_t)ps[i]->key;
-        for (int j = 0; j < K; j++) c[i * K + j] = &ps[i]->neg[j];
+        for (int j = 0; j < K; j++) c[i * K + j] = ps[i]->neg[j];
     }
-    padded pa = pad_rows(a, n, T), pb = pad_rows(b, n, T), pc = pad_rows(c, n * K, T);
-    kwriter_begin(P->w, "pairs");
-    put_rows(P->w, "anchor", "anchor_mask", &pa, n, T);
-    put_rows(P->w, "positive", "positive_mask", &pb, n, T);
-    if (K) put_rows(P->w, "negative", "negative_mask", &pc, n * K, T);
-    ktensor tid = ktensor_1d(KT_I64, ids, (size_t)n);
-    kw_tensor(P->w, "anchor_id", &tid);
-    ktensor tgroup = ktensor_1d(KT_I64, group, (size_t)n);
-    if (P->per_label > 1) kw_tensor(P->w, "group", &tgroup);
-    kw_u64(P->w, "cursor", P->cursor);
-    kwriter_end(P->w);
-    free(pa.x), free(pa.m), free(pb.x), free(pb.m), free(pc.x), free(pc.m);
+    kpairs_write(P->w, a, b, n, c, K, ids, P->per_label > 1 ? group : NULL, P->cursor);
     free(a), free(b), free(c), free(ids), free(group);
 }
 
