@@ -15,11 +15,13 @@
 # flattened on white, loaded at 12x12 and tokenized by a 64-colour palette learned on the
 # training emoji (144 tokens an image).  20% of the emoji (by a hash of their name) are
 # held out: the queries are their Google drawings, the corpus their Twitter drawings (one
-# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM, THREADS override the
-# settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh --augment),
-# EVERY evaluates every N steps.  VALIDATE=1 chooses settings without the test emoji: they
+# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM, THREADS
+# override the settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh
+# --augment), EVERY evaluates every N steps, EMBED_OPTS adds pipelines/embed.sh options
+# ("--mode lora").  VALIDATE=1 chooses settings without the test emoji: they
 # are left out, and a fifth of the training emoji are held out instead (DIR of its own).
 set -euo pipefail
+read -r -a embed_opts <<< "${EMBED_OPTS-}" # more pipelines/embed.sh options, e.g. "--mode lora"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/emoji}
@@ -83,7 +85,7 @@ fi
 "$here/pipelines/embed.sh" --base "$base" --images png:"$dir/png/train" \
     --val-images png:"$dir/png/google" --corpus-images png:"$dir/png/twitter" \
     --val-records 100000 --corpus-records 100000 --steps "$steps" --batch "$batch" --lr "$lr" --pool "$pool" --every "$every" --symmetric \
-    --augment "$augment" --threads "$threads" --out "$dir/embed"
+    --augment "$augment" --threads "$threads" --out "$dir/embed" "${embed_opts[@]}"
 
 # ---- the pixel baseline, scored by kiln search as the models are ------------------------------
 kiln load png:"$dir/png/twitter" "${img[@]}" 2> /dev/null \

@@ -18,9 +18,10 @@
 # the first CORPUS training images (default 10,000; the pixel baseline's 85% is quoted for
 # all 60,000); a query is right when most of its 10 hits have its class (knn_accuracy).
 # The labels never enter a sequence (kiln tokenize --no-class-token).  THREADS: threads
-# (default all CPUs).
+# (default all CPUs).  EMBED_OPTS adds pipelines/embed.sh options ("--scale 10").
 # Needs dataset-fashion-mnist.
 set -euo pipefail
+read -r -a embed_opts <<< "${EMBED_OPTS-}" # more pipelines/embed.sh options, e.g. "--mode lora"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/fashion-embed}
@@ -72,7 +73,7 @@ fi
 # ---- contrastive training on same-class pairs, base and trained side by side ------------------
 "$here/pipelines/embed.sh" --base "$base" --images "$train" --val-images "$test" \
     --val-records "$queries" --corpus-records "$corpus" --steps "$steps" --batch "$batch" --per-label "$per_label" "${group[@]}" --lr "$lr" --pool "$pool" --symmetric \
-    --every "$every" --threads "$threads" --out "$dir/embed"
+    --every "$every" --threads "$threads" --out "$dir/embed" "${embed_opts[@]}"
 
 # ---- the pixel baseline on the same images, scored by kiln search --------------------------------
 kiln load "$train" --limit "$corpus" 2> /dev/null | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels \
