@@ -11,12 +11,13 @@
 #              (--symmetric), pipelines/embed.sh
 #
 # Data: every emoji both npm packages draw (emoji-datasource-google / -twitter 16.0.0, the
-# sheets examples/animals/fetch.sh fetches; skin-tone variants left out), 32x32 cells
-# flattened on white, loaded at 12x12 and tokenized by a 64-colour palette learned on the
-# training emoji (144 tokens an image).  20% of the emoji (by a hash of their name) are
-# held out: the queries are their Google drawings, the corpus their Twitter drawings (one
-# relevant document each).  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM, THREADS
-# override the settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh
+# sheets examples/animals/fetch.sh fetches), 32x32 cells flattened on white, loaded at
+# 12x12 and tokenized by a 64-colour palette learned on the training emoji (144 tokens an
+# image).  20% of the emoji (by a hash of their name) are held out: the queries are their
+# Google drawings, the corpus their Twitter drawings (one relevant document each).  A
+# training emoji's skin-tone variants are training emoji of their own (SKIN=0 leaves them
+# out); a held-out emoji's are never used.  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM,
+# THREADS override the settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh
 # --augment), EVERY evaluates every N steps, EMBED_OPTS adds pipelines/embed.sh options
 # ("--mode lora").  VALIDATE=1 chooses settings without the test emoji: they
 # are left out, and a fifth of the training emoji are held out instead (DIR of its own).
@@ -25,9 +26,9 @@ read -r -a embed_opts <<< "${EMBED_OPTS-}" # more pipelines/embed.sh options, e.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/emoji}
-pre_steps=${PRE_STEPS:-1200} steps=${STEPS:-400} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-1200} steps=${STEPS:-800} threads=${THREADS:-0}
 batch=${BATCH:-32} lr=${LR:-1e-3} pool=${POOL:-weightedmean} validate=${VALIDATE:-0} every=${EVERY:-$steps}
-augment=${AUGMENT-} layers=${LAYERS:-4} width=${DIM:-128}
+augment=${AUGMENT-} layers=${LAYERS:-4} width=${DIM:-128} skin=${SKIN:-1}
 cache=${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}/npm
 mkdir -p "$dir"
 log() { echo "emoji.sh: $*" >&2; }
@@ -37,15 +38,15 @@ t0=$(date +%s)
 # ---- data: the npm sheets (fetch.sh fills the cache), one PNG per emoji and style ------------
 [ -d "$dir/png" ] || {
     "$here/examples/animals/fetch.sh" "$dir/animals" 2> /dev/null && rm -rf "$dir/animals"
-    /usr/bin/python3 - "$cache" "$dir/png" "$validate" << 'PY'
+    /usr/bin/python3 - "$cache" "$dir/png" "$validate" "$skin" << 'PY'
 import hashlib, json, os, sys
 from PIL import Image
 
-cache, out, validate = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+cache, out, validate, skin = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
 sheets = {v: Image.open(f"{cache}/{v}/package/img/{v}/sheets/32.png").convert("RGBA")
           for v in ("google", "twitter")}
 emoji = json.load(open(f"{cache}/google/package/emoji.json"))
-n = {"train": 0, "test": 0}
+n = {"train": 0, "test": 0, "skin": 0}
 for e in emoji:
     if not (e.get("has_img_google") and e.get("has_img_twitter")):
         continue
@@ -55,14 +56,21 @@ for e in emoji:
         continue
     split = "test" if fold == (1 if validate else 0) else "train"
     n[split] += 1
-    for vendor, sheet in sheets.items():
-        x, y = e["sheet_x"] * 34 + 1, e["sheet_y"] * 34 + 1
-        img = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
-        img.alpha_composite(sheet.crop((x, y, x + 32, y + 32)))
-        folder = os.path.join(out, "train" if split == "train" else vendor, name)
-        os.makedirs(folder, exist_ok=True)
-        img.convert("RGB").save(os.path.join(folder, vendor + ".png"))
-print(f"emoji.sh: {n['train']} training emoji, {n['test']} held out", file=sys.stderr)
+    drawings = [(name, e)]
+    if split == "train" and skin:  # a training emoji's skin tones: more pairs, same split
+        drawings += [(f"{name}_{tone.lower()}", v) for tone, v in e.get("skin_variations", {}).items()
+                     if v.get("has_img_google") and v.get("has_img_twitter")]
+    n["skin"] += len(drawings) - 1
+    for label, d in drawings:
+        for vendor, sheet in sheets.items():
+            x, y = d["sheet_x"] * 34 + 1, d["sheet_y"] * 34 + 1
+            img = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
+            img.alpha_composite(sheet.crop((x, y, x + 32, y + 32)))
+            folder = os.path.join(out, "train" if split == "train" else vendor, label)
+            os.makedirs(folder, exist_ok=True)
+            img.convert("RGB").save(os.path.join(folder, vendor + ".png"))
+print(f"emoji.sh: {n['train']} training emoji and {n['skin']} of their skin tones, {n['test']} held out",
+      file=sys.stderr)
 PY
 }
 img=(--size 12x12 --channels 3)

@@ -4,8 +4,8 @@
 #
 #   pixels     cosine nearest neighbours on the raw 28x28 pixels (bench/embed_baseline.py)
 #   base       a small image GPT pretrained (next-token, no class token) on the training
-#              images at SIZE x SIZE (default 7x7: 49 tokens, so many steps fit), 8 gray
-#              levels; its mean-pooled (POOL) final states
+#              images at SIZE x SIZE (default 7x7: 49 tokens, so many steps fit) in LEVELS
+#              gray levels (default 16); its mean-pooled (POOL) final states
 #   trained    the base after contrastive training on pairs of two training images of one
 #              class (kiln pairs --by-label): BATCH 40 pairs a batch, PER_LABEL 4 of a class,
 #              which with SUPCON=1 are each other's positives (SupCon; SUPCON=0 leaves them
@@ -13,22 +13,23 @@
 #
 # The first 50,000 training images train (pretraining, pairs) and are the corpus, the last
 # 10,000 validate: VALIDATE=1 takes the queries from them, to choose settings (STEPS, LR,
-# POOL, LAYERS, DIM, PRE_STEPS, SIZE, BATCH, PER_LABEL) without looking at the test images.
-# The queries are the first QUERIES test images (default all 10,000), the corpus searched
-# the first CORPUS training images (default 10,000; the pixel baseline's 85% is quoted for
-# all 60,000); a query is right when most of its 10 hits have its class (knn_accuracy).
-# The labels never enter a sequence (kiln tokenize --no-class-token).  THREADS: threads
-# (default all CPUs).  EMBED_OPTS adds pipelines/embed.sh options ("--scale 10").
+# POOL, LAYERS, DIM, PRE_STEPS, SIZE, LEVELS, BATCH, PER_LABEL) without looking at the test
+# images.  The queries are the first QUERIES test images (default all 10,000), the corpus
+# searched the first CORPUS training images (default 10,000; the pixel baseline's 85% is
+# quoted for all 60,000); a query is right when most of its 10 hits have its class
+# (knn_accuracy).  The labels never enter a sequence (kiln tokenize --no-class-token).
+# THREADS: threads (default all CPUs).  EMBED_OPTS adds pipelines/embed.sh options
+# ("--scale 10").
 # Needs dataset-fashion-mnist.
 set -euo pipefail
 read -r -a embed_opts <<< "${EMBED_OPTS-}" # more pipelines/embed.sh options, e.g. "--mode lora"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH="${KILN_BIN:-$here/bin}:$PATH" # KILN_BIN: the tests' (e.g. sanitizer) build
 dir=${1:-runs/fashion-embed}
-pre_steps=${PRE_STEPS:-3000} steps=${STEPS:-4000} threads=${THREADS:-0}
+pre_steps=${PRE_STEPS:-3000} steps=${STEPS:-8000} threads=${THREADS:-0}
 queries=${QUERIES:-10000} corpus=${CORPUS:-10000}
 lr=${LR:-1e-3} pool=${POOL:-mean} layers=${LAYERS:-3} width=${DIM:-96} every=${EVERY:-$steps}
-batch=${BATCH:-40} per_label=${PER_LABEL:-4} size=${SIZE:-7} supcon=${SUPCON:-1}
+batch=${BATCH:-40} per_label=${PER_LABEL:-4} size=${SIZE:-7} supcon=${SUPCON:-1} levels=${LEVELS:-16}
 group=() # SUPCON=1: a class's pairs in a batch are each other's positives (SupCon)
 [ "$supcon" = 0 ] || [ "$per_label" = 1 ] || group=(--group-positives)
 data=/usr/share/datasets/fashion-mnist
@@ -64,7 +65,7 @@ base=$dir/base/latest.safetensors
 if [ ! -f "$base" ]; then
     log "pretraining the base for $pre_steps steps"
     kiln load "$train" --size "${size}x$size" --epochs 0 --shuffle --seed 1 2> /dev/null \
-        | kiln tokenize --levels 8 --no-class-token | kiln batch -B 16 -T $((size * size)) \
+        | kiln tokenize --levels "$levels" --no-class-token | kiln batch -B 16 -T $((size * size)) \
         | kiln train --layers "$layers" --dim "$width" --heads 4 --ctx $((size * size + 1)) --steps "$pre_steps" --lr 2e-3 \
             --threads "$threads" \
         | kiln ckpt --dir "$dir/base" | kiln show --progress --total "$pre_steps"

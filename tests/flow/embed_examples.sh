@@ -1,7 +1,8 @@
 # The embedding examples' baselines and one example end to end on tiny sizes:
 # bench/embed_baseline.py --pixels searched by kiln equals a brute-force numpy search,
-# --tfidf finds each passage from itself, and examples/embed/text.sh prints its table of
-# three systems.
+# --tfidf finds each passage from itself, and examples/embed/text.sh and (where
+# dataset-fashion-mnist is installed) examples/embed/fashion.sh print their tables of three
+# systems.
 . "$KILN_ROOT/tests/lib.sh"
 FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
 command -v jq > /dev/null || skip "no jq"
@@ -48,4 +49,13 @@ PRE_STEPS=2 STEPS=2 QUERIES=20 THREADS=2 "$KILN_ROOT/examples/embed/text.sh" ex 
 expect '[ $? = 0 ]' "examples/embed/text.sh runs ($(tail -3 ex.log))"
 expect '[ "$(grep -Ec "^\| (TF-IDF|pretrained|after contrastive).* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$" ex/results.md)" = 3 ]' \
     "three systems in the table ($(cat ex/results.md))"
+
+# the Fashion-MNIST example at its default settings but a handful of steps and images
+if [ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+    PRE_STEPS=2 STEPS=4 QUERIES=30 CORPUS=200 THREADS=2 "$KILN_ROOT/examples/embed/fashion.sh" fm > fm.log 2>&1
+    expect '[ $? = 0 ]' "examples/embed/fashion.sh runs ($(tail -3 fm.log))"
+    expect '[ "$(grep -Ec "^\| (pixels|pretrained|after contrastive).* \| [0-9.]+ \|$" fm/results.md)" = 3 ]' \
+        "three systems in the Fashion-MNIST table ($(cat fm/results.md))"
+    expect 'kiln ckpt inspect fm/base/latest.safetensors | grep -q "\"levels\":16"' "the base reads 16 gray levels"
+fi
 finish
