@@ -46,11 +46,12 @@ cache, out, validate, skin = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.a
 sheets = {v: Image.open(f"{cache}/{v}/package/img/{v}/sheets/32.png").convert("RGBA")
           for v in ("google", "twitter")}
 emoji = json.load(open(f"{cache}/google/package/emoji.json"))
-n = {"train": 0, "test": 0, "skin": 0}
+n, categories = {"train": 0, "test": 0, "skin": 0}, {}
 for e in emoji:
     if not (e.get("has_img_google") and e.get("has_img_twitter")):
         continue
     name = e["short_name"]
+    categories[name] = e["category"]
     fold = hashlib.sha1(name.encode()).digest()[0] % 5
     if validate and fold == 0:  # the test emoji stay unseen while settings are chosen
         continue
@@ -69,6 +70,8 @@ for e in emoji:
             folder = os.path.join(out, "train" if split == "train" else vendor, label)
             os.makedirs(folder, exist_ok=True)
             img.convert("RGB").save(os.path.join(folder, vendor + ".png"))
+with open(os.path.join(out, "categories.tsv"), "w") as f:  # for the paired table
+    f.writelines(f"{name}\t{c}\n" for name, c in categories.items())
 print(f"emoji.sh: {n['train']} training emoji and {n['skin']} of their skin tones, {n['test']} held out",
       file=sys.stderr)
 PY
@@ -100,8 +103,12 @@ kiln load png:"$dir/png/twitter" "${img[@]}" 2> /dev/null \
     | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels | kiln index -o "$dir/pixels.index" > /dev/null
 pixels=$(kiln load png:"$dir/png/google" "${img[@]}" 2> /dev/null \
     | /usr/bin/python3 "$here/bench/embed_baseline.py" --pixels \
-    | kiln search --index "$dir/pixels.index" -k 10 --relevant label 2> /dev/null | retrieval_tsv)
+    | kiln search --index "$dir/pixels.index" -k 10 --relevant label 2> /dev/null \
+    | tee "$dir/pixels.hits.rec" | retrieval_tsv)
 queries=$(kiln show < "$dir/embed/queries.rec" | grep -c '"t":"tokens"')
 retrieval_table "system ($queries held-out emoji, Google -> Twitter)" "pixels (12x12 RGB, cosine)" \
     "$pixels" "$dir" "$steps" "$pool"
+echo
+paired_table pixels "$dir/pixels.hits.rec" "$dir/embed/trained.hits.rec" "$dir/paired.md" \
+    "$dir/png/categories.tsv"
 log "$(($(date +%s) - t0)) s in all; table in $dir/results.md"

@@ -1,8 +1,8 @@
 # The embedding examples' baselines and one example end to end on tiny sizes:
 # bench/embed_baseline.py --pixels searched by kiln equals a brute-force numpy search,
-# --tfidf finds each passage from itself, and examples/embed/text.sh and (where
-# dataset-fashion-mnist is installed) examples/embed/fashion.sh print their tables of three
-# systems.
+# --tfidf finds each passage from itself, table.bash's paired comparison agrees with itself,
+# and examples/embed/text.sh and (where dataset-fashion-mnist is installed)
+# examples/embed/fashion.sh print their tables of three systems.
 . "$KILN_ROOT/tests/lib.sh"
 FM="$KILN_ROOT/tests/fixtures/fashion-mnist"
 command -v jq > /dev/null || skip "no jq"
@@ -32,6 +32,14 @@ for row in s:
     print(json.dumps([int(i) + 50 for i in np.argsort(-row, kind="stable")[:10]], separators=(",", ":")))
 PY
 expect 'diff kiln_hits.txt numpy_hits.txt > /dev/null' "pixel search equals numpy's brute force"
+
+# examples/embed/table.bash's paired comparison: a system against itself agrees on every query
+right=$(kiln show < hits.rec | jq -s '[.[] | select(.t == "hits") | select(.hits[0].label == .label)] | length')
+kiln show < hits.rec | jq -r 'select(.t == "hits") | .label + "\tclothes"' | sort -u > categories.tsv
+(. "$KILN_ROOT/examples/embed/table.bash" && paired_table pixels hits.rec hits.rec paired.md categories.tsv) > /dev/null
+expect 'grep -qx "| first hit | $right | 0 | 0 | $((50 - right)) | 1 |" paired.md' \
+    "paired table: $right of 50 right first by both, none by one alone ($(head -3 paired.md | tail -1))"
+expect 'grep -q "^| clothes | 50 | [0-9]*% | [0-9]*% |$" paired.md' "paired table: by category"
 
 # TF-IDF on byte tokens: each passage finds itself first
 kiln load text:"$KILN_ROOT/examples/data/sotu-lincoln.txt" --split paragraphs --limit 60 \
