@@ -10,17 +10,20 @@
 #              of one training emoji: kiln pairs --by-label) with CLIP's two-way loss
 #              (--symmetric), pipelines/embed.sh
 #
+# Then pixels and the trained model query by query: which emoji each gets right, an exact
+# McNemar test, the first hits by category (examples/embed/table.bash, DIR/paired.md).
+#
 # Data: every emoji both npm packages draw (emoji-datasource-google / -twitter 16.0.0, the
-# sheets examples/animals/fetch.sh fetches), 32x32 cells flattened on white, loaded at
-# 12x12 and tokenized by a 64-colour palette learned on the training emoji (144 tokens an
-# image).  20% of the emoji (by a hash of their name) are held out: the queries are their
-# Google drawings, the corpus their Twitter drawings (one relevant document each).  A
-# training emoji's skin-tone variants are training emoji of their own (SKIN=0 leaves them
-# out); a held-out emoji's are never used.  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM,
-# THREADS override the settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh
+# sheets examples/animals/fetch.sh fetches), 32x32 cells flattened on white, loaded at 12x12
+# and tokenized by a 64-colour palette learned on the training emoji (144 tokens an image).
+# 20% of the emoji (by a hash of their name) are held out: the queries are their Google
+# drawings, the corpus their Twitter drawings (one relevant document each).  A training
+# emoji's skin-tone variants are training emoji of their own (SKIN=0 leaves them out); a
+# held-out emoji's are never used.  PRE_STEPS, STEPS, BATCH, LR, POOL, LAYERS, DIM, THREADS
+# override the settings, AUGMENT='OPS' augments the training drawings (pipelines/embed.sh
 # --augment), EVERY evaluates every N steps, EMBED_OPTS adds pipelines/embed.sh options
-# ("--mode lora").  VALIDATE=1 chooses settings without the test emoji: they
-# are left out, and a fifth of the training emoji are held out instead (DIR of its own).
+# ("--mode lora").  VALIDATE=1 chooses settings without the test emoji: they are left out,
+# and a fifth of the training emoji are held out instead (DIR of its own).
 set -euo pipefail
 read -r -a embed_opts <<< "${EMBED_OPTS-}" # more pipelines/embed.sh options, e.g. "--mode lora"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

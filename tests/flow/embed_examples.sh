@@ -40,6 +40,16 @@ kiln show < hits.rec | jq -r 'select(.t == "hits") | .label + "\tclothes"' | sor
 expect 'grep -qx "| first hit | $right | 0 | 0 | $((50 - right)) | 1 |" paired.md' \
     "paired table: $right of 50 right first by both, none by one alone ($(head -3 paired.md | tail -1))"
 expect 'grep -q "^| clothes | 50 | [0-9]*% | [0-9]*% |$" paired.md' "paired table: by category"
+# ... and against a copy whose first hit is wrong on the right queries among the first 20:
+# those n only pixels gets first, and the exact McNemar test's p is 2 / 2^n
+kiln show --full --all < hits.rec \
+    | jq -c 'if .t == "hits" and .seq <= 20 and .hits[0].label == .label then .hits[0].label = "none" else . end' \
+    | kiln import > worse.rec
+n=$(kiln show < hits.rec | jq -s '[.[] | select(.t == "hits" and .seq <= 20 and .hits[0].label == .label)] | length')
+p=$(/usr/bin/python3 -c "print(f'{2 / 2**$n:.2g}')")
+(. "$KILN_ROOT/examples/embed/table.bash" && paired_table pixels hits.rec worse.rec paired2.md) > /dev/null
+expect 'grep -qx "| first hit | $((right - n)) | 0 | $n | $((50 - right)) | $p |" paired2.md' \
+    "paired table: $n first hits lost, p = $p ($(head -3 paired2.md | tail -1))"
 
 # TF-IDF on byte tokens: each passage finds itself first
 kiln load text:"$KILN_ROOT/examples/data/sotu-lincoln.txt" --split paragraphs --limit 60 \
