@@ -23,7 +23,8 @@ retrieval_table() {
     } | tee "$4/results.md"
 }
 
-# A hits stream on stdin as "label TAB first hit right TAB right in the top 10" a query.
+# A hits stream on stdin as "label TAB first hit right TAB right in the top 10" a query; a hit
+# is right when it has the query's label (the examples that search with --relevant label).
 right_tsv() {
     kiln show | jq -r 'select(.t == "hits") | .label as $l
         | [$l, (.hits[0].label == $l), ([.hits[:10][].label] | index([$l]) != null)] | @tsv'
